@@ -1,0 +1,385 @@
+"""The ``tuneseek`` command line: a thin face over :class:`tuneseek.library.Library`.
+
+Human-readable output by default; ``--json`` prints one JSON object per line.
+Progress bars appear only on a terminal. Errors a person can act on print as
+one line (``tuneseek: error: ...``) with exit status 1; bad usage exits with 2.
+Heavy modules are imported inside the commands that use them, so that
+``tuneseek identify`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from tuneseek import __version__
+from tuneseek.errors import TuneseekError
+
+
+def _out(obj) -> None:
+    print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+
+def _err(msg: str) -> None:
+    print(f"tuneseek: error: {msg}", file=sys.stderr, flush=True)
+
+
+def _fmt_time(seconds: float) -> str:
+    m, s = divmod(seconds, 60)
+    return f"{int(m)}:{s:04.1f}"
+
+
+def _open(args, create: bool = False):
+    from tuneseek.library import Library
+
+    return Library.open(args.library, create=create)
+
+
+def _progress_bar(total_label: str):
+    """A rich progress bar on a terminal, else None."""
+    if not sys.stderr.isatty():
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn(total_label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        TextColumn("{task.fields[file]}"), transient=True,
+    )
+
+
+# -- commands --------------------------------------------------------------------------
+def cmd_index(args) -> int:
+    lib = _open(args, create=True)
+    bar = _progress_bar("indexing")
+    task = None
+    shown: set[str] = set()
+
+    def show_failure(path: str, reason: str) -> None:
+        shown.add(path)
+        if args.json:
+            _out({"path": path, "error": reason})
+        elif bar is not None and bar.live.is_started:
+            bar.console.print(f"[yellow]skipped[/] {path}: {reason}", highlight=False)
+        else:
+            print(f"skipped {path}: {reason}", file=sys.stderr)
+
+    def on_files(n: int) -> None:
+        nonlocal task
+        if bar is not None:
+            task = bar.add_task("indexing", total=n, file="")
+
+    def progress(outcome) -> None:
+        if outcome.error:
+            show_failure(outcome.path, outcome.error)
+        if bar is not None and task is not None:
+            bar.update(task, advance=1, file=Path(outcome.path).name[-40:])
+
+    with lib:
+        if bar is not None:
+            bar.start()
+        try:
+            report = lib.add(args.paths, workers=args.workers, progress=progress, on_files=on_files,
+                             commit_every=args.commit_every)
+        finally:
+            if bar is not None:
+                bar.stop()
+    for path, reason in report.failed:
+        if path not in shown:
+            show_failure(path, reason)
+    if args.json:
+        _out({
+            "added": len(report.added), "reindexed": len(report.reindexed), "unchanged": len(report.unchanged),
+            "moved": len(report.moved), "duplicates": len(report.duplicates), "failed": len(report.failed),
+            "audio_hours": round(report.audio_seconds / 3600, 4), "seconds": round(report.elapsed, 3),
+        })
+    else:
+        for path, twin in report.duplicates:
+            print(f"skipped {path}: same audio as track {twin.id} ({twin.path})", file=sys.stderr)
+        print(report.summary())
+    return 1 if report.failed and not (report.added or report.reindexed or report.unchanged or report.moved) else 0
+
+
+def cmd_identify(args) -> int:
+    lib = _open(args)
+    status = 0
+    with lib:
+        for clip in args.clips:
+            t0 = time.perf_counter()
+            try:
+                matches = lib.candidates(clip, k=args.top)
+            except TuneseekError as e:
+                status = 1
+                if args.json:
+                    _out({"clip": clip, "error": str(e)})
+                else:
+                    _err(str(e))
+                continue
+            ms = (time.perf_counter() - t0) * 1000
+            if args.json:
+                _out({"clip": clip, "match": matches[0].to_dict() if matches else None,
+                      **({"candidates": [m.to_dict() for m in matches]} if args.top > 1 else {}),
+                      "ms": round(ms, 1)})
+            elif not matches:
+                print(f"{clip}: no match")
+            else:
+                for i, m in enumerate(matches):
+                    lead = f"{clip}:" if i == 0 else " " * len(clip) + " "
+                    extra = ""
+                    if m.speed != 1.0 or m.tempo != 1.0:
+                        extra = f", speed x{m.speed:g}, tempo x{m.tempo:g}"
+                    print(f"{lead} {m.track.name} [track {m.track.id}] at {_fmt_time(m.offset)} "
+                          f"(score {m.score}, confidence {m.confidence:.2f}{extra})")
+    return status
+
+
+def cmd_list(args) -> int:
+    with _open(args) as lib:
+        tracks = lib.tracks()
+    for t in tracks:
+        if args.json:
+            _out({"id": t.id, "name": t.name, "path": t.path, "duration": round(t.duration, 3),
+                  "landmarks": t.n_landmarks, "content_hash": t.content_hash})
+        else:
+            print(f"{t.id:>6}  {_fmt_time(t.duration):>8}  {t.name}  ({t.path})" if t.title else
+                  f"{t.id:>6}  {_fmt_time(t.duration):>8}  {t.path}")
+    return 0
+
+
+def cmd_remove(args) -> int:
+    status = 0
+    with _open(args) as lib:
+        for ref in args.tracks:
+            try:
+                t = lib.remove(ref)
+            except TuneseekError as e:
+                _err(str(e))
+                status = 1
+                continue
+            if args.json:
+                _out({"removed": t.id, "path": t.path})
+            else:
+                print(f"removed track {t.id}: {t.path}")
+    return status
+
+
+def cmd_stats(args) -> int:
+    with _open(args) as lib:
+        s = lib.stats()
+    if args.json:
+        _out(s.to_dict())
+        return 0
+    per_hour = s.index_bytes / s.audio_hours / 1e6 if s.audio_hours else 0.0
+    print(f"library      {s.path}")
+    print(f"tracks       {s.tracks}")
+    print(f"audio        {s.audio_hours:.2f} h")
+    print(f"landmarks    {s.landmarks:,}")
+    print(f"index        {s.index_bytes / 1e6:.1f} MB in {s.segments} segment(s) ({per_hour:.2f} MB per audio hour)")
+    print(f"catalogue    {s.catalog_bytes / 1e6:.1f} MB")
+    return 0
+
+
+def cmd_compact(args) -> int:
+    with _open(args) as lib:
+        before = lib.stats()
+        lib.compact()
+        after = lib.stats()
+    print(f"compacted: {before.segments} segment(s), {before.index_bytes / 1e6:.1f} MB -> "
+          f"{after.segments} segment(s), {after.index_bytes / 1e6:.1f} MB")
+    return 0
+
+
+def cmd_make_queries(args) -> int:
+    from tuneseek.data.querysets import make_queries
+
+    qs = make_queries(
+        args.source, args.out, length=args.length, degradations=args.degrade, per_track=args.per_track,
+        seed=args.seed, split=args.split, holdout=args.holdout, link_origins=not args.copy, fmt=args.format,
+    )
+    neg = sum(not s.in_library for s in qs.samples)
+    msg = {"out": str(Path(args.out) / args.split), "origins": len(qs.origins), "samples": len(qs.samples),
+           "not_in_library": neg}
+    if args.json:
+        _out(msg)
+    else:
+        print(f"wrote {len(qs.samples)} clips ({neg} of music kept out of origin/) from {len(qs.origins)} "
+              f"tracks to {msg['out']}")
+    return 0
+
+
+def _print_identify_metrics(m: dict) -> None:
+    def pct(v):
+        return "n/a" if v is None else f"{100 * v:.1f} %"
+
+    print(f"queries              {m['queries']} ({m['in_library']} in the library, {m['not_in_library']} not)")
+    print(f"top-1 accuracy       {pct(m['top1'])}")
+    print(f"top-5 accuracy       {pct(m['top5'])}")
+    print(f"offset within 0.5 s  {pct(m['offset_within_0.5s'])}")
+    print(f"false positives      {pct(m['false_positive_rate'])}")
+    if m["latency_ms_median"] is not None:
+        print(f"latency per query    {m['latency_ms_median']:.1f} ms median, {m['latency_ms_p95']:.1f} ms p95 "
+              "(decoding included)")
+    if m["errors"]:
+        print(f"errors               {m['errors']}")
+
+
+def cmd_eval_identify(args) -> int:
+    import tempfile
+
+    from tuneseek.data.querysets import read_queryset
+    from tuneseek.evaluate.identify import evaluate_identify
+    from tuneseek.library import Library
+
+    qs = read_queryset(args.dataset, args.split)
+    with tempfile.TemporaryDirectory(prefix="tuneseek-eval-") as tmp:
+        where = args.library if args.library_given else Path(tmp) / "library"
+        with Library.open(where, create=True) as lib:
+            added = lib.add([str(o.path) for o in qs.origins], workers=args.workers)
+            if not args.json:
+                print(f"indexed {len(qs.origins)} origin tracks: {added.summary()}")
+            for path, reason in added.failed:
+                _err(f"{path}: {reason}")
+
+            def on_result(r):
+                if args.verbose and not args.json:
+                    top = r.top
+                    got = f"{top.track.name} at {top.offset:.2f} s (score {top.score})" if top else "no match"
+                    print(f"  {r.sample.path.name}: {r.error or got}")
+
+            report = evaluate_identify(lib, qs, on_result=on_result)
+    if args.json:
+        _out(report.to_dict())
+    else:
+        _print_identify_metrics(report.metrics)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from tuneseek.demo import run_demo
+
+    def say(msg: str) -> None:
+        if not args.json:
+            print(f"· {msg}", flush=True)
+
+    t0 = time.perf_counter()
+    result = run_demo(args.music, clip=args.length, seed=args.seed, workers=args.workers, say=say)
+    if args.json:
+        _out({"source": result.source, "tracks": result.tracks,
+              "rows": {title: rep.metrics for title, rep in result.rows},
+              "not_in_library": result.negatives.metrics if result.negatives else None})
+        return 0
+    idx = result.index
+    print(f"\nindexed {result.tracks} tracks, {idx.audio_seconds / 60:.1f} min of audio, in {idx.elapsed:.2f} s "
+          f"({idx.audio_seconds / max(idx.elapsed, 1e-9):.0f}x real time)\n")
+    print(f"{'clips of ' + format(args.length, 'g') + ' s':<26}{'queries':>8}{'top-1':>9}{'offset ok':>11}{'latency':>10}")
+    for title, rep in result.rows:
+        m = rep.metrics
+        print(f"{title:<26}{m['in_library']:>8}{100 * m['top1']:>8.1f}%{100 * m['offset_within_0.5s']:>10.1f}%"
+              f"{m['latency_ms_median']:>8.0f}ms")
+    neg = result.negatives or next((r for _, r in result.rows if r.metrics["not_in_library"]), None)
+    if neg is not None:
+        m = neg.metrics
+        print(f"{'not in the library':<26}{m['not_in_library']:>8}   false positives: "
+              f"{round(m['false_positive_rate'] * m['not_in_library'])}")
+    print(f"\ndone in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+# -- parser ------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--library", "-L", metavar="DIR", default=argparse.SUPPRESS,
+                        help="library directory (default: $TUNESEEK_LIBRARY or ~/.local/share/tuneseek/library)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="machine-readable output, one JSON object per line")
+
+    p = argparse.ArgumentParser(prog="tuneseek", parents=[common],
+                                description="Identify, index and search music.")
+    p.add_argument("--version", action="version", version=f"tuneseek {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("index", parents=[common], help="add audio files and folders (recursively) to the library")
+    s.add_argument("paths", nargs="+", help="files or folders (wav, flac, ogg, opus, mp3, m4a/aac, ...)")
+    s.add_argument("--workers", "-j", type=int, default=None, help="parallel processes (default: all cores)")
+    s.add_argument("--commit-every", type=float, default=5.0, metavar="SECONDS",
+                   help="commit finished files at least this often; an interruption loses only the rest (default 5)")
+    s.set_defaults(func=cmd_index)
+
+    s = sub.add_parser("identify", parents=[common], help="say which track each clip comes from, and where")
+    s.add_argument("clips", nargs="+", help="audio clips (at least 2 s)")
+    s.add_argument("--top", "-k", type=int, default=1, help="show up to K candidate tracks (default 1)")
+    s.set_defaults(func=cmd_identify)
+
+    s = sub.add_parser("list", parents=[common], help="list the tracks in the library")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("remove", parents=[common], help="remove tracks (by id or path) from the library")
+    s.add_argument("tracks", nargs="+")
+    s.set_defaults(func=cmd_remove)
+
+    s = sub.add_parser("stats", parents=[common], help="size of the library and its index")
+    s.set_defaults(func=cmd_stats)
+
+    s = sub.add_parser("compact", parents=[common], help="merge index segments, dropping removed tracks")
+    s.set_defaults(func=cmd_compact)
+
+    s = sub.add_parser("make-queries", parents=[common],
+                       help="cut (degraded) query clips from music into the origin/sample dataset layout")
+    s.add_argument("source", help="folder of music")
+    s.add_argument("out", help="output dataset folder")
+    s.add_argument("--length", type=float, default=10.0, help="clip length in seconds (default 10)")
+    s.add_argument("--degrade", default="", metavar="SPEC",
+                   help="e.g. noise:0db,mp3:32k,phone,speed:1.02,tempo:1.05,reverb,gsm (applied in order)")
+    s.add_argument("--per-track", type=int, default=3, help="clips per track (default 3)")
+    s.add_argument("--holdout", type=int, default=0, help="tracks to keep out of origin/ (negative queries)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--split", default="test")
+    s.add_argument("--format", default="wav", choices=["wav", "flac", "mp3", "m4a"])
+    s.add_argument("--copy", action="store_true", help="copy origin tracks instead of linking them")
+    s.set_defaults(func=cmd_make_queries)
+
+    s = sub.add_parser("eval", parents=[common], help="evaluate a task on a dataset")
+    esub = s.add_subparsers(dest="task", required=True, metavar="TASK")
+    e = esub.add_parser("identify", parents=[common],
+                        help="index DATASET/SPLIT/origin, identify DATASET/SPLIT/sample, report accuracy")
+    e.add_argument("dataset")
+    e.add_argument("--split", default="test")
+    e.add_argument("--workers", "-j", type=int, default=None)
+    e.add_argument("--verbose", "-v", action="store_true", help="print every query's answer")
+    e.set_defaults(func=cmd_eval_identify)
+
+    s = sub.add_parser("demo", parents=[common],
+                       help="index, degrade and identify: on synthetic music, or on a folder of yours")
+    s.add_argument("music", nargs="?", help="folder of music (default: synthesise a catalogue)")
+    s.add_argument("--length", type=float, default=8.0, help="clip length in seconds (default 8)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--workers", "-j", type=int, default=None)
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.library_given = hasattr(args, "library")
+    if not args.library_given:
+        args.library = None
+    args.json = getattr(args, "json", False)
+    try:
+        return args.func(args)
+    except TuneseekError as e:
+        _err(str(e))
+        return 1
+    except KeyboardInterrupt:
+        _err("interrupted; everything committed before this point is kept")
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

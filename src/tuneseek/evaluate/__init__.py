@@ -1,0 +1,1 @@
+"""Metrics shared by the command line, the benchmarks and the tests."""

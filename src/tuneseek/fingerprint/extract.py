@@ -1,0 +1,98 @@
+"""From an audio file to its landmarks, streaming, in bounded memory.
+
+This is what an indexing worker runs for each file: decode in chunks at the
+fingerprint rate, pick peaks incrementally, pair them, and hash the file's
+bytes so that an unchanged file is recognised later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from tuneseek import audio
+from tuneseek.errors import AudioError
+from tuneseek.fingerprint.hashes import landmarks
+from tuneseek.fingerprint.params import DEFAULT, FingerprintParams
+from tuneseek.fingerprint.peaks import Peaks, PeakStream
+
+#: Fewer landmarks than this per minute of sound means there is nothing to recognise.
+MIN_LANDMARKS_PER_MINUTE = 20
+#: soxr quality used on both the index and the query side (the two must agree).
+RESAMPLE_QUALITY = "LQ"
+
+
+def content_hash(path: str) -> str:
+    """BLAKE2b of the file's bytes, hex; identifies unchanged files whatever their name."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class FileFingerprint:
+    """Everything the library stores about one file."""
+
+    path: str
+    content_hash: str
+    size: int
+    mtime_ns: int
+    duration: float
+    sample_rate: int
+    channels: int
+    title: str | None
+    artist: str | None
+    n_frames: int
+    hashes: np.ndarray  # uint32
+    frames: np.ndarray  # uint32, anchor frame within the track
+
+
+def check_peaks(path: str, peaks: Peaks, seconds: float) -> None:
+    """Refuse audio with nothing to fingerprint (silence, near-silence, pure DC)."""
+    if peaks.loud_frames == 0:
+        raise AudioError(path, "silent: no sound above the noise floor")
+    if len(peaks) < max(4, MIN_LANDMARKS_PER_MINUTE * seconds / 60):
+        raise AudioError(path, f"too little to fingerprint: {len(peaks)} spectral peaks in {seconds:.1f} s")
+
+
+def fingerprint_file(path: str, params: FingerprintParams = DEFAULT) -> FileFingerprint:
+    """Decode ``path`` in chunks and return its landmarks. Raises :class:`AudioError`."""
+    path = os.path.abspath(path)
+    info = audio.probe(path)
+    try:
+        st = os.stat(path)
+        digest = content_hash(path)
+    except OSError as e:
+        raise AudioError(path, e.strerror or str(e)) from e
+    stream = PeakStream(params)
+    parts = []
+    n_samples = 0
+    for chunk in audio.stream(path, params.sr, quality=RESAMPLE_QUALITY):
+        n_samples += len(chunk)
+        parts.append(stream.feed(chunk))
+    parts.append(stream.finish())
+    peaks = Peaks.concatenate(parts)
+    seconds = n_samples / params.sr
+    if n_samples < params.n_fft:
+        raise AudioError(path, f"too short: {seconds:.2f} s of audio")
+    check_peaks(path, peaks, seconds)
+    hashes, frames = landmarks(peaks, params)
+    return FileFingerprint(
+        path=path,
+        content_hash=digest,
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        duration=seconds,
+        sample_rate=info.sample_rate,
+        channels=info.channels,
+        title=info.title,
+        artist=info.artist,
+        n_frames=peaks.frames,
+        hashes=hashes,
+        frames=frames.astype(np.uint32),
+    )

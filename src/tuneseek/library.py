@@ -1,0 +1,463 @@
+"""The Library: one directory of music knowledge, and everything you can ask it.
+
+Faces (the command line, the HTTP service) call this API and nothing below it.
+
+On disk (see DESIGN.md)::
+
+    LIBRARY/
+      tuneseek.json        manifest: format + fingerprint versions
+      catalog.sqlite       tracks, segments, extractor versions (WAL)
+      landmarks/seg-*/     immutable landmark segments, memory-mapped
+      writer.lock          held by the one process that writes
+
+Every write is atomic: segments are written aside and renamed, then listed in
+the catalogue in one transaction together with their tracks. A process killed
+at any moment leaves a library that opens and answers for every track whose
+add completed; segments it left half-done are swept by the next writer.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tuneseek import audio
+from tuneseek.errors import AudioError, LibraryError
+from tuneseek.fingerprint import query as fpquery
+from tuneseek.fingerprint.extract import RESAMPLE_QUALITY, FileFingerprint, check_peaks, content_hash
+from tuneseek.fingerprint.params import DEFAULT as FP
+from tuneseek.fingerprint.params import FINGERPRINT_VERSION
+from tuneseek.indexing import Outcome, fingerprint_all
+from tuneseek.store import manifest
+from tuneseek.store.catalog import TRACK_GAP_FRAMES, Catalog, Track
+from tuneseek.store.landmarks import Segment, remove_unlisted, segment_size, write_segment
+from tuneseek.store.lock import WriterLock
+
+__all__ = ["Library", "Match", "Track", "AddReport", "default_library_path", "MIN_CLIP_SECONDS"]
+
+#: Shorter clips are refused: too few landmarks to tell tracks apart.
+MIN_CLIP_SECONDS = 2.0
+#: Commit indexed files at least this often, so an interrupted run loses little.
+COMMIT_EVERY_SECONDS = 5.0
+COMMIT_EVERY_POSTINGS = 4_000_000
+#: Above this many segments, ``add`` merges the small ones.
+MAX_SEGMENTS = 8
+
+
+def default_library_path() -> Path:
+    """``$TUNESEEK_LIBRARY``, else ``$XDG_DATA_HOME/tuneseek/library`` (``~/.local/share/...``)."""
+    if env := os.environ.get("TUNESEEK_LIBRARY"):
+        return Path(env).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data_home) / "tuneseek" / "library"
+
+
+@dataclass(frozen=True)
+class Match:
+    """Where a clip comes from."""
+
+    track: Track
+    offset: float  # seconds from the track's start to the clip's start
+    score: int  # landmarks of the clip aligned with the track at that offset
+    confidence: float  # 0..1: how far the score stands above what unrelated clips reach
+    speed: float  # playback-speed factor of the clip relative to the track (1.0 = as indexed)
+    tempo: float  # tempo factor with pitch kept (1.0 = as indexed)
+
+    def to_dict(self) -> dict:
+        return {
+            "track_id": self.track.id,
+            "track": self.track.name,
+            "path": self.track.path,
+            "offset": round(self.offset, 3),
+            "score": self.score,
+            "confidence": round(self.confidence, 4),
+            "speed": self.speed,
+            "tempo": self.tempo,
+        }
+
+
+@dataclass
+class AddReport:
+    """What ``add`` did, file by file."""
+
+    added: list[Track] = field(default_factory=list)
+    reindexed: list[Track] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    moved: list[Track] = field(default_factory=list)
+    duplicates: list[tuple[str, Track]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    audio_seconds: float = 0.0
+    elapsed: float = 0.0
+
+    def summary(self) -> str:
+        parts = [f"{len(self.added)} added"]
+        for name, items in (
+            ("re-indexed", self.reindexed),
+            ("unchanged", self.unchanged),
+            ("moved", self.moved),
+            ("duplicates skipped", self.duplicates),
+            ("failed", self.failed),
+        ):
+            if items:
+                parts.append(f"{len(items)} {name}")
+        speed = f", {self.audio_seconds / self.elapsed:.0f}x real time" if self.elapsed > 0 and self.audio_seconds else ""
+        return f"{', '.join(parts)} ({self.audio_seconds / 3600:.2f} h of audio in {self.elapsed:.1f} s{speed})"
+
+
+@dataclass(frozen=True)
+class LibraryStats:
+    path: str
+    tracks: int
+    audio_hours: float
+    landmarks: int
+    segments: int
+    index_bytes: int
+    catalog_bytes: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+Progress = Callable[[Outcome], None]
+
+
+class Library:
+    """A music library on disk. Open with :meth:`open`; use as a context manager or call :meth:`close`."""
+
+    def __init__(self, root: Path, catalog: Catalog):
+        self.root = root
+        self.catalog = catalog
+        self._segments: dict[str, Segment] = {}
+        self._live: tuple[np.ndarray, np.ndarray, list[Track]] | None = None
+        self._seen_version: int | None = None
+
+    # -- opening -----------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path | None = None, create: bool = True) -> "Library":
+        """Open the library at ``path`` (default: :func:`default_library_path`), creating it if asked.
+
+        Raises :class:`LibraryError` for a directory that is not a library, and
+        :class:`FormatVersionError` for one of another format version.
+        """
+        root = Path(path).expanduser() if path is not None else default_library_path()
+        root = root.absolute()
+        if root.exists() and not root.is_dir():
+            raise LibraryError(root, "is a file, not a library directory")
+        is_new = not (root / manifest.MANIFEST_NAME).exists()
+        if is_new:
+            if not create:
+                raise LibraryError(root, "no library here (index some music first: tuneseek index DIR)")
+            if root.exists() and any(p for p in root.iterdir() if not p.name.startswith(".")):
+                raise LibraryError(root, "directory is not empty and is not a tuneseek library")
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+                with WriterLock(root):
+                    if not (root / manifest.MANIFEST_NAME).exists():
+                        Catalog(root, create=True).close()
+                        manifest.write_new(root)
+            except PermissionError as e:
+                raise LibraryError(root, f"cannot create: {e.strerror}") from e
+        manifest.read(root)
+        return cls(root, Catalog(root, create=True))
+
+    def close(self) -> None:
+        self._segments.clear()
+        self.catalog.close()
+
+    def __enter__(self) -> "Library":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- reading -----------------------------------------------------------------
+    def tracks(self) -> list[Track]:
+        """All tracks, oldest first."""
+        return self.catalog.tracks()
+
+    def track(self, ref: int | str) -> Track:
+        """A track by id, or by path (as indexed, or as given)."""
+        found = None
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            found = self.catalog.track(int(ref))
+        if found is None and isinstance(ref, str | os.PathLike):
+            found = self.catalog.track_by_path(os.path.abspath(os.fspath(ref)))
+        if found is None:
+            raise LibraryError(self.root, f"no track {ref!r}")
+        return found
+
+    def stats(self) -> LibraryStats:
+        tracks = self.tracks()
+        sizes = self.catalog.segment_sizes()
+        return LibraryStats(
+            path=str(self.root),
+            tracks=len(tracks),
+            audio_hours=sum(t.duration for t in tracks) / 3600,
+            landmarks=sum(t.n_landmarks for t in tracks),
+            segments=len(sizes),
+            index_bytes=sum(segment_size(self.root, s) for s in sizes),
+            catalog_bytes=sum(
+                p.stat().st_size for p in self.root.glob("catalog.sqlite*") if p.is_file()
+            ),
+        )
+
+    def _refresh(self) -> None:
+        """Reload the segment list and live tracks if another connection changed the catalogue."""
+        version = self.catalog.data_version()
+        if self._live is not None and version == self._seen_version:
+            return
+        names = self.catalog.segments()
+        for name in list(self._segments):
+            if name not in names:
+                del self._segments[name]
+        for name in names:
+            if name not in self._segments:
+                try:
+                    self._segments[name] = Segment(self.root / "landmarks" / name)
+                except FileNotFoundError:
+                    # merged away between our two reads: read the list again
+                    self._live = None
+                    return self._refresh()
+        tracks = sorted(self.tracks(), key=lambda t: t.base_frame)
+        bases = np.array([t.base_frame for t in tracks], np.int64)
+        ends = np.array([t.base_frame + t.n_frames for t in tracks], np.int64)
+        self._live = (bases, ends, tracks)
+        self._seen_version = version
+
+    def _lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        parts = [seg.lookup(hashes) for seg in self._segments.values()]
+        if not parts:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _track_of(self, frames: np.ndarray) -> np.ndarray:
+        bases, ends, _ = self._live
+        idx = np.searchsorted(bases, frames, side="right") - 1
+        ok = (idx >= 0) & (frames < ends[np.maximum(idx, 0)])
+        return np.where(ok, idx, -1)
+
+    def identify(self, clip: str | Path | np.ndarray, sr: int | None = None) -> Match | None:
+        """Which track ``clip`` (a file, or samples at ``sr``) comes from, or ``None`` for no match.
+
+        Raises :class:`AudioError` for a clip that cannot be decoded, is silent,
+        or is shorter than :data:`MIN_CLIP_SECONDS`.
+        """
+        found = self.candidates(clip, sr, k=1)
+        return found[0] if found else None
+
+    def candidates(self, clip: str | Path | np.ndarray, sr: int | None = None, k: int = 5) -> list[Match]:
+        """Up to ``k`` matches of distinct tracks above the no-match threshold, best first."""
+        name, samples = self._clip_samples(clip, sr)
+        seconds = len(samples) / FP.sr
+        if seconds < MIN_CLIP_SECONDS:
+            raise AudioError(name, f"too short: {seconds:.2f} s (a clip needs at least {MIN_CLIP_SECONDS:g} s)")
+        pairs, peaks = fpquery.clip_pairs(samples)
+        check_peaks(name, peaks, seconds)
+        self._refresh()
+        matches = []
+        for cand in fpquery.search(pairs, self._lookup, self._track_of, k=k):
+            track = self._live[2][cand.track]
+            matches.append(
+                Match(
+                    track=track,
+                    offset=max(0.0, (cand.offset - track.base_frame) / FP.frames_per_second),
+                    score=cand.score,
+                    confidence=fpquery.confidence(cand.score),
+                    speed=cand.freq_scale,
+                    tempo=round(cand.time_scale / cand.freq_scale, 4),
+                )
+            )
+        return matches
+
+    def _clip_samples(self, clip, sr) -> tuple[str, np.ndarray]:
+        if isinstance(clip, np.ndarray):
+            if sr is None:
+                raise ValueError("identify(samples) needs sr=")
+            x = np.asarray(clip, np.float32)
+            if x.ndim == 2:
+                x = x.mean(axis=1 if x.shape[1] < x.shape[0] else 0)
+            if sr != FP.sr:
+                import soxr
+
+                x = soxr.resample(x, sr, FP.sr, quality=RESAMPLE_QUALITY).astype(np.float32)
+            return "<samples>", x
+        path = os.fspath(clip)
+        return path, audio.load(path, FP.sr, quality=RESAMPLE_QUALITY)
+
+    # -- writing -------------------------------------------------------------------
+    def add(
+        self,
+        paths: Iterable[str | Path],
+        workers: int | None = None,
+        progress: Progress | None = None,
+        executor=None,
+        on_files: Callable[[int], None] | None = None,
+        commit_every: float = COMMIT_EVERY_SECONDS,
+    ) -> AddReport:
+        """Index audio files and folders (recursively). Incremental, parallel and atomic.
+
+        Unchanged files (same size and time, or same content) are skipped; changed
+        ones are re-indexed; files that fail are reported and skipped. ``progress``
+        is called once per file processed; ``on_files`` once with the file count.
+        Finished files are committed at least every ``commit_every`` seconds: an
+        interrupted run loses only what it did since.
+        """
+        started = time.perf_counter()
+        report = AddReport()
+        files: list[str] = []
+        for p in paths:
+            try:
+                files.extend(os.path.abspath(f) for f in audio.find_audio_files(p))
+            except AudioError as e:
+                report.failed.append((e.path, e.reason))
+        with WriterLock(self.root):
+            remove_unlisted(self.root, set(self.catalog.segments()))
+            todo = self._changed(files, report)
+            if on_files:
+                on_files(len(todo))
+            batch: list[FileFingerprint] = []
+            postings, last_commit = 0, time.monotonic()
+            for outcome in fingerprint_all(todo, workers, executor):
+                if outcome.fingerprint is not None:
+                    batch.append(outcome.fingerprint)
+                    postings += len(outcome.fingerprint.hashes)
+                    report.audio_seconds += outcome.fingerprint.duration
+                else:
+                    report.failed.append((outcome.path, outcome.error))
+                if progress:
+                    progress(outcome)
+                if batch and (postings >= COMMIT_EVERY_POSTINGS or time.monotonic() - last_commit >= commit_every):
+                    self._commit(batch, report)
+                    batch, postings, last_commit = [], 0, time.monotonic()
+            if batch:
+                self._commit(batch, report)
+            if len(self.catalog.segments()) > MAX_SEGMENTS:
+                self._merge_small()
+        report.elapsed = time.perf_counter() - started
+        return report
+
+    def _changed(self, files: list[str], report: AddReport) -> list[str]:
+        """The files that need fingerprinting; unchanged ones go straight to the report."""
+        todo = []
+        for path in dict.fromkeys(files):
+            known = self.catalog.track_by_path(path)
+            if known is not None:
+                try:
+                    st = os.stat(path)
+                    if st.st_size == known.size and (
+                        st.st_mtime_ns == known.mtime_ns or content_hash(path) == known.content_hash
+                    ):
+                        if st.st_mtime_ns != known.mtime_ns:
+                            with self.catalog.transaction():
+                                self.catalog.touch(known.id, st.st_mtime_ns)
+                        report.unchanged.append(path)
+                        continue
+                except OSError:
+                    pass  # the worker reports the file's own error
+            todo.append(path)
+        return todo
+
+    def _commit(self, batch: list[FileFingerprint], report: AddReport) -> None:
+        """Write one segment for ``batch`` and list it with its tracks in one transaction."""
+        base = self.catalog.next_base_frame()
+        rows, hashes, frames = [], [], []
+        for fp in batch:
+            old = self.catalog.track_by_path(fp.path)
+            same = [t for t in self.catalog.tracks_by_hash(fp.content_hash) if t.path != fp.path]
+            if old is None and same:
+                twin = same[0]
+                if not os.path.exists(twin.path):
+                    rows.append(("move", fp, twin, None))
+                else:
+                    report.duplicates.append((fp.path, twin))
+                continue
+            rows.append(("add", fp, old, base))
+            hashes.append(fp.hashes)
+            frames.append(fp.frames.astype(np.int64) + base)
+            base += fp.n_frames + TRACK_GAP_FRAMES
+        name = None
+        if hashes:
+            h, g = np.concatenate(hashes), np.concatenate(frames)
+            if g.size and g.max() >= 2**32:
+                raise LibraryError(self.root, "frame address space is full; run `tuneseek compact`")
+            name = write_segment(self.root, h, g)
+        with self.catalog.transaction():
+            if name is not None:
+                self.catalog.add_segment(name, int(sum(len(x) for x in hashes)))
+            for kind, fp, old, track_base in rows:
+                if kind == "move":
+                    self.catalog.update_path(old.id, fp.path, fp.mtime_ns)
+                    continue
+                if old is not None:
+                    self.catalog.delete_track(old.id)
+                track_id = self.catalog.insert_track(_track_fields(fp, track_base))
+                self.catalog.set_extractor(track_id, "landmarks", FINGERPRINT_VERSION)
+        self._live = None
+        for kind, fp, old, _ in rows:
+            track = self.catalog.track_by_path(fp.path)
+            (report.moved if kind == "move" else report.reindexed if old else report.added).append(track)
+
+    def remove(self, ref: int | str) -> Track:
+        """Take a track out of the library and of every index; returns what was removed."""
+        with WriterLock(self.root):
+            track = self.track(ref)
+            with self.catalog.transaction():
+                self.catalog.delete_track(track.id)
+        self._live = None  # data_version only moves for other connections' commits
+        return track
+
+    def compact(self) -> None:
+        """Merge all landmark segments into one, dropping postings of removed tracks."""
+        with WriterLock(self.root):
+            remove_unlisted(self.root, set(self.catalog.segments()))
+            self._merge(self.catalog.segments())
+
+    def _merge_small(self) -> None:
+        """Merge every segment but the largest into one (called when there are too many)."""
+        sizes = self.catalog.segment_sizes()
+        self._merge(sorted(sizes, key=sizes.get)[:-1])
+
+    def _merge(self, names: list[str]) -> None:
+        """Replace segments ``names`` by one holding their live postings."""
+        if not names:
+            return
+        self._live = None
+        self._refresh()
+        hs, gs = [], []
+        for name in names:
+            h, g = self._segments[name].all_postings()
+            keep = self._track_of(g.astype(np.int64)) >= 0
+            hs.append(h[keep])
+            gs.append(g[keep])
+        h, g = np.concatenate(hs), np.concatenate(gs)
+        new = write_segment(self.root, h, g) if len(h) else None
+        with self.catalog.transaction():
+            for name in names:
+                self.catalog.drop_segment(name)
+            if new:
+                self.catalog.add_segment(new, len(h))
+        self._segments.clear()
+        self._live = None
+        remove_unlisted(self.root, set(self.catalog.segments()))
+
+
+def _track_fields(fp: FileFingerprint, base: int) -> dict:
+    return {
+        "path": fp.path,
+        "content_hash": fp.content_hash,
+        "size": fp.size,
+        "mtime_ns": fp.mtime_ns,
+        "duration": fp.duration,
+        "sample_rate": fp.sample_rate,
+        "channels": fp.channels,
+        "title": fp.title,
+        "artist": fp.artist,
+        "base_frame": base,
+        "n_frames": fp.n_frames,
+        "n_landmarks": len(fp.hashes),
+    }

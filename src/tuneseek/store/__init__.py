@@ -1,0 +1,1 @@
+"""Stores under a library directory: the SQLite catalogue, the landmark index, the manifest, the writer lock."""

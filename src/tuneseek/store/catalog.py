@@ -1,0 +1,191 @@
+"""The catalogue: tracks, index segments and extractor versions, in SQLite.
+
+WAL mode lets any number of readers query while one writer works; every
+change a writer makes is one transaction, so a killed process leaves the
+catalogue as it was after the last completed add.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tuneseek.errors import LibraryError
+
+CATALOG_NAME = "catalog.sqlite"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tracks (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    path         TEXT NOT NULL UNIQUE,
+    content_hash TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    mtime_ns     INTEGER NOT NULL,
+    duration     REAL NOT NULL,
+    sample_rate  INTEGER NOT NULL,
+    channels     INTEGER NOT NULL,
+    title        TEXT,
+    artist       TEXT,
+    base_frame   INTEGER NOT NULL,
+    n_frames     INTEGER NOT NULL,
+    n_landmarks  INTEGER NOT NULL,
+    added_at     REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tracks_hash ON tracks(content_hash);
+CREATE TABLE IF NOT EXISTS segments (
+    name        TEXT PRIMARY KEY,
+    n_postings  INTEGER NOT NULL,
+    created_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS extractors (
+    track_id   INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+    name       TEXT NOT NULL,
+    version    TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (track_id, name)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+#: Frames left empty between tracks on the global frame axis, so that a clip
+#: overlapping a track's end can never vote for the next track.
+TRACK_GAP_FRAMES = 4096
+
+
+@dataclass(frozen=True)
+class Track:
+    """A track of the library, as the catalogue knows it."""
+
+    id: int
+    path: str
+    content_hash: str
+    size: int
+    mtime_ns: int
+    duration: float
+    sample_rate: int
+    channels: int
+    title: str | None
+    artist: str | None
+    base_frame: int
+    n_frames: int
+    n_landmarks: int
+    added_at: float
+
+    @property
+    def name(self) -> str:
+        """What to call the track: its title (and artist) if tagged, else its file name."""
+        if self.title:
+            return f"{self.artist} - {self.title}" if self.artist else self.title
+        return Path(self.path).name
+
+
+_COLUMNS = ", ".join(Track.__dataclass_fields__)
+
+
+class Catalog:
+    """Thin typed access to ``catalog.sqlite``."""
+
+    def __init__(self, root: Path, create: bool):
+        self.path = root / CATALOG_NAME
+        if not create and not self.path.exists():
+            raise LibraryError(root, f"{CATALOG_NAME} is missing")
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            if create:
+                self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise LibraryError(root, f"{CATALOG_NAME} is unreadable: {e}") from e
+
+    def close(self) -> None:
+        self.db.close()
+
+    def transaction(self) -> "_Transaction":
+        return _Transaction(self.db)
+
+    # -- tracks ------------------------------------------------------------
+    def tracks(self) -> list[Track]:
+        rows = self.db.execute(f"SELECT {_COLUMNS} FROM tracks ORDER BY id").fetchall()
+        return [Track(*r) for r in rows]
+
+    def track(self, track_id: int) -> Track | None:
+        row = self.db.execute(f"SELECT {_COLUMNS} FROM tracks WHERE id=?", (track_id,)).fetchone()
+        return Track(*row) if row else None
+
+    def track_by_path(self, path: str) -> Track | None:
+        row = self.db.execute(f"SELECT {_COLUMNS} FROM tracks WHERE path=?", (path,)).fetchone()
+        return Track(*row) if row else None
+
+    def tracks_by_hash(self, content_hash: str) -> list[Track]:
+        rows = self.db.execute(f"SELECT {_COLUMNS} FROM tracks WHERE content_hash=?", (content_hash,)).fetchall()
+        return [Track(*r) for r in rows]
+
+    def next_base_frame(self) -> int:
+        """First free frame on the global axis (never reused, so stale postings can't alias)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='next_base_frame'").fetchone()
+        return int(row[0]) if row else 0
+
+    def insert_track(self, fields: dict) -> int:
+        """Insert a track at ``fields['base_frame']`` (from :meth:`next_base_frame`); call inside a transaction."""
+        base = fields["base_frame"]
+        fields = dict(fields, added_at=time.time())
+        cols = [c for c in Track.__dataclass_fields__ if c != "id"]
+        cur = self.db.execute(
+            f"INSERT INTO tracks ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            [fields[c] for c in cols],
+        )
+        self.db.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('next_base_frame', ?)",
+            (str(max(self.next_base_frame(), base + fields["n_frames"] + TRACK_GAP_FRAMES)),),
+        )
+        return int(cur.lastrowid)
+
+    def delete_track(self, track_id: int) -> None:
+        self.db.execute("DELETE FROM tracks WHERE id=?", (track_id,))
+
+    def update_path(self, track_id: int, path: str, mtime_ns: int) -> None:
+        self.db.execute("UPDATE tracks SET path=?, mtime_ns=? WHERE id=?", (path, mtime_ns, track_id))
+
+    def touch(self, track_id: int, mtime_ns: int) -> None:
+        self.db.execute("UPDATE tracks SET mtime_ns=? WHERE id=?", (mtime_ns, track_id))
+
+    # -- extractor versions ---------------------------------------------------
+    def set_extractor(self, track_id: int, name: str, version: str) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO extractors VALUES (?, ?, ?, ?)", (track_id, name, version, time.time())
+        )
+
+    # -- segments ------------------------------------------------------------
+    def segments(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT name FROM segments ORDER BY created_at, name")]
+
+    def segment_sizes(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT name, n_postings FROM segments"))
+
+    def add_segment(self, name: str, n_postings: int) -> None:
+        self.db.execute("INSERT INTO segments VALUES (?, ?, ?)", (name, n_postings, time.time()))
+
+    def drop_segment(self, name: str) -> None:
+        self.db.execute("DELETE FROM segments WHERE name=?", (name,))
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (for readers that stay open)."""
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on error."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, *exc) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,121 @@
+"""The landmark index: hash -> postings, in immutable segments on disk.
+
+A posting is one landmark of one track, stored as a *global frame*: the
+track's base frame (given by the catalogue) plus the landmark's anchor frame.
+Tracks sit end to end on that one axis, so a posting needs 4 bytes and a hit's
+global frame minus the clip's anchor frame names track and offset together.
+
+A segment is a directory written aside and renamed into place, holding the
+postings sorted by hash (``frames.npy``) and either the sorted hashes
+(``hashes.npy``, small segments) or, once that is smaller, the start of each
+hash's run (``offsets.npy``, a CSR table of ``HASH_SPACE + 1`` entries). Both
+are memory-mapped for queries. New tracks land in new segments; ``merge``
+rewrites several into one and drops postings of removed tracks.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tuneseek.fileio import fsync_dir
+from tuneseek.fingerprint.hashes import HASH_SPACE
+
+SEGMENTS_DIR = "landmarks"
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.save(f, array, allow_pickle=False)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+class Segment:
+    """One immutable, memory-mapped segment."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.name = path.name
+        self.frames = np.load(path / "frames.npy", mmap_mode="r")
+        if (path / "offsets.npy").exists():
+            self.offsets = np.load(path / "offsets.npy", mmap_mode="r")
+            self.hashes = None
+        else:
+            self.offsets = None
+            self.hashes = np.load(path / "hashes.npy", mmap_mode="r")
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def ranges(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Start and end (exclusive) of each hash's run of postings."""
+        if self.offsets is not None:
+            return self.offsets[hashes].astype(np.int64), self.offsets[hashes + 1].astype(np.int64)
+        return (
+            np.searchsorted(self.hashes, hashes, side="left"),
+            np.searchsorted(self.hashes, hashes, side="right"),
+        )
+
+    def lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every posting of every query hash: ``(index into hashes, global frame)``."""
+        start, end = self.ranges(hashes)
+        counts = end - start
+        total = int(counts.sum())
+        qi = np.repeat(np.arange(len(hashes)), counts)
+        first = np.cumsum(counts) - counts
+        pos = np.repeat(start - first, counts) + np.arange(total)
+        return qi, self.frames[pos].astype(np.int64)
+
+    def all_postings(self) -> tuple[np.ndarray, np.ndarray]:
+        """All ``(hash, global frame)`` pairs, for merging."""
+        if self.hashes is not None:
+            h = np.asarray(self.hashes)
+        else:
+            h = np.repeat(np.arange(HASH_SPACE, dtype=np.uint32), np.diff(np.asarray(self.offsets)))
+        return h, np.asarray(self.frames)
+
+
+def write_segment(root: Path, hashes: np.ndarray, frames: np.ndarray) -> str:
+    """Write postings as a new segment under ``root/landmarks``; return its name.
+
+    The segment is complete and durable before its directory gets its final
+    name; it becomes part of the index only once the catalogue lists it.
+    """
+    seg_root = root / SEGMENTS_DIR
+    seg_root.mkdir(exist_ok=True)
+    name = f"seg-{time.time_ns():x}-{os.getpid()}"
+    tmp = seg_root / f".tmp-{name}"
+    tmp.mkdir()
+    order = np.argsort(hashes, kind="stable")
+    h = hashes[order].astype(np.uint32)
+    _save(tmp / "frames.npy", frames[order].astype(np.uint32))
+    if len(h) * 4 > (HASH_SPACE + 1) * 4:
+        offsets = np.zeros(HASH_SPACE + 1, np.uint32)
+        np.cumsum(np.bincount(h, minlength=HASH_SPACE), out=offsets[1:])
+        _save(tmp / "offsets.npy", offsets)
+    else:
+        _save(tmp / "hashes.npy", h)
+    fsync_dir(tmp)
+    os.rename(tmp, seg_root / name)
+    fsync_dir(seg_root)
+    return name
+
+
+def segment_size(root: Path, name: str) -> int:
+    """Bytes on disk of one segment."""
+    return sum(f.stat().st_size for f in (root / SEGMENTS_DIR / name).iterdir())
+
+
+def remove_unlisted(root: Path, keep: set[str]) -> None:
+    """Delete segment directories the catalogue does not list (left by an interrupted write)."""
+    seg_root = root / SEGMENTS_DIR
+    if not seg_root.exists():
+        return
+    for d in seg_root.iterdir():
+        if d.name not in keep:
+            shutil.rmtree(d, ignore_errors=True)

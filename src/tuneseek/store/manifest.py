@@ -1,0 +1,59 @@
+"""The library manifest: a small JSON file that says what a directory holds.
+
+It carries the on-disk format version and the fingerprint version, so that a
+library written by another tuneseek is detected and refused with a clear
+message instead of being misread.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from tuneseek.errors import FormatVersionError, LibraryError
+from tuneseek.fileio import atomic_write_bytes
+from tuneseek.fingerprint.params import FINGERPRINT_VERSION
+
+MANIFEST_NAME = "tuneseek.json"
+FORMAT_NAME = "tuneseek-library"
+FORMAT_VERSION = 1
+
+
+def write_new(root: Path) -> dict:
+    """Write a fresh manifest for an empty library at ``root``."""
+    data = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "fingerprint": FINGERPRINT_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    atomic_write_bytes(root / MANIFEST_NAME, json.dumps(data, indent=2).encode() + b"\n")
+    return data
+
+
+def read(root: Path) -> dict:
+    """Read and check the manifest of the library at ``root``."""
+    path = root / MANIFEST_NAME
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LibraryError(root, f"not a tuneseek library (no {MANIFEST_NAME})") from None
+    except (OSError, ValueError) as e:
+        raise LibraryError(root, f"unreadable manifest {MANIFEST_NAME}: {e}") from e
+    if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
+        raise LibraryError(root, f"not a tuneseek library ({MANIFEST_NAME} is not ours)")
+    version = data.get("version")
+    if version != FORMAT_VERSION:
+        newer = isinstance(version, int) and version > FORMAT_VERSION
+        hint = "upgrade tuneseek to open it" if newer else "re-index the music into a new library"
+        raise FormatVersionError(
+            root, f"library format version {version!r}, this tuneseek reads version {FORMAT_VERSION}: {hint}"
+        )
+    if data.get("fingerprint") != FINGERPRINT_VERSION:
+        raise FormatVersionError(
+            root,
+            f"fingerprints of kind {data.get('fingerprint')!r}, this tuneseek makes {FINGERPRINT_VERSION!r}: "
+            "re-index the music into a new library",
+        )
+    return data

@@ -1,0 +1,149 @@
+"""The command line, as a person runs it: real processes, real files, one-line errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import SR
+from tuneseek import Library
+from tuneseek.synth import synth_track
+
+
+def run(*args, lib=None, check=True, **kw):
+    env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "src"))
+    if lib is not None:
+        env["TUNESEEK_LIBRARY"] = str(lib)
+    proc = subprocess.run([sys.executable, "-m", "tuneseek.cli", *map(str, args)], capture_output=True, text=True,
+                          env=env, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def jsonl(text):
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def indexed(tmp_path, music_dir):
+    lib = tmp_path / "lib"
+    run("index", music_dir, "--workers", "2", lib=lib)
+    return lib
+
+
+def test_index_identify_list_stats_remove_round_trip(indexed, music_dir, tmp_path):
+    tracks = jsonl(run("list", "--json", lib=indexed).stdout)
+    assert len(tracks) == 6
+    src = tracks[3]["path"]
+    x, sr = sf.read(src, dtype="float32")
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, x[int(9.5 * sr) : int(15.5 * sr)], sr)
+    out = jsonl(run("identify", "--json", clip, lib=indexed).stdout)[0]
+    assert out["match"]["path"] == src and abs(out["match"]["offset"] - 9.5) <= 0.1
+    human = run("identify", clip, lib=indexed).stdout
+    assert "at 0:09" in human and "score" in human
+
+    stats = jsonl(run("stats", "--json", lib=indexed).stdout)[0]
+    assert stats["tracks"] == 6 and stats["index_bytes"] > 0
+
+    run("remove", tracks[3]["id"], lib=indexed)
+    assert jsonl(run("identify", "--json", clip, lib=indexed).stdout)[0]["match"] is None
+    assert "no match" in run("identify", clip, lib=indexed).stdout
+
+
+def test_identify_reports_each_bad_clip_on_one_line_and_goes_on(indexed, tmp_path, music_dir):
+    good = tmp_path / "good.wav"
+    x, sr = sf.read(sorted(music_dir.rglob("*.flac"))[0], dtype="float32")
+    sf.write(good, x[: 5 * sr], sr)
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    short = tmp_path / "short.wav"
+    sf.write(short, x[: sr // 2], sr)
+    proc = run("identify", empty, short, good, tmp_path / "missing.mp3", lib=indexed, check=False)
+    assert proc.returncode == 1
+    errors = proc.stderr.strip().splitlines()
+    assert len(errors) == 3 and all(line.startswith("tuneseek: error: ") for line in errors)
+    assert "empty.wav: empty file" in errors[0]
+    assert "short.wav: too short" in errors[1]
+    assert "missing.mp3: no such file" in errors[2]
+    assert "good.wav:" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_index_skips_bad_files_with_a_summary(tmp_path, music_dir):
+    bad = tmp_path / "in"
+    bad.mkdir()
+    (bad / "broken.ogg").write_bytes(b"OggS" + os.urandom(2000))
+    sf.write(bad / "ok.wav", sf.read(sorted(music_dir.rglob("*.flac"))[0])[0], SR)
+    proc = run("index", bad, lib=tmp_path / "lib", check=False)
+    assert proc.returncode == 0
+    assert "broken.ogg" in proc.stderr and "Traceback" not in proc.stderr
+    assert "1 added, 1 failed" in proc.stdout
+
+
+def test_errors_about_the_library_are_one_line(tmp_path):
+    proc = run("list", lib=tmp_path / "nowhere", check=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "no library here" in proc.stderr
+    (tmp_path / "file").write_text("x")
+    proc = run("stats", lib=tmp_path / "file", check=False)
+    assert proc.returncode == 1 and "is a file" in proc.stderr
+
+
+def test_make_queries_then_eval_identify_scores_the_dataset(tmp_path, music_dir):
+    out = tmp_path / "ds"
+    made = jsonl(run("make-queries", music_dir, out, "--length", "5", "--per-track", "2", "--holdout", "1",
+                     "--degrade", "noise:10db", "--json").stdout)[0]
+    assert made["samples"] == 12 and made["not_in_library"] == 2
+    report = jsonl(run("eval", "identify", out, "--json").stdout)[0]
+    assert report["queries"] == 12 and report["in_library"] == 10
+    assert report["top1"] >= 0.9 and report["offset_within_0.5s"] >= 0.9
+    assert report["false_positive_rate"] == 0.0
+    assert report["latency_ms_median"] > 0
+
+
+def test_make_queries_rejects_a_bad_degradation_spec(tmp_path, music_dir):
+    proc = run("make-queries", music_dir, tmp_path / "q", "--degrade", "noise:loud", check=False)
+    assert proc.returncode == 1 and "noise" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_killed_indexer_leaves_a_library_that_answers_for_what_it_committed(tmp_path, music_dir):
+    many = tmp_path / "many"
+    many.mkdir()
+    n = 150
+    for i in range(n):
+        sf.write(many / f"t{i:03d}.flac", synth_track(100 + i, duration=6.0, sr=SR), SR)
+    lib = tmp_path / "lib"
+    env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "src"), TUNESEEK_LIBRARY=str(lib))
+    proc = subprocess.Popen([sys.executable, "-m", "tuneseek.cli", "index", str(many), "--workers", "1",
+                             "--commit-every", "0.05"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:  # wait for a first commit, then kill mid-run
+        if (lib / "catalog.sqlite").exists():
+            with Library.open(lib) as peek:
+                if peek.tracks():
+                    break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with Library.open(lib) as after:
+        kept = after.tracks()
+        assert 0 < len(kept) < n
+        for track in kept[:: max(1, len(kept) // 4)]:
+            x, sr = sf.read(track.path, dtype="float32")
+            assert after.identify(x[2 * sr : 6 * sr], sr=sr).track.id == track.id
+    run("index", many, "--workers", "2", lib=lib)
+    with Library.open(lib) as done:
+        assert len(done.tracks()) == n
+
+
+def test_demo_runs_on_a_bare_install_and_prints_its_table():
+    proc = run("demo", "--length", "6")
+    assert "top-1" in proc.stdout and "clean" in proc.stdout and "not in the library" in proc.stdout
+    assert "false positives: 0" in proc.stdout
