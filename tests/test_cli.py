@@ -125,7 +125,7 @@ def test_killed_indexer_leaves_a_library_that_answers_for_what_it_committed(tmp_
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while time.time() < deadline:  # wait for a first commit, then kill mid-run
-        if (lib / "catalog.sqlite").exists():
+        if (lib / "tuneseek.json").exists():
             with Library.open(lib) as peek:
                 if peek.tracks():
                     break

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from tuneseek import audio
-from tuneseek.errors import AudioError, LibraryError
+from tuneseek.errors import AudioError, LibraryBusyError, LibraryError
 from tuneseek.fingerprint import query as fpquery
 from tuneseek.fingerprint.extract import RESAMPLE_QUALITY, FileFingerprint, check_peaks, content_hash
 from tuneseek.fingerprint.params import DEFAULT as FP
@@ -148,22 +148,12 @@ class Library:
         root = root.absolute()
         if root.exists() and not root.is_dir():
             raise LibraryError(root, "is a file, not a library directory")
-        is_new = not (root / manifest.MANIFEST_NAME).exists()
-        if is_new:
+        if not (root / manifest.MANIFEST_NAME).exists():
             if not create:
                 raise LibraryError(root, "no library here (index some music first: tuneseek index DIR)")
-            if root.exists() and any(p for p in root.iterdir() if not p.name.startswith(".")):
-                raise LibraryError(root, "directory is not empty and is not a tuneseek library")
-            try:
-                root.mkdir(parents=True, exist_ok=True)
-                with WriterLock(root):
-                    if not (root / manifest.MANIFEST_NAME).exists():
-                        Catalog(root, create=True).close()
-                        manifest.write_new(root)
-            except PermissionError as e:
-                raise LibraryError(root, f"cannot create: {e.strerror}") from e
+            _create(root)
         manifest.read(root)
-        return cls(root, Catalog(root, create=True))
+        return cls(root, Catalog(root, create=False))
 
     def close(self) -> None:
         self._segments.clear()
@@ -444,6 +434,37 @@ class Library:
         self._segments.clear()
         self._live = None
         remove_unlisted(self.root, set(self.catalog.segments()))
+
+
+#: What a library directory holds before its manifest, the last file created, exists.
+_OWN_NAMES = {manifest.MANIFEST_NAME, "writer.lock", "landmarks", "catalog.sqlite", "catalog.sqlite-wal",
+              "catalog.sqlite-shm", "catalog.sqlite-journal"}
+
+
+def _create(root: Path) -> None:
+    """Make an empty library at ``root``; safe against another process doing the same at once."""
+    strangers = [p.name for p in root.iterdir() if not p.name.startswith(".") and p.name not in _OWN_NAMES] if root.exists() else []
+    if strangers:
+        raise LibraryError(root, "directory is not empty and is not a tuneseek library")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + 10.0
+        while True:
+            try:
+                with WriterLock(root):
+                    if not (root / manifest.MANIFEST_NAME).exists():
+                        Catalog(root, create=True).close()
+                        manifest.write_new(root)
+                return
+            except LibraryBusyError:
+                # another process is creating it (or already writing to it): wait for its manifest
+                if (root / manifest.MANIFEST_NAME).exists():
+                    return
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+    except PermissionError as e:
+        raise LibraryError(root, f"cannot create: {e.strerror}") from e
 
 
 def _track_fields(fp: FileFingerprint, base: int) -> dict:
