@@ -186,3 +186,16 @@ def test_parallel_indexing_gives_the_same_library_as_serial(tmp_path, music_dir)
         b.add([music_dir], workers=2)
         by_path = lambda lib: {t.path: t.n_landmarks for t in lib.tracks()}
         assert by_path(a) == by_path(b)
+
+
+def test_answers_do_not_depend_on_how_the_index_is_segmented(tmp_path, music_dir):
+    files = sorted(music_dir.rglob("*.flac"))
+    with Library.open(tmp_path / "one") as one, Library.open(tmp_path / "many") as many:
+        one.add(files, workers=1)
+        for f in files:
+            many.add([f], workers=1)
+        assert many.stats().segments == len(files) and one.stats().segments == 1
+        for f in files[:3]:
+            clip, sr = clip_of(f, 4.0, 4.0)
+            a, b = one.identify(clip, sr=sr), many.identify(clip, sr=sr)
+            assert (a.track.path, a.offset, a.score) == (b.track.path, b.offset, b.score)

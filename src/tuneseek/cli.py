@@ -128,9 +128,9 @@ def cmd_identify(args) -> int:
             else:
                 for i, m in enumerate(matches):
                     lead = f"{clip}:" if i == 0 else " " * len(clip) + " "
-                    extra = ""
-                    if m.speed != 1.0 or m.tempo != 1.0:
-                        extra = f", speed x{m.speed:g}, tempo x{m.tempo:g}"
+                    extra = "".join(
+                        f", {name} x{value:g}" for name, value in (("speed", m.speed), ("tempo", m.tempo)) if value != 1.0
+                    )
                     print(f"{lead} {m.track.name} [track {m.track.id}] at {_fmt_time(m.offset)} "
                           f"(score {m.score}, confidence {m.confidence:.2f}{extra})")
     return status

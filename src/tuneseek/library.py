@@ -29,6 +29,7 @@ import numpy as np
 from tuneseek import audio
 from tuneseek.errors import AudioError, LibraryBusyError, LibraryError
 from tuneseek.fingerprint import query as fpquery
+from tuneseek.fingerprint.hashes import HASH_SPACE
 from tuneseek.fingerprint.extract import RESAMPLE_QUALITY, FileFingerprint, check_peaks, content_hash
 from tuneseek.fingerprint.params import DEFAULT as FP
 from tuneseek.fingerprint.params import FINGERPRINT_VERSION
@@ -220,9 +221,16 @@ class Library:
         self._seen_version = version
 
     def _lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        parts = [seg.lookup(hashes) for seg in self._segments.values()]
-        if not parts:
+        """All postings of ``hashes`` across segments, less the stop-listed hashes."""
+        segments = list(self._segments.values())
+        if not segments:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        ranges = [seg.ranges(hashes) for seg in segments]
+        per_hash = sum(end - start for start, end in ranges)
+        postings = sum(len(seg) for seg in segments)
+        stop = max(fpquery.MIN_STOP, fpquery.STOP_RATIO * postings / HASH_SPACE)
+        keep = per_hash <= stop
+        parts = [seg.gather(start, np.where(keep, end - start, 0)) for seg, (start, end) in zip(segments, ranges)]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def _track_of(self, frames: np.ndarray) -> np.ndarray:

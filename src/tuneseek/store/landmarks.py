@@ -26,13 +26,6 @@ from tuneseek.fileio import fsync_dir
 from tuneseek.fingerprint.hashes import HASH_SPACE
 
 SEGMENTS_DIR = "landmarks"
-#: Stop-list: a hash with more than this many times a segment's mean postings per
-#: hash (at least ``MIN_STOP``) is skipped by queries. Such hashes (low notes
-#: repeated at short intervals, mostly) make up a fifth of a clip's hashes but
-#: nine tenths of its hits, and nearly all the chance alignments with unrelated
-#: music; skipping them makes queries ~10x cheaper and "no match" more reliable.
-STOP_RATIO = 20.0
-MIN_STOP = 4
 
 
 def _save(path: Path, array: np.ndarray) -> None:
@@ -49,7 +42,6 @@ class Segment:
         self.path = path
         self.name = path.name
         self.frames = np.load(path / "frames.npy", mmap_mode="r")
-        self.stop = max(MIN_STOP, STOP_RATIO * len(self.frames) / HASH_SPACE)
         if (path / "offsets.npy").exists():
             self.offsets = np.load(path / "offsets.npy", mmap_mode="r")
             self.hashes = None
@@ -69,13 +61,10 @@ class Segment:
             np.searchsorted(self.hashes, hashes, side="right"),
         )
 
-    def lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Every posting of every query hash not on the stop-list: ``(index into hashes, global frame)``."""
-        start, end = self.ranges(hashes)
-        counts = end - start
-        counts[counts > self.stop] = 0
+    def gather(self, start: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The postings of runs ``start[i] : start[i] + counts[i]``: ``(i, global frame)`` per posting."""
         total = int(counts.sum())
-        qi = np.repeat(np.arange(len(hashes)), counts)
+        qi = np.repeat(np.arange(len(start)), counts)
         first = np.cumsum(counts) - counts
         pos = np.repeat(start - first, counts) + np.arange(total)
         return qi, self.frames[pos].astype(np.int64)
