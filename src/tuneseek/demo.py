@@ -24,6 +24,7 @@ from tuneseek.library import AddReport, Library
 CONDITIONS = (
     ("clean", ""),
     ("pink noise 5 dB SNR", "noise:5db"),
+    ("pink noise 0 dB SNR", "noise:0db"),
     ("MP3 32 kbit/s", "mp3:32k"),
     ("phone + room", "phone"),
     ("speed +2 %", "speed:1.02"),
