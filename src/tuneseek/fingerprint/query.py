@@ -47,8 +47,18 @@ class Stage:
 #: of 120 such clips scored 10 on the plain hypothesis and 11 over all of them.
 STAGES = (
     Stage(((1.0, 1.0),), min_score=12),
-    Stage(tuple((s, s) for s in SPEEDS) + tuple((r, 1.0) for r in TEMPI), min_score=16),
+    Stage(
+        tuple(
+            sorted(
+                [(s, s) for s in SPEEDS] + [(r, 1.0) for r in TEMPI],
+                key=lambda h: abs(h[0] - 1.0),  # likeliest first, for the early exit
+            )
+        ),
+        min_score=16,
+    ),
 )
+#: inside a stage, a pile this many times the stage's threshold ends the search
+SURE_FACTOR = 3
 #: targets per anchor on the query side (the index keeps params.fanout)
 QUERY_FANOUT = 10
 #: aligned hits within this many frames of each other count as one pile
@@ -93,7 +103,9 @@ def clip_pairs(clip: np.ndarray, params: FingerprintParams = DEFAULT) -> tuple[P
 def search(pairs: Pairs, lookup: Lookup, track_of: Resolve, k: int = 5) -> list[Candidate]:
     """Matches of up to ``k`` distinct tracks, best first; empty for "no match".
 
-    Stages run in order until one yields a pile at or above its threshold.
+    Stages run in order until one yields a pile at or above its threshold; inside
+    a stage, hypotheses run likeliest first until one gives a pile of
+    ``SURE_FACTOR`` times the threshold.
     ``lookup(hashes)`` returns every posting of the hashes as ``(query index,
     global frame)``; ``track_of(frames)`` gives the index of the live track each
     global frame belongs to, or -1 (removed tracks, gaps), so removed tracks
@@ -113,6 +125,8 @@ def search(pairs: Pairs, lookup: Lookup, track_of: Resolve, k: int = 5) -> list[
             for track, offset, score in zip(track_of(offsets + TOLERANCE), offsets, scores):
                 if track >= 0 and score >= stage.min_score and (track not in best or score > best[track].score):
                     best[track] = Candidate(int(track), int(offset), int(score), time_scale, freq_scale)
+            if best and max(c.score for c in best.values()) >= SURE_FACTOR * stage.min_score:
+                break
         if best:
             return sorted(best.values(), key=lambda c: -c.score)[:k]
     return []
