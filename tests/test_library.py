@@ -70,7 +70,16 @@ def test_same_audio_under_a_second_name_is_not_indexed_twice(lib, music_dir, tmp
     twin = tmp_path / "twin.flac"
     shutil.copy(src, twin)
     report = lib.add([twin], workers=1)
-    assert not report.added and report.duplicates[0][1].path == str(src)
+    assert not report.added and report.duplicates == [(str(twin), str(src))]
+
+
+def test_two_copies_of_new_audio_in_one_run_are_indexed_once(tmp_path, music_dir):
+    src = sorted(music_dir.rglob("*.flac"))[0]
+    for name in ("a.flac", "b.flac"):
+        shutil.copy(src, tmp_path / name)
+    with Library.open(tmp_path / "lib") as lib:
+        report = lib.add([tmp_path / "a.flac", tmp_path / "b.flac"], workers=1)
+        assert len(report.added) == 1 and len(report.duplicates) == 1 and len(lib.tracks()) == 1
 
 
 def test_a_moved_file_keeps_its_track(tmp_path, music_dir):

@@ -98,7 +98,7 @@ def cmd_index(args) -> int:
         })
     else:
         for path, twin in report.duplicates:
-            print(f"skipped {path}: same audio as track {twin.id} ({twin.path})", file=sys.stderr)
+            print(f"skipped {path}: same audio as {twin}", file=sys.stderr)
         print(report.summary())
     return 1 if report.failed and not (report.added or report.reindexed or report.unchanged or report.moved) else 0
 

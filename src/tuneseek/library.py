@@ -90,7 +90,7 @@ class AddReport:
     reindexed: list[Track] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     moved: list[Track] = field(default_factory=list)
-    duplicates: list[tuple[str, Track]] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (skipped path, indexed twin)
     failed: list[tuple[str, str]] = field(default_factory=list)
     audio_seconds: float = 0.0
     elapsed: float = 0.0
@@ -364,6 +364,7 @@ class Library:
         """Write one segment for ``batch`` and list it with its tracks in one transaction."""
         base = self.catalog.next_base_frame()
         rows, hashes, frames = [], [], []
+        in_batch: dict[str, str] = {}
         for fp in batch:
             old = self.catalog.track_by_path(fp.path)
             same = [t for t in self.catalog.tracks_by_hash(fp.content_hash) if t.path != fp.path]
@@ -372,8 +373,12 @@ class Library:
                 if not os.path.exists(twin.path):
                     rows.append(("move", fp, twin, None))
                 else:
-                    report.duplicates.append((fp.path, twin))
+                    report.duplicates.append((fp.path, twin.path))
                 continue
+            if fp.content_hash in in_batch:
+                report.duplicates.append((fp.path, in_batch[fp.content_hash]))
+                continue
+            in_batch[fp.content_hash] = fp.path
             rows.append(("add", fp, old, base))
             hashes.append(fp.hashes)
             frames.append(fp.frames.astype(np.int64) + base)
