@@ -6,11 +6,19 @@ Tracks sit end to end on that one axis, so a posting needs 4 bytes and a hit's
 global frame minus the clip's anchor frame names track and offset together.
 
 A segment is a directory written aside and renamed into place, holding the
-postings sorted by hash (``frames.npy``) and either the sorted hashes
-(``hashes.npy``, small segments) or, once that is smaller, the start of each
-hash's run (``offsets.npy``, a CSR table of ``HASH_SPACE + 1`` entries). Both
-are memory-mapped for queries. New tracks land in new segments; ``merge``
-rewrites several into one and drops postings of removed tracks.
+postings sorted by hash (``frames.npy``, memory-mapped) and the hashes in
+whichever of two forms is smaller on disk:
+
+- *bucketed* (up to ~8 M postings): the low 8 bits of each posting's hash
+  (``low.npy``, one byte each) and where each value of the high 13 bits starts
+  (``buckets.npy``); the full sorted hashes are rebuilt in memory on open and
+  searched with ``searchsorted`` — 5 bytes a posting on disk;
+- *CSR*: where each hash's run starts (``offsets.npy``, ``HASH_SPACE + 1``
+  entries, memory-mapped), so a lookup is two reads — 4 bytes a posting plus a
+  fixed 8 MB.
+
+New tracks land in new segments; ``merge`` rewrites several into one and drops
+postings of removed tracks.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ from tuneseek.fileio import fsync_dir
 from tuneseek.fingerprint.hashes import HASH_SPACE
 
 SEGMENTS_DIR = "landmarks"
+LOW_BITS = 8
+N_BUCKETS = HASH_SPACE >> LOW_BITS
 
 
 def _save(path: Path, array: np.ndarray) -> None:
@@ -47,7 +57,9 @@ class Segment:
             self.hashes = None
         else:
             self.offsets = None
-            self.hashes = np.load(path / "hashes.npy", mmap_mode="r")
+            buckets = np.load(path / "buckets.npy")
+            high = np.repeat(np.arange(N_BUCKETS, dtype=np.uint32), np.diff(buckets))
+            self.hashes = (high << LOW_BITS) | np.load(path / "low.npy")
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -78,9 +90,17 @@ class Segment:
         return h, np.asarray(self.frames)
 
 
-def write_segment(root: Path, hashes: np.ndarray, frames: np.ndarray) -> str:
+def _run_starts(sorted_keys: np.ndarray, n_keys: int) -> np.ndarray:
+    """CSR table: where each key's run starts in ``sorted_keys`` (plus the total at the end)."""
+    starts = np.zeros(n_keys + 1, np.uint32)
+    np.cumsum(np.bincount(sorted_keys, minlength=n_keys), out=starts[1:])
+    return starts
+
+
+def write_segment(root: Path, hashes: np.ndarray, frames: np.ndarray, layout: str | None = None) -> str:
     """Write postings as a new segment under ``root/landmarks``; return its name.
 
+    ``layout`` is "csr" or "bucketed"; by default, whichever is smaller.
     The segment is complete and durable before its directory gets its final
     name; it becomes part of the index only once the catalogue lists it.
     """
@@ -92,12 +112,13 @@ def write_segment(root: Path, hashes: np.ndarray, frames: np.ndarray) -> str:
     order = np.argsort(hashes, kind="stable")
     h = hashes[order].astype(np.uint32)
     _save(tmp / "frames.npy", frames[order].astype(np.uint32))
-    if len(h) * 4 > (HASH_SPACE + 1) * 4:
-        offsets = np.zeros(HASH_SPACE + 1, np.uint32)
-        np.cumsum(np.bincount(h, minlength=HASH_SPACE), out=offsets[1:])
-        _save(tmp / "offsets.npy", offsets)
+    if layout is None:
+        layout = "csr" if 4 * len(h) + 4 * (HASH_SPACE + 1) < 5 * len(h) + 4 * (N_BUCKETS + 1) else "bucketed"
+    if layout == "csr":
+        _save(tmp / "offsets.npy", _run_starts(h, HASH_SPACE))
     else:
-        _save(tmp / "hashes.npy", h)
+        _save(tmp / "buckets.npy", _run_starts(h >> LOW_BITS, N_BUCKETS))
+        _save(tmp / "low.npy", (h & ((1 << LOW_BITS) - 1)).astype(np.uint8))
     fsync_dir(tmp)
     os.rename(tmp, seg_root / name)
     fsync_dir(seg_root)

@@ -1,0 +1,36 @@
+"""Landmark segments on disk: both layouts answer lookups alike; merging keeps live postings."""
+
+import numpy as np
+import pytest
+
+from tuneseek.fingerprint.hashes import HASH_SPACE
+from tuneseek.store.landmarks import Segment, segment_size, write_segment
+
+
+@pytest.fixture
+def postings():
+    rng = np.random.default_rng(3)
+    hashes = rng.integers(0, HASH_SPACE, 50_000).astype(np.uint32)
+    hashes[:500] = 12345  # a popular hash
+    frames = rng.integers(0, 2**31, 50_000).astype(np.int64)
+    return hashes, frames
+
+
+@pytest.mark.parametrize("layout", ["csr", "bucketed"])
+def test_lookup_returns_exactly_the_postings_of_each_hash(tmp_path, postings, layout):
+    hashes, frames = postings
+    seg = Segment(tmp_path / "landmarks" / write_segment(tmp_path, hashes, frames, layout=layout))
+    query = np.array([12345, hashes[700], HASH_SPACE - 1, 0], np.uint32)
+    start, end = seg.ranges(query)
+    qi, got = seg.gather(start, end - start)
+    for i, h in enumerate(query):
+        assert sorted(got[qi == i]) == sorted(frames[hashes == h])
+    h, g = seg.all_postings()
+    assert np.array_equal(np.sort(h), np.sort(hashes)) and len(g) == len(frames)
+
+
+def test_bucketed_layout_takes_five_bytes_a_posting(tmp_path, postings):
+    hashes, frames = postings
+    name = write_segment(tmp_path, hashes, frames)
+    assert (tmp_path / "landmarks" / name / "low.npy").exists()
+    assert segment_size(tmp_path, name) < 5 * len(hashes) + 40_000
