@@ -208,3 +208,12 @@ def test_answers_do_not_depend_on_how_the_index_is_segmented(tmp_path, music_dir
             clip, sr = clip_of(f, 4.0, 4.0)
             a, b = one.identify(clip, sr=sr), many.identify(clip, sr=sr)
             assert (a.track.path, a.offset, a.score) == (b.track.path, b.offset, b.score)
+
+
+def test_a_damaged_index_gives_one_clear_error(lib):
+    seg = next((lib.root / "landmarks").iterdir())
+    (seg / "frames.npy").unlink()
+    with Library.open(lib.root) as again:
+        clip, sr = clip_of(lib.tracks()[0].path, 1.0, 4.0)
+        with pytest.raises(LibraryError, match="segment file missing or damaged.*re-index"):
+            again.identify(clip, sr=sr)

@@ -202,19 +202,20 @@ class Library:
         version = self.catalog.data_version()
         if self._live is not None and version == self._seen_version:
             return
-        names = self.catalog.segments()
-        for name in list(self._segments):
-            if name not in names:
-                del self._segments[name]
-        for name in names:
-            if name not in self._segments:
-                try:
-                    self._segments[name] = Segment(self.root / "landmarks" / name)
-                except FileNotFoundError:
-                    # merged away between our two reads: read the list again
-                    self._live = None
-                    return self._refresh()
-        tracks = sorted(self.tracks(), key=lambda t: t.base_frame)
+        for _ in range(3):
+            with self.catalog.snapshot():
+                names = self.catalog.segments()
+                tracks = self.catalog.tracks()
+            try:
+                self._segments = {
+                    name: self._segments.get(name) or Segment(self.root / "landmarks" / name) for name in names
+                }
+                break
+            except FileNotFoundError as e:
+                missing = e.filename  # merged away since we read the list? read it again
+        else:
+            raise LibraryError(self.root, f"index segment file missing or damaged ({missing}); re-index this library")
+        tracks.sort(key=lambda t: t.base_frame)
         bases = np.array([t.base_frame for t in tracks], np.int64)
         ends = np.array([t.base_frame + t.n_frames for t in tracks], np.int64)
         self._live = (bases, ends, tracks)

@@ -105,7 +105,12 @@ class Catalog:
         self.db.close()
 
     def transaction(self) -> "_Transaction":
-        return _Transaction(self.db)
+        """A write transaction (takes SQLite's write lock at once)."""
+        return _Transaction(self.db, "BEGIN IMMEDIATE")
+
+    def snapshot(self) -> "_Transaction":
+        """A read transaction: several reads that see one committed state."""
+        return _Transaction(self.db, "BEGIN")
 
     # -- tracks ------------------------------------------------------------
     def tracks(self) -> list[Track]:
@@ -178,13 +183,14 @@ class Catalog:
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on error."""
+    """``BEGIN ...`` ... ``COMMIT``, or ``ROLLBACK`` on error."""
 
-    def __init__(self, db: sqlite3.Connection):
+    def __init__(self, db: sqlite3.Connection, begin: str):
         self.db = db
+        self.begin = begin
 
     def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
+        self.db.execute(self.begin)
         return self.db
 
     def __exit__(self, exc_type, *exc) -> None:
