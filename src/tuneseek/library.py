@@ -135,6 +135,7 @@ class Library:
         self.catalog = catalog
         self._segments: dict[str, Segment] = {}
         self._live: tuple[np.ndarray, np.ndarray, list[Track]] | None = None
+        self._has_dead = False
         self._seen_version: int | None = None
 
     # -- opening -----------------------------------------------------------------
@@ -219,6 +220,7 @@ class Library:
         bases = np.array([t.base_frame for t in tracks], np.int64)
         ends = np.array([t.base_frame + t.n_frames for t in tracks], np.int64)
         self._live = (bases, ends, tracks)
+        self._has_dead = sum(len(seg) for seg in self._segments.values()) != sum(t.n_landmarks for t in tracks)
         self._seen_version = version
 
     def _lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -232,7 +234,11 @@ class Library:
         stop = max(fpquery.MIN_STOP, fpquery.STOP_RATIO * postings / HASH_SPACE)
         keep = per_hash <= stop
         parts = [seg.gather(start, np.where(keep, end - start, 0)) for seg, (start, end) in zip(segments, ranges)]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        qi, frames = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        if self._has_dead:  # postings of removed tracks, until the next compact
+            live = self._track_of(frames) >= 0
+            qi, frames = qi[live], frames[live]
+        return qi, frames
 
     def _track_of(self, frames: np.ndarray) -> np.ndarray:
         bases, ends, _ = self._live

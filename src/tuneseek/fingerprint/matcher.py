@@ -24,26 +24,41 @@ import numpy as np
 #: frames on each side of a pile whose hits estimate its background
 FLANK = 25
 #: Above this many hits, piles are only sought in the densest regions of a coarse
-#: histogram (bins of 2**COARSE_SHIFT frames, folded into 2**TABLE_BITS counters):
-#: a linear-time pass instead of sorting every hit, which was most of a query's time.
+#: histogram (bins of 2**COARSE_SHIFT frames, folded into about as many counters as
+#: there are hits): a linear-time pass instead of sorting every hit, which was
+#: most of a query's time. (Counters are kept few: big fresh arrays cost page faults.)
 PREFILTER_HITS = 20_000
 COARSE_SHIFT = 3
-TABLE_BITS = 18
+
+
+def _largest(items: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` items of largest small-integer ``values`` (ties broken by position).
+
+    A counting selection: ``argpartition`` degrades badly on the many equal
+    small counts a hit histogram has.
+    """
+    at_least = np.cumsum(np.bincount(values)[::-1])[::-1]  # items with value >= v
+    cut = int(np.flatnonzero(at_least >= k)[-1])
+    above = items[values > cut]
+    return np.concatenate([above, items[values == cut][: k - len(above)]])
 
 
 def _dense_regions(offsets: np.ndarray, regions: int, tolerance: int) -> tuple[np.ndarray, np.ndarray]:
     """Hits in (and around) the ``regions`` densest coarse bins, and which table keys are their cores.
 
-    Returns ``(keep, core)``: ``keep`` masks the hits to pile exactly (the dense
-    bins and enough neighbours to measure their background); ``core`` is a table
-    that is true for the coarse bins a pile may be centred in.
+    Returns ``(keep, core, mask)``: ``keep`` masks the hits to pile exactly (the
+    dense bins and enough neighbours to measure their background); ``core`` is a
+    table, indexed by ``(offset >> COARSE_SHIFT) & mask``, that is true for the
+    coarse bins a pile may be centred in.
     """
-    mask = (1 << TABLE_BITS) - 1
+    mask = (1 << min(20, max(14, int(len(offsets)).bit_length()))) - 1
     key = (offsets >> COARSE_SHIFT) & mask
     counts = np.bincount(key, minlength=mask + 1)
-    pairs = counts + np.roll(counts, -1)  # a pile may straddle two bins
-    busy = np.flatnonzero(pairs)  # argpartition crawls over the many empty bins
-    dense = busy[np.argpartition(pairs[busy], -regions)[-regions:]] if len(busy) > regions else busy
+    pairs = counts.copy()  # a pile may straddle two bins
+    pairs[:-1] += counts[1:]
+    pairs[-1] += counts[0]
+    busy = np.flatnonzero(pairs)
+    dense = busy if len(busy) <= regions else _largest(busy, pairs[busy], regions)
     core = np.zeros(mask + 1, bool)
     core[dense] = True
     core[(dense + 1) & mask] = True
@@ -51,7 +66,7 @@ def _dense_regions(offsets: np.ndarray, regions: int, tolerance: int) -> tuple[n
     wanted = np.zeros(mask + 1, bool)
     for d in range(-reach, reach + 2):
         wanted[(dense + d) & mask] = True
-    return wanted[key], core
+    return wanted[key], core, mask
 
 
 def best_offsets(
@@ -69,7 +84,7 @@ def best_offsets(
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     core = None
     if len(offsets) > PREFILTER_HITS:
-        keep, core = _dense_regions(offsets, 4 * top, tolerance)
+        keep, core, mask = _dense_regions(offsets, 4 * top, tolerance)
         offsets = offsets[keep]
         hashes = hashes[keep] if hashes is not None else None
     order = np.argsort(offsets, kind="stable")
@@ -84,7 +99,7 @@ def best_offsets(
     background = (wide - count) * (2 * tolerance + 1) / (2 * FLANK)
     sharp = count - background
     if core is not None:  # piles at the edge of the kept regions have no full background
-        sharp[~core[(uniq >> COARSE_SHIFT) & ((1 << TABLE_BITS) - 1)]] = -np.inf
+        sharp[~core[(uniq >> COARSE_SHIFT) & mask]] = -np.inf
     chosen: list[int] = []
     for i in np.argsort(-sharp, kind="stable")[: top * (2 * tolerance + 1) * 4]:
         if all(abs(uniq[i] - uniq[c]) > 2 * tolerance for c in chosen):

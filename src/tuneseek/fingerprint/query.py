@@ -106,10 +106,9 @@ def search(pairs: Pairs, lookup: Lookup, track_of: Resolve, k: int = 5) -> list[
     Stages run in order until one yields a pile at or above its threshold; inside
     a stage, hypotheses run likeliest first until one gives a pile of
     ``SURE_FACTOR`` times the threshold.
-    ``lookup(hashes)`` returns every posting of the hashes as ``(query index,
-    global frame)``; ``track_of(frames)`` gives the index of the live track each
-    global frame belongs to, or -1 (removed tracks, gaps), so removed tracks
-    never vote.
+    ``lookup(hashes)`` returns every live posting of the hashes as ``(query
+    index, global frame)``; ``track_of(frames)`` gives the index of the track
+    each global frame belongs to, or -1 (gaps between tracks).
     """
     for stage in STAGES:
         best: dict[int, Candidate] = {}
@@ -118,10 +117,7 @@ def search(pairs: Pairs, lookup: Lookup, track_of: Resolve, k: int = 5) -> list[
             if len(hashes) == 0:
                 continue
             qi, frames = lookup(hashes)
-            live = track_of(frames) >= 0
-            offsets, scores = best_offsets(
-                frames[live] - anchor[qi[live]], TOLERANCE, top=2 * k + 2, hashes=hashes[qi[live]]
-            )
+            offsets, scores = best_offsets(frames - anchor[qi], TOLERANCE, top=2 * k + 2, hashes=hashes[qi])
             for track, offset, score in zip(track_of(offsets + TOLERANCE), offsets, scores):
                 if track >= 0 and score >= stage.min_score and (track not in best or score > best[track].score):
                     best[track] = Candidate(int(track), int(offset), int(score), time_scale, freq_scale)
