@@ -40,17 +40,16 @@ def pair_peaks(peaks: Peaks, fanout: int, dt_max: float, df_max: float, lookahea
     if n < 2:
         empty = np.zeros(0, np.float64)
         return Pairs(empty, empty, empty, empty)
-    t = peaks.t.astype(np.float64)
-    f = peaks.f.astype(np.float64)
-    j = np.arange(n)[:, None] + np.arange(1, lookahead + 1)[None, :]
+    t, f = peaks.t, peaks.f  # int32: the 2-D work below is cheaper in 32 bits
+    j = np.arange(n, dtype=np.int32)[:, None] + np.arange(1, lookahead + 1, dtype=np.int32)[None, :]
     inside = j < n
     j = np.minimum(j, n - 1)
     dt = t[j] - t[:, None]
     df = f[j] - f[:, None]
     ok = inside & (dt >= 1) & (dt <= dt_max) & (np.abs(df) < df_max)
-    ok &= np.cumsum(ok, axis=1) <= fanout
+    ok &= np.cumsum(ok, axis=1, dtype=np.int32) <= fanout
     a, b = np.nonzero(ok)
-    return Pairs(t[a], f[a], f[j[a, b]], dt[a, b])
+    return Pairs(*(x.astype(np.float64) for x in (t[a], f[a], f[j[a, b]], dt[a, b])))
 
 
 def quantise(pairs: Pairs, time_scale: float = 1.0, freq_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:

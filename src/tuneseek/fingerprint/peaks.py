@@ -83,15 +83,15 @@ def _context(p: FingerprintParams) -> int:
 def _peaks_in_block(mag: np.ndarray, lo: int, own: slice, p: FingerprintParams) -> Peaks:
     """Peaks of spectrogram ``mag`` (frames lo.. of the signal) whose frame is in ``own``."""
     logmag = np.log(np.maximum(mag, p.floor))
-    white = logmag - uniform_filter(logmag, size=(p.smooth_t, p.smooth_f), mode="nearest")
+    smooth = uniform_filter(logmag, size=(p.smooth_t, p.smooth_f), mode="nearest")
     local_max = _neighbourhood_max(logmag, p.t_radius, p.f_radius)
-    cand = (logmag == local_max) & (white > p.min_strength) & (mag > p.floor)
-    cand[:, : p.min_bin] = False
-    cand[:, p.max_bin :] = False
-    cand[: own.start] = False
-    cand[own.stop :] = False
-    t, f = np.nonzero(cand)
-    s = white[t, f]
+    band = (own, slice(p.min_bin, p.max_bin))
+    t, f = np.nonzero(logmag[band] == local_max[band])  # sparse: test the rest only here
+    t += own.start
+    f += p.min_bin
+    s = logmag[t, f] - smooth[t, f]
+    ok = (s > p.min_strength) & (mag[t, f] > p.floor)
+    t, f, s = t[ok], f[ok], s[ok]
     # keep the strongest peaks_per_frame of each frame: order by (frame, -strength),
     # then rank inside each frame run
     order = np.lexsort((-s, t))
