@@ -1,0 +1,171 @@
+"""Tags and multi-scale embeddings of 16 kHz mono audio with a musicnn model.
+
+* :func:`tag` — one probability per tag for the whole clip: the mean over its non-overlapping
+  3 s (187-frame) patches, musicnn's own convention (``musicnn.tagger.top_tags`` averages the
+  taggram of ``extractor(..., input_length=3)``), so the numbers agree with the original;
+  a trailing partial patch is dropped, as there.
+* :func:`tag_over_time` — the same per patch, with each patch's start time (the taggram).
+* :func:`embed` — one vector per window of ``window`` seconds (any ``window >= 0.5``), windows
+  ``hop`` seconds apart (default ``window / 2``), from the ``penultimate`` layer (200-d) or the
+  ``max_pool`` / ``mean_pool`` layers (753-d). The network is convolutional in time with global
+  pooling at the end, so one set of weights serves a 31-frame (0.5 s), 231-frame (3.7 s) or
+  1812-frame (29 s) window.
+
+Window lengths follow musicnn's conversion ``librosa.time_to_frames(seconds, sr=16000,
+n_fft=512, hop_length=256) + 1`` (3 s -> 187 frames); hops are rounded to whole frames (256
+samples, 16 ms). Times are window *start* times in seconds (frame ``k`` is centred on sample
+``256 k``). Audio shorter than one window is padded by repetition (musicnn's training used
+``repeat-pad``), never rejected; only audio shorter than one STFT frame (512 samples, 32 ms)
+or holding NaN/inf is refused, with a :class:`~tuneseek.errors.UsageError`. Silence gives
+finite, defined outputs (its log-mel is all zeros).
+
+Results are deterministic: windows are batched (by a frame budget, not by count, so memory
+stays bounded for 29 s windows) and every window is computed on its own zero-padded edges,
+exactly as the original would compute it alone. All work runs under
+``torch.inference_mode()`` with whatever thread count torch is set to (one process per core
+with ``torch.set_num_threads(1)`` is the efficient way to use many cores).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from tuneseek.errors import UsageError
+from tuneseek.features import MUSICNN_HOP, MUSICNN_N_FFT, MUSICNN_N_MELS, MUSICNN_SR, musicnn_logmel
+
+__all__ = [
+    "PATCH_FRAMES",
+    "MIN_WINDOW_SECONDS",
+    "LAYERS",
+    "seconds_to_frames",
+    "prepare",
+    "run_windows",
+    "tag",
+    "tag_over_time",
+    "embed",
+]
+
+PATCH_FRAMES = 187  # 3 s, the length musicnn was trained on
+MIN_WINDOW_SECONDS = 0.5
+LAYERS = ("penultimate", "max_pool", "mean_pool")
+FRAME_SECONDS = MUSICNN_HOP / MUSICNN_SR
+# Frames per network call: bounds memory (about 10 kB of activations per frame) while keeping
+# per-call overhead negligible; a patch count is derived from it for each window length.
+BATCH_FRAMES = 4096
+
+
+def seconds_to_frames(seconds: float) -> int:
+    """Frames in a window of ``seconds``, by musicnn's rule (``time_to_frames(s) + 1``): 3 s -> 187."""
+    samples = int(round(seconds * MUSICNN_SR))
+    return max(1, (samples - MUSICNN_N_FFT // 2) // MUSICNN_HOP + 1)
+
+
+def _check_audio(audio_16k: np.ndarray) -> np.ndarray:
+    audio = np.asarray(audio_16k, dtype=np.float32)
+    if audio.ndim != 1:
+        raise UsageError(f"expected mono 16 kHz audio as a 1-D array, got shape {audio.shape}")
+    if len(audio) < MUSICNN_N_FFT:
+        raise UsageError(
+            f"audio of {len(audio)} samples ({len(audio) / MUSICNN_SR:.3f} s) is too short to analyse: "
+            f"at least {MUSICNN_N_FFT} samples ({MUSICNN_N_FFT / MUSICNN_SR:.3f} s) at 16 kHz are needed"
+        )
+    if not np.isfinite(audio).all():
+        raise UsageError("audio contains NaN or infinite samples")
+    return audio
+
+
+def prepare(audio_16k: np.ndarray, min_frames: int = PATCH_FRAMES, features: np.ndarray | None = None) -> np.ndarray:
+    """The log-mel frames ``(frames, 96)`` to analyse, at least ``min_frames`` of them.
+
+    Audio too short for ``min_frames`` is repeated end to end (then cut to exactly
+    ``min_frames`` frames' worth) before the spectrogram is taken. ``features``, when given,
+    must be ``musicnn_logmel(audio_16k)`` and saves computing it again (for a second model).
+    """
+    audio = _check_audio(audio_16k)
+    n_frames = 1 + len(audio) // MUSICNN_HOP
+    if n_frames < min_frames:
+        return musicnn_logmel(np.resize(audio, (min_frames - 1) * MUSICNN_HOP))
+    if features is not None:
+        if features.shape != (n_frames, MUSICNN_N_MELS):
+            raise UsageError(f"features of shape {features.shape} do not belong to {len(audio)} samples of audio")
+        return features
+    return musicnn_logmel(audio)
+
+
+def _window_starts(n_total: int, n: int, h: int) -> np.ndarray:
+    return np.arange(0, n_total - n + 1, h, dtype=np.int64)
+
+
+def run_windows(
+    logmel: np.ndarray,
+    model: torch.nn.Module,
+    n: int,
+    h: int,
+    outputs: tuple[str, ...] = ("prob",),
+    batch_frames: int = BATCH_FRAMES,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Run every ``n``-frame window, ``h`` frames apart, of ``logmel`` through ``model``.
+
+    Returns ``(starts, {output: (windows, dim) float32})`` with ``starts`` in frames; windows
+    are batched ``max(1, batch_frames // n)`` at a time. ``logmel`` must have ``>= n`` frames.
+    """
+    if len(logmel) < n:
+        raise UsageError(f"{len(logmel)} frames are fewer than one {n}-frame window")
+    starts = _window_starts(len(logmel), n, h)
+    lm = np.ascontiguousarray(logmel, dtype=np.float32)
+    windows = np.lib.stride_tricks.sliding_window_view(lm, (n, lm.shape[1]))[::h, 0]  # (W, n, 96), a view
+    per_batch = max(1, batch_frames // n)
+    chunks: dict[str, list[np.ndarray]] = {k: [] for k in outputs}
+    with torch.inference_mode():
+        for i in range(0, len(starts), per_batch):
+            batch = torch.from_numpy(np.array(windows[i : i + per_batch]))  # a writable copy
+            out = model(batch)
+            for k in outputs:
+                chunks[k].append(out[k].numpy().astype(np.float32, copy=False))
+    return starts, {k: np.concatenate(v) for k, v in chunks.items()}
+
+
+def tag_over_time(
+    audio_16k: np.ndarray, model: torch.nn.Module, features: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tag probabilities per non-overlapping 3 s patch: ``(start times in s (P,), probs (P, classes))``."""
+    logmel = prepare(audio_16k, PATCH_FRAMES, features)
+    starts, out = run_windows(logmel, model, PATCH_FRAMES, PATCH_FRAMES, ("prob",))
+    return starts * FRAME_SECONDS, out["prob"]
+
+
+def tag(audio_16k: np.ndarray, model: torch.nn.Module, features: np.ndarray | None = None) -> np.ndarray:
+    """Each tag's probability for the whole clip (mean over its 3 s patches), shape ``(classes,)``.
+
+    The tag names are ``model.labels`` (set by :func:`tuneseek.embed.weights.load_musicnn`).
+    """
+    return tag_over_time(audio_16k, model, features)[1].mean(axis=0)
+
+
+def embed(
+    audio_16k: np.ndarray,
+    model: torch.nn.Module,
+    window: float = 3.7,
+    hop: float | None = None,
+    layer: str = "penultimate",
+    features: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors of ``layer`` for windows of ``window`` s every ``hop`` s (default ``window / 2``).
+
+    Returns ``(times, vectors)``: window start times in seconds ``(N,)`` and float32 vectors
+    ``(N, dim)`` (200 for ``penultimate``, 753 for ``max_pool`` / ``mean_pool``). A clip shorter
+    than one window is repeated to fill it and gives one vector.
+    """
+    if layer not in LAYERS:
+        raise UsageError(f"unknown embedding layer {layer!r} (choose from {', '.join(LAYERS)})")
+    if not np.isfinite(window) or window < MIN_WINDOW_SECONDS:
+        raise UsageError(f"window of {window} s is too short: at least {MIN_WINDOW_SECONDS} s")
+    hop = window / 2 if hop is None else hop
+    if not np.isfinite(hop) or hop <= 0:
+        raise UsageError(f"hop must be a positive number of seconds, got {hop}")
+    n = seconds_to_frames(window)
+    h = max(1, int(round(hop / FRAME_SECONDS)))
+    logmel = prepare(audio_16k, n, features)
+    starts, out = run_windows(logmel, model, n, h, (layer,))
+    return starts * FRAME_SECONDS, out[layer]

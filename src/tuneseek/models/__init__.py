@@ -1,0 +1,1 @@
+"""Network architectures, one small file each (PyTorch). Importing a submodule imports torch."""
