@@ -1,6 +1,7 @@
 """The command line, as a person runs it: real processes, real files, one-line errors."""
 
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -147,3 +148,17 @@ def test_demo_runs_on_a_bare_install_and_prints_its_table():
     proc = run("demo", "--length", "6")
     assert "top-1" in proc.stdout and "clean" in proc.stdout and "not in the library" in proc.stdout
     assert "false positives: 0" in proc.stdout
+
+
+def test_demo_on_a_folder_leaves_out_tracks_the_library_refuses(tmp_path, music_dir):
+    from tuneseek.demo import run_demo
+
+    folder = tmp_path / "music"
+    shutil.copytree(music_dir, folder)
+    sf.write(folder / "silence.wav", np.zeros(SR * 20, np.float32), SR)
+    said = []
+    result = run_demo(folder, held_out=1, clip=5.0, per_track=1, workers=1, say=said.append)
+    assert any("refused" in line and "silence.wav" in line for line in said)
+    assert result.tracks == 5  # 7 files, one held out, the silent one refused
+    clean = dict(result.rows)["clean"].metrics
+    assert clean["in_library"] == 5 and clean["top1"] == 1.0 and clean["errors"] == 0
