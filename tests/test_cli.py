@@ -162,3 +162,16 @@ def test_demo_on_a_folder_leaves_out_tracks_the_library_refuses(tmp_path, music_
     assert result.tracks == 5  # 7 files, one held out, the silent one refused
     clean = dict(result.rows)["clean"].metrics
     assert clean["in_library"] == 5 and clean["top1"] == 1.0 and clean["errors"] == 0
+
+
+def test_eval_identify_leaves_out_clips_of_tracks_the_indexer_refused(tmp_path, music_dir):
+    src = tmp_path / "src"
+    shutil.copytree(music_dir, src)
+    sf.write(src / "silence.wav", np.zeros(SR * 20, np.float32), SR)
+    out = tmp_path / "ds"
+    run("make-queries", src, out, "--length", "4", "--per-track", "1")
+    report = jsonl(run("eval", "identify", out, "--json").stdout)[0]
+    assert report["origin_not_indexed"] == 1 and report["in_library"] == 6
+    assert report["top1"] == 1.0 and report["errors"] == 0
+    human = run("eval", "identify", out).stdout
+    assert "left out             1 clips of tracks the library refused" in human

@@ -224,6 +224,8 @@ def _print_identify_metrics(m: dict) -> None:
               "(decoding included)")
     if m["errors"]:
         print(f"errors               {m['errors']}")
+    if m["origin_not_indexed"]:
+        print(f"left out             {m['origin_not_indexed']} clips of tracks the library refused")
 
 
 def cmd_eval_identify(args) -> int:

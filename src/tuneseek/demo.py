@@ -99,23 +99,14 @@ def run_demo(
             refused = {path for path, _ in added.failed}
             for path, reason in added.failed:
                 say(f"the library refused {path}: {reason}; its clips are left out")
-            gone = {o.label for o in sets[0][1].origins if str(o.path) in refused}
             rows = []
             for title, qs in sets:
-                qs = _without_labels(qs, gone)
                 say(f"identifying: {title}")
                 rows.append((title, evaluate_identify(lib, qs)))
             negatives = None
             if negatives_qs is not None:
                 negatives = evaluate_identify(lib, _origins_from(negatives_qs, sets[0][1]))
         return DemoResult(source, len(origins) - len(refused), held_out, added, rows, negatives)
-
-
-def _without_labels(qs: QuerySet, gone: set[str]) -> QuerySet:
-    """``qs`` less the tracks labelled ``gone`` (ones the library would not index) and their clips."""
-    return QuerySet(
-        qs.root, qs.split, [o for o in qs.origins if o.label not in gone], [s for s in qs.samples if s.label not in gone]
-    )
 
 
 def _origins_from(negatives: QuerySet, positives: QuerySet) -> QuerySet:

@@ -56,9 +56,15 @@ def _track_labels(library: Library, qs: QuerySet) -> dict[int, str]:
 
 
 def score(results: list[QueryResult], labels: dict[int, str]) -> dict:
-    """Top-1/top-5 accuracy, offset accuracy, false positives and latency over ``results``."""
-    pos = [r for r in results if r.sample.in_library]
+    """Top-1/top-5 accuracy, offset accuracy, false positives and latency over ``results``.
+
+    Clips of a track the indexer refused (a silent file, say) are left out of the
+    accuracy and counted apart: the library cannot know a track it was never given.
+    """
+    indexed = set(labels.values())
+    pos = [r for r in results if r.sample.in_library and r.sample.label in indexed]
     neg = [r for r in results if not r.sample.in_library]
+    unindexed = [r for r in results if r.sample.in_library and r.sample.label not in indexed]
 
     def right(m: Match | None, r: QueryResult) -> bool:
         return m is not None and labels.get(m.track.id) == r.sample.label
@@ -72,7 +78,8 @@ def score(results: list[QueryResult], labels: dict[int, str]) -> dict:
         "queries": len(results),
         "in_library": len(pos),
         "not_in_library": len(neg),
-        "errors": sum(r.error is not None for r in results),
+        "origin_not_indexed": len(unindexed),
+        "errors": sum(r.error is not None for r in pos + neg),
         "top1": len(top1) / len(pos) if pos else None,
         "top5": len(top5) / len(pos) if pos else None,
         "offset_within_0.5s": len(offset_ok) / len(pos) if pos else None,
