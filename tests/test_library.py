@@ -217,3 +217,16 @@ def test_a_damaged_index_gives_one_clear_error(lib):
         clip, sr = clip_of(lib.tracks()[0].path, 1.0, 4.0)
         with pytest.raises(LibraryError, match="segment file missing or damaged.*re-index"):
             again.identify(clip, sr=sr)
+
+
+@pytest.mark.parametrize("spec, speed, tempo", [("tempo:1.05", 1.0, 1.05), ("speed:1.02", 1.02, 1.0), ("speed:0.97", 0.97, 1.0)])
+def test_stretched_clips_report_their_speed_or_tempo_and_the_start_of_the_clip(lib, spec, speed, tempo):
+    from tuneseek.degrade import degrade, parse_degradations
+
+    track = lib.tracks()[4]
+    clip, sr = clip_of(track.path, 6.0, 8.0)
+    clip = degrade(clip, sr, parse_degradations(spec), np.random.default_rng(0))
+    match = lib.identify(clip, sr=sr)
+    assert match.track.id == track.id
+    assert match.speed == pytest.approx(speed, abs=0.006) and match.tempo == pytest.approx(tempo, abs=0.006)
+    assert match.offset == pytest.approx(6.0, abs=0.1)

@@ -273,8 +273,8 @@ class Library:
                     offset=max(0.0, (cand.offset - track.base_frame) / FP.frames_per_second),
                     score=cand.score,
                     confidence=fpquery.confidence(cand.score),
-                    speed=cand.freq_scale,
-                    tempo=round(cand.time_scale / cand.freq_scale, 4),
+                    speed=float(cand.freq_scale),
+                    tempo=round(float(cand.time_scale / cand.freq_scale), 3),
                 )
             )
         return matches

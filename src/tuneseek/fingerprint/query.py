@@ -59,6 +59,17 @@ STAGES = (
 )
 #: inside a stage, a pile this many times the stage's threshold ends the search
 SURE_FACTOR = 3
+#: line fit of a match (:func:`_refine`): hits within this share of the clip's
+#: length of the pile (also the largest time-scale change accepted), residual
+#: in frames, rounds, and fewest inliers
+FIT_SPREAD = 0.06
+FIT_RESIDUAL = 2.5
+FIT_ROUNDS = 4
+FIT_MIN_HITS = 8
+#: time scales fitted within this of the hypothesis's are reported as the hypothesis's
+FIT_PRECISION = 0.004
+#: a refined time scale this far from 1 is also tried as a speed change
+MIN_SPEED_CHANGE = 0.008
 #: targets per anchor on the query side (the index keeps params.fanout)
 QUERY_FANOUT = 10
 #: aligned hits within this many frames of each other count as one pile
@@ -100,12 +111,59 @@ def clip_pairs(clip: np.ndarray, params: FingerprintParams = DEFAULT) -> tuple[P
     return pairs, peaks
 
 
+@dataclass(frozen=True)
+class _Votes:
+    """One hypothesis's hits and its best piles."""
+
+    anchor: np.ndarray  # clip frame (rescaled) of each hit
+    frames: np.ndarray  # global reference frame of each hit
+    offsets: np.ndarray  # best piles, best first
+    scores: np.ndarray
+
+
+def _vote(pairs: Pairs, lookup: Lookup, time_scale: float, freq_scale: float, piles: int) -> _Votes | None:
+    hashes, anchor = quantise(pairs, time_scale, freq_scale)
+    if len(hashes) == 0:
+        return None
+    qi, frames = lookup(hashes)
+    offsets, scores = best_offsets(frames - anchor[qi], TOLERANCE, top=piles, hashes=hashes[qi])
+    return _Votes(anchor[qi], frames, offsets, scores)
+
+
+def _refine(votes: _Votes, cand: Candidate) -> Candidate:
+    """Fit a line through the hits around a pile: the exact time scale, and where the clip starts.
+
+    A pile catches the hits of the part of the clip where the hypothesis's time
+    scale and the true one agree within the tolerance; a straight line fitted
+    through all hits near it (iterating on the inliers) recovers the true scale,
+    and so the offset of the clip's *start*, not of its middle.
+    """
+    reach = FIT_SPREAD * (votes.anchor.max(initial=0) + 1) + TOLERANCE
+    near = np.abs(votes.frames - votes.anchor - cand.offset) <= reach
+    x, y = votes.anchor[near].astype(np.float64), votes.frames[near].astype(np.float64)
+    a, b = 1.0, float(cand.offset)
+    for _ in range(FIT_ROUNDS):
+        inliers = np.abs(y - (a * x + b)) <= FIT_RESIDUAL
+        if inliers.sum() < FIT_MIN_HITS or np.ptp(x[inliers]) < 1:
+            return cand
+        a, b = np.polyfit(x[inliers], y[inliers], 1)
+    if abs(a - 1.0) > FIT_SPREAD:
+        return cand
+    scale = float(cand.time_scale * a)
+    if abs(scale - cand.time_scale) < FIT_PRECISION:  # within the fit's own scatter: keep the hypothesis
+        scale = cand.time_scale
+    return Candidate(cand.track, int(round(b)), cand.score, round(scale, 3), cand.freq_scale)
+
+
 def search(pairs: Pairs, lookup: Lookup, track_of: Resolve, k: int = 5) -> list[Candidate]:
     """Matches of up to ``k`` distinct tracks, best first; empty for "no match".
 
     Stages run in order until one yields a pile at or above its threshold; inside
     a stage, hypotheses run likeliest first until one gives a pile of
-    ``SURE_FACTOR`` times the threshold.
+    ``SURE_FACTOR`` times the threshold. Each match's time scale and start are
+    then refined (see :func:`_refine`); a match found without a pitch change whose
+    time scale turns out changed is also tried as a speed change, and the better
+    explanation kept.
     ``lookup(hashes)`` returns every live posting of the hashes as ``(query
     index, global frame)``; ``track_of(frames)`` gives the index of the track
     each global frame belongs to, or -1 (gaps between tracks).
@@ -113,19 +171,33 @@ def search(pairs: Pairs, lookup: Lookup, track_of: Resolve, k: int = 5) -> list[
     for stage in STAGES:
         best: dict[int, Candidate] = {}
         for time_scale, freq_scale in stage.hypotheses:
-            hashes, anchor = quantise(pairs, time_scale, freq_scale)
-            if len(hashes) == 0:
+            votes = _vote(pairs, lookup, time_scale, freq_scale, 2 * k + 2)
+            if votes is None:
                 continue
-            qi, frames = lookup(hashes)
-            offsets, scores = best_offsets(frames - anchor[qi], TOLERANCE, top=2 * k + 2, hashes=hashes[qi])
-            for track, offset, score in zip(track_of(offsets + TOLERANCE), offsets, scores):
+            for track, offset, score in zip(track_of(votes.offsets + TOLERANCE), votes.offsets, votes.scores):
                 if track >= 0 and score >= stage.min_score and (track not in best or score > best[track].score):
-                    best[track] = Candidate(int(track), int(offset), int(score), time_scale, freq_scale)
+                    best[track] = _refine(votes, Candidate(int(track), int(offset), int(score), time_scale, freq_scale))
             if best and max(c.score for c in best.values()) >= SURE_FACTOR * stage.min_score:
                 break
         if best:
-            return sorted(best.values(), key=lambda c: -c.score)[:k]
+            found = sorted(best.values(), key=lambda c: -c.score)[:k]
+            found[0] = _as_speed_change(pairs, lookup, track_of, found[0])
+            return found
     return []
+
+
+def _as_speed_change(pairs: Pairs, lookup: Lookup, track_of: Resolve, cand: Candidate) -> Candidate:
+    """``cand`` re-scored as a speed change (pitch moved too) when its time scale says so and that scores higher."""
+    scale = cand.time_scale
+    if cand.freq_scale != 1.0 or abs(scale - 1.0) < MIN_SPEED_CHANGE:
+        return cand
+    votes = _vote(pairs, lookup, scale, scale, 4)
+    if votes is None:
+        return cand
+    for offset, score in zip(votes.offsets, votes.scores):
+        if track_of(np.array([offset + TOLERANCE]))[0] == cand.track and score > cand.score:
+            return _refine(votes, Candidate(cand.track, int(offset), int(score), scale, scale))
+    return cand
 
 
 def confidence(score: int) -> float:
