@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from tuneseek import __version__
-from tuneseek.errors import TuneseekError
+from tuneseek.errors import TuneseekError, UsageError
 
 
 def _out(obj) -> None:
@@ -192,6 +192,70 @@ def cmd_compact(args) -> int:
     return 0
 
 
+def cmd_tag(args) -> int:
+    import numpy as np
+
+    from tuneseek.analysis import tag_file
+
+    status = 0
+    for path in args.files:
+        try:
+            tags = tag_file(path, args.model, args.wheel)
+        except TuneseekError as e:
+            _err(str(e))
+            status = 1
+            continue
+        if args.json:
+            out = {"file": path, "model": tags.model, "tags": dict(zip(tags.labels, map(_r4, tags.probs)))}
+            if args.over_time:
+                out["times"] = [round(float(t), 3) for t in tags.times]
+                out["curve"] = {label: [_r4(v) for v in tags.curve[:, i]] for i, label in enumerate(tags.labels)}
+            _out(out)
+            continue
+        print(f"{path}: " + ", ".join(f"{label} {p:.2f}" for label, p in tags.top(args.top)))
+        if args.over_time:
+            for t, row in zip(tags.times, tags.curve):
+                best = np.argsort(-row)[: min(args.top, 3)]
+                print(f"  {_fmt_time(t):>8}  " + ", ".join(f"{tags.labels[i]} {row[i]:.2f}" for i in best))
+    return status
+
+
+def _r4(x: float) -> float:
+    return round(float(x), 4)
+
+
+def cmd_embed(args) -> int:
+    import numpy as np
+
+    from tuneseek.analysis import embed_file
+
+    if args.output and len(args.files) > 1:
+        raise UsageError("-o/--output takes one input file")
+    status = 0
+    for path in args.files:
+        try:
+            emb = embed_file(path, args.window, args.hop, args.layer, args.pool, args.model, args.wheel)
+        except TuneseekError as e:
+            _err(str(e))
+            status = 1
+            continue
+        if args.output:
+            out = Path(args.output)
+            np.save(out, emb.vectors)
+            if len(emb.times):
+                np.save(out.with_suffix(".times.npy"), emb.times)
+            if not args.json:
+                extra = f" and {out.with_suffix('.times.npy')}" if len(emb.times) else ""
+                print(f"{path}: {emb.vectors.shape[0]} x {emb.vectors.shape[1]} {emb.layer} vectors "
+                      f"({emb.window:g} s windows, hop {emb.hop:g} s) -> {out}{extra}")
+        else:
+            times = emb.times if len(emb.times) else [None]
+            for t, v in zip(times, emb.vectors):
+                _out({"file": path, "time": None if t is None else round(float(t), 3), "window": emb.window,
+                      "layer": emb.layer, "vector": [_r4(x) for x in v]})
+    return status
+
+
 def cmd_make_queries(args) -> int:
     from tuneseek.data.querysets import make_queries
 
@@ -327,6 +391,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("compact", parents=[common], help="merge index segments, dropping removed tracks")
     s.set_defaults(func=cmd_compact)
+
+    s = sub.add_parser("tag", parents=[common], help="top tags of audio files (pretrained musicnn)")
+    s.add_argument("files", nargs="+")
+    s.add_argument("--model", choices=["mtt", "msd"], default="mtt",
+                   help="mtt: MagnaTagATune top 50 (instruments, moods, genres); msd: Million Song Dataset (genres, eras)")
+    s.add_argument("--top", type=int, default=10, help="tags shown (default 10; --json gives all)")
+    s.add_argument("--over-time", action="store_true", help="also the tags of every 3 s patch")
+    s.add_argument("--wheel", metavar="PATH", help="the musicnn-0.1.0 wheel, to convert the weights offline")
+    s.set_defaults(func=cmd_tag)
+
+    s = sub.add_parser("embed", parents=[common], help="deep embeddings of audio files over time (musicnn)")
+    s.add_argument("files", nargs="+")
+    s.add_argument("--window", type=float, default=3.7, help="window in seconds (0.5, 3.7, 29 or any >= 0.5)")
+    s.add_argument("--hop", type=float, default=None, help="seconds between windows (default window/2)")
+    s.add_argument("--layer", choices=["penultimate", "max_pool", "mean_pool"], default="penultimate",
+                   help="penultimate: 200-d (default); max_pool / mean_pool: 753-d")
+    s.add_argument("--pool", choices=["none", "mean", "max"], default="none", help="one vector for the whole file")
+    s.add_argument("--model", choices=["mtt", "msd"], default="mtt")
+    s.add_argument("--output", "-o", metavar="FILE.npy",
+                   help="write the vectors as .npy (and the window start times as FILE.times.npy); "
+                        "else one JSON object per window")
+    s.add_argument("--wheel", metavar="PATH", help="the musicnn-0.1.0 wheel, to convert the weights offline")
+    s.set_defaults(func=cmd_embed)
 
     s = sub.add_parser("make-queries", parents=[common],
                        help="cut (degraded) query clips from music into the origin/sample dataset layout")
