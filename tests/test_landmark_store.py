@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from tuneseek.fingerprint.hashes import HASH_SPACE
+from tuneseek.store import landmarks
 from tuneseek.store.landmarks import Segment, segment_size, write_segment
 
 
@@ -16,10 +17,13 @@ def postings():
     return hashes, frames
 
 
-@pytest.mark.parametrize("layout", ["csr", "bucketed"])
-def test_lookup_returns_exactly_the_postings_of_each_hash(tmp_path, postings, layout):
+@pytest.mark.parametrize("layout, in_memory_csr", [("csr", False), ("bucketed", False), ("bucketed", True)])
+def test_lookup_returns_exactly_the_postings_of_each_hash(tmp_path, postings, layout, in_memory_csr, monkeypatch):
+    if in_memory_csr:  # a large bucketed segment gets a CSR table in memory when opened
+        monkeypatch.setattr(landmarks, "IN_MEMORY_CSR_POSTINGS", 1000)
     hashes, frames = postings
     seg = Segment(tmp_path / "landmarks" / write_segment(tmp_path, hashes, frames, layout=layout))
+    assert (seg.offsets is not None) == (layout == "csr" or in_memory_csr)
     query = np.array([12345, hashes[700], HASH_SPACE - 1, 0], np.uint32)
     start, end = seg.ranges(query)
     qi, got = seg.gather(start, end - start)

@@ -36,6 +36,8 @@ from tuneseek.fingerprint.hashes import HASH_SPACE
 SEGMENTS_DIR = "landmarks"
 LOW_BITS = 8
 N_BUCKETS = HASH_SPACE >> LOW_BITS
+#: bucketed segments larger than this get a CSR table in memory when opened
+IN_MEMORY_CSR_POSTINGS = 1_000_000
 
 
 def _save(path: Path, array: np.ndarray) -> None:
@@ -51,15 +53,21 @@ class Segment:
     def __init__(self, path: Path):
         self.path = path
         self.name = path.name
-        self.frames = np.load(path / "frames.npy", mmap_mode="r")
+        # a plain ndarray view of the map: indexing a np.memmap costs more than the lookup
+        self.frames = np.load(path / "frames.npy", mmap_mode="r").view(np.ndarray)
         if (path / "offsets.npy").exists():
-            self.offsets = np.load(path / "offsets.npy", mmap_mode="r")
+            self.offsets = np.load(path / "offsets.npy", mmap_mode="r").view(np.ndarray)
             self.hashes = None
         else:
-            self.offsets = None
             buckets = np.load(path / "buckets.npy")
             high = np.repeat(np.arange(N_BUCKETS, dtype=np.uint32), np.diff(buckets))
-            self.hashes = (high << LOW_BITS) | np.load(path / "low.npy")
+            hashes = (high << LOW_BITS) | np.load(path / "low.npy")
+            if len(hashes) > IN_MEMORY_CSR_POSTINGS:
+                # binary search over millions of hashes misses the cache at every step:
+                # a CSR table in memory (8 MB) makes each lookup two reads
+                self.offsets, self.hashes = _run_starts(hashes, HASH_SPACE), None
+            else:
+                self.offsets, self.hashes = None, hashes
 
     def __len__(self) -> int:
         return len(self.frames)
