@@ -918,8 +918,9 @@ def build_report(work: Path, mode: str, res: dict, cmdline: str, meta: dict) -> 
             slow = {title_of(k): v for k, v in means.items() if v > LATENCY_TARGET_MS}
             neg = q["sets"].get("10|NEG")
             if neg:
-                slow["not in library (no match)"] = statistics.fmean(neg["latencies_ms"])
-                means["NEG"] = slow["not in library (no match)"]
+                means["NEG"] = statistics.fmean(neg["latencies_ms"])
+                if means["NEG"] > LATENCY_TARGET_MS:
+                    slow["not in library (no match)"] = means["NEG"]
             summary.append(("… and the mean of every set (each degradation; clips not in the library)",
                             ("over 40 ms: " + ", ".join(f"{k} {v:.1f} ms" for k, v in slow.items())) if slow
                             else f"slowest {max(means.values()):.1f} ms", not slow))
