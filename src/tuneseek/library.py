@@ -488,17 +488,4 @@ def _create(root: Path) -> None:
 
 
 def _track_fields(fp: FileFingerprint, base: int) -> dict:
-    return {
-        "path": fp.path,
-        "content_hash": fp.content_hash,
-        "size": fp.size,
-        "mtime_ns": fp.mtime_ns,
-        "duration": fp.duration,
-        "sample_rate": fp.sample_rate,
-        "channels": fp.channels,
-        "title": fp.title,
-        "artist": fp.artist,
-        "base_frame": base,
-        "n_frames": fp.n_frames,
-        "n_landmarks": len(fp.hashes),
-    }
+    return {**fp.facts(), "base_frame": base, "n_frames": fp.n_frames, "n_landmarks": len(fp.hashes)}

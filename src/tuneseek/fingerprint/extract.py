@@ -15,6 +15,7 @@ import numpy as np
 
 from tuneseek import audio
 from tuneseek.errors import AudioError
+from tuneseek.filefacts import FileFacts
 from tuneseek.fingerprint.hashes import landmarks
 from tuneseek.fingerprint.params import DEFAULT, FingerprintParams
 from tuneseek.fingerprint.peaks import Peaks, PeakStream
@@ -35,18 +36,9 @@ def content_hash(path: str) -> str:
 
 
 @dataclass(frozen=True)
-class FileFingerprint:
-    """Everything the library stores about one file."""
+class FileFingerprint(FileFacts):
+    """Everything the library stores about one file: its facts and its landmarks."""
 
-    path: str
-    content_hash: str
-    size: int
-    mtime_ns: int
-    duration: float
-    sample_rate: int
-    channels: int
-    title: str | None
-    artist: str | None
     n_frames: int
     hashes: np.ndarray  # uint32
     frames: np.ndarray  # uint32, anchor frame within the track

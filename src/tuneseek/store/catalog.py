@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tuneseek.errors import LibraryError
+from tuneseek.filefacts import FileFacts
 
 CATALOG_NAME = "catalog.sqlite"
 
@@ -55,19 +56,10 @@ TRACK_GAP_FRAMES = 4096
 
 
 @dataclass(frozen=True)
-class Track:
-    """A track of the library, as the catalogue knows it."""
+class Track(FileFacts):
+    """A track of the library, as the catalogue knows it: its file's facts and where it lies in the index."""
 
     id: int
-    path: str
-    content_hash: str
-    size: int
-    mtime_ns: int
-    duration: float
-    sample_rate: int
-    channels: int
-    title: str | None
-    artist: str | None
     base_frame: int
     n_frames: int
     n_landmarks: int
