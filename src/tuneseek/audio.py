@@ -961,6 +961,21 @@ def _write_sf(tmp: Path, a: np.ndarray, sr: int, fmt: str, subtype: str) -> None
             f.write(a[i : i + step])
 
 
+def encode_planar(container, stream, planar: np.ndarray, rate: int, layout: str) -> None:
+    """Encode float32 planar audio ``(channels, samples)`` into an open PyAV output stream, then flush it."""
+    import av
+
+    step = rate  # one second per frame handed to the encoder (PyAV re-frames it)
+    for i in range(0, planar.shape[1], step):
+        fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(planar[:, i : i + step]), format="fltp", layout=layout)
+        fr.sample_rate = rate
+        fr.pts = i
+        for pkt in stream.encode(fr):
+            container.mux(pkt)
+    for pkt in stream.encode(None):
+        container.mux(pkt)
+
+
 def _write_av(tmp: Path, a: np.ndarray, sr: int, ext: str) -> None:
     import av
 
@@ -977,12 +992,4 @@ def _write_av(tmp: Path, a: np.ndarray, sr: int, ext: str) -> None:
     with av.open(str(tmp), "w", format=muxer, options=options) as out:
         st = out.add_stream(codec, rate=rate, layout=layout)
         st.codec_context.bit_rate = rate_per_ch * nch
-        step = rate  # one second per frame handed to the encoder (PyAV re-frames it)
-        for i in range(0, planar.shape[1], step):
-            fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(planar[:, i : i + step]), format="fltp", layout=layout)
-            fr.sample_rate = rate
-            fr.pts = i
-            for pkt in st.encode(fr):
-                out.mux(pkt)
-        for pkt in st.encode(None):
-            out.mux(pkt)
+        encode_planar(out, st, planar, rate, layout)

@@ -35,6 +35,7 @@ from typing import Sequence
 import numpy as np
 from scipy import signal
 
+from tuneseek.audio import encode_planar
 from tuneseek.errors import UsageError
 
 __all__ = [
@@ -316,15 +317,7 @@ def _mp3(x: np.ndarray, sr: int, kbps: float, rng: np.random.Generator) -> np.nd
         st = oc.add_stream("libmp3lame", rate=rate)
         st.bit_rate = kbps * 1000
         st.layout = "mono"
-        block = 1152 * 16
-        for i in range(0, len(y_in), block):
-            fr = av.AudioFrame.from_ndarray(y_in[None, i : i + block], format="flt", layout="mono")
-            fr.sample_rate = rate
-            fr.pts = i
-            for pkt in st.encode(fr):
-                oc.mux(pkt)
-        for pkt in st.encode(None):
-            oc.mux(pkt)
+        encode_planar(oc, st, y_in[None, :], rate, "mono")
     buf.seek(0)
     parts = []
     with av.open(buf, mode="r") as ic:
