@@ -10,13 +10,12 @@ identifies them and scores the answers.
 from __future__ import annotations
 
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tuneseek import audio
-from tuneseek.data.querysets import QuerySet, make_queries, read_queryset
+from tuneseek.data.querysets import QuerySet, make_queries
 from tuneseek.evaluate.identify import IdentifyReport, evaluate_identify
 from tuneseek.library import AddReport, Library
 
@@ -115,4 +114,4 @@ def _origins_from(negatives: QuerySet, positives: QuerySet) -> QuerySet:
     return QuerySet(negatives.root, negatives.split, positives.origins, samples)
 
 
-__all__ = ["CONDITIONS", "DemoResult", "run_demo", "synthesise", "read_queryset"]
+__all__ = ["CONDITIONS", "DemoResult", "run_demo", "synthesise"]
