@@ -35,9 +35,9 @@ from tuneseek.fingerprint.params import DEFAULT as FP
 from tuneseek.fingerprint.params import FINGERPRINT_VERSION
 from tuneseek.indexing import Outcome, fingerprint_all
 from tuneseek.store import manifest
-from tuneseek.store.catalog import TRACK_GAP_FRAMES, Catalog, Track
-from tuneseek.store.landmarks import Segment, remove_unlisted, segment_size, write_segment
-from tuneseek.store.lock import WriterLock
+from tuneseek.store.catalog import CATALOG_NAME, TRACK_GAP_FRAMES, Catalog, Track
+from tuneseek.store.landmarks import SEGMENTS_DIR, Segment, remove_unlisted, segment_size, write_segment
+from tuneseek.store.lock import LOCK_NAME, WriterLock
 
 __all__ = ["Library", "Match", "Track", "AddReport", "default_library_path", "MIN_CLIP_SECONDS"]
 
@@ -136,6 +136,7 @@ class Library:
         self._segments: dict[str, Segment] = {}
         self._live: tuple[np.ndarray, np.ndarray, list[Track]] | None = None
         self._has_dead = False
+        self._stop = float(fpquery.MIN_STOP)  # stop-list bound on postings per hash, set by _refresh
         self._seen_version: int | None = None
 
     # -- opening -----------------------------------------------------------------
@@ -209,7 +210,7 @@ class Library:
                 tracks = self.catalog.tracks()
             try:
                 self._segments = {
-                    name: self._segments.get(name) or Segment(self.root / "landmarks" / name) for name in names
+                    name: self._segments.get(name) or Segment(self.root / SEGMENTS_DIR / name) for name in names
                 }
                 break
             except FileNotFoundError as e:
@@ -220,7 +221,9 @@ class Library:
         bases = np.array([t.base_frame for t in tracks], np.int64)
         ends = np.array([t.base_frame + t.n_frames for t in tracks], np.int64)
         self._live = (bases, ends, tracks)
-        self._has_dead = sum(len(seg) for seg in self._segments.values()) != sum(t.n_landmarks for t in tracks)
+        postings = sum(len(seg) for seg in self._segments.values())
+        self._has_dead = postings != sum(t.n_landmarks for t in tracks)
+        self._stop = max(fpquery.MIN_STOP, fpquery.STOP_RATIO * postings / HASH_SPACE)
         self._seen_version = version
 
     def _lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -229,10 +232,7 @@ class Library:
         if not segments:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         ranges = [seg.ranges(hashes) for seg in segments]
-        per_hash = sum(end - start for start, end in ranges)
-        postings = sum(len(seg) for seg in segments)
-        stop = max(fpquery.MIN_STOP, fpquery.STOP_RATIO * postings / HASH_SPACE)
-        keep = per_hash <= stop
+        keep = sum(end - start for start, end in ranges) <= self._stop
         parts = [seg.gather(start, np.where(keep, end - start, 0)) for seg, (start, end) in zip(segments, ranges)]
         qi, frames = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         if self._has_dead:  # postings of removed tracks, until the next compact
@@ -457,8 +457,9 @@ class Library:
 
 
 #: What a library directory holds before its manifest, the last file created, exists.
-_OWN_NAMES = {manifest.MANIFEST_NAME, "writer.lock", "landmarks", "catalog.sqlite", "catalog.sqlite-wal",
-              "catalog.sqlite-shm", "catalog.sqlite-journal"}
+_OWN_NAMES = {manifest.MANIFEST_NAME, LOCK_NAME, SEGMENTS_DIR} | {
+    CATALOG_NAME + suffix for suffix in ("", "-wal", "-shm", "-journal")
+}
 
 
 def _create(root: Path) -> None:
