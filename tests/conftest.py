@@ -5,11 +5,23 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "src"))
 
+import os
+import tempfile
+
 import numpy as np
 import pytest
 import soundfile as sf
 
+from tuneseek.embed.weights import default_models_dir
 from tuneseek.synth import synth_catalog
+
+# Tests see no pretrained weights and never fetch any: a library indexes for identification
+# only unless a test hands it a stand-in wheel. The parity tests look for the real weights
+# where the user keeps them (REAL_MODELS_DIR, REAL_WHEEL), and skip without them.
+REAL_MODELS_DIR = default_models_dir()
+REAL_WHEEL = os.environ.pop("TUNESEEK_MUSICNN_WHEEL", None)
+os.environ["TUNESEEK_OFFLINE"] = "1"
+os.environ["TUNESEEK_MODELS"] = tempfile.mkdtemp(prefix="tuneseek-test-models-")
 
 SR = 22050
 
@@ -34,3 +46,32 @@ def stranger() -> np.ndarray:
 def track_audio(music_dir: pathlib.Path, name_part: str) -> np.ndarray:
     path = next(p for p in music_dir.rglob("*.flac") if name_part in p.name)
     return sf.read(path, dtype="float32")[0]
+
+
+@pytest.fixture(scope="session")
+def standin_models(tmp_path_factory) -> pathlib.Path:
+    """A models directory with musicnn converted from a stand-in wheel of random weights.
+
+    The real weights are not available to tests: what the tags say is checked by the parity
+    tests; this checks shapes, storage and plumbing.
+    """
+    from tfbundle_writer import fake_wheel, musicnn_tf_tensors
+
+    from tuneseek.embed.weights import MUSICNN_WHEEL_NAME, convert_wheel
+
+    root = tmp_path_factory.mktemp("standin-models")
+    wheel = root / MUSICNN_WHEEL_NAME
+    wheel.write_bytes(fake_wheel(musicnn_tf_tensors(seed=1)))
+    convert_wheel(wheel, root / "converted", sha256=None)
+    return root / "converted"
+
+
+@pytest.fixture
+def with_models(standin_models, monkeypatch):
+    """Tags and embeddings available, from the stand-in models, for one test."""
+    from tuneseek import analysis
+
+    monkeypatch.setenv("TUNESEEK_MODELS", str(standin_models))
+    analysis.model.cache_clear()
+    yield standin_models
+    analysis.model.cache_clear()

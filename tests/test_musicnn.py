@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import REAL_MODELS_DIR, REAL_WHEEL
 from tfbundle_writer import fake_wheel, musicnn_tf_tensors
 
 from tuneseek.embed import weights as W
@@ -48,19 +49,19 @@ def model() -> Musicnn:
 def pretrained_dir(tmp_path_factory) -> Path:
     """A models directory holding the real converted musicnn weights, or skip.
 
-    Looks for the wheel in $TUNESEEK_MUSICNN_WHEEL or the models directory (converting it
-    into a temporary folder), else for weights already converted in the models directory.
+    Looks for the wheel in $TUNESEEK_MUSICNN_WHEEL or the user's models directory (converting
+    it into a temporary folder), else for weights already converted in that directory.
     Never downloads.
     """
-    wheel = W.find_wheel(None, W.default_models_dir())
+    wheel = W.find_wheel(REAL_WHEEL, REAL_MODELS_DIR)
     if wheel is not None:
         out = tmp_path_factory.mktemp("models")
         W.convert_wheel(wheel, out)
         return out
     try:
         for name in W.MUSICNN_MODELS:
-            W.read_converted(W.model_dir(name))
-        return W.default_models_dir()
+            W.read_converted(W.model_dir(name, REAL_MODELS_DIR))
+        return REAL_MODELS_DIR
     except ModelError:
         pytest.skip(
             "musicnn weights not available: set TUNESEEK_MUSICNN_WHEEL to musicnn-0.1.0-py3-none-any.whl "
@@ -380,6 +381,7 @@ def test_converted_weights_of_the_wrong_shape_or_damaged(tmp_path, monkeypatch):
 
 def test_offline_without_a_wheel_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.delenv("TUNESEEK_MUSICNN_WHEEL", raising=False)
+    monkeypatch.delenv("TUNESEEK_OFFLINE")
     monkeypatch.setattr(W, "PIP_DOWNLOAD_COMMAND", [sys.executable, "-c", "import sys; print('ERROR: No matching distribution found for musicnn==0.1.0', file=sys.stderr); sys.exit(1)", "-d"])
     with pytest.raises(ModelError) as info:
         W.load_musicnn("mtt", tmp_path / "models")
@@ -391,9 +393,23 @@ def test_offline_without_a_wheel_is_one_clear_error(tmp_path, monkeypatch):
         W.load_musicnn("msd", tmp_path / "models", download=False)
 
 
+def test_offline_setting_never_runs_pip(tmp_path, monkeypatch):
+    ran = tmp_path / "pip-ran"
+    monkeypatch.setattr(W, "PIP_DOWNLOAD_COMMAND", [sys.executable, "-c", f"open({str(ran)!r}, 'w')", "-d"])
+    monkeypatch.setenv("TUNESEEK_OFFLINE", "1")
+    with pytest.raises(ModelError, match="not converted yet and no wheel was given"):
+        W.load_musicnn("mtt", tmp_path / "models")
+    assert not ran.exists()
+    monkeypatch.setenv("TUNESEEK_OFFLINE", "0")
+    with pytest.raises(ModelError, match="cannot download"):  # the stand-in pip leaves no wheel behind
+        W.load_musicnn("mtt", tmp_path / "models")
+    assert ran.exists()
+
+
 def test_download_path_converts_what_pip_fetched(tmp_path, monkeypatch):
     """load_musicnn with no wheel runs pip (here a stand-in that copies a fake wheel) and converts."""
     monkeypatch.delenv("TUNESEEK_MUSICNN_WHEEL", raising=False)
+    monkeypatch.delenv("TUNESEEK_OFFLINE")
     source = tmp_path / "src.whl"
     source.write_bytes(fake_wheel(musicnn_tf_tensors()))
     script = f"import shutil, sys; shutil.copy({str(source)!r}, sys.argv[-1] + '/{W.MUSICNN_WHEEL_NAME}')"

@@ -9,31 +9,16 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from tfbundle_writer import fake_wheel, musicnn_tf_tensors
 
-from tuneseek import analysis
 from tuneseek.cli import main
-from tuneseek.embed.weights import convert_wheel
 from tuneseek.synth import synth_track
 
 SR = 22050
 
 
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    wheel = root / "musicnn-0.1.0-py3-none-any.whl"
-    wheel.write_bytes(fake_wheel(musicnn_tf_tensors(seed=1)))
-    convert_wheel(wheel, root / "converted", sha256=None)
-    return root / "converted"
-
-
 @pytest.fixture(autouse=True)
-def use_models(models_dir, monkeypatch):
-    monkeypatch.setenv("TUNESEEK_MODELS", str(models_dir))
-    analysis.model.cache_clear()
+def use_models(with_models):
     yield
-    analysis.model.cache_clear()
 
 
 @pytest.fixture(scope="module")

@@ -83,7 +83,7 @@ def cmd_index(args) -> int:
             bar.start()
         try:
             report = lib.add(args.paths, workers=args.workers, progress=progress, on_files=on_files,
-                             commit_every=args.commit_every)
+                             commit_every=args.commit_every, analyse=not args.landmarks_only, wheel=args.wheel)
         finally:
             if bar is not None:
                 bar.stop()
@@ -91,16 +91,26 @@ def cmd_index(args) -> int:
         if path not in shown:
             show_failure(path, reason)
     if args.json:
+        for path, reason in report.analysis_failed:
+            _out({"path": path, "analysis_error": reason})
         _out({
             "added": len(report.added), "reindexed": len(report.reindexed), "unchanged": len(report.unchanged),
-            "moved": len(report.moved), "duplicates": len(report.duplicates), "failed": len(report.failed),
+            "moved": len(report.moved), "analysed": len(report.analysed), "duplicates": len(report.duplicates),
+            "failed": len(report.failed), "analysis_failed": len(report.analysis_failed),
+            "analysis_skipped": report.analysis_skipped,
             "audio_hours": round(report.audio_seconds / 3600, 4), "seconds": round(report.elapsed, 3),
         })
     else:
         for path, twin in report.duplicates:
             print(f"skipped {path}: same audio as {twin}", file=sys.stderr)
+        for path, reason in report.analysis_failed:
+            print(f"no tags or embeddings for {path}: {reason}", file=sys.stderr)
+        if report.analysis_skipped:
+            print(f"note: indexed for identification only; tags and embeddings skipped: {report.analysis_skipped}",
+                  file=sys.stderr)
         print(report.summary())
-    return 1 if report.failed and not (report.added or report.reindexed or report.unchanged or report.moved) else 0
+    indexed = report.added or report.reindexed or report.unchanged or report.moved or report.analysed
+    return 1 if report.failed and not indexed else 0
 
 
 def cmd_identify(args) -> int:
@@ -166,6 +176,39 @@ def cmd_remove(args) -> int:
     return status
 
 
+def cmd_show(args) -> int:
+    with _open(args) as lib:
+        track = lib.track(args.track)
+        tags = lib.tags(track)
+        versions = lib.extractors(track)
+    if args.json:
+        _out({"id": track.id, "name": track.name, "path": track.path, "duration": round(track.duration, 3),
+              "extractors": versions, "tags": {v: dict(zip(t.labels, map(_r4, t.probs))) for v, t in tags.items()}})
+        return 0
+    print(f"track        {track.id}: {track.name}")
+    print(f"path         {track.path}")
+    print(f"duration     {_fmt_time(track.duration)}")
+    for vocab, t in tags.items():
+        label = {"mtt": "tags (MTT)", "msd": "tags (MSD)"}.get(vocab, f"tags ({vocab})")
+        print(f"{label:<13}" + ", ".join(f"{name} {p:.2f}" for name, p in t.top(args.top)))
+    if not tags:
+        print("tags         none yet (run `tuneseek index` on this file with the models available)")
+    print("extractors   " + ", ".join(f"{name} {v}" for name, v in sorted(versions.items())))
+    return 0
+
+
+def cmd_similar(args) -> int:
+    with _open(args) as lib:
+        results = lib.similar(args.query, k=args.k)
+    for rank, r in enumerate(results, 1):
+        if args.json:
+            _out({"query": args.query, "rank": rank, **r.to_dict()})
+        else:
+            where = f" at {_fmt_time(r.time)}" if r.time is not None else ""
+            print(f"{rank:>3}. {r.score:.3f}  {r.track.name} [track {r.track.id}]{where}")
+    return 0
+
+
 def cmd_stats(args) -> int:
     with _open(args) as lib:
         s = lib.stats()
@@ -179,6 +222,8 @@ def cmd_stats(args) -> int:
     print(f"landmarks    {s.landmarks:,}")
     print(f"index        {s.index_bytes / 1e6:.1f} MB in {s.segments} segment(s) ({per_hour:.2f} MB per audio hour)")
     print(f"catalogue    {s.catalog_bytes / 1e6:.1f} MB")
+    print(f"tags         {s.tagged} of {s.tracks} tracks")
+    print(f"embeddings   {s.embedded} of {s.tracks} tracks")
     return 0
 
 
@@ -303,7 +348,7 @@ def cmd_eval_identify(args) -> int:
     with tempfile.TemporaryDirectory(prefix="tuneseek-eval-") as tmp:
         where = args.library if args.library_given else Path(tmp) / "library"
         with Library.open(where, create=True) as lib:
-            added = lib.add([str(o.path) for o in qs.origins], workers=args.workers)
+            added = lib.add([str(o.path) for o in qs.origins], workers=args.workers, analyse=False)
             if not args.json:
                 print(f"indexed {len(qs.origins)} origin tracks: {added.summary()}")
             for path, reason in added.failed:
@@ -372,6 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", "-j", type=int, default=None, help="parallel processes (default: all cores)")
     s.add_argument("--commit-every", type=float, default=5.0, metavar="SECONDS",
                    help="commit finished files at least this often; an interruption loses only the rest (default 5)")
+    s.add_argument("--landmarks-only", action="store_true",
+                   help="index for identification only: no tags or embeddings (about 40x faster)")
+    s.add_argument("--wheel", metavar="PATH", help="the musicnn-0.1.0 wheel, to convert the weights offline")
     s.set_defaults(func=cmd_index)
 
     s = sub.add_parser("identify", parents=[common], help="say which track each clip comes from, and where")
@@ -385,6 +433,17 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("remove", parents=[common], help="remove tracks (by id or path) from the library")
     s.add_argument("tracks", nargs="+")
     s.set_defaults(func=cmd_remove)
+
+    s = sub.add_parser("show", parents=[common], help="a track's facts, stored tags and extractor versions")
+    s.add_argument("track", help="track id or path")
+    s.add_argument("--top", type=int, default=8, help="tags shown per vocabulary (default 8; --json gives all)")
+    s.set_defaults(func=cmd_show)
+
+    s = sub.add_parser("similar", parents=[common], help="tracks that sound like a library track, a file or a clip")
+    s.add_argument("query", help="track id, a library track's path, or any audio file (a clip under 30 s is "
+                                 "matched against 3.7 s segments, and each result says where)")
+    s.add_argument("-k", type=int, default=10, help="results (default 10)")
+    s.set_defaults(func=cmd_similar)
 
     s = sub.add_parser("stats", parents=[common], help="size of the library and its index")
     s.set_defaults(func=cmd_stats)

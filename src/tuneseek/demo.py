@@ -94,7 +94,7 @@ def run_demo(
         origins = sorted({str(o.path) for o in sets[0][1].origins})
         say(f"indexing {len(origins)} tracks")
         with Library.open(work / "library") as lib:
-            added = lib.add(origins, workers=workers)
+            added = lib.add(origins, workers=workers, analyse=False)
             refused = {path for path, _ in added.failed}
             for path, reason in added.failed:
                 say(f"the library refused {path}: {reason}; its clips are left out")

@@ -6,7 +6,7 @@ On disk (see DESIGN.md)::
 
     LIBRARY/
       tuneseek.json        manifest: format + fingerprint versions
-      catalog.sqlite       tracks, segments, extractor versions (WAL)
+      catalog.sqlite       tracks, segments, extractor versions, tags, embeddings (WAL)
       landmarks/seg-*/     immutable landmark segments, memory-mapped
       writer.lock          held by the one process that writes
 
@@ -26,20 +26,21 @@ from pathlib import Path
 
 import numpy as np
 
-from tuneseek import audio
-from tuneseek.errors import AudioError, LibraryBusyError, LibraryError
+from tuneseek import analysis, audio
+from tuneseek.errors import AudioError, LibraryBusyError, LibraryError, TuneseekError, UsageError
 from tuneseek.fingerprint import query as fpquery
 from tuneseek.fingerprint.hashes import HASH_SPACE
 from tuneseek.fingerprint.extract import RESAMPLE_QUALITY, FileFingerprint, check_peaks, content_hash
 from tuneseek.fingerprint.params import DEFAULT as FP
 from tuneseek.fingerprint.params import FINGERPRINT_VERSION
-from tuneseek.indexing import Outcome, fingerprint_all
+from tuneseek.indexing import Job, Outcome, run_jobs
+from tuneseek.similarity import Similar, SpaceIndex
 from tuneseek.store import manifest
 from tuneseek.store.catalog import CATALOG_NAME, TRACK_GAP_FRAMES, Catalog, Track
 from tuneseek.store.landmarks import SEGMENTS_DIR, Segment, remove_unlisted, segment_size, write_segment
 from tuneseek.store.lock import LOCK_NAME, WriterLock
 
-__all__ = ["Library", "Match", "Track", "AddReport", "default_library_path", "MIN_CLIP_SECONDS"]
+__all__ = ["Library", "Match", "Similar", "Track", "AddReport", "default_library_path", "MIN_CLIP_SECONDS"]
 
 #: Shorter clips are refused: too few landmarks to tell tracks apart.
 MIN_CLIP_SECONDS = 2.0
@@ -48,6 +49,8 @@ COMMIT_EVERY_SECONDS = 5.0
 COMMIT_EVERY_POSTINGS = 4_000_000
 #: Above this many segments, ``add`` merges the small ones.
 MAX_SEGMENTS = 8
+#: ``similar`` compares a file at least this long as a whole track; a shorter one as a clip.
+WHOLE_TRACK_SECONDS = 30.0
 
 
 def default_library_path() -> Path:
@@ -92,6 +95,9 @@ class AddReport:
     moved: list[Track] = field(default_factory=list)
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (skipped path, indexed twin)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    analysed: list[Track] = field(default_factory=list)  # already indexed; given tags/embeddings they lacked
+    analysis_failed: list[tuple[str, str]] = field(default_factory=list)  # indexed, but without tags/embeddings
+    analysis_skipped: str | None = None  # why no file got tags/embeddings, when none could
     audio_seconds: float = 0.0
     elapsed: float = 0.0
 
@@ -101,8 +107,10 @@ class AddReport:
             ("re-indexed", self.reindexed),
             ("unchanged", self.unchanged),
             ("moved", self.moved),
+            ("given tags and embeddings", self.analysed),
             ("duplicates skipped", self.duplicates),
             ("failed", self.failed),
+            ("without tags and embeddings", self.analysis_failed),
         ):
             if items:
                 parts.append(f"{len(items)} {name}")
@@ -119,6 +127,8 @@ class LibraryStats:
     segments: int
     index_bytes: int
     catalog_bytes: int
+    tagged: int  # tracks with tags
+    embedded: int  # tracks with embeddings
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -138,6 +148,8 @@ class Library:
         self._has_dead = False
         self._stop = float(fpquery.MIN_STOP)  # stop-list bound on postings per hash, set by _refresh
         self._seen_version: int | None = None
+        self._spaces: dict[str, SpaceIndex] = {}
+        self._spaces_version: int | None = None
 
     # -- opening -----------------------------------------------------------------
     @classmethod
@@ -197,6 +209,8 @@ class Library:
             catalog_bytes=sum(
                 p.stat().st_size for p in self.root.glob("catalog.sqlite*") if p.is_file()
             ),
+            tagged=self.catalog.count_tagged(),
+            embedded=self.catalog.count_embedded(analysis.SPACE),
         )
 
     def _refresh(self) -> None:
@@ -281,18 +295,100 @@ class Library:
 
     def _clip_samples(self, clip, sr) -> tuple[str, np.ndarray]:
         if isinstance(clip, np.ndarray):
-            if sr is None:
-                raise ValueError("identify(samples) needs sr=")
-            x = np.asarray(clip, np.float32)
-            if x.ndim == 2:
-                x = x.mean(axis=1 if x.shape[1] < x.shape[0] else 0)
-            if sr != FP.sr:
-                import soxr
-
-                x = soxr.resample(x, sr, FP.sr, quality=RESAMPLE_QUALITY).astype(np.float32)
-            return "<samples>", x
+            return "<samples>", _resampled(clip, sr, FP.sr, RESAMPLE_QUALITY)
         path = os.fspath(clip)
         return path, audio.load(path, FP.sr, quality=RESAMPLE_QUALITY)
+
+    # -- what it sounds like ---------------------------------------------------------
+    def tags(self, ref: int | str | Track) -> dict[str, analysis.Tags]:
+        """The stored tags of a track, ``{vocabulary: Tags}`` ("mtt", "msd"); ``{}`` if it has none yet."""
+        track = ref if isinstance(ref, Track) else self.track(ref)
+        labels = self.catalog.vocabularies()
+        stored = self.catalog.tags(track.id)
+        return {
+            vocab: analysis.Tags(track.path, vocab, tuple(labels[vocab]), probs, np.zeros(0), np.zeros((0, len(probs))))
+            for vocab, probs in sorted(stored.items(), key=lambda kv: analysis.MODELS.index(kv[0]) if kv[0] in analysis.MODELS else 99)
+        }
+
+    def extractors(self, ref: int | str | Track) -> dict[str, str]:
+        """``{extractor: version}`` of what the library holds for a track (landmarks, tags, embeddings)."""
+        track = ref if isinstance(ref, Track) else self.track(ref)
+        return self.catalog.extractors(track.id).get(track.id, {})
+
+    def embed(self, path: str | Path, window: float = 3.7, hop: float | None = None, layer: str = "penultimate",
+              pool: str = "none") -> analysis.Embedding:
+        """Embeddings of an audio file for windows of ``window`` seconds (see :func:`tuneseek.analysis.embed_file`)."""
+        return analysis.embed_file(path, window, hop, layer, pool)
+
+    def similar(self, query: int | str | Path | Track | np.ndarray, k: int = 10, sr: int | None = None) -> list[Similar]:
+        """Tracks that sound like ``query``, most similar first, the query's own track left out.
+
+        ``query`` is a library track (a :class:`Track`, an id, or its path), any audio file,
+        or samples at ``sr``. A track, or a file of at least :data:`WHOLE_TRACK_SECONDS`, is
+        compared as a whole: its mean vector against each track's (cosine). A shorter clip is
+        compared with every 3.7 s segment in the library, and each result says where its
+        best-matching segment starts.
+        """
+        if k < 1:
+            raise UsageError(f"k must be at least 1, got {k}")
+        space = self._space(analysis.SPACE)
+        if len(space) == 0:
+            raise LibraryError(self.root, "no track has embeddings yet: run `tuneseek index` on your music "
+                                          "with the models available (pip install 'tuneseek[models]')")
+        track = self._as_track(query)
+        if track is not None:
+            stored = next(self.catalog.embeddings(analysis.SPACE, track.id), None)
+            if stored is None:
+                raise LibraryError(self.root, f"track {track.id} has no embeddings yet: run `tuneseek index {track.path}`")
+            found = space.by_track(stored.track_vector, k, exclude={track.id})
+        else:
+            name, x = self._samples_16k(query, sr)
+            exclude = self._copies_of(query)
+            if len(x) >= WHOLE_TRACK_SECONDS * analysis.MUSICNN_SR:
+                _, vectors = analysis.clip_vectors(x, hop=analysis.SEGMENT_HOP)
+                found = space.by_track(vectors.mean(axis=0), k, exclude)
+            else:
+                _, vectors = analysis.clip_vectors(x)
+                found = space.by_segment(vectors.mean(axis=0), k, exclude)
+        return [Similar(self.catalog.track(tid), score, time) for tid, score, time in found]
+
+    def _space(self, name: str) -> SpaceIndex:
+        """The vector indexes of embedding space ``name``, rebuilt when the catalogue changed."""
+        version = self.catalog.data_version()
+        if version != self._spaces_version:
+            self._spaces.clear()
+            self._spaces_version = version
+        if name not in self._spaces:
+            self._spaces[name] = SpaceIndex(self.catalog, name)
+        return self._spaces[name]
+
+    def _as_track(self, query) -> Track | None:
+        """The library track ``query`` names, or ``None`` when it is audio to analyse."""
+        if isinstance(query, Track):
+            return query
+        if isinstance(query, np.ndarray):
+            return None
+        if isinstance(query, int) or (isinstance(query, str) and query.isdigit() and not os.path.exists(query)):
+            return self.track(int(query))
+        known = self.catalog.track_by_path(os.path.abspath(os.fspath(query)))
+        if known is not None or os.path.exists(query):
+            return known
+        raise LibraryError(self.root, f"{os.fspath(query)!r} is neither an audio file nor a track of this library")
+
+    def _copies_of(self, query) -> set[int]:
+        """Tracks holding the same file as ``query`` (a copy elsewhere): they are not "similar", they are it."""
+        if isinstance(query, np.ndarray):
+            return set()
+        try:
+            return {t.id for t in self.catalog.tracks_by_hash(content_hash(os.fspath(query)))}
+        except OSError:
+            return set()
+
+    @staticmethod
+    def _samples_16k(query, sr: int | None) -> tuple[str, np.ndarray]:
+        if not isinstance(query, np.ndarray):
+            return os.fspath(query), analysis.decode(query)
+        return "<samples>", analysis.checked("<samples>", _resampled(query, sr, analysis.MUSICNN_SR, "HQ"))
 
     # -- writing -------------------------------------------------------------------
     def add(
@@ -303,14 +399,22 @@ class Library:
         executor=None,
         on_files: Callable[[int], None] | None = None,
         commit_every: float = COMMIT_EVERY_SECONDS,
+        analyse: bool = True,
+        wheel: str | None = None,
     ) -> AddReport:
         """Index audio files and folders (recursively). Incremental, parallel and atomic.
 
-        Unchanged files (same size and time, or same content) are skipped; changed
-        ones are re-indexed; files that fail are reported and skipped. ``progress``
-        is called once per file processed; ``on_files`` once with the file count.
-        Finished files are committed at least every ``commit_every`` seconds: an
-        interrupted run loses only what it did since.
+        Every file gets landmarks (for ``identify``) and, with ``analyse``, tags in both
+        musicnn vocabularies and 3.7 s segment embeddings (for ``tags`` and ``similar``).
+        When the models cannot be had (no PyTorch, no weights and no way to fetch them) the
+        files are still indexed for identification and ``report.analysis_skipped`` says why.
+
+        Unchanged files (same size and time, or same content) are skipped, except for the
+        extractors they lack or that changed version since: a library indexed before gains
+        tags and embeddings in place. Changed files are re-indexed; files that fail are
+        reported and skipped. ``progress`` is called once per file processed; ``on_files``
+        once with the file count. Finished files are committed at least every
+        ``commit_every`` seconds: an interrupted run loses only what it did since.
         """
         started = time.perf_counter()
         report = AddReport()
@@ -322,63 +426,99 @@ class Library:
                 report.failed.append((e.path, e.reason))
         with WriterLock(self.root):
             remove_unlisted(self.root, set(self.catalog.segments()))
-            todo = self._changed(files, report)
+            wanted = self._analysis_extractors(wheel, report) if analyse and files else {}
+            jobs = self._jobs(files, wanted, report)
             if on_files:
-                on_files(len(todo))
-            batch: list[FileFingerprint] = []
+                on_files(len(jobs))
+            batch: list[Outcome] = []
             postings, last_commit = 0, time.monotonic()
-            for outcome in fingerprint_all(todo, workers, executor):
-                if outcome.fingerprint is not None:
-                    batch.append(outcome.fingerprint)
-                    postings += len(outcome.fingerprint.hashes)
-                    report.audio_seconds += outcome.fingerprint.duration
-                else:
+            for outcome in run_jobs(jobs, workers, executor):
+                if outcome.error:
                     report.failed.append((outcome.path, outcome.error))
+                else:
+                    batch.append(outcome)
+                    if outcome.fingerprint is not None:
+                        postings += len(outcome.fingerprint.hashes)
+                        report.audio_seconds += outcome.fingerprint.duration
+                    elif outcome.description is not None:
+                        report.audio_seconds += outcome.description.duration
+                    if outcome.describe_error:
+                        report.analysis_failed.append((outcome.path, outcome.describe_error))
                 if progress:
                     progress(outcome)
                 if batch and (postings >= COMMIT_EVERY_POSTINGS or time.monotonic() - last_commit >= commit_every):
-                    self._commit(batch, report)
+                    self._commit(batch, report, wanted)
                     batch, postings, last_commit = [], 0, time.monotonic()
             if batch:
-                self._commit(batch, report)
+                self._commit(batch, report, wanted)
             if len(self.catalog.segments()) > MAX_SEGMENTS:
                 self._merge_small()
         report.elapsed = time.perf_counter() - started
         return report
 
-    def _changed(self, files: list[str], report: AddReport) -> list[str]:
-        """The files that need fingerprinting; unchanged ones go straight to the report."""
-        todo = []
+    def _analysis_extractors(self, wheel: str | None, report: AddReport) -> dict[str, str]:
+        """``{extractor: version}`` of the tags and embeddings to store, or ``{}`` (and why) when the models are missing."""
+        try:
+            wanted = analysis.extractor_versions(wheel)
+            labels = analysis.vocabularies(wheel)
+        except TuneseekError as e:
+            report.analysis_skipped = str(e)
+            return {}
+        with self.catalog.transaction():
+            for name, names in labels.items():
+                self.catalog.set_vocabulary(name, names)
+        return wanted
+
+    def _jobs(self, files: list[str], wanted: dict[str, str], report: AddReport) -> list[Job]:
+        """What each file needs: unchanged files only the extractors they lack; the rest everything."""
+        done = self.catalog.extractors()
+        jobs = []
         for path in dict.fromkeys(files):
             known = self.catalog.track_by_path(path)
-            if known is not None:
-                try:
-                    st = os.stat(path)
-                    if st.st_size == known.size and (
-                        st.st_mtime_ns == known.mtime_ns or content_hash(path) == known.content_hash
-                    ):
-                        if st.st_mtime_ns != known.mtime_ns:
-                            with self.catalog.transaction():
-                                self.catalog.touch(known.id, st.st_mtime_ns)
-                        report.unchanged.append(path)
-                        continue
-                except OSError:
-                    pass  # the worker reports the file's own error
-            todo.append(path)
-        return todo
+            if known is not None and self._unchanged(path, known):
+                have = done.get(known.id, {})
+                missing = tuple(name for name, version in wanted.items() if have.get(name) != version)
+                if missing:
+                    jobs.append(Job(path, fingerprint=False, describe=missing))
+                else:
+                    report.unchanged.append(path)
+                continue
+            jobs.append(Job(path, describe=tuple(wanted)))
+        return jobs
 
-    def _commit(self, batch: list[FileFingerprint], report: AddReport) -> None:
-        """Write one segment for ``batch`` and list it with its tracks in one transaction."""
+    def _unchanged(self, path: str, known: Track) -> bool:
+        """Whether the file at ``path`` still holds what ``known`` was indexed from (same size and time, or content)."""
+        try:
+            st = os.stat(path)
+            if st.st_size != known.size:
+                return False
+            if st.st_mtime_ns == known.mtime_ns:
+                return True
+            if content_hash(path) != known.content_hash:
+                return False
+            with self.catalog.transaction():
+                self.catalog.touch(known.id, st.st_mtime_ns)
+            return True
+        except OSError:
+            return False  # the worker reports the file's own error
+
+    def _commit(self, batch: list[Outcome], report: AddReport, versions: dict[str, str]) -> None:
+        """Write one segment for the fingerprints of ``batch``; list it with its tracks and their descriptions in one transaction."""
         base = self.catalog.next_base_frame()
         rows, hashes, frames = [], [], []
         in_batch: dict[str, str] = {}
-        for fp in batch:
-            old = self.catalog.track_by_path(fp.path)
+        for outcome in batch:
+            fp = outcome.fingerprint
+            old = self.catalog.track_by_path(outcome.path)
+            if fp is None:  # an unchanged track, given the extractors it lacked
+                if old is not None and outcome.description is not None:
+                    rows.append(("describe", outcome, old, None))
+                continue
             same = [t for t in self.catalog.tracks_by_hash(fp.content_hash) if t.path != fp.path]
             if old is None and same:
                 twin = same[0]
                 if not os.path.exists(twin.path):
-                    rows.append(("move", fp, twin, None))
+                    rows.append(("move", outcome, twin, None))
                 else:
                     report.duplicates.append((fp.path, twin.path))
                 continue
@@ -386,7 +526,7 @@ class Library:
                 report.duplicates.append((fp.path, in_batch[fp.content_hash]))
                 continue
             in_batch[fp.content_hash] = fp.path
-            rows.append(("add", fp, old, base))
+            rows.append(("add", outcome, old, base))
             hashes.append(fp.hashes)
             frames.append(fp.frames.astype(np.int64) + base)
             base += fp.n_frames + TRACK_GAP_FRAMES
@@ -399,26 +539,46 @@ class Library:
         with self.catalog.transaction():
             if name is not None:
                 self.catalog.add_segment(name, int(sum(len(x) for x in hashes)))
-            for kind, fp, old, track_base in rows:
-                if kind == "move":
-                    self.catalog.update_path(old.id, fp.path, fp.mtime_ns)
-                    continue
-                if old is not None:
-                    self.catalog.delete_track(old.id)
-                track_id = self.catalog.insert_track(_track_fields(fp, track_base))
-                self.catalog.set_extractor(track_id, "landmarks", FINGERPRINT_VERSION)
+            for kind, outcome, old, track_base in rows:
+                if kind == "add":
+                    if old is not None:
+                        self.catalog.delete_track(old.id)
+                    track_id = self.catalog.insert_track(_track_fields(outcome.fingerprint, track_base))
+                    self.catalog.set_extractor(track_id, "landmarks", FINGERPRINT_VERSION)
+                else:
+                    track_id = old.id
+                    if kind == "move":
+                        self.catalog.update_path(old.id, outcome.path, outcome.fingerprint.mtime_ns)
+                self._store_description(track_id, outcome, versions)
         self._live = None
-        for kind, fp, old, _ in rows:
-            track = self.catalog.track_by_path(fp.path)
-            (report.moved if kind == "move" else report.reindexed if old else report.added).append(track)
+        self._spaces.clear()
+        for kind, outcome, old, _ in rows:
+            track = self.catalog.track_by_path(outcome.path)
+            {"move": report.moved, "describe": report.analysed}.get(
+                kind, report.reindexed if old else report.added
+            ).append(track)
+
+    def _store_description(self, track_id: int, outcome: Outcome, versions: dict[str, str]) -> None:
+        """Store the tags and embeddings an outcome holds, with the versions of their extractors."""
+        d = outcome.description
+        if d is None:
+            return
+        for extractor in outcome.describe:
+            if extractor in analysis.TAG_EXTRACTORS:
+                self.catalog.set_tags(track_id, analysis.TAG_EXTRACTORS[extractor], d.tags[analysis.TAG_EXTRACTORS[extractor]])
+            elif extractor == analysis.EMBEDDING_EXTRACTOR:
+                self.catalog.set_embedding(track_id, analysis.SPACE, analysis.SEGMENT_WINDOW, analysis.SEGMENT_HOP,
+                                           d.track_vector, d.segments)
+            self.catalog.set_extractor(track_id, extractor, versions[extractor])
 
     def remove(self, ref: int | str) -> Track:
         """Take a track out of the library and of every index; returns what was removed."""
         with WriterLock(self.root):
             track = self.track(ref)
             with self.catalog.transaction():
-                self.catalog.delete_track(track.id)
+                self.catalog.delete_track(track.id)  # its tags, embeddings and versions go with it
         self._live = None  # data_version only moves for other connections' commits
+        self._spaces.clear()
         return track
 
     def compact(self) -> None:
@@ -490,3 +650,17 @@ def _create(root: Path) -> None:
 
 def _track_fields(fp: FileFingerprint, base: int) -> dict:
     return {**fp.facts(), "base_frame": base, "n_frames": fp.n_frames, "n_landmarks": len(fp.hashes)}
+
+
+def _resampled(samples: np.ndarray, sr: int | None, target: int, quality: str) -> np.ndarray:
+    """Samples given to the API (mono, or channels on either axis) as mono float32 at ``target`` Hz."""
+    if sr is None:
+        raise UsageError("audio given as samples needs its sample rate: sr=")
+    x = np.asarray(samples, np.float32)
+    if x.ndim == 2:
+        x = x.mean(axis=1 if x.shape[1] < x.shape[0] else 0)
+    if sr != target:
+        import soxr
+
+        x = soxr.resample(x, sr, target, quality=quality).astype(np.float32)
+    return x

