@@ -51,9 +51,20 @@ def best_of(fn, repeat: int = 3) -> float:
     return min(times)
 
 
+def tag_table(n_wesnoth: int, mtt, msd) -> None:
+    print("## Top tags on real music (musicnn MTT and MSD, mean over 3 s patches)\n")
+    print("| track | MTT top 5 | MSD top 5 |\n| --- | --- | --- |")
+    for path in sorted(glob.glob(WESNOTH))[:n_wesnoth] + sorted(glob.glob(ROCK)):
+        y = audio.load(path, MUSICNN_SR)
+        feats = musicnn_logmel(y)
+        name = os.path.relpath(path, "/usr/share/games")
+        print(f"| {name} | {top(tag(y, mtt, feats), mtt.labels)} | {top(tag(y, msd, feats), msd.labels)} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--wesnoth", type=int, default=6, help="Wesnoth tracks to tag (alphabetical; default 6)")
+    ap.add_argument("--wesnoth", type=int, default=6,
+                    help="Wesnoth tracks to tag, besides the rock songs (alphabetical; default 6; -1 skips the table)")
     ap.add_argument("--wheel", help="musicnn-0.1.0 wheel, if the weights are not converted yet")
     ap.add_argument("--index", type=int, default=6, help="3-5 minute Wesnoth tracks to index (default 6; 0 skips)")
     args = ap.parse_args()
@@ -61,14 +72,8 @@ def main() -> None:
     mtt, mtt_cfg = load_musicnn("mtt", wheel=args.wheel)
     msd, msd_cfg = load_musicnn("msd", wheel=args.wheel)
 
-    print("## Top tags on real music (musicnn MTT and MSD, mean over 3 s patches)\n")
-    print("| track | MTT top 5 | MSD top 5 |\n| --- | --- | --- |")
-    files = sorted(glob.glob(WESNOTH))[: args.wesnoth] + sorted(glob.glob(ROCK))
-    for path in files:
-        y = audio.load(path, MUSICNN_SR)
-        feats = musicnn_logmel(y)
-        name = os.path.relpath(path, "/usr/share/games")
-        print(f"| {name} | {top(tag(y, mtt, feats), mtt.labels)} | {top(tag(y, msd, feats), msd.labels)} |")
+    if args.wesnoth >= 0:
+        tag_table(args.wesnoth, mtt, msd)
 
     print("\n## Speed, one core (torch.set_num_threads(1))\n")
     patch = torch.zeros(1, PATCH_FRAMES, 96)
@@ -121,7 +126,7 @@ def index_speed(n: int, limit: float, wheel: str | None) -> None:
     files = [p for p in sorted(glob.glob(WESNOTH)) if 180 <= audio.probe(p).duration <= 300][:n]
     hours = sum(audio.probe(p).duration for p in files) / 3600
     passes = 3  # MTT tags, MSD tags (3 s patches side by side), 3.7 s segment embeddings side by side
-    print(f"\n### Indexing into a library: `Library.add(files, workers=W)`\n")
+    print("\n### Indexing into a library: `Library.add(files, workers=W)`\n")
     print(f"{len(files)} Wesnoth tracks of 3-5 min, {hours * 60:.1f} min of audio. The library stores landmarks, "
           f"tags in both vocabularies and 3.7 s segment embeddings: {passes} network passes, so the limit is "
           f"{limit / passes:.0f}x real time per core.\n")

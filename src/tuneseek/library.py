@@ -337,7 +337,7 @@ class Library:
                                           "with the models available (pip install 'tuneseek[models]')")
         track = self._as_track(query)
         if track is not None:
-            stored = next(self.catalog.embeddings(analysis.SPACE, track.id), None)
+            stored = next(self.catalog.embeddings(analysis.SPACE, track.id, segments=False), None)
             if stored is None:
                 raise LibraryError(self.root, f"track {track.id} has no embeddings yet: run `tuneseek index {track.path}`")
             found = space.by_track(stored.track_vector, k, exclude={track.id})

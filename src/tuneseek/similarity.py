@@ -63,7 +63,7 @@ class SpaceIndex:
 
     def _load(self, segments: bool) -> None:
         ids, vectors, seg_ids, seg_vectors = [], [], [], []
-        for e in self.catalog.embeddings(self.space):
+        for e in self.catalog.embeddings(self.space, segments=segments):
             ids.append(e.track_id)
             vectors.append(e.track_vector)
             self._hops[e.track_id] = e.hop

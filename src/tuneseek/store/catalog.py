@@ -249,14 +249,20 @@ class Catalog:
              np.ascontiguousarray(segments, "<f2").tobytes()),
         )
 
-    def embeddings(self, space: str, track_id: int | None = None) -> Iterator[Embedded]:
-        """The stored vectors of ``space``: of one track, or of every track in id order."""
-        sql, args = "SELECT track_id, dim, window, hop, track_vector, segments FROM embeddings WHERE space=?", (space,)
+    def embeddings(self, space: str, track_id: int | None = None, segments: bool = True) -> Iterator[Embedded]:
+        """The stored vectors of ``space``: of one track, or of every track in id order.
+
+        ``segments=False`` reads the track vectors only (a small fraction of the bytes), and
+        leaves :attr:`Embedded.segments` empty.
+        """
+        cols = "track_id, dim, window, hop, track_vector, " + ("segments" if segments else "NULL")
+        sql, args = f"SELECT {cols} FROM embeddings WHERE space=?", (space,)
         if track_id is not None:
             sql, args = sql + " AND track_id=?", (space, track_id)
-        for tid, dim, window, hop, vec, segs in self.db.execute(sql + " ORDER BY track_id", args).fetchall():
-            yield Embedded(tid, window, hop, np.frombuffer(vec, "<f4"),
-                           np.frombuffer(segs, "<f2").reshape(-1, dim).astype(np.float32))
+        rows = self.db.execute(sql + " ORDER BY track_id", args)
+        for tid, dim, window, hop, vec, segs in rows if track_id is None else rows.fetchall():
+            seg = np.frombuffer(segs, "<f2").reshape(-1, dim).astype(np.float32) if segs is not None else np.zeros((0, dim), np.float32)
+            yield Embedded(tid, window, hop, np.frombuffer(vec, "<f4"), seg)
 
     # -- segments ------------------------------------------------------------
     def segments(self) -> list[str]:
