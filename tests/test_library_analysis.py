@@ -219,3 +219,11 @@ def test_cli_index_without_models_says_what_it_skipped(songs, tmp_path, capsys, 
     captured = capsys.readouterr()
     assert "5 added" in captured.out
     assert "identification only; tags and embeddings skipped" in captured.err and "\n" not in captured.err.strip()
+
+
+def test_a_file_too_long_to_describe_is_indexed_for_identification_only(models, songs, tmp_path, monkeypatch):
+    monkeypatch.setattr(analysis, "MAX_SECONDS", 10.0)  # the songs are 12 s long
+    with Library.open(tmp_path / "lib") as lib:
+        report = lib.add([songs], workers=1)
+        assert len(report.added) == 5 and len(report.analysis_failed) == 5
+        assert report.analysis_failed[0][1].startswith("too long to describe")

@@ -86,10 +86,15 @@ def model(name: str, wheel: str | None = None):
 
 #: shorter files are refused (longer ones shorter than a window are repeated to fill it)
 MIN_SECONDS = 0.5
+#: longer files are not described: they are decoded whole (230 MB per hour at 16 kHz)
+MAX_SECONDS = 4 * 3600.0
 
 
 def decode(path: str | Path) -> np.ndarray:
-    """``path`` as 16 kHz mono, refused when too short to describe or silent."""
+    """``path`` as 16 kHz mono, refused when too short or too long to describe, or silent."""
+    duration = audio.probe(path).duration
+    if duration is not None and duration > MAX_SECONDS:
+        raise AudioError(path, f"too long to describe: {duration / 3600:.1f} h (at most {MAX_SECONDS / 3600:g} h)")
     return checked(str(path), audio.load(path, MUSICNN_SR))
 
 
