@@ -41,3 +41,12 @@ class FormatVersionError(LibraryError):
 
 class UsageError(TuneseekError):
     """A request that cannot be carried out as given (bad option value, bad degradation spec...)."""
+
+
+class DatasetError(TuneseekError):
+    """A training dataset cannot be read as asked (missing file, malformed row, empty split...)."""
+
+    def __init__(self, where: str | Path, reason: str):
+        self.where = str(where)
+        self.reason = reason
+        super().__init__(f"{self.where}: {reason}")
