@@ -1,0 +1,51 @@
+"""The trainable architectures by name: build a model from its config, or create one afresh.
+
+A model's :meth:`~tuneseek.models.frontend.MelModel.config` names its architecture and holds the
+keyword arguments, mel settings and window length that rebuild it; :func:`build` turns that
+dict (as read from a checkpoint's ``config.json``) back into an untrained model of the same shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tuneseek.errors import UsageError
+from tuneseek.models.crnn import CRNN
+from tuneseek.models.fcn import FCN
+from tuneseek.models.frontend import MelModel, MelSpec
+from tuneseek.models.resnet import ResNet18
+from tuneseek.models.short_chunk import ShortChunkResCNN
+
+__all__ = ["ARCHITECTURES", "architecture", "create", "build"]
+
+ARCHITECTURES: dict[str, type[MelModel]] = {cls.architecture: cls for cls in (FCN, ShortChunkResCNN, CRNN, ResNet18)}
+
+
+def architecture(name: str) -> type[MelModel]:
+    """The class registered as ``name``; :class:`UsageError` listing the known names otherwise."""
+    try:
+        return ARCHITECTURES[name]
+    except (KeyError, TypeError):
+        raise UsageError(f"unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)}") from None
+
+
+def create(name: str, **kwargs: Any) -> MelModel:
+    """A new, untrained ``name`` model: ``create("fcn", n_outputs=50, window_seconds=3.7)``."""
+    return architecture(name)(**kwargs)
+
+
+def build(config: dict[str, Any]) -> MelModel:
+    """A new, untrained model of the shape that ``config`` (a :meth:`MelModel.config` dict) describes.
+
+    Keys beyond ``architecture``, ``kwargs``, ``spec`` and ``window_seconds`` (a checkpoint's
+    format, labels, training summary...) are ignored. Missing keys or arguments the architecture
+    does not take raise :class:`UsageError`.
+    """
+    missing = [key for key in ("architecture", "kwargs", "spec", "window_seconds") if key not in config]
+    if missing:
+        raise UsageError(f"model config lacks {', '.join(missing)}")
+    cls = architecture(config["architecture"])
+    try:
+        return cls(**config["kwargs"], spec=MelSpec.from_dict(config["spec"]), window_seconds=config["window_seconds"])
+    except TypeError as e:  # an argument the constructor does not know, or a value of the wrong kind
+        raise UsageError(f"model config does not fit architecture {config['architecture']!r}: {e}") from None
