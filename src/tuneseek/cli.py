@@ -399,6 +399,74 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _key_values(pairs: list[str], what: str) -> dict:
+    """``KEY=VALUE`` options, each VALUE read as JSON when it parses (numbers, lists, true/false), else as text."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what} must look like KEY=VALUE, got {pair!r}")
+        try:
+            out[key.replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.replace("-", "_")] = value
+    return out
+
+
+def cmd_train(args) -> int:
+    from tuneseek.train.run import TrainSettings, train
+
+    data_options = _key_values(args.data_option, "--data-option")
+    if args.tags:
+        data_options["category"] = args.tags
+    if args.single_label:
+        data_options["single_label"] = True
+    model_options = _key_values(args.model_option, "--model-option")
+    if args.width is not None:
+        model_options["width"] = args.width
+    settings = TrainSettings(
+        kind=args.kind, data=args.data, out=args.out, arch=args.arch, window=args.window, model_options=model_options,
+        data_options=data_options, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        weight_decay=args.weight_decay, patience=args.patience, seed=args.seed, loader_workers=args.loader_workers,
+        device=args.device, devices=args.devices, augment=not args.no_augment, resume=args.resume,
+        tensorboard=args.tensorboard, cache=args.cache,
+    )
+    summary = train(settings, say=(lambda msg: None) if args.json else print)
+    if args.json:
+        _out(summary)
+    elif summary:
+        best = f"{summary['best']:.4f}" if summary["best"] is not None else "n/a"
+        print(f"trained {summary['epochs_run']} epoch(s) in {summary['seconds']:.0f} s; best {summary['monitor']} "
+              f"{best} at epoch {summary['best_epoch']}; model, summary and training-curves.png in {args.out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from tuneseek.evaluate.trained import evaluate_run
+
+    result = evaluate_run(args.run, split=args.split, crops=args.crops, cache=args.cache,
+                          say=(lambda msg: None) if args.json else print)
+    if args.json:
+        _out(result)
+        return 0
+    print(f"{args.run}: {result['split']} split, {result['items']} items, {result['windows_per_item']} windows each")
+    if result["task"] == "multi-label":
+        print(f"  ROC-AUC (macro)   {result['roc_auc']:.4f}")
+        print(f"  PR-AUC (macro)    {result['pr_auc']:.4f}")
+        worst = sorted(result["per_tag"].items(), key=lambda kv: kv[1]["roc_auc"])
+        for label, m in worst[: args.show]:
+            print(f"    {label:<20} ROC-AUC {m['roc_auc']:.3f}  PR-AUC {m['pr_auc']:.3f}  ({m['positives']} positives)")
+        if result["tags_without_both_classes"]:
+            print(f"  not scored (no positive or no negative in this split): {', '.join(result['tags_without_both_classes'])}")
+    else:
+        print(f"  accuracy            {result['accuracy']:.4f}")
+        print(f"  balanced accuracy   {result['balanced_accuracy']:.4f}")
+        for label, r in result["per_class_recall"].items():
+            print(f"    {label:<20} recall {r:.3f}")
+    print(f"  written: {Path(args.run) / 'eval' / result['split']}")
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -488,6 +556,43 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", default="wav", choices=["wav", "flac", "mp3", "m4a"])
     s.add_argument("--copy", action="store_true", help="copy origin tracks instead of linking them")
     s.set_defaults(func=cmd_make_queries)
+
+    s = sub.add_parser("train", parents=[common], help="train a tagger, a genre classifier or triplet embeddings")
+    s.add_argument("kind", choices=["tagger", "genre", "triplet"])
+    s.add_argument("--data", required=True, metavar="KIND:PATH",
+                   help="folder:DIR (one folder per label, or unlabelled), mtat:DIR, jamendo:DIR")
+    s.add_argument("--out", required=True, metavar="DIR", help="run folder: the model, its summary, logs and curves")
+    s.add_argument("--arch", choices=["fcn", "short-chunk-res", "crnn", "resnet18"],
+                   help="default: fcn (tagger), crnn (genre), resnet18 (triplet)")
+    s.add_argument("--window", type=float, help="seconds per training window (default: the architecture's)")
+    s.add_argument("--width", type=float, help="channel multiplier (fcn, resnet18)")
+    s.add_argument("--tags", metavar="CATEGORY", help="jamendo: the tag category (genre, instrument, mood/theme, all)")
+    s.add_argument("--single-label", action="store_true", help="jamendo: tracks with exactly one tag, classes balanced")
+    s.add_argument("--data-option", action="append", metavar="KEY=VALUE", help="any reader option, e.g. top=50, seed=1")
+    s.add_argument("--model-option", action="append", metavar="KEY=VALUE",
+                   help="any architecture option, e.g. 'channels=[16,32]', dropout=0.3")
+    s.add_argument("--epochs", type=int, default=30)
+    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--lr", type=float, default=1e-3)
+    s.add_argument("--weight-decay", type=float, default=1e-4)
+    s.add_argument("--patience", type=int, default=5, help="epochs without improvement before stopping (default 5)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--loader-workers", type=int, default=2, help="data-loading processes (default 2)")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--devices", type=int, default=1, help="GPUs; more than one trains with DDP")
+    s.add_argument("--no-augment", action="store_true", help="no gain, noise or EQ augmentation")
+    s.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    s.add_argument("--tensorboard", action="store_true", help="also log for TensorBoard (if installed)")
+    s.add_argument("--cache", metavar="DIR", help="decoded-audio cache (default $TUNESEEK_CACHE or ~/.cache/tuneseek/audio)")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", parents=[common], help="metrics of a trained model on a split of its dataset")
+    s.add_argument("run", help="a run folder from `tuneseek train`")
+    s.add_argument("--split", default="test")
+    s.add_argument("--crops", type=int, default=8, help="windows per item, averaged (default 8)")
+    s.add_argument("--show", type=int, default=5, help="taggers: the worst N tags shown (default 5)")
+    s.add_argument("--cache", metavar="DIR")
+    s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("eval", parents=[common], help="evaluate a task on a dataset")
     esub = s.add_subparsers(dest="task", required=True, metavar="TASK")

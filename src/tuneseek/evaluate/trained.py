@@ -1,0 +1,67 @@
+"""Evaluating a trained tagger or classifier on a split of its dataset (``tuneseek evaluate RUN``).
+
+Each item is scored by the mean of the model's outputs over evenly spaced windows of it (8 by
+default: the usual practice for taggers evaluated on whole clips), then the field's metrics
+are computed (:mod:`tuneseek.evaluate.metrics`). Results go beside the checkpoint, in
+``RUN/eval/<split>/``: ``metrics.json``, and for classifiers ``confusion-matrix.png``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tuneseek.data.datasets import open_dataset
+from tuneseek.errors import UsageError
+from tuneseek.fileio import atomic_write_bytes
+from tuneseek.models import checkpoint
+
+
+def evaluate_run(run: str | Path, split: str = "test", crops: int = 8, cache: str | None = None, say=print) -> dict:
+    """Metrics of the model in ``run`` on ``split`` of the dataset it was trained on."""
+    import torch
+
+    from tuneseek import plots
+    from tuneseek.evaluate import metrics
+    from tuneseek.train import items as it
+    from tuneseek.train.run import default_cache
+
+    run = Path(run).expanduser()
+    model, config = checkpoint.load(run)
+    task = config.get("task")
+    if task not in ("multi-label", "single-label"):
+        raise UsageError(f"{run} holds a {task or 'model without a task'}: `evaluate` scores taggers and classifiers")
+    data = config["data"]
+    ds = open_dataset(data["spec"], **data.get("options", {}))
+    if list(ds.labels) != list(config["labels"]):
+        raise UsageError(f"the dataset's labels no longer match the model's ({data['spec']} changed since training)")
+    if split not in ds.splits:
+        raise UsageError(f"no split {split!r} (have {', '.join(ds.splits)})")
+    items, y = list(ds.splits[split]), ds.targets(split)
+    cache_dir = Path(cache).expanduser() if cache else default_cache()
+    if ds.features is None:
+        failed = {id(item) for item, _ in it.prepare(items, model.spec.sample_rate, cache_dir)}
+        keep = [i for i, item in enumerate(items) if id(item) not in failed]
+        if len(keep) < len(items):
+            say(f"left out {len(items) - len(keep)} item(s) that cannot be decoded")
+        items, y = [items[i] for i in keep], y[keep]
+    excerpts = it.Excerpts(items, None, model.spec, model.window_seconds, cache_dir)
+    scores = []
+    with torch.inference_mode():
+        for i in range(len(items)):
+            out = model(torch.from_numpy(excerpts.windows(i, crops)))
+            probs = torch.sigmoid(out) if task == "multi-label" else torch.softmax(out, dim=1)
+            scores.append(probs.mean(dim=0).numpy())
+    scores = np.stack(scores)
+    labels = list(ds.labels)
+    result = metrics.tagging(y, scores, labels) if task == "multi-label" else metrics.classification(y, scores, labels)
+    result = {"run": str(run), "split": split, "task": task, "windows_per_item": crops, **result}
+    folder = run / "eval" / split
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(folder / "metrics.json", (json.dumps(result, indent=2) + "\n").encode())
+    if task == "single-label":
+        plots.confusion_matrix(np.array(result["confusion"]), labels, folder / "confusion-matrix.png",
+                               f"{run.name}: {split} split")
+    return result

@@ -1,0 +1,80 @@
+"""Pictures of training and evaluation, as PNG files (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def read_epoch_metrics(log_files: Sequence[Path]) -> dict[str, dict[int, float]]:
+    """``{metric: {epoch: value}}`` from Lightning CSV logs (later files win: a resumed run's)."""
+    out: dict[str, dict[int, float]] = {}
+    for path in log_files:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                if not row.get("epoch"):
+                    continue
+                epoch = int(float(row["epoch"]))
+                for key, value in row.items():
+                    if key in ("epoch", "step") or value in ("", None) or key.endswith("_step"):
+                        continue
+                    out.setdefault(key.removesuffix("_epoch"), {})[epoch] = float(value)
+    return out
+
+
+def training_curves(per_epoch: dict[str, dict[int, float]], monitor: str, path: Path) -> Path:
+    """Loss (train and validation) and the monitored metric per epoch, side by side."""
+    plt = _pyplot()
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, style in (("train_loss", "-o"), ("val_loss", "-s")):
+        if key in per_epoch:
+            epochs = sorted(per_epoch[key])
+            ax_loss.plot([e + 1 for e in epochs], [per_epoch[key][e] for e in epochs], style, label=key)
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax_loss.legend()
+    for key in sorted(k for k in per_epoch if k.startswith("val_") and k != "val_loss"):
+        epochs = sorted(per_epoch[key])
+        ax_metric.plot([e + 1 for e in epochs], [per_epoch[key][e] for e in epochs], "-o", label=key,
+                       linewidth=2.5 if key == monitor else 1.0)
+    ax_metric.set(xlabel="epoch", title=f"validation (best epoch: highest {monitor})")
+    ax_metric.legend()
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (ax_loss, ax_metric):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def confusion_matrix(matrix: np.ndarray, labels: Sequence[str], path: Path, title: str = "") -> Path:
+    """Counts with rows = true class, columns = predicted; each cell annotated."""
+    plt = _pyplot()
+    m = np.asarray(matrix)
+    size = max(4.0, 0.5 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(j, i, str(m[i, j]), ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "black")
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,1 @@
+"""Training: data pipelines, Lightning tasks, and runs that end in a checkpoint folder."""

@@ -1,0 +1,244 @@
+"""A training run, from a dataset spec to a checkpoint folder a person can use.
+
+``train(settings)`` reads the dataset, decodes its audio once into the cache, builds the
+network, and trains it with Lightning: seeded, with on-the-fly crops and augmentation in
+worker processes, a learning-rate schedule and early stopping on the validation metric, CSV
+logs (and TensorBoard when asked and installed), and Lightning checkpoints (``last.ckpt``) to
+resume from after an interruption. The run folder ends up holding::
+
+    OUT/config.json            the best epoch's model: architecture, mel settings, window, labels,
+    OUT/model.safetensors      the dataset it was trained on, and the training summary
+    OUT/summary.json           settings, epochs, best validation metric, files left out
+    OUT/training-curves.png    loss and validation metrics per epoch
+    OUT/logs/run-N/metrics.csv Lightning's CSV log (one folder per start or resume)
+    OUT/lightning/             best.ckpt, last.ckpt (for --resume)
+
+so that ``OUT`` is itself a model folder: ``tuneseek evaluate OUT``, ``tuneseek tag --model OUT``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tuneseek.data.datasets import Dataset, open_dataset
+from tuneseek.errors import UsageError
+from tuneseek.fileio import atomic_write_bytes
+from tuneseek.models import checkpoint, registry
+from tuneseek.models.frontend import MelSpec
+
+KINDS = ("tagger", "genre", "triplet")
+DEFAULT_ARCH = {"tagger": "fcn", "genre": "crnn", "triplet": "resnet18"}
+#: cap on pos_weight, so that a tag with 3 positives does not dominate the loss
+MAX_POS_WEIGHT = 20.0
+
+
+def default_cache() -> Path:
+    """``$TUNESEEK_CACHE``, else ``$XDG_CACHE_HOME/tuneseek/audio``, else ``~/.cache/tuneseek/audio``."""
+    if env := os.environ.get("TUNESEEK_CACHE"):
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tuneseek" / "audio"
+
+
+@dataclass
+class TrainSettings:
+    """Everything a run depends on (stored in its summary, so that it can be repeated)."""
+
+    kind: str  # tagger | genre | triplet
+    data: str  # dataset spec, e.g. "mtat:/data/mtat"
+    out: str
+    arch: str | None = None  # default per kind: fcn, crnn, resnet18
+    window: float | None = None  # seconds per training window (default: the architecture's)
+    model_options: dict = field(default_factory=dict)  # e.g. {"width": 0.25}
+    data_options: dict = field(default_factory=dict)  # e.g. {"category": "genre", "single_label": True}
+    epochs: int = 30
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 5  # epochs without a better validation metric before stopping
+    seed: int = 0
+    loader_workers: int = 2
+    device: str = "auto"  # cpu | cuda | auto
+    devices: int = 1  # more than one: DDP
+    augment: bool = True
+    pos_weight: bool | None = None  # multi-label only; default on for genre, off for taggers
+    neighbourhood: float = 10.0  # triplets: seconds within which a neighbour patch starts
+    resume: bool = False
+    tensorboard: bool = False
+    cache: str | None = None
+
+
+def _check_out(s: TrainSettings) -> Path:
+    out = Path(s.out).expanduser()
+    last = out / "lightning" / "last.ckpt"
+    if s.resume and not last.exists():
+        raise UsageError(f"nothing to resume in {out} (no lightning/last.ckpt)")
+    if not s.resume and out.exists() and any(out.iterdir()):
+        raise UsageError(f"{out} already holds a run: --resume to continue it, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _model_config(s: TrainSettings, ds: Dataset) -> dict:
+    arch = s.arch or DEFAULT_ARCH[s.kind]
+    kwargs = dict(s.model_options)
+    if s.kind != "triplet":
+        kwargs["n_outputs"] = len(ds.labels)
+    if s.window is not None:
+        kwargs["window_seconds"] = s.window
+    if ds.features is not None:  # precomputed mels: the model's front end must compute exactly these from audio
+        f = ds.features
+        base = registry.create(arch, **kwargs).spec
+        kwargs["spec"] = MelSpec(**{**base.to_dict(), "sample_rate": f.sample_rate, "n_fft": f.n_fft, "hop": f.hop,
+                                    "n_mels": f.n_mels})
+    return registry.create(arch, **kwargs).config()
+
+
+def _pos_weight(targets: np.ndarray) -> list[float]:
+    pos = targets.sum(axis=0)
+    return np.clip((len(targets) - pos) / np.maximum(pos, 1), 1.0, MAX_POS_WEIGHT).astype(float).tolist()
+
+
+def train(s: TrainSettings, say=print) -> dict:
+    """Run ``s`` to the end (or to early stopping) and export the best epoch; returns the summary."""
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    from tuneseek import plots
+    from tuneseek.train import items as it
+    from tuneseek.train.augment import Augment
+    from tuneseek.train.tasks import MONITOR, ClassifierTask, TripletTask
+
+    if s.kind not in KINDS:
+        raise UsageError(f"unknown training kind {s.kind!r}; known: {', '.join(KINDS)}")
+    _quiet_lightning()
+    started = time.time()
+    out = _check_out(s)
+    ds = open_dataset(s.data, **s.data_options)
+    if s.kind == "tagger" and ds.task != "multi-label":
+        raise UsageError(f"a tagger learns tags, but {s.data} is a {ds.task} dataset (use `train genre`)")
+    if s.kind == "genre" and ds.task == "unlabelled":
+        raise UsageError(f"{s.data} has no labels: a genre classifier needs one folder per genre")
+    say(ds.describe())
+    L.seed_everything(s.seed, workers=True, verbose=False)
+    config = _model_config(s, ds)
+    spec = MelSpec.from_dict(config["spec"])
+    window = config["window_seconds"]
+
+    cache = Path(s.cache).expanduser() if s.cache else default_cache()
+    splits = {name: list(items) for name, items in ds.splits.items() if name in ("train", "valid")}
+    left_out: list[tuple[str, str]] = []
+    if ds.features is None:
+        say(f"decoding audio at {spec.sample_rate} Hz into the cache {cache} (once; later runs reuse it)")
+        for name in splits:
+            failed = it.prepare(splits[name], spec.sample_rate, cache, workers=max(1, s.loader_workers))
+            bad = {id(item) for item, _ in failed}
+            left_out += [(str(item.path), reason) for item, reason in failed]
+            splits[name] = [item for item in splits[name] if id(item) not in bad]
+        for path, reason in left_out:
+            say(f"left out {path}: {reason}")
+        if not splits["train"] or not splits["valid"]:
+            raise UsageError("no usable audio left in the train or valid split")
+
+    def targets(name: str) -> np.ndarray | None:
+        if s.kind == "triplet":
+            return None
+        keep = {item.key for item in splits[name]}
+        full = ds.targets(name)
+        return full[[i for i, item in enumerate(ds.splits[name]) if item.key in keep]]
+
+    augment = Augment() if s.augment else Augment.none()
+    if s.kind == "triplet":
+        train_set = it.Triplets(splits["train"], spec, window, cache, True, augment, s.neighbourhood)
+        valid_set = it.Triplets(splits["valid"] if len({i.group or i.key for i in splits["valid"]}) > 1 else splits["train"],
+                                spec, window, cache, False, None, s.neighbourhood)
+        task = TripletTask(config, lr=s.lr, weight_decay=s.weight_decay, patience=s.patience)
+        task_name = "triplet"
+    else:
+        train_targets = targets("train")
+        train_set = it.Excerpts(splits["train"], train_targets, spec, window, cache, True, augment)
+        valid_set = it.Excerpts(splits["valid"], targets("valid"), spec, window, cache, False)
+        use_pw = s.pos_weight if s.pos_weight is not None else s.kind == "genre"
+        pos_weight = _pos_weight(train_targets) if ds.task == "multi-label" and use_pw else None
+        task = ClassifierTask(config, ds.task, list(ds.labels), lr=s.lr, weight_decay=s.weight_decay,
+                              patience=s.patience, pos_weight=pos_weight)
+        task_name = ds.task
+    monitor = MONITOR[task_name]
+
+    loader = dict(batch_size=s.batch_size, num_workers=s.loader_workers, persistent_workers=s.loader_workers > 0)
+    train_loader = torch.utils.data.DataLoader(train_set, shuffle=True, drop_last=len(train_set) > s.batch_size, **loader)
+    valid_loader = torch.utils.data.DataLoader(valid_set, shuffle=False, **loader)
+
+    runs = sorted((out / "logs").glob("run-*")) if (out / "logs").exists() else []
+    loggers = [CSVLogger(out, name="logs", version=f"run-{len(runs) + 1}")]
+    if s.tensorboard:
+        try:
+            from lightning.pytorch.loggers import TensorBoardLogger
+
+            loggers.append(TensorBoardLogger(out, name="tensorboard"))
+        except ModuleNotFoundError:
+            say("TensorBoard is not installed (pip install tensorboard): CSV logs only")
+    best = ModelCheckpoint(dirpath=out / "lightning", filename="best", monitor=monitor, mode="max", save_last=True,
+                           enable_version_counter=False)
+    trainer = L.Trainer(
+        max_epochs=s.epochs, accelerator=s.device, devices=s.devices,
+        strategy="ddp" if s.devices > 1 else "auto", deterministic=True, logger=loggers,
+        callbacks=[best, EarlyStopping(monitor=monitor, mode="max", patience=s.patience),
+                   LearningRateMonitor(logging_interval="epoch")],
+        enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False, num_sanity_val_steps=0,
+        log_every_n_steps=max(1, min(50, len(train_loader))),
+    )
+    trainer.fit(task, train_loader, valid_loader, ckpt_path=str(out / "lightning" / "last.ckpt") if s.resume else None)
+    if not trainer.is_global_zero:
+        return {}
+
+    best_path = best.best_model_path or str(out / "lightning" / "last.ckpt")
+    trained = type(task).load_from_checkpoint(best_path, map_location="cpu")
+    per_epoch = plots.read_epoch_metrics(sorted((out / "logs").glob("run-*/metrics.csv")))
+    best_value = float(best.best_model_score) if best.best_model_score is not None else None
+    summary = {
+        "kind": s.kind,
+        "task": task_name,
+        "settings": asdict(s),
+        "dataset": ds.summary(),
+        "epochs_run": int(trainer.current_epoch),
+        "monitor": monitor,
+        "best": best_value,
+        "best_epoch": _best_epoch(per_epoch.get(monitor, {})),
+        "left_out": [{"path": p, "reason": r} for p, r in left_out],
+        "seconds": round(time.time() - started, 1),
+    }
+    extra = {
+        "labels": list(ds.labels),
+        "task": task_name,
+        "data": {"spec": s.data, "options": s.data_options,
+                 "features": ds.features.to_dict() if ds.features else None},
+        "training": {k: summary[k] for k in ("epochs_run", "monitor", "best", "best_epoch")},
+    }
+    checkpoint.save(out, trained.model, extra)
+    atomic_write_bytes(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+    plots.training_curves(per_epoch, monitor, out / "training-curves.png")
+    return summary
+
+
+def _quiet_lightning() -> None:
+    """Keep Lightning's banner lines (accelerators found, tips) and known deprecation chatter off the terminal."""
+    import logging
+    import warnings
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")  # a resumed run
+
+
+def _best_epoch(values: dict[int, float]) -> int | None:
+    return max(values, key=values.get) + 1 if values else None

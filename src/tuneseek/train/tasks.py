@@ -1,0 +1,116 @@
+"""What is learned, as Lightning modules: taggers and classifiers, and triplet embeddings.
+
+Each task holds one network of :mod:`tuneseek.models` (built from its config, so that a run
+resumed from a Lightning checkpoint rebuilds exactly the same network) and says what its loss
+and its validation metric are. The validation metric is what early stopping, the learning-rate
+schedule and the choice of the best checkpoint all follow:
+
+* multi-label (taggers, multi-label genre): binary cross-entropy on logits, optionally with
+  ``pos_weight`` (negatives / positives per tag, capped) against rare tags; metric macro
+  ROC-AUC (PR-AUC logged beside it);
+* single-label (genre): cross-entropy with label smoothing; metric balanced accuracy;
+* triplet: the triplet margin loss on L2-normalised embeddings; metric the share of validation
+  triplets whose neighbour is nearer the anchor than the distant patch.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tuneseek.evaluate import metrics
+from tuneseek.models import registry
+
+MONITOR = {"multi-label": "val_roc_auc", "single-label": "val_balanced_accuracy", "triplet": "val_triplet_accuracy"}
+
+
+class _Task(L.LightningModule):
+    def __init__(self, model_config: dict, lr: float, weight_decay: float, patience: int):
+        super().__init__()
+        self.model = registry.build(model_config)
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5,
+                                                             patience=max(1, self.hparams.patience // 2))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": plateau, "monitor": self.monitor, "interval": "epoch"}}
+
+    @property
+    def monitor(self) -> str:
+        return MONITOR[self.hparams.task]
+
+
+class ClassifierTask(_Task):
+    """A tagger (multi-label) or a classifier (single-label) over ``labels``."""
+
+    def __init__(self, model_config: dict, task: str, labels: list[str], lr: float = 1e-3, weight_decay: float = 1e-4,
+                 patience: int = 5, pos_weight: list[float] | None = None, label_smoothing: float = 0.1):
+        super().__init__(model_config, lr, weight_decay, patience)
+        self.save_hyperparameters()
+        self.register_buffer("pos_weight", torch.tensor(pos_weight) if pos_weight else None, persistent=False)
+        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.hparams.task == "multi-label":
+            return F.binary_cross_entropy_with_logits(logits, y.float(), pos_weight=self.pos_weight)
+        return F.cross_entropy(logits, y.long(), label_smoothing=self.hparams.label_smoothing)
+
+    def training_step(self, batch, _):
+        x, y = batch
+        loss = self.loss(self.model(x), y)
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(x))
+        return loss
+
+    def validation_step(self, batch, _):
+        x, y = batch
+        logits = self.model(x)
+        self.log("val_loss", self.loss(logits, y), prog_bar=True, on_epoch=True, batch_size=len(x), sync_dist=True)
+        self._val.append((logits.detach().float().cpu(), y.cpu()))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val:
+            return
+        logits = torch.cat([v[0] for v in self._val]).numpy()
+        y = torch.cat([v[1] for v in self._val]).numpy()
+        self._val.clear()
+        labels = self.hparams.labels
+        if self.hparams.task == "multi-label":
+            m = metrics.tagging(y, 1 / (1 + np.exp(-logits)), labels)
+            self.log_dict({"val_roc_auc": _finite(m["roc_auc"]), "val_pr_auc": _finite(m["pr_auc"])}, prog_bar=True)
+        else:
+            m = metrics.classification(y, logits, labels)
+            self.log_dict({"val_accuracy": m["accuracy"], "val_balanced_accuracy": m["balanced_accuracy"]}, prog_bar=True)
+
+
+class TripletTask(_Task):
+    """Embeddings from triplets: anchor and neighbour close, anchor and distant patch apart."""
+
+    def __init__(self, model_config: dict, lr: float = 1e-3, weight_decay: float = 1e-4, patience: int = 5,
+                 margin: float = 0.5, task: str = "triplet"):
+        super().__init__(model_config, lr, weight_decay, patience)
+        self.save_hyperparameters()
+
+    def _distances(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        x, _ = batch  # (batch, 3, ...)
+        b = x.shape[0]
+        z = F.normalize(self.model.embed(x.reshape(b * 3, *x.shape[2:])), dim=1).reshape(b, 3, -1)
+        return (z[:, 0] - z[:, 1]).norm(dim=1), (z[:, 0] - z[:, 2]).norm(dim=1)
+
+    def training_step(self, batch, _):
+        near, far = self._distances(batch)
+        loss = F.relu(near - far + self.hparams.margin).mean()
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(near))
+        return loss
+
+    def validation_step(self, batch, _):
+        near, far = self._distances(batch)
+        self.log("val_loss", F.relu(near - far + self.hparams.margin).mean(), prog_bar=True, batch_size=len(near),
+                 sync_dist=True)
+        self.log("val_triplet_accuracy", (near < far).float().mean(), prog_bar=True, batch_size=len(near), sync_dist=True)
+
+
+def _finite(x: float) -> float:
+    """NaN (no tag had both classes in a tiny validation split) would stall early stopping: count it as chance."""
+    return x if np.isfinite(x) else 0.5
