@@ -10,6 +10,7 @@ the identification path stays light.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -62,15 +63,17 @@ class Embedding:
 
 
 def _require_models_extra() -> None:
-    """One clear line instead of an ImportError when the optional model packages are missing."""
-    try:
-        import safetensors  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError as e:
-        raise UsageError(
-            f"tags and embeddings need PyTorch and safetensors ({e.name} is missing): "
-            "pip install torch==2.13.0 && pip install 'tuneseek[models]'"
-        ) from None
+    """One clear line instead of an ImportError when the optional model packages are missing.
+
+    Looks the packages up without importing them: a process that only checks (the parent of
+    the indexing workers) does not pay for, or start, torch.
+    """
+    for name in ("safetensors", "torch"):
+        if importlib.util.find_spec(name) is None:
+            raise UsageError(
+                f"tags and embeddings need PyTorch and safetensors ({name} is missing): "
+                "pip install torch==2.13.0 && pip install 'tuneseek[models]'"
+            )
 
 
 @lru_cache(maxsize=2)
@@ -175,6 +178,7 @@ class Description:
 
     path: str
     duration: float
+    extractors: tuple[str, ...]  # what was computed, by extractor name
     tags: dict[str, np.ndarray]  # vocabulary -> probabilities (mean over 3 s patches)
     segments: np.ndarray | None  # (n, 200): SEGMENT_WINDOW s windows every SEGMENT_HOP s
     track_vector: np.ndarray | None  # (200,): the mean of the segments
@@ -188,8 +192,8 @@ def describe_file(path: str | Path, extractors: Iterable[str], wheel: str | None
     _require_models_extra()
     from tuneseek.embed.musicnn_extractor import embed, tag
 
-    wanted = set(extractors)
-    unknown = wanted - set(TAG_EXTRACTORS) - {EMBEDDING_EXTRACTOR}
+    wanted = tuple(extractors)
+    unknown = set(wanted) - set(TAG_EXTRACTORS) - {EMBEDDING_EXTRACTOR}
     if unknown:
         raise UsageError(f"unknown extractor(s): {', '.join(sorted(unknown))}")
     x = decode(path)
@@ -199,7 +203,7 @@ def describe_file(path: str | Path, extractors: Iterable[str], wheel: str | None
     if EMBEDDING_EXTRACTOR in wanted:
         _, segments = embed(x, model("mtt", wheel), SEGMENT_WINDOW, SEGMENT_HOP, features=logmel)
         vector = segments.mean(axis=0)
-    return Description(str(path), len(x) / MUSICNN_SR, tags, segments, vector)
+    return Description(str(path), len(x) / MUSICNN_SR, wanted, tags, segments, vector)
 
 
 def clip_vectors(audio_16k: np.ndarray, hop: float = SEGMENT_WINDOW / 2, wheel: str | None = None) -> tuple[np.ndarray, np.ndarray]:

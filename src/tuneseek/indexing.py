@@ -43,7 +43,6 @@ class Outcome:
     error: str | None = None  # the file could not be fingerprinted: it stays out of the library
     description: Description | None = None
     describe_error: str | None = None  # tags/embeddings failed; the landmarks, if any, still count
-    describe: tuple[str, ...] = ()  # the extractors the description holds
 
 
 def _reason(e: BaseException) -> str:
@@ -66,7 +65,7 @@ def _work(job: Job) -> Outcome:
             description = describe_file(job.path, job.describe)
         except Exception as e:
             describe_error = _reason(e)
-    return Outcome(job.path, fingerprint, None, description, describe_error, job.describe if description else ())
+    return Outcome(job.path, fingerprint, None, description, describe_error)
 
 
 def _one_thread_per_process() -> None:

@@ -342,7 +342,7 @@ class Library:
                 raise LibraryError(self.root, f"track {track.id} has no embeddings yet: run `tuneseek index {track.path}`")
             found = space.by_track(stored.track_vector, k, exclude={track.id})
         else:
-            name, x = self._samples_16k(query, sr)
+            x = self._samples_16k(query, sr)
             exclude = self._copies_of(query)
             if len(x) >= WHOLE_TRACK_SECONDS * analysis.MUSICNN_SR:
                 _, vectors = analysis.clip_vectors(x, hop=analysis.SEGMENT_HOP)
@@ -385,10 +385,10 @@ class Library:
             return set()
 
     @staticmethod
-    def _samples_16k(query, sr: int | None) -> tuple[str, np.ndarray]:
+    def _samples_16k(query, sr: int | None) -> np.ndarray:
         if not isinstance(query, np.ndarray):
-            return os.fspath(query), analysis.decode(query)
-        return "<samples>", analysis.checked("<samples>", _resampled(query, sr, analysis.MUSICNN_SR, "HQ"))
+            return analysis.decode(query)
+        return analysis.checked("<samples>", _resampled(query, sr, analysis.MUSICNN_SR, "HQ"))
 
     # -- writing -------------------------------------------------------------------
     def add(
@@ -563,7 +563,7 @@ class Library:
         d = outcome.description
         if d is None:
             return
-        for extractor in outcome.describe:
+        for extractor in d.extractors:
             if extractor in analysis.TAG_EXTRACTORS:
                 self.catalog.set_tags(track_id, analysis.TAG_EXTRACTORS[extractor], d.tags[analysis.TAG_EXTRACTORS[extractor]])
             elif extractor == analysis.EMBEDDING_EXTRACTOR:

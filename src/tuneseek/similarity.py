@@ -62,6 +62,7 @@ class SpaceIndex:
         self._hops: dict[int, float] = {}
 
     def _load(self, segments: bool) -> None:
+        """Build the track index (unless built), and the segment index too when ``segments``."""
         ids, vectors, seg_ids, seg_vectors = [], [], [], []
         for e in self.catalog.embeddings(self.space, segments=segments):
             ids.append(e.track_id)
@@ -73,10 +74,11 @@ class SpaceIndex:
         if not ids:
             return
         dim = len(vectors[0])
-        vectors = np.stack(vectors)
-        self._track_mean = vectors.mean(axis=0)
-        self._tracks = VectorIndex(dim)
-        self._tracks.add(np.array(ids, np.int64), vectors - self._track_mean)
+        if self._tracks is None:
+            vectors = np.stack(vectors)
+            self._track_mean = vectors.mean(axis=0)
+            self._tracks = VectorIndex(dim)
+            self._tracks.add(np.array(ids, np.int64), vectors - self._track_mean)
         if segments:
             seg_vectors = np.concatenate(seg_vectors)
             self._segment_mean = seg_vectors.mean(axis=0)
