@@ -39,14 +39,10 @@ def evaluate_run(run: str | Path, split: str = "test", crops: int = 8, cache: st
         raise UsageError(f"the dataset's labels no longer match the model's ({data['spec']} changed since training)")
     if split not in ds.splits:
         raise UsageError(f"no split {split!r} (have {', '.join(ds.splits)})")
-    items, y = list(ds.splits[split]), ds.targets(split)
     cache_dir = Path(cache).expanduser() if cache else default_cache()
-    if ds.features is None:
-        failed = {id(item) for item, _ in it.prepare(items, model.spec.sample_rate, cache_dir)}
-        keep = [i for i, item in enumerate(items) if id(item) not in failed]
-        if len(keep) < len(items):
-            say(f"left out {len(items) - len(keep)} item(s) that cannot be decoded")
-        items, y = [items[i] for i in keep], y[keep]
+    items, y, failed = it.usable(ds.splits[split], ds.targets(split), model.spec.sample_rate, cache_dir)
+    if failed:
+        say(f"left out {len(failed)} item(s) that cannot be decoded")
     excerpts = it.Excerpts(items, None, model.spec, model.window_seconds, cache_dir)
     scores = []
     with torch.inference_mode():

@@ -3,8 +3,9 @@
 Audio is decoded once, at the model's sample rate, into a cache of 16-bit ``.npy`` files that
 later epochs, later runs and evaluation memory-map: decoding a 4-minute MP3 costs about 0.25 s,
 reading its cached window almost nothing. (16-bit halves the cache: MagnaTagATune at 16 kHz
-takes 24 GB.) :func:`prepare` fills the cache in parallel before training and
-names every file that cannot be used, so that a bad file costs one line, never a crashed run.
+takes 24 GB.) :func:`usable` fills the cache in parallel before training (and evaluation),
+keeps the items that can be read and names the others, so that a bad file costs one line,
+never a crashed run.
 
 Training takes one random window per item per epoch (the random start is the time shift) and
 augments it; validation and evaluation take evenly spaced windows, deterministic. Items
@@ -58,9 +59,10 @@ def _decode_into_cache(args: tuple[Item, int, Path]) -> str | None:
 
 def prepare(items: Sequence[Item], sample_rate: int, cache: Path, workers: int = 1,
             progress: Callable[[int], None] | None = None) -> list[tuple[Item, str]]:
-    """Decode every audio item into ``cache``; returns ``(item, reason)`` for those that failed."""
+    """Decode every item that is read as audio (it has no precomputed features) into ``cache``;
+    returns ``(item, reason)`` for those that failed."""
     cache.mkdir(parents=True, exist_ok=True)
-    todo = [(it, sample_rate, cache) for it in items if it.path is not None]
+    todo = [(it, sample_rate, cache) for it in items if it.features is None]
     failed = []
     if workers > 1 and len(todo) > 1:
         with ProcessPoolExecutor(workers) as pool:
@@ -78,6 +80,15 @@ def prepare(items: Sequence[Item], sample_rate: int, cache: Path, workers: int =
             if progress:
                 progress(1)
     return failed
+
+
+def usable(items: Sequence[Item], targets: np.ndarray | None, sample_rate: int, cache: Path, workers: int = 1
+           ) -> tuple[list[Item], np.ndarray | None, list[tuple[Item, str]]]:
+    """:func:`prepare` ``items``, then keep those that can be read: ``(items, their targets, failures)``."""
+    failed = prepare(items, sample_rate, cache, workers)
+    bad = {id(item) for item, _ in failed}
+    keep = [i for i, item in enumerate(items) if id(item) not in bad]
+    return [items[i] for i in keep], None if targets is None else targets[keep], failed
 
 
 def _fit(x: np.ndarray, n: int, start: int) -> np.ndarray:

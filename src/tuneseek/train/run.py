@@ -134,26 +134,18 @@ def train(s: TrainSettings, say=print) -> dict:
     window = config["window_seconds"]
 
     cache = Path(s.cache).expanduser() if s.cache else default_cache()
-    splits = {name: list(items) for name, items in ds.splits.items() if name in ("train", "valid")}
-    left_out: list[tuple[str, str]] = []
     if ds.features is None:
         say(f"decoding audio at {spec.sample_rate} Hz into the cache {cache} (once; later runs reuse it)")
-        for name in splits:
-            failed = it.prepare(splits[name], spec.sample_rate, cache, workers=max(1, s.loader_workers))
-            bad = {id(item) for item, _ in failed}
-            left_out += [(str(item.path), reason) for item, reason in failed]
-            splits[name] = [item for item in splits[name] if id(item) not in bad]
-        for path, reason in left_out:
-            say(f"left out {path}: {reason}")
-        if not splits["train"] or not splits["valid"]:
-            raise UsageError("no usable audio left in the train or valid split")
-
-    def targets(name: str) -> np.ndarray | None:
-        if s.kind == "triplet":
-            return None
-        keep = {item.key for item in splits[name]}
-        full = ds.targets(name)
-        return full[[i for i, item in enumerate(ds.splits[name]) if item.key in keep]]
+    splits, targets, left_out = {}, {}, []
+    for name in ("train", "valid"):
+        labels = None if s.kind == "triplet" else ds.targets(name)
+        splits[name], targets[name], failed = it.usable(ds.splits[name], labels, spec.sample_rate, cache,
+                                                        workers=max(1, s.loader_workers))
+        left_out += [(str(item.path), reason) for item, reason in failed]
+    for path, reason in left_out:
+        say(f"left out {path}: {reason}")
+    if not splits["train"] or not splits["valid"]:
+        raise UsageError("no usable audio left in the train or valid split")
 
     augment = Augment() if s.augment else Augment.none()
     if s.kind == "triplet":
@@ -163,9 +155,9 @@ def train(s: TrainSettings, say=print) -> dict:
         task = TripletTask(config, lr=s.lr, weight_decay=s.weight_decay, patience=s.patience)
         task_name = "triplet"
     else:
-        train_targets = targets("train")
+        train_targets = targets["train"]
         train_set = it.Excerpts(splits["train"], train_targets, spec, window, cache, True, augment)
-        valid_set = it.Excerpts(splits["valid"], targets("valid"), spec, window, cache, False)
+        valid_set = it.Excerpts(splits["valid"], targets["valid"], spec, window, cache, False)
         use_pw = s.pos_weight if s.pos_weight is not None else s.kind == "genre"
         pos_weight = _pos_weight(train_targets) if ds.task == "multi-label" and use_pw else None
         task = ClassifierTask(config, ds.task, list(ds.labels), lr=s.lr, weight_decay=s.weight_decay,
