@@ -150,8 +150,13 @@ def train(s: TrainSettings, say=print) -> dict:
     augment = Augment() if s.augment else Augment.none()
     if s.kind == "triplet":
         train_set = it.Triplets(splits["train"], spec, window, cache, True, augment, s.neighbourhood)
-        valid_set = it.Triplets(splits["valid"] if len({i.group or i.key for i in splits["valid"]}) > 1 else splits["train"],
-                                spec, window, cache, False, None, s.neighbourhood)
+        held_out = splits["valid"]
+        if len({i.group or i.key for i in held_out}) < 2:  # distant patches need a second track: borrow the test split's
+            held_out = held_out + it.usable(ds.splits["test"], None, spec.sample_rate, cache)[0]
+        if len({i.group or i.key for i in held_out}) < 2:
+            raise UsageError("validation triplets need held-out audio of two tracks at least; the valid and test "
+                             "splits together have fewer (add music, or change the split with --data-option seed=N)")
+        valid_set = it.Triplets(held_out, spec, window, cache, False, None, s.neighbourhood)
         task = TripletTask(config, lr=s.lr, weight_decay=s.weight_decay, patience=s.patience)
         task_name = "triplet"
     else:
