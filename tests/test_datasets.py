@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -605,3 +606,165 @@ def test_summary_is_json_and_describe_names_splits_and_labels(tmp_path):
     assert summary["splits"]["train"]["label_counts"]["rock"] == int(ds.targets("train")[:, ds.labels.index("rock")].sum())
     text = ds.describe()
     assert "jamendo dataset at" in text and "multi-label, 4 labels" in text and "train " in text and "jazz (20)" in text
+
+
+# ----------------------------------------------------------------------------- origin/sample layout (queries:)
+
+
+def make_layout(root: Path, labels: list[str], negatives: list[str] = (), versions: int = 1) -> Path:
+    """One split folder of the origin/sample layout: per label ``versions`` origins and one
+    sample at 1.0-2.5 s; per negative label a sample only (no origin: not in the library)."""
+    for label in labels:
+        for n in range(versions):
+            write_tone(root / "origin" / label / f"{label}_{n}.wav")
+        write_tone(root / "sample" / label / f"{label}_1000_2500.wav")
+    for label in negatives:
+        write_tone(root / "sample" / label / f"{label}_0_3000.wav")
+    return root
+
+
+def official_layout(root: Path) -> Path:
+    """train/valid/test folders: six tracks to train, two each to valid and test, one negative in valid."""
+    make_layout(root / "train", [f"tr{i}" for i in range(6)])
+    make_layout(root / "valid", ["va0", "va1"], negatives=["gone"])
+    make_layout(root / "test", ["te0", "te1"])
+    return root
+
+
+def test_queries_items_are_the_origins_unlabelled_and_grouped_by_track_label(tmp_path):
+    official_layout(tmp_path)
+    ds = open_dataset(f"queries:{tmp_path}")
+    assert (ds.name, ds.task, ds.labels, ds.split_source) == ("queries", "unlabelled", (), "official")
+    assert keys(ds, "valid") == ["valid/origin/va0/va0_0.wav", "valid/origin/va1/va1_0.wav"]
+    item = ds.splits["train"][0]
+    assert item == Item(key="train/origin/tr0/tr0_0.wav", path=tmp_path / item.key, labels=(), group="tr0")
+    assert [len(ds.splits[s]) for s in SPLITS] == [6, 2, 2] and ds.notes == ()
+
+
+def test_queries_keeps_each_splits_samples_with_label_span_and_negatives(tmp_path):
+    official_layout(tmp_path)
+    ds = open_dataset(f"queries:{tmp_path}")
+    valid = ds.queries["valid"]
+    assert [o.path for o in valid.origins] == [item.path for item in ds.splits["valid"]]
+    positive = valid.positives[0]
+    assert (positive.label, positive.start, positive.end) == ("va0", 1.0, 2.5)
+    assert [(s.label, s.start, s.end) for s in valid.negatives] == [("gone", 0.0, 3.0)]
+    assert [len(ds.queries[s].samples) for s in SPLITS] == [6, 3, 2]
+
+
+def test_queries_summary_and_describe_count_the_samples(tmp_path):
+    official_layout(tmp_path)
+    ds = open_dataset(f"queries:{tmp_path}")
+    valid = json.loads(json.dumps(ds.summary()))["splits"]["valid"]
+    assert (valid["items"], valid["samples"], valid["negative_samples"]) == (2, 3, 1)
+    assert "queries  train 6 (0 negative), valid 3 (1 negative), test 2 (0 negative) samples" in ds.describe()
+
+
+def test_queries_other_datasets_have_no_queries(tmp_path):
+    make_genres(tmp_path, {"a": 3})
+    ds = open_dataset(f"folder:{tmp_path}")
+    assert ds.queries is None and "samples" not in ds.summary()["splits"]["train"]
+
+
+def test_queries_without_all_three_split_folders_are_split_by_label_keeping_versions_together(tmp_path):
+    make_layout(tmp_path / "test", [f"t{i:02d}" for i in range(20)], versions=2)
+    ds = open_dataset(f"queries:{tmp_path}", seed=4)
+    assert ds.split_source == "deterministic 80/10/10 (seed 4)"
+    assert ds.notes == ("split by track label from the layout's test/ (not all of train/, valid/, test/ there)",)
+    split_of: dict[str, str] = {}
+    for split in SPLITS:
+        for item in ds.splits[split]:
+            assert split_of.setdefault(item.group, split) == split
+    assert [ds.summary()["splits"][s]["groups"] for s in SPLITS] == [16, 2, 2]
+    assert [len(ds.splits[s]) for s in SPLITS] == [32, 4, 4]
+
+
+def test_queries_own_split_is_deterministic_for_a_seed(tmp_path):
+    make_layout(tmp_path / "test", [f"t{i:02d}" for i in range(20)])
+    one, two = open_dataset(f"queries:{tmp_path}"), open_dataset(f"queries:{tmp_path}")
+    assert all(keys(one, s) == keys(two, s) for s in SPLITS)
+    other = open_dataset(f"queries:{tmp_path}", seed=1)
+    assert any(keys(one, s) != keys(other, s) for s in SPLITS)
+
+
+def test_queries_own_split_samples_follow_their_origins_and_negatives_are_split_by_label(tmp_path):
+    make_layout(tmp_path / "a", [f"t{i:02d}" for i in range(10)], negatives=[f"n{i}" for i in range(10)])
+    make_layout(tmp_path / "b", ["u0", "u1"], negatives=["t00"])  # t00's origin is in a/: a positive once pooled
+    ds = open_dataset(f"queries:{tmp_path}")
+    for split in SPLITS:
+        queries, groups = ds.queries[split], {item.group for item in ds.splits[split]}
+        assert queries.split == split and {o.label for o in queries.origins} == groups
+        assert {s.label for s in queries.positives} == groups
+        assert all(s.label.startswith("n") for s in queries.negatives)
+    assert [len(ds.queries[s].negatives) for s in SPLITS] == [8, 1, 1]
+    t00 = [s for split in SPLITS for s in ds.queries[split].samples if s.label == "t00"]
+    assert len(t00) == 2 and all(s.in_library for s in t00)
+
+
+def test_queries_root_may_be_one_split_folder(tmp_path):
+    make_layout(tmp_path, ["x", "y", "z"])
+    ds = open_dataset(f"queries:{tmp_path}")
+    found = sorted(key for s in SPLITS for key in keys(ds, s))
+    assert found == ["origin/x/x_0.wav", "origin/y/y_0.wav", "origin/z/z_0.wav"]
+    assert "layout's ./" in ds.notes[0]
+
+
+def test_queries_labels_in_several_split_folders_are_noted(tmp_path):
+    official_layout(tmp_path)
+    make_layout(tmp_path / "test", ["tr3"])
+    ds = open_dataset(f"queries:{tmp_path}")
+    assert ds.notes == ("1 track label(s) have origins in more than one split, e.g. tr3",)
+
+
+def test_queries_split_folders_beside_train_valid_test_are_ignored_with_a_note(tmp_path):
+    official_layout(tmp_path)
+    make_layout(tmp_path / "extra", ["e0"])
+    ds = open_dataset(f"queries:{tmp_path}")
+    assert ds.split_source == "official" and "extra" not in {key.split("/")[0] for s in SPLITS for key in keys(ds, s)}
+    assert ds.notes == ("split folder(s) other than train/valid/test ignored: extra",)
+
+
+def test_queries_without_an_origin_folder_is_an_error(tmp_path):
+    write_tone(tmp_path / "music" / "song.wav")
+    with pytest.raises(DatasetError, match="no origin/ folder") as e:
+        open_dataset(f"queries:{tmp_path}")
+    assert e.value.where == str(tmp_path)
+
+
+def test_queries_split_folder_with_samples_but_no_origin_folder_is_an_error(tmp_path):
+    official_layout(tmp_path)
+    shutil.rmtree(tmp_path / "test" / "origin")
+    with pytest.raises(DatasetError, match="no origin/ directory") as e:
+        open_dataset(f"queries:{tmp_path}")
+    assert e.value.where == str(tmp_path / "test")
+
+
+def test_queries_sample_name_without_start_and_end_is_an_error_naming_the_file(tmp_path):
+    official_layout(tmp_path)
+    bad = write_tone(tmp_path / "valid" / "sample" / "va0" / "va0_take2.wav")
+    with pytest.raises(DatasetError, match=r"must end in _<start_ms>_<end_ms>") as e:
+        open_dataset(f"queries:{tmp_path}")
+    assert e.value.where == str(bad)
+
+
+def test_queries_sample_ending_before_it_starts_is_an_error_naming_the_file(tmp_path):
+    official_layout(tmp_path)
+    bad = write_tone(tmp_path / "train" / "sample" / "tr1" / "tr1_5000_5000.wav")
+    with pytest.raises(DatasetError, match="sample end 5000 ms is not after its start 5000 ms") as e:
+        open_dataset(f"queries:{tmp_path}")
+    assert e.value.where == str(bad)
+
+
+def test_queries_split_folder_without_origin_audio_is_an_empty_split_error(tmp_path):
+    official_layout(tmp_path)
+    for wav in (tmp_path / "test" / "origin").rglob("*.wav"):
+        wav.unlink()
+    with pytest.raises(DatasetError, match="no origin audio files") as e:
+        open_dataset(f"queries:{tmp_path}")
+    assert e.value.where == str(tmp_path / "test" / "origin")
+
+
+def test_queries_with_fewer_than_three_tracks_to_split_is_an_error(tmp_path):
+    make_layout(tmp_path / "test", ["x", "y"], versions=3, negatives=["n0", "n1", "n2"])
+    with pytest.raises(DatasetError, match="2 track label.*at least 3"):
+        open_dataset(f"queries:{tmp_path}")

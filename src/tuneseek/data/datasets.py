@@ -6,7 +6,10 @@ A dataset is named by a spec ``"KIND:PATH"``:
   self-supervised training (:mod:`tuneseek.data.folder`);
 - ``mtat:PATH`` — MagnaTagATune with its top-50 tags (:mod:`tuneseek.data.mtat`);
 - ``jamendo:PATH`` — MTG-Jamendo auto-tagging metadata, audio or precomputed
-  mel-spectrograms (:mod:`tuneseek.data.jamendo`).
+  mel-spectrograms (:mod:`tuneseek.data.jamendo`);
+- ``queries:PATH`` — the origin/sample layout of identification benchmarks, as written by
+  ``tuneseek make-queries``: the origin tracks, unlabelled, with the query excerpts kept for
+  validation (:mod:`tuneseek.data.queries`).
 
 Every reader returns a :class:`Dataset`: items in ``train``/``valid``/``test`` splits, the label
 vocabulary in model-output order and the targets a loss needs.  The official split files are
@@ -35,11 +38,14 @@ import os
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from tuneseek.errors import DatasetError
+
+if TYPE_CHECKING:  # only for the annotation: querysets imports the audio and degradation code
+    from tuneseek.data.querysets import QuerySet
 
 __all__ = [
     "SPLITS",
@@ -59,6 +65,7 @@ _READERS = {
     "folder": "tuneseek.data.folder:read_folder",
     "mtat": "tuneseek.data.mtat:read_mtat",
     "jamendo": "tuneseek.data.jamendo:read_jamendo",
+    "queries": "tuneseek.data.queries:read_queries",
 }
 
 
@@ -107,7 +114,10 @@ class Dataset:
     vocabulary in model-output order.  ``features`` is set when the items carry precomputed
     mel-spectrograms.  ``split_source`` says where the split came from: ``"official"`` or
     ``"deterministic 80/10/10 (seed N)"``.  ``notes`` are facts a person should know about
-    how the data was read (items left out, rows kept without tags...).
+    how the data was read (items left out, rows kept without tags...).  ``queries`` is set by
+    the ``queries:`` reader only: per split, the query excerpts of the origin/sample layout
+    (positives with their label and true start/end in the origin, and negatives) whose
+    origins are that split's items, for a matcher to validate on; None elsewhere.
 
     Construction checks that every split exists and is non-empty (else
     :class:`~tuneseek.errors.DatasetError`) and that the items agree with the task and
@@ -122,6 +132,7 @@ class Dataset:
     features: PrecomputedMel | None = None
     split_source: str = ""
     notes: tuple[str, ...] = ()
+    queries: dict[str, QuerySet] | None = None
 
     def __post_init__(self) -> None:
         for split in SPLITS:
@@ -165,7 +176,8 @@ class Dataset:
     def summary(self) -> dict:
         """A JSON-able account of the dataset, for a checkpoint's config and ``--json`` output:
         per split the item and group counts, the per-label counts (vocabulary order) and, for
-        multi-label data, how many items carry no label at all."""
+        multi-label data, how many items carry no label at all; with ``queries``, also their
+        sample and negative-sample counts per split."""
         splits = {}
         for split in SPLITS:
             items = self.splits[split]
@@ -177,6 +189,9 @@ class Dataset:
             }
             if self.task == "multi-label":
                 entry["items_without_labels"] = sum(1 for item in items if not item.labels)
+            if self.queries is not None:
+                entry["samples"] = len(self.queries[split].samples)
+                entry["negative_samples"] = len(self.queries[split].negatives)
             splits[split] = entry
         return {
             "name": self.name,
@@ -191,7 +206,8 @@ class Dataset:
         }
 
     def describe(self) -> str:
-        """A few lines for the terminal: what, how split, how big, the top labels, the notes."""
+        """A few lines for the terminal: what, how split, how big, the top labels, the query
+        samples, the notes."""
         sizes = ", ".join(f"{split} {len(self.splits[split]):,}" for split in SPLITS)
         lines = [
             f"{self.name} dataset at {self.root}: {self.task}, {len(self.labels)} labels",
@@ -208,6 +224,12 @@ class Dataset:
                 f"  features precomputed mel-spectrograms: {f.n_mels} mels, {f.sample_rate} Hz, "
                 f"n_fft {f.n_fft}, hop {f.hop} ({f.sample_rate / f.hop:g} frames/s)"
             )
+        if self.queries is not None:
+            counts = ", ".join(
+                f"{split} {len(self.queries[split].samples):,} ({len(self.queries[split].negatives):,} negative)"
+                for split in SPLITS
+            )
+            lines.append(f"  queries  {counts} samples")
         lines.extend(f"  note     {note}" for note in self.notes)
         return "\n".join(lines)
 
@@ -230,7 +252,7 @@ class Dataset:
 
 
 def open_dataset(spec: str, **options) -> Dataset:
-    """Read the dataset named by ``spec``, ``"KIND:PATH"`` with KIND in folder, mtat, jamendo.
+    """Read the dataset named by ``spec``, ``"KIND:PATH"`` with KIND in folder, mtat, jamendo, queries.
 
     PATH may start with ``~``.  ``options`` go to the reader (see each reader's docstring;
     all take ``seed``).  An unknown kind or option and a missing folder are a
