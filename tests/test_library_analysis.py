@@ -144,7 +144,7 @@ def test_a_library_indexed_without_models_gains_tags_in_place(songs, tmp_path, s
         first = lib.add([songs], workers=1)
         assert "not converted yet" in first.analysis_skipped and len(first.added) == 5
         assert lib.stats().tagged == 0 and lib.tracks()[0].id  # ... yet identification works
-        with pytest.raises(LibraryError, match="no track has embeddings yet"):
+        with pytest.raises(LibraryError, match="no track has musicnn embeddings yet"):
             lib.similar(lib.tracks()[0])
         segments = lib.catalog.segments()
 
@@ -167,7 +167,7 @@ def test_a_changed_model_reruns_only_its_own_extractor(models, songs, tmp_path, 
         monkeypatch.setattr(analysis, "extractor_versions", lambda *a, **k: {**real(*a, **k), "tags:msd": "musicnn-msd/new"})
         ran = []
         describe = analysis.describe_file
-        monkeypatch.setattr("tuneseek.indexing.describe_file", lambda path, ex: ran.append(tuple(ex)) or describe(path, ex))
+        monkeypatch.setattr("tuneseek.indexing.describe_file", lambda path, ex, **kw: ran.append(tuple(ex)) or describe(path, ex, **kw))
         report = lib.add([songs], workers=1)
         assert len(report.analysed) == 5 and set(ran) == {("tags:msd",)}
         after = lib.extractors(track)
@@ -177,7 +177,7 @@ def test_a_changed_model_reruns_only_its_own_extractor(models, songs, tmp_path, 
 
 
 def test_a_file_the_models_cannot_describe_is_still_indexed_for_identification(models, songs, tmp_path, monkeypatch):
-    def fail(path, extractors):
+    def fail(path, extractors, **kw):
         raise AudioError(path, "decoder gave up")
 
     monkeypatch.setattr("tuneseek.indexing.describe_file", fail)

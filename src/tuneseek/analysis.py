@@ -1,17 +1,19 @@
-"""What a file sounds like: pretrained musicnn tags and multi-scale embeddings of one audio file.
+"""What a file sounds like: tags and multi-scale embeddings of one audio file.
 
-Decode to 16 kHz mono, compute the log-mel once, and run the MagnaTagATune or Million Song
-Dataset musicnn on it. :func:`tag_file` and :func:`embed_file` serve ``tuneseek tag`` and
-``tuneseek embed``; :func:`describe_file` computes what the library stores for every track
-(tags in both vocabularies, 3.7 s segment vectors and their mean), for the extractors named in
-:func:`extractor_versions`. Models load once per process. torch is imported only here, so
-the identification path stays light.
+Decode to 16 kHz mono, compute the log-mel once, and run the pretrained MagnaTagATune or
+Million Song Dataset musicnn on it, or decode at a trained model's own sample rate and run a
+model made by ``tuneseek train`` (:mod:`tuneseek.embed.trained`). :func:`tag_file` and
+:func:`embed_file` serve ``tuneseek tag`` and ``tuneseek embed``; :func:`describe_file` computes
+what the library stores for every track (tags in both musicnn vocabularies, 3.7 s segment
+vectors, and the same from the library's trained tagger and embedder), for the extractors named
+in :func:`extractor_versions` and :func:`trained_extractors`. Models load once per process.
+torch is imported only here, so the identification path stays light.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -93,25 +95,41 @@ MIN_SECONDS = 0.5
 MAX_SECONDS = 4 * 3600.0
 
 
-def decode(path: str | Path) -> np.ndarray:
-    """``path`` as 16 kHz mono, refused when too short or too long to describe, or silent."""
+def decode(path: str | Path, sr: int = MUSICNN_SR) -> np.ndarray:
+    """``path`` as mono at ``sr`` (musicnn's 16 kHz by default), refused when too short or too long to describe, or silent."""
     duration = audio.probe(path).duration
     if duration is not None and duration > MAX_SECONDS:
         raise AudioError(path, f"too long to describe: {duration / 3600:.1f} h (at most {MAX_SECONDS / 3600:g} h)")
-    return checked(str(path), audio.load(path, MUSICNN_SR))
+    return checked(str(path), audio.load(path, sr), sr)
 
 
-def checked(name: str, x: np.ndarray) -> np.ndarray:
-    """``x`` (16 kHz mono) if it can be described, else an :class:`AudioError` naming ``name``."""
-    if len(x) < MIN_SECONDS * MUSICNN_SR:
-        raise AudioError(name, f"too short: {len(x) / MUSICNN_SR:.2f} s (at least {MIN_SECONDS:g} s)")
+def checked(name: str, x: np.ndarray, sr: int = MUSICNN_SR) -> np.ndarray:
+    """``x`` (mono at ``sr``) if it can be described, else an :class:`AudioError` naming ``name``."""
+    if len(x) < MIN_SECONDS * sr:
+        raise AudioError(name, f"too short: {len(x) / sr:.2f} s (at least {MIN_SECONDS:g} s)")
     if not np.any(np.abs(x) > 1e-4):
         raise AudioError(name, "silent: nothing to describe")
     return x
 
 
+def trained_model(name: str):
+    """The :class:`~tuneseek.embed.trained.TrainedModel` of a run folder named where a model is asked for."""
+    if not Path(name).expanduser().is_dir():
+        raise UsageError(f"unknown model {name!r}: not {' or '.join(MODELS)} (pretrained musicnn), "
+                         "and no such folder (a run made by `tuneseek train`)")
+    _require_models_extra()
+    from tuneseek.embed.trained import load_trained
+
+    return load_trained(name)
+
+
 def tag_file(path: str | Path, model_name: str = "mtt", wheel: str | None = None) -> Tags:
-    """Tags of ``path``: musicnn's per-patch probabilities and their mean."""
+    """Tags of ``path``: per-window probabilities and their mean, from musicnn ("mtt", "msd": 3 s
+    patches) or a trained tagger or classifier (a run folder: the model's own windows)."""
+    if model_name not in MODELS:
+        m = trained_model(model_name)
+        times, curve = m.tags(decode(path, m.sample_rate))
+        return Tags(str(path), m.name, m.labels, curve.mean(axis=0), times, curve)
     _require_models_extra()
     from tuneseek.embed.musicnn_extractor import tag_over_time
 
@@ -123,7 +141,7 @@ def tag_file(path: str | Path, model_name: str = "mtt", wheel: str | None = None
 
 def embed_file(
     path: str | Path,
-    window: float = 3.7,
+    window: float | None = None,
     hop: float | None = None,
     layer: str = "penultimate",
     pool: str = "none",
@@ -132,16 +150,29 @@ def embed_file(
 ) -> Embedding:
     """Embeddings of ``path`` for windows of ``window`` s every ``hop`` s (default ``window / 2``).
 
+    With musicnn ("mtt", "msd") any ``window >= 0.5`` works (default 3.7) and ``layer`` picks the
+    layer; a trained model (a run folder) has one window, its own, and one layer, its embedding.
     ``pool`` "mean" or "max" turns the frames into one vector for the whole file.
     """
-    _require_models_extra()
-    from tuneseek.embed.musicnn_extractor import embed
-
     if pool not in POOLS:
         raise UsageError(f"unknown pooling {pool!r} (choose from {', '.join(POOLS)})")
-    x = decode(path)
-    hop = window / 2 if hop is None else hop
-    times, vectors = embed(x, model(model_name, wheel), window=window, hop=hop, layer=layer)
+    if model_name not in MODELS:
+        m = trained_model(model_name)
+        if window is not None and abs(window - m.window) > 1e-6:
+            raise UsageError(f"{m.folder} takes {m.window:g} s windows, not {window:g} s (leave out --window)")
+        if layer != "penultimate":
+            raise UsageError(f"a trained model gives one layer, its embedding (no --layer {layer})")
+        window = m.window
+        hop = window / 2 if hop is None else hop
+        times, vectors = m.vectors(decode(path, m.sample_rate), hop)
+        layer = "embedding"
+    else:
+        _require_models_extra()
+        from tuneseek.embed.musicnn_extractor import embed
+
+        window = SEGMENT_WINDOW if window is None else window
+        hop = window / 2 if hop is None else hop
+        times, vectors = embed(decode(path), model(model_name, wheel), window=window, hop=hop, layer=layer)
     if pool != "none":
         vectors = (vectors.mean(axis=0) if pool == "mean" else vectors.max(axis=0))[None, :]
         times = np.zeros(0, np.float64)
@@ -173,37 +204,85 @@ def vocabularies(wheel: str | None = None) -> dict[str, list[str]]:
 
 
 @dataclass(frozen=True)
+class Segments:
+    """A track's vectors in one embedding space: windows of ``window`` s every ``hop`` s."""
+
+    window: float
+    hop: float
+    vectors: np.ndarray  # (n, dims)
+
+    @property
+    def track_vector(self) -> np.ndarray:
+        """The track's vector: the mean of its segments."""
+        return self.vectors.mean(axis=0)
+
+
+@dataclass(frozen=True)
 class Description:
     """What the library stores for one track (only the extractors asked for are filled in)."""
 
     path: str
     duration: float
     extractors: tuple[str, ...]  # what was computed, by extractor name
-    tags: dict[str, np.ndarray]  # vocabulary -> probabilities (mean over 3 s patches)
-    segments: np.ndarray | None  # (n, 200): SEGMENT_WINDOW s windows every SEGMENT_HOP s
-    track_vector: np.ndarray | None  # (200,): the mean of the segments
+    tags: dict[str, np.ndarray]  # vocabulary -> probabilities (mean over the model's windows)
+    embeddings: dict[str, Segments]  # embedding space -> segment vectors
 
 
-def describe_file(path: str | Path, extractors: Iterable[str], wheel: str | None = None) -> Description:
-    """Tags and/or embeddings of ``path`` for the named ``extractors`` (keys of :func:`extractor_versions`).
+def trained_extractors(folder: str | Path, role: str) -> dict[str, str]:
+    """``{extractor: version}`` of a trained run used as the library's ``role`` ("tagger" or "embedder")."""
+    m = trained_model(str(folder))
+    if role == "tagger":
+        if m.kind == "embedding":
+            raise UsageError(f"{m.folder} is an embedding model (trained on triplets): use it as --embedder")
+        return {f"tags:{m.name}": m.version}
+    if role == "embedder":
+        return {f"embedding:{m.name}": f"{m.version}/{m.window:g}s/{m.window:g}s"}
+    raise UsageError(f"unknown model role {role!r} (tagger or embedder)")
 
-    Decodes once and computes the log-mel once for every network.
+
+def describe_file(path: str | Path, extractors: Iterable[str], wheel: str | None = None,
+                  trained: Mapping[str, str] | None = None) -> Description:
+    """Tags and/or embeddings of ``path`` for the named ``extractors`` (keys of :func:`extractor_versions`,
+    and of :func:`trained_extractors` for the runs in ``trained``, ``{extractor: run folder}``).
+
+    Decodes once per sample rate and computes musicnn's log-mel once for both of its networks.
+    A trained model's segments lie side by side, one per model window.
     """
     _require_models_extra()
     from tuneseek.embed.musicnn_extractor import embed, tag
+    from tuneseek.embed.trained import load_trained
 
+    trained = dict(trained or {})
     wanted = tuple(extractors)
-    unknown = set(wanted) - set(TAG_EXTRACTORS) - {EMBEDDING_EXTRACTOR}
+    if not wanted:
+        raise UsageError("no extractor named: nothing to describe")
+    unknown = set(wanted) - set(TAG_EXTRACTORS) - {EMBEDDING_EXTRACTOR} - set(trained)
     if unknown:
         raise UsageError(f"unknown extractor(s): {', '.join(sorted(unknown))}")
-    x = decode(path)
-    logmel = musicnn_logmel(x)
-    tags = {name: tag(x, model(name, wheel), features=logmel) for ex, name in TAG_EXTRACTORS.items() if ex in wanted}
-    segments = vector = None
-    if EMBEDDING_EXTRACTOR in wanted:
-        _, segments = embed(x, model("mtt", wheel), SEGMENT_WINDOW, SEGMENT_HOP, features=logmel)
-        vector = segments.mean(axis=0)
-    return Description(str(path), len(x) / MUSICNN_SR, wanted, tags, segments, vector)
+    at_rate: dict[int, np.ndarray] = {}
+
+    def audio_at(sr: int) -> np.ndarray:
+        if sr not in at_rate:
+            at_rate[sr] = decode(path, sr)
+        return at_rate[sr]
+
+    tags, embeddings = {}, {}
+    if any(ex in TAG_EXTRACTORS or ex == EMBEDDING_EXTRACTOR for ex in wanted):
+        x = audio_at(MUSICNN_SR)
+        logmel = musicnn_logmel(x)
+        tags = {name: tag(x, model(name, wheel), features=logmel) for ex, name in TAG_EXTRACTORS.items() if ex in wanted}
+        if EMBEDDING_EXTRACTOR in wanted:
+            _, segments = embed(x, model("mtt", wheel), SEGMENT_WINDOW, SEGMENT_HOP, features=logmel)
+            embeddings[SPACE] = Segments(SEGMENT_WINDOW, SEGMENT_HOP, segments)
+    for extractor in wanted:
+        if extractor in trained:
+            m = load_trained(trained[extractor])
+            if extractor.startswith("tags:"):
+                tags[m.name] = m.tags(audio_at(m.sample_rate))[1].mean(axis=0)
+            else:
+                embeddings[m.name] = Segments(m.window, m.window, m.vectors(audio_at(m.sample_rate))[1])
+    sr, x = next(iter(at_rate.items()))
+    return Description(str(path), len(x) / sr, wanted, tags, embeddings)
 
 
 def clip_vectors(audio_16k: np.ndarray, hop: float = SEGMENT_WINDOW / 2, wheel: str | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -79,6 +79,14 @@ def cmd_index(args) -> int:
             bar.update(task, advance=1, file=Path(outcome.path).name[-40:])
 
     with lib:
+        if (args.tagger or args.embedder) and args.landmarks_only:
+            raise UsageError("--landmarks-only runs no model: leave out --tagger/--embedder, or --landmarks-only")
+        for role, runs in (("tagger", args.tagger), ("embedder", args.embedder)):
+            for run in runs:
+                name = lib.use_model(run, role)
+                if not args.json:
+                    print(f"{name}: {run} runs on every track of this library", file=sys.stderr)
+        trained = lib.models()
         if bar is not None:
             bar.start()
         try:
@@ -93,11 +101,13 @@ def cmd_index(args) -> int:
     if args.json:
         for path, reason in report.analysis_failed:
             _out({"path": path, "analysis_error": reason})
+        for extractor, reason in report.models_skipped:
+            _out({"model": extractor, "skipped": reason})
         _out({
             "added": len(report.added), "reindexed": len(report.reindexed), "unchanged": len(report.unchanged),
             "moved": len(report.moved), "analysed": len(report.analysed), "duplicates": len(report.duplicates),
             "failed": len(report.failed), "analysis_failed": len(report.analysis_failed),
-            "analysis_skipped": report.analysis_skipped,
+            "analysis_skipped": report.analysis_skipped, "models_skipped": len(report.models_skipped),
             "audio_hours": round(report.audio_seconds / 3600, 4), "seconds": round(report.elapsed, 3),
         })
     else:
@@ -105,9 +115,11 @@ def cmd_index(args) -> int:
             print(f"skipped {path}: same audio as {twin}", file=sys.stderr)
         for path, reason in report.analysis_failed:
             print(f"no tags or embeddings for {path}: {reason}", file=sys.stderr)
+        for extractor, reason in report.models_skipped:
+            print(f"note: {extractor} not run: {reason}", file=sys.stderr)
         if report.analysis_skipped:
-            print(f"note: indexed for identification only; tags and embeddings skipped: {report.analysis_skipped}",
-                  file=sys.stderr)
+            what = "musicnn tags and embeddings" if trained else "indexed for identification only; tags and embeddings"
+            print(f"note: {what} skipped: {report.analysis_skipped}", file=sys.stderr)
         print(report.summary())
     indexed = report.added or report.reindexed or report.unchanged or report.moved or report.analysed
     return 1 if report.failed and not indexed else 0
@@ -199,7 +211,7 @@ def cmd_show(args) -> int:
 
 def cmd_similar(args) -> int:
     with _open(args) as lib:
-        results = lib.similar(args.query, k=args.k)
+        results = lib.similar(args.query, k=args.k, space=args.space)
     for rank, r in enumerate(results, 1):
         if args.json:
             _out({"query": args.query, "rank": rank, **r.to_dict()})
@@ -224,6 +236,11 @@ def cmd_stats(args) -> int:
     print(f"catalogue    {s.catalog_bytes / 1e6:.1f} MB")
     print(f"tags         {s.tagged} of {s.tracks} tracks")
     print(f"embeddings   {s.embedded} of {s.tracks} tracks")
+    for space, n in s.spaces.items():
+        if space != "musicnn":
+            print(f"  {space:<10} {n} of {s.tracks} tracks (trained embedder)")
+    for extractor, folder in sorted(s.models.items()):
+        print(f"model        {extractor} <- {folder}")
     return 0
 
 
@@ -488,6 +505,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--landmarks-only", action="store_true",
                    help="index for identification only: no tags or embeddings (about 40x faster)")
     s.add_argument("--wheel", metavar="PATH", help="the musicnn-0.1.0 wheel, to convert the weights offline")
+    s.add_argument("--tagger", metavar="RUN", action="append", default=[],
+                   help="also tag every track with this trained tagger or classifier (a `tuneseek train` folder); "
+                        "the library keeps running it on later additions")
+    s.add_argument("--embedder", metavar="RUN", action="append", default=[],
+                   help="also embed every track with this trained model: a new space for `similar --space NAME`")
     s.set_defaults(func=cmd_index)
 
     s = sub.add_parser("identify", parents=[common], help="say which track each clip comes from, and where")
@@ -511,6 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("query", help="track id, a library track's path, or any audio file (a clip under 30 s is "
                                  "matched against 3.7 s segments, and each result says where)")
     s.add_argument("-k", type=int, default=10, help="results (default 10)")
+    s.add_argument("--space", default="musicnn",
+                   help="embedding space: musicnn (default) or the name of a trained embedder given to `index --embedder`")
     s.set_defaults(func=cmd_similar)
 
     s = sub.add_parser("stats", parents=[common], help="size of the library and its index")
@@ -519,23 +543,26 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("compact", parents=[common], help="merge index segments, dropping removed tracks")
     s.set_defaults(func=cmd_compact)
 
-    s = sub.add_parser("tag", parents=[common], help="top tags of audio files (pretrained musicnn)")
+    s = sub.add_parser("tag", parents=[common], help="top tags of audio files (pretrained musicnn or a trained model)")
     s.add_argument("files", nargs="+")
-    s.add_argument("--model", choices=["mtt", "msd"], default="mtt",
-                   help="mtt: MagnaTagATune top 50 (instruments, moods, genres); msd: Million Song Dataset (genres, eras)")
+    s.add_argument("--model", default="mtt", metavar="MODEL",
+                   help="mtt: MagnaTagATune top 50 (instruments, moods, genres, default); msd: Million Song Dataset "
+                        "(genres, eras); or a trained tagger or classifier (a `tuneseek train` folder)")
     s.add_argument("--top", type=int, default=10, help="tags shown (default 10; --json gives all)")
     s.add_argument("--over-time", action="store_true", help="also the tags of every 3 s patch")
     s.add_argument("--wheel", metavar="PATH", help="the musicnn-0.1.0 wheel, to convert the weights offline")
     s.set_defaults(func=cmd_tag)
 
-    s = sub.add_parser("embed", parents=[common], help="deep embeddings of audio files over time (musicnn)")
+    s = sub.add_parser("embed", parents=[common], help="deep embeddings of audio files over time (musicnn or a trained model)")
     s.add_argument("files", nargs="+")
-    s.add_argument("--window", type=float, default=3.7, help="window in seconds (0.5, 3.7, 29 or any >= 0.5)")
+    s.add_argument("--window", type=float, default=None,
+                   help="window in seconds (0.5, 3.7, 29 or any >= 0.5; default 3.7); a trained model has its own")
     s.add_argument("--hop", type=float, default=None, help="seconds between windows (default window/2)")
     s.add_argument("--layer", choices=["penultimate", "max_pool", "mean_pool"], default="penultimate",
                    help="penultimate: 200-d (default); max_pool / mean_pool: 753-d")
     s.add_argument("--pool", choices=["none", "mean", "max"], default="none", help="one vector for the whole file")
-    s.add_argument("--model", choices=["mtt", "msd"], default="mtt")
+    s.add_argument("--model", default="mtt", metavar="MODEL",
+                   help="mtt (default) or msd: pretrained musicnn; or a trained model (a `tuneseek train` folder)")
     s.add_argument("--output", "-o", metavar="FILE.npy",
                    help="write the vectors as .npy (and the window start times as FILE.times.npy); "
                         "else one JSON object per window")
@@ -560,7 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", parents=[common], help="train a tagger, a genre classifier or triplet embeddings")
     s.add_argument("kind", choices=["tagger", "genre", "triplet"])
     s.add_argument("--data", required=True, metavar="KIND:PATH",
-                   help="folder:DIR (one folder per label, or unlabelled), mtat:DIR, jamendo:DIR")
+                   help="folder:DIR (one folder per label, or unlabelled), mtat:DIR, jamendo:DIR, queries:DIR (origin/sample layout)")
     s.add_argument("--out", required=True, metavar="DIR", help="run folder: the model, its summary, logs and curves")
     s.add_argument("--arch", choices=["fcn", "short-chunk-res", "crnn", "resnet18"],
                    help="default: fcn (tagger), crnn (genre), resnet18 (triplet)")

@@ -32,6 +32,7 @@ class Job:
     path: str
     fingerprint: bool = True
     describe: tuple[str, ...] = ()  # analysis extractors to run (see tuneseek.analysis)
+    trained: tuple[tuple[str, str], ...] = ()  # (extractor, run folder) of the trained models among them
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def _work(job: Job) -> Outcome:
             return Outcome(job.path, error=_reason(e))
     if job.describe:
         try:
-            description = describe_file(job.path, job.describe)
+            description = describe_file(job.path, job.describe, trained=dict(job.trained))
         except Exception as e:
             describe_error = _reason(e)
     return Outcome(job.path, fingerprint, None, description, describe_error)

@@ -97,7 +97,8 @@ class AddReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     analysed: list[Track] = field(default_factory=list)  # already indexed; given tags/embeddings they lacked
     analysis_failed: list[tuple[str, str]] = field(default_factory=list)  # indexed, but without tags/embeddings
-    analysis_skipped: str | None = None  # why no file got tags/embeddings, when none could
+    analysis_skipped: str | None = None  # why no file got musicnn tags/embeddings, when none could
+    models_skipped: list[tuple[str, str]] = field(default_factory=list)  # (trained model's extractor, why it did not run)
     audio_seconds: float = 0.0
     elapsed: float = 0.0
 
@@ -128,7 +129,9 @@ class LibraryStats:
     index_bytes: int
     catalog_bytes: int
     tagged: int  # tracks with tags
-    embedded: int  # tracks with embeddings
+    embedded: int  # tracks with musicnn embeddings
+    spaces: dict[str, int] = field(default_factory=dict)  # embedding space -> tracks embedded in it
+    models: dict[str, str] = field(default_factory=dict)  # trained model's extractor -> its run folder
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -211,6 +214,8 @@ class Library:
             ),
             tagged=self.catalog.count_tagged(),
             embedded=self.catalog.count_embedded(analysis.SPACE),
+            spaces=self.spaces(),
+            models={ex: m["folder"] for ex, m in self.catalog.models().items()},
         )
 
     def _refresh(self) -> None:
@@ -315,42 +320,67 @@ class Library:
         track = ref if isinstance(ref, Track) else self.track(ref)
         return self.catalog.extractors(track.id).get(track.id, {})
 
-    def embed(self, path: str | Path, window: float = 3.7, hop: float | None = None, layer: str = "penultimate",
-              pool: str = "none") -> analysis.Embedding:
-        """Embeddings of an audio file for windows of ``window`` seconds (see :func:`tuneseek.analysis.embed_file`)."""
-        return analysis.embed_file(path, window, hop, layer, pool)
+    def embed(self, path: str | Path, window: float | None = None, hop: float | None = None, layer: str = "penultimate",
+              pool: str = "none", model: str = "mtt") -> analysis.Embedding:
+        """Embeddings of an audio file over time, from musicnn or a trained run (see :func:`tuneseek.analysis.embed_file`)."""
+        return analysis.embed_file(path, window, hop, layer, pool, model)
 
-    def similar(self, query: int | str | Path | Track | np.ndarray, k: int = 10, sr: int | None = None) -> list[Similar]:
+    def spaces(self) -> dict[str, int]:
+        """``{embedding space: tracks embedded in it}``: "musicnn", and one per trained embedder."""
+        return {space: self.catalog.count_embedded(space) for space in self.catalog.spaces()}
+
+    def similar(self, query: int | str | Path | Track | np.ndarray, k: int = 10, sr: int | None = None,
+                space: str = analysis.SPACE) -> list[Similar]:
         """Tracks that sound like ``query``, most similar first, the query's own track left out.
 
         ``query`` is a library track (a :class:`Track`, an id, or its path), any audio file,
         or samples at ``sr``. A track, or a file of at least :data:`WHOLE_TRACK_SECONDS`, is
         compared as a whole: its mean vector against each track's (cosine). A shorter clip is
-        compared with every 3.7 s segment in the library, and each result says where its
-        best-matching segment starts.
+        compared with every segment in the library (3.7 s for musicnn, the model's window for
+        a trained embedder), and each result says where its best-matching segment starts.
+        ``space`` is "musicnn" or the name of a trained embedder the library runs.
         """
         if k < 1:
             raise UsageError(f"k must be at least 1, got {k}")
-        space = self._space(analysis.SPACE)
-        if len(space) == 0:
-            raise LibraryError(self.root, "no track has embeddings yet: run `tuneseek index` on your music "
+        vectors_of = self._query_vectors(space)
+        index = self._space(space)
+        if len(index) == 0:
+            raise LibraryError(self.root, f"no track has {space} embeddings yet: run `tuneseek index` on your music "
                                           "with the models available (pip install 'tuneseek[models]')")
         track = self._as_track(query)
         if track is not None:
-            stored = next(self.catalog.embeddings(analysis.SPACE, track.id, segments=False), None)
+            stored = next(self.catalog.embeddings(space, track.id, segments=False), None)
             if stored is None:
-                raise LibraryError(self.root, f"track {track.id} has no embeddings yet: run `tuneseek index {track.path}`")
-            found = space.by_track(stored.track_vector, k, exclude={track.id})
+                raise LibraryError(self.root, f"track {track.id} has no {space} embeddings yet: "
+                                              f"run `tuneseek index {track.path}`")
+            found = index.by_track(stored.track_vector, k, exclude={track.id})
         else:
-            x = self._samples_16k(query, sr)
+            rate, vectors_at = vectors_of
+            x = self._samples(query, sr, rate)
             exclude = self._copies_of(query)
-            if len(x) >= WHOLE_TRACK_SECONDS * analysis.MUSICNN_SR:
-                _, vectors = analysis.clip_vectors(x, hop=analysis.SEGMENT_HOP)
-                found = space.by_track(vectors.mean(axis=0), k, exclude)
+            if len(x) >= WHOLE_TRACK_SECONDS * rate:
+                found = index.by_track(vectors_at(x, whole=True).mean(axis=0), k, exclude)
             else:
-                _, vectors = analysis.clip_vectors(x)
-                found = space.by_segment(vectors.mean(axis=0), k, exclude)
+                found = index.by_segment(vectors_at(x, whole=False).mean(axis=0), k, exclude)
         return [Similar(self.catalog.track(tid), score, time) for tid, score, time in found]
+
+    def _query_vectors(self, space: str) -> tuple[int, Callable[..., np.ndarray]]:
+        """The sample rate of ``space``'s model and a function giving a query's vectors in it
+        (segments side by side for a whole file, overlapping by half for a clip)."""
+        if space == analysis.SPACE:
+            def musicnn(x, whole):
+                hop = analysis.SEGMENT_HOP if whole else analysis.SEGMENT_WINDOW / 2
+                return analysis.clip_vectors(x, hop=hop)[1]
+            return analysis.MUSICNN_SR, musicnn
+        registered = self.catalog.models().get(f"embedding:{space}")
+        if registered is None:
+            known = ", ".join(sorted({analysis.SPACE, *self.catalog.spaces()}))
+            raise UsageError(f"no embedding space {space!r} in this library (it has: {known})")
+        model = analysis.trained_model(registered["folder"])
+
+        def trained(x, whole):
+            return model.vectors(x, None if whole else model.window / 2)[1]
+        return model.sample_rate, trained
 
     def _space(self, name: str) -> SpaceIndex:
         """The vector indexes of embedding space ``name``, rebuilt when the catalogue changed."""
@@ -385,10 +415,11 @@ class Library:
             return set()
 
     @staticmethod
-    def _samples_16k(query, sr: int | None) -> np.ndarray:
+    def _samples(query, sr: int | None, rate: int) -> np.ndarray:
+        """A query file or array as mono at ``rate``, refused when it cannot be described."""
         if not isinstance(query, np.ndarray):
-            return analysis.decode(query)
-        return analysis.checked("<samples>", _resampled(query, sr, analysis.MUSICNN_SR, "HQ"))
+            return analysis.decode(query, rate)
+        return analysis.checked("<samples>", _resampled(query, sr, rate, "HQ"), rate)
 
     # -- writing -------------------------------------------------------------------
     def add(
@@ -426,8 +457,8 @@ class Library:
                 report.failed.append((e.path, e.reason))
         with WriterLock(self.root):
             remove_unlisted(self.root, set(self.catalog.segments()))
-            wanted = self._analysis_extractors(wheel, report) if analyse and files else {}
-            jobs = self._jobs(files, wanted, report)
+            wanted, trained = self._analysis_extractors(wheel, report) if analyse and files else ({}, {})
+            jobs = self._jobs(files, wanted, trained, report)
             if on_files:
                 on_files(len(jobs))
             batch: list[Outcome] = []
@@ -456,34 +487,70 @@ class Library:
         report.elapsed = time.perf_counter() - started
         return report
 
-    def _analysis_extractors(self, wheel: str | None, report: AddReport) -> dict[str, str]:
-        """``{extractor: version}`` of the tags and embeddings to store, or ``{}`` (and why) when the models are missing."""
+    def use_model(self, folder: str | Path, role: str) -> str:
+        """Run the trained model in ``folder`` (made by ``tuneseek train``) on every track from now on,
+        as a ``role`` "tagger" (its tags are stored beside musicnn's) or "embedder" (a new embedding
+        space for :meth:`similar`); the next :meth:`add` gives it to the tracks already indexed.
+
+        Returns the extractor name ("tags:NAME" or "embedding:NAME", NAME from the run folder's
+        name). The same name given again with another folder replaces the old model.
+        """
+        extractor = next(iter(analysis.trained_extractors(folder, role)))
+        model = analysis.trained_model(str(folder))
+        with self.catalog.transaction():
+            if role == "tagger":
+                self.catalog.set_vocabulary(model.name, list(model.labels))
+            self.catalog.set_models({**self.catalog.models(), extractor: {"folder": str(model.folder), "role": role}})
+        return extractor
+
+    def models(self) -> dict[str, dict[str, str]]:
+        """The trained models this library runs: ``{extractor: {"folder", "role"}}``."""
+        return self.catalog.models()
+
+    def _analysis_extractors(self, wheel: str | None, report: AddReport) -> tuple[dict[str, str], dict[str, str]]:
+        """``({extractor: version}, {trained extractor: run folder})`` of the tags and embeddings to store.
+
+        The pretrained musicnn is left out (and ``report.analysis_skipped`` says why) when its
+        models are missing; a trained model is left out (and ``report.models_skipped`` says why)
+        when its run cannot be loaded.
+        """
+        wanted: dict[str, str] = {}
         try:
-            wanted = analysis.extractor_versions(wheel)
+            wanted.update(analysis.extractor_versions(wheel))
             labels = analysis.vocabularies(wheel)
+            with self.catalog.transaction():
+                for name, names in labels.items():
+                    self.catalog.set_vocabulary(name, names)
         except TuneseekError as e:
             report.analysis_skipped = str(e)
-            return {}
-        with self.catalog.transaction():
-            for name, names in labels.items():
-                self.catalog.set_vocabulary(name, names)
-        return wanted
+        trained = {}
+        for extractor, model in self.catalog.models().items():
+            try:
+                wanted.update(analysis.trained_extractors(model["folder"], model["role"]))
+                trained[extractor] = model["folder"]
+            except TuneseekError as e:
+                report.models_skipped.append((extractor, str(e)))
+        return wanted, trained
 
-    def _jobs(self, files: list[str], wanted: dict[str, str], report: AddReport) -> list[Job]:
+    def _jobs(self, files: list[str], wanted: dict[str, str], trained: dict[str, str], report: AddReport) -> list[Job]:
         """What each file needs: unchanged files only the extractors they lack; the rest everything."""
         done = self.catalog.extractors()
         jobs = []
+
+        def job(path: str, fingerprint: bool, describe: tuple[str, ...]) -> Job:
+            return Job(path, fingerprint, describe, tuple((ex, trained[ex]) for ex in describe if ex in trained))
+
         for path in dict.fromkeys(files):
             known = self.catalog.track_by_path(path)
             if known is not None and self._unchanged(path, known):
                 have = done.get(known.id, {})
                 missing = tuple(name for name, version in wanted.items() if have.get(name) != version)
                 if missing:
-                    jobs.append(Job(path, fingerprint=False, describe=missing))
+                    jobs.append(job(path, False, missing))
                 else:
                     report.unchanged.append(path)
                 continue
-            jobs.append(Job(path, describe=tuple(wanted)))
+            jobs.append(job(path, True, tuple(wanted)))
         return jobs
 
     def _unchanged(self, path: str, known: Track) -> bool:
@@ -559,16 +626,18 @@ class Library:
             ).append(track)
 
     def _store_description(self, track_id: int, outcome: Outcome, versions: dict[str, str]) -> None:
-        """Store the tags and embeddings an outcome holds, with the versions of their extractors."""
+        """Store the tags ("tags:VOCABULARY") and embeddings ("embedding:SPACE") an outcome holds,
+        with the versions of their extractors."""
         d = outcome.description
         if d is None:
             return
         for extractor in d.extractors:
-            if extractor in analysis.TAG_EXTRACTORS:
-                self.catalog.set_tags(track_id, analysis.TAG_EXTRACTORS[extractor], d.tags[analysis.TAG_EXTRACTORS[extractor]])
-            elif extractor == analysis.EMBEDDING_EXTRACTOR:
-                self.catalog.set_embedding(track_id, analysis.SPACE, analysis.SEGMENT_WINDOW, analysis.SEGMENT_HOP,
-                                           d.track_vector, d.segments)
+            kind, _, name = extractor.partition(":")
+            if kind == "tags":
+                self.catalog.set_tags(track_id, name, d.tags[name])
+            else:
+                seg = d.embeddings[name]
+                self.catalog.set_embedding(track_id, name, seg.window, seg.hop, seg.track_vector, seg.vectors)
             self.catalog.set_extractor(track_id, extractor, versions[extractor])
 
     def remove(self, ref: int | str) -> Track:

@@ -28,11 +28,24 @@ from torch import nn
 from tuneseek.errors import UsageError
 from tuneseek.features import mel_filterbank
 
-__all__ = ["LOG_MODES", "PAD_MODES", "MelSpec", "LogMel", "MelModel"]
+__all__ = ["LOG_MODES", "PAD_MODES", "MelSpec", "LogMel", "MelModel", "fit_window"]
 
 LOG_MODES = ("db", "log1p")
 PAD_MODES = ("reflect", "constant")
 _DB_AMIN = 1e-10  # librosa.power_to_db's default floor: -100 dB
+
+
+def fit_window(x: np.ndarray, n: int, start: int) -> np.ndarray:
+    """``n`` samples (or frames, on the last axis) of ``x`` from ``start``, repeating ``x`` when it is too short.
+
+    Repetition is how training fills a window longer than its item, so inference on a short
+    file must fill it the same way.
+    """
+    if x.shape[-1] < n:
+        reps = -(-n // x.shape[-1])
+        x = np.concatenate([x] * reps, axis=-1)
+        start = 0
+    return np.ascontiguousarray(x[..., start : start + n])
 
 
 @dataclass(frozen=True)

@@ -207,6 +207,16 @@ class Catalog:
             out.setdefault(tid, {})[name] = version
         return out
 
+    # -- trained models ---------------------------------------------------------
+    def models(self) -> dict[str, dict[str, str]]:
+        """``{extractor: {"folder": run folder, "role": "tagger" | "embedder"}}``: the trained models
+        the library runs on every track besides the pretrained ones."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='models'").fetchone()
+        return json.loads(row[0]) if row else {}
+
+    def set_models(self, models: dict[str, dict[str, str]]) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('models', ?)", (json.dumps(models, sort_keys=True),))
+
     # -- tags -----------------------------------------------------------------
     def set_vocabulary(self, name: str, labels: list[str]) -> None:
         self.db.execute("INSERT OR REPLACE INTO vocabularies VALUES (?, ?)", (name, json.dumps(list(labels))))
@@ -234,6 +244,10 @@ class Catalog:
         return int(self.db.execute("SELECT COUNT(DISTINCT track_id) FROM tags").fetchone()[0])
 
     # -- embeddings -------------------------------------------------------------
+    def spaces(self) -> list[str]:
+        """The embedding spaces that hold vectors."""
+        return [r[0] for r in self.db.execute("SELECT DISTINCT space FROM embeddings ORDER BY space")]
+
     def count_embedded(self, space: str) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM embeddings WHERE space=?", (space,)).fetchone()[0])
 

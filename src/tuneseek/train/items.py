@@ -28,7 +28,7 @@ from tuneseek import audio
 from tuneseek.data.datasets import Item
 from tuneseek.errors import TuneseekError
 from tuneseek.fileio import atomic_write_bytes
-from tuneseek.models.frontend import MelSpec
+from tuneseek.models.frontend import MelSpec, fit_window
 from tuneseek.train.augment import Augment
 
 
@@ -91,15 +91,6 @@ def usable(items: Sequence[Item], targets: np.ndarray | None, sample_rate: int, 
     return [items[i] for i in keep], None if targets is None else targets[keep], failed
 
 
-def _fit(x: np.ndarray, n: int, start: int) -> np.ndarray:
-    """``n`` samples (or frames, on the last axis) of ``x`` from ``start``, repeating ``x`` when it is too short."""
-    if x.shape[-1] < n:
-        reps = -(-n // x.shape[-1])
-        x = np.concatenate([x] * reps, axis=-1)
-        start = 0
-    return np.ascontiguousarray(x[..., start : start + n])
-
-
 def _as_float(x: np.ndarray) -> np.ndarray:
     """Cached 16-bit audio as float32 in [-1, 1]; features as they are, in float32."""
     return x.astype(np.float32) / 32767 if x.dtype == np.int16 else x.astype(np.float32)
@@ -152,7 +143,7 @@ class Excerpts(torch.utils.data.Dataset):
         """``count`` (or fewer, for a short item) evenly spaced windows of item ``i``, stacked."""
         x = self.source(i)
         n = self.n_frames if x.ndim == 2 else self.n_samples
-        return np.stack([_as_float(_fit(x, n, s)) for s in window_starts(x.shape[-1], n, count)])
+        return np.stack([_as_float(fit_window(x, n, s)) for s in window_starts(x.shape[-1], n, count)])
 
     def random_window(self, i: int, rng: np.random.Generator, near: int | None = None, spread: int = 0) -> tuple[np.ndarray, int]:
         """A random window of item ``i`` (augmented when training) and its start; with ``near``,
@@ -164,7 +155,7 @@ class Excerpts(torch.utils.data.Dataset):
             start = int(rng.integers(0, last + 1))
         else:
             start = int(np.clip(near + rng.integers(-spread, spread + 1), 0, last))
-        w = _as_float(_fit(x, n, start))
+        w = _as_float(fit_window(x, n, start))
         if w.ndim == 1:
             w = self.augment(w, self.spec.sample_rate, rng)
         return w, start
