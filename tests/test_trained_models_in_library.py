@@ -15,21 +15,10 @@ from tuneseek.cli import main
 from tuneseek.embed.errors import ModelError
 from tuneseek.errors import AudioError, UsageError
 from tuneseek.library import Library
-from tuneseek.models import checkpoint, registry
 from tuneseek.synth import synth_catalog
+from training_data import save_run
 
 SR = 16000
-
-
-def save_run(folder, arch, task, labels=(), features=None, seed=0, **kwargs):
-    """A run folder as `tuneseek train` leaves it (config extras included)."""
-    import torch
-
-    torch.manual_seed(seed)
-    model = registry.create(arch, **kwargs)
-    checkpoint.save(folder, model, {"labels": list(labels), "task": task,
-                                    "data": {"spec": "folder:/nowhere", "options": {}, "features": features}})
-    return folder
 
 
 @pytest.fixture(scope="module")

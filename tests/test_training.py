@@ -8,8 +8,6 @@ import json
 
 import numpy as np
 import pytest
-import scipy.signal as ss
-import soundfile as sf
 
 from tuneseek import audio
 from tuneseek.cli import main
@@ -19,29 +17,15 @@ from tuneseek.evaluate.trained import evaluate_run
 from tuneseek.models import checkpoint
 from tuneseek.synth import synth_catalog
 from tuneseek.train.run import TrainSettings, train
+from training_data import SR, timbre, write_styles
 
-SR = 16000
 TINY_CRNN = {"channels": [4, 8], "hidden": 8}
-
-
-def _timbre(x: np.ndarray, kind: str) -> np.ndarray:
-    """Three audibly different classes from the same generator: low-passed, high-passed, as is."""
-    if kind == "dark":
-        return ss.lfilter(*ss.butter(4, 800 / (SR / 2)), x).astype(np.float32)
-    if kind == "bright":
-        return ss.lfilter(*ss.butter(4, 2000 / (SR / 2), "high"), x).astype(np.float32)
-    return x
 
 
 @pytest.fixture(scope="module")
 def genres(tmp_path_factory):
     """One folder per genre, five 4 s files each."""
-    root = tmp_path_factory.mktemp("genres")
-    for g, seed in (("bright", 1), ("dark", 2), ("plain", 3)):
-        (root / g).mkdir()
-        for i, t in enumerate(synth_catalog(5, duration=4.0, sr=SR, seed=100 * seed)):
-            sf.write(root / g / f"{g}{i}.wav", _timbre(t.audio, g), SR)
-    return root
+    return write_styles(tmp_path_factory.mktemp("genres"), 5, 4.0)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +39,7 @@ def mtat(tmp_path_factory):
         kind = ("dark", "bright", "plain")[i % 3]
         rel = f"{i % 2}/artist-album-{i // 2:02d}-song-{(i % 2) * 30}-{(i % 2) * 30 + 29}.mp3"
         (root / rel).parent.mkdir(exist_ok=True)
-        audio.write(root / rel, _timbre(t.audio, kind), SR)
+        audio.write(root / rel, timbre(t.audio, kind), SR)
         flags = [int(kind == "dark"), int(kind == "bright"), int(i % 2 == 0)]
         rows.append(f"{i}\t" + "\t".join(map(str, flags)) + f"\t{rel}")
     (root / "annotations_final.csv").write_text("\n".join(rows) + "\n")
@@ -145,7 +129,7 @@ def test_a_tagger_refuses_single_label_data_and_evaluate_refuses_embedding_model
                         cache=str(tmp_path / "cache")), say=quiet)
     model, config = checkpoint.load(tmp_path / "t2v")
     assert config["task"] == "triplet" and model.embedding_dim == 8
-    with pytest.raises(UsageError, match="evaluate` scores taggers and classifiers"):
+    with pytest.raises(UsageError, match="with --labels KIND:PATH"):
         evaluate_run(tmp_path / "t2v", say=quiet)
 
 
@@ -163,11 +147,7 @@ def test_cli_train_and_evaluate(genres, tmp_path, capsys):
 
 def test_a_separable_generated_task_is_learned_well_above_chance(tmp_path):
     """Three "styles" told apart by spectral tilt: dark (low-passed), bright (high-passed), plain."""
-    data = tmp_path / "styles"
-    for g, seed in (("bright", 1), ("dark", 2), ("plain", 3)):
-        (data / g).mkdir(parents=True)
-        for i, t in enumerate(synth_catalog(20, duration=2.5, sr=SR, seed=100 * seed)):
-            sf.write(data / g / f"{g}{i}.wav", _timbre(t.audio, g), SR)
+    data = write_styles(tmp_path / "styles", 20, 2.5)
     summary = train(settings(tmp_path, data=data, epochs=6, batch_size=8, patience=6), say=quiet)
     result = evaluate_run(tmp_path / "run", cache=str(tmp_path / "cache"), say=quiet)
     assert summary["best"] >= 0.8  # balanced accuracy on the 6 validation files; chance is 1/3

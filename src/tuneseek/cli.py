@@ -461,8 +461,16 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from tuneseek.evaluate.trained import evaluate_run
 
+    say = (lambda msg: None) if args.json else print
+    if args.labels:
+        from tuneseek.evaluate.embeddings import evaluate_embeddings, format_embedding_table
+
+        result = evaluate_embeddings(args.run, args.labels, crops=args.crops, cache=args.cache, say=say,
+                                     map_method=args.map)
+        _out(result) if args.json else print(format_embedding_table(result))
+        return 0
     result = evaluate_run(args.run, split=args.split, crops=args.crops, cache=args.cache,
-                          say=(lambda msg: None) if args.json else print)
+                          say=say)
     if args.json:
         _out(result)
         return 0
@@ -613,11 +621,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cache", metavar="DIR", help="decoded-audio cache (default $TUNESEEK_CACHE or ~/.cache/tuneseek/audio)")
     s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("evaluate", parents=[common], help="metrics of a trained model on a split of its dataset")
+    s = sub.add_parser("evaluate", parents=[common], help="metrics of a trained model: on a split of its dataset, or (embeddings) on labelled data")
     s.add_argument("run", help="a run folder from `tuneseek train`")
     s.add_argument("--split", default="test")
     s.add_argument("--crops", type=int, default=8, help="windows per item, averaged (default 8)")
     s.add_argument("--show", type=int, default=5, help="taggers: the worst N tags shown (default 5)")
+    s.add_argument("--labels", metavar="KIND:PATH",
+                   help="embedding runs: a labelled dataset (e.g. folder:DIR) for the linear probe, k-means, kNN and the map")
+    s.add_argument("--map", choices=["tsne", "pca"], default="tsne", help="with --labels: how the map is drawn (default tsne)")
     s.add_argument("--cache", metavar="DIR")
     s.set_defaults(func=cmd_evaluate)
 

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import colorsys
 import csv
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+
+#: matplotlib's tab20, dark shades first: 20 distinguishable label colours without importing matplotlib
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+    "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
+)
+
+
+def label_colours(n: int) -> list[str]:
+    """``n`` distinct ``#rrggbb`` colours, one per label: :data:`PALETTE`, or evenly spaced hues beyond it."""
+    if n <= len(PALETTE):
+        return list(PALETTE[:n])
+    return ["#%02x%02x%02x" % tuple(round(255 * c) for c in colorsys.hls_to_rgb(i / n, 0.5, 0.65)) for i in range(n)]
 
 
 def _pyplot():
@@ -78,3 +93,30 @@ def confusion_matrix(matrix: np.ndarray, labels: Sequence[str], path: Path, titl
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def embedding_map(xy: np.ndarray, classes: np.ndarray, labels: Sequence[str], path: Path, title: str = "") -> Path:
+    """A 2-D map of embedding vectors (t-SNE or PCA coordinates ``xy``), one dot per vector coloured by its
+    class (indices into ``labels``), drawn in a shuffled order so that no class hides under another."""
+    from matplotlib.lines import Line2D
+
+    plt = _pyplot()
+    xy, classes = np.asarray(xy), np.asarray(classes)
+    colours = np.array(label_colours(len(labels)))
+    order = np.random.default_rng(0).permutation(len(xy))
+    fig, ax = plt.subplots(figsize=(8, 7))
+    ax.scatter(xy[order, 0], xy[order, 1], c=colours[classes[order]], s=10, alpha=0.8, linewidths=0)
+    present = np.unique(classes)
+    handles = [Line2D([], [], marker="o", linestyle="", color=colours[c]) for c in present]
+    ax.legend(handles, [_literal(labels[c]) for c in present], loc="center left", bbox_to_anchor=(1.0, 0.5),
+              frameon=False, ncol=1 if len(present) <= 25 else 2)
+    ax.set(xticks=[], yticks=[], title=_literal(title))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _literal(text: str) -> str:
+    """``text`` as matplotlib must show it: dollar signs escaped, else "$x$" in a label would be typeset as maths."""
+    return text.replace("$", r"\$")

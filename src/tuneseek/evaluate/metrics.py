@@ -54,3 +54,90 @@ def classification(y_true: np.ndarray, y_score: np.ndarray, labels: Sequence[str
         "per_class_recall": {label: float(r) for label, r in zip(labels, recall)},
         "confusion": confusion_matrix(y_true, y_pred, labels=classes).tolist(),
     }
+
+
+def embedding(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
+              labels: Sequence[str], k: int = 5) -> dict:
+    """How well vectors that were learnt without labels separate the classes of a labelled set.
+
+    Three views, the usual ones for self-supervised embeddings:
+
+    - a linear probe: logistic regression on standardised vectors, fitted on ``train_*`` and
+      scored on ``test_*`` (accuracy, macro F1 over the classes present in ``test_y``, each
+      class's F1; with the majority class's share of the test set as the chance level);
+    - k-means on the test vectors with k = the number of classes in ``test_y``: purity (the
+      share of vectors whose cluster's most common class is theirs), NMI and ARI against the
+      classes;
+    - kNN retrieval among the test vectors: precision@k by cosine similarity, leaving the
+      query out, with the chance level (the expected precision of random neighbours). An item
+      that is the only one of its class in the test set has no right answer and is not a query
+      (``queries`` counts those that are; with none, precision and chance are ``None``). ``k``
+      is clipped to one less than the smallest class among the queries, so that a perfect
+      embedding scores 1.0; the ``k`` used is reported.
+
+    ``*_y`` are class indices into ``labels``. The probe needs two classes in ``train_y``, the
+    rest two classes in ``test_y`` (else ``ValueError``). Seeded: the same input gives the same
+    numbers.
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, adjusted_rand_score, f1_score, normalized_mutual_info_score
+    from sklearn.metrics.cluster import contingency_matrix
+    from sklearn.neighbors import NearestNeighbors
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    train_x, test_x = np.asarray(train_x, np.float64), np.asarray(test_x, np.float64)
+    train_y, test_y = np.asarray(train_y, np.int64), np.asarray(test_y, np.int64)
+    train_classes, counts = np.unique(train_y), np.bincount(test_y, minlength=len(labels))
+    present = np.flatnonzero(counts)
+    if len(train_classes) < 2 or len(present) < 2:
+        raise ValueError(f"need two classes at least in each set; train has {len(train_classes)}, test {len(present)}")
+    n = len(test_y)
+
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    predicted = probe.fit(train_x, train_y).predict(test_x)
+    f1 = f1_score(test_y, predicted, labels=present, average=None, zero_division=0)
+
+    clusters = KMeans(n_clusters=len(present), n_init=10, random_state=0).fit_predict(test_x)
+    purity = contingency_matrix(test_y, clusters).max(axis=0).sum() / n
+
+    same_class = counts[test_y] - 1  # items of the query's class besides itself
+    queries = np.flatnonzero(same_class > 0)
+    k_used = precision = chance = None
+    if len(queries):
+        k_used = int(min(k, same_class[queries].min()))
+        found = NearestNeighbors(n_neighbors=k_used + 1, metric="cosine").fit(test_x).kneighbors(
+            test_x[queries], return_distance=False)
+        others = found != queries[:, None]
+        others[others.all(axis=1), -1] = False  # the query itself tied out of its k+1: drop the farthest instead
+        neighbours = found[others].reshape(len(queries), k_used)
+        precision = float((test_y[neighbours] == test_y[queries, None]).mean())
+        chance = float((same_class[queries] / (n - 1)).mean())
+    return {
+        "linear_probe": {
+            "accuracy": float(accuracy_score(test_y, predicted)),
+            "macro_f1": float(f1.mean()),
+            "majority_class_accuracy": float(counts.max() / n),
+            "per_class_f1": {labels[c]: float(v) for c, v in zip(present, f1)},
+            "train_items": int(len(train_y)),
+            "test_items": n,
+        },
+        "kmeans": {
+            "k": int(len(present)),
+            "purity": float(purity),
+            "nmi": float(normalized_mutual_info_score(test_y, clusters)),
+            "ari": float(adjusted_rand_score(test_y, clusters)),
+            "items": n,
+        },
+        "knn": {
+            "k": k_used,
+            "k_asked": int(k),
+            "metric": "cosine",
+            "precision_at_k": precision,
+            "chance": chance,
+            "items": n,
+            "queries": int(len(queries)),
+        },
+        "test_items_per_class": {labels[c]: int(counts[c]) for c in present},
+    }

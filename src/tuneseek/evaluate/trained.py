@@ -32,7 +32,8 @@ def evaluate_run(run: str | Path, split: str = "test", crops: int = 8, cache: st
     model, config = checkpoint.load(run)
     task = config.get("task")
     if task not in ("multi-label", "single-label"):
-        raise UsageError(f"{run} holds a {task or 'model without a task'}: `evaluate` scores taggers and classifiers")
+        raise UsageError(f"{run} holds a {task or 'model without a task'} model: it has no labels of its own to score; "
+                         "evaluate its embeddings against labelled data with --labels KIND:PATH")
     data = config["data"]
     ds = open_dataset(data["spec"], **data.get("options", {}))
     if list(ds.labels) != list(config["labels"]):

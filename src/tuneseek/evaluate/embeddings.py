@@ -1,0 +1,243 @@
+"""Evaluating a self-supervised embedding against labels it never saw (``tuneseek evaluate RUN --labels SPEC``).
+
+A triplet run learns vectors without labels, so it is judged on a labelled dataset of one
+class per item (GTZAN style, ``folder:/data/gtzan``): does the embedding separate the classes?
+
+Each item is embedded as the mean of the unit embeddings of ``crops`` evenly spaced windows,
+scaled back to unit length (the triplet loss compares unit vectors, so distances between
+items keep the embedding's own geometry). The labelled dataset's **train** split fits a linear
+probe; its **test** split scores the probe and is the only split that k-means, kNN retrieval
+and the map see (:func:`tuneseek.evaluate.metrics.embedding`). The valid split is not used:
+nothing is tuned.
+
+A class that has no usable item in the train or the test split (its files failed to decode,
+or the dataset's own split left it out) cannot be both fitted and scored: it is dropped from
+both splits, and the result's ``notes`` name it and say how many items went with it. Fewer
+than two classes left is a :class:`~tuneseek.errors.UsageError`.
+
+The map is a 2-D t-SNE (or PCA) of the test split's window vectors, at most
+:data:`MAP_POINTS` of them (a seeded sample), as a PNG and a self-contained HTML page where
+hovering a dot names the track, its label and the window's start.
+
+Results go beside the checkpoint, in ``RUN/eval/<labels folder name>/``: ``metrics.json``,
+``embedding-map.png`` and ``embedding-map.html``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tuneseek.data.datasets import open_dataset
+from tuneseek.errors import UsageError
+from tuneseek.fileio import atomic_write_bytes
+from tuneseek.models import checkpoint
+
+#: the ``task`` a checkpoint's config gives for embedding models (what ``train triplet`` writes)
+EMBEDDING_TASKS = ("triplet",)
+MAP_METHODS = ("tsne", "pca")
+MAP_POINTS = 3000
+KNN_K = 5
+
+
+def evaluate_embeddings(run: str | Path, labels_spec: str, crops: int = 8, cache: str | None = None, say=print,
+                        map_method: str = "tsne") -> dict:
+    """Linear probe, k-means and kNN metrics and an embedding map of the embedding model in ``run``,
+    against the classes of the labelled dataset ``labels_spec`` (see the module docstring).
+
+    ``crops`` windows per item are embedded; ``cache`` is the decoded-audio cache (default
+    :func:`~tuneseek.train.run.default_cache`); ``say`` gets progress lines; ``map_method`` is
+    ``"tsne"`` or ``"pca"`` (faster, coarser). Returns what ``metrics.json`` holds: the
+    metrics of :func:`tuneseek.evaluate.metrics.embedding` with the split each used, the item
+    counts, the map, the items left out, the notes and the paths of the written files.
+
+    Raises :class:`~tuneseek.errors.UsageError` for a run that is not an embedding (a tagger,
+    a classifier), a dataset without exactly one label per item, fewer than two classes with
+    usable items in both splits, or a bad ``crops``/``map_method``; the checkpoint and the
+    dataset readers raise their own errors (``ModelError``, ``DatasetError``) for files they
+    cannot read.
+    """
+    import torch
+
+    from tuneseek import plots
+    from tuneseek.evaluate import metrics
+    from tuneseek.evaluate.embedding_map import write_html
+    from tuneseek.train import items as it
+    from tuneseek.train.run import default_cache
+
+    if map_method not in MAP_METHODS:
+        raise UsageError(f"unknown map method {map_method!r}; known: {', '.join(MAP_METHODS)}")
+    if crops < 1:
+        raise UsageError(f"crops must be 1 or more, got {crops}")
+    run = Path(run).expanduser()
+    model, config = checkpoint.load(run)
+    task = config.get("task")
+    if task not in EMBEDDING_TASKS:
+        raise UsageError(f"{run} holds a {task or 'model without a task'}: `evaluate --labels` scores embeddings "
+                         f"(a `train triplet` run); evaluate a tagger or classifier without --labels")
+    ds = open_dataset(labels_spec)
+    if ds.task != "single-label":
+        kind = "has no labels" if ds.task == "unlabelled" else "gives several labels per item"
+        raise UsageError(f"{labels_spec} {kind}: embeddings are scored against one class per item "
+                         "(a folder with one sub-folder per class)")
+    _check_features(ds, model.spec, labels_spec)
+    labels = list(ds.labels)
+    cache_dir = Path(cache).expanduser() if cache else default_cache()
+
+    used, left_out = {}, []
+    for split in ("train", "test"):
+        items, y, failed = it.usable(ds.splits[split], ds.targets(split), model.spec.sample_rate, cache_dir)
+        used[split] = (items, y)
+        left_out += [{"path": str(item.path), "reason": reason} for item, reason in failed]
+    if left_out:
+        say(f"left out {len(left_out)} item(s) that cannot be decoded")
+    used, notes = _drop_unfittable_classes(used, labels)
+    for note in notes:
+        say(note)
+
+    say(f"embedding {len(used['train'][0])} train and {len(used['test'][0])} test items, {crops} windows each")
+    embedded = {}
+    with torch.inference_mode():
+        for split, (items, _) in used.items():
+            excerpts = it.Excerpts(items, None, model.spec, model.window_seconds, cache_dir)
+            embedded[split] = [_embed_item(model, excerpts, i, crops) for i in range(len(items))]
+    (train_items, train_y), (test_items, test_y) = used["train"], used["test"]
+    result = metrics.embedding(np.stack([e[0] for e in embedded["train"]]), train_y,
+                               np.stack([e[0] for e in embedded["test"]]), test_y, labels, k=KNN_K)
+    result["linear_probe"].update(fit_split="train", scored_split="test")
+    result["kmeans"]["split"] = result["knn"]["split"] = "test"
+
+    # the map: every window of every test item, one point each, at most MAP_POINTS of them
+    point_vectors = np.concatenate([e[1] for e in embedded["test"]])
+    point_classes = np.repeat(test_y, [len(e[2]) for e in embedded["test"]])
+    point_tracks = [item.key for e, item in zip(embedded["test"], test_items) for _ in e[2]]
+    point_seconds = [s for e in embedded["test"] for s in e[2]]
+    shown = np.arange(len(point_vectors))
+    if len(shown) > MAP_POINTS:
+        shown = np.sort(np.random.default_rng(0).choice(len(shown), MAP_POINTS, replace=False))
+    method = "t-SNE" if map_method == "tsne" else "PCA"
+    say(f"mapping {len(shown)} windows of the test split ({method})")
+    xy = _map_2d(point_vectors[shown], map_method)
+    name = ds.root.name or "labels"
+    folder = run / "eval" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    title = f"{run.name} on {name}: test split"
+    caption = (f"{len(shown)} of {len(point_vectors)} windows ({model.window_seconds:g} s each, up to {crops} per "
+               f"track) of {len(test_items)} test tracks, by {method}; hover a dot for its track and time")
+    png = plots.embedding_map(xy, point_classes[shown], labels, folder / "embedding-map.png", title)
+    page = write_html(folder / "embedding-map.html", xy, point_classes[shown], labels,
+                      [point_tracks[i] for i in shown], [point_seconds[i] for i in shown], title, caption)
+
+    result = {
+        "run": str(run),
+        "task": task,
+        "labels_dataset": labels_spec,
+        "classes": [labels[c] for c in np.unique(test_y)],
+        "windows_per_item": crops,
+        "item_vector": "mean of the windows' unit embeddings, scaled to unit length",
+        "splits": {"train": {"items": len(train_items), "used_for": "linear probe fit"},
+                   "test": {"items": len(test_items), "used_for": "linear probe score, k-means, kNN, map"}},
+        **result,
+        "map": {"method": map_method, "split": "test", "points": int(len(shown)), "windows": int(len(point_vectors))},
+        "left_out": left_out,
+        "notes": notes,
+        "files": {"metrics": str(folder / "metrics.json"), "map_png": str(png), "map_html": str(page)},
+    }
+    atomic_write_bytes(folder / "metrics.json", (json.dumps(result, indent=2) + "\n").encode())
+    return result
+
+
+def _check_features(ds, spec, labels_spec: str) -> None:
+    """Refuse a dataset of precomputed mel-spectrograms made otherwise than the model's front end makes them."""
+    f = ds.features
+    if f is not None and (f.sample_rate, f.n_fft, f.hop, f.n_mels) != (spec.sample_rate, spec.n_fft, spec.hop, spec.n_mels):
+        raise UsageError(f"{labels_spec} holds mel-spectrograms ({f.n_mels} mels, {f.sample_rate} Hz, n_fft {f.n_fft}, "
+                         f"hop {f.hop}) that the model was not trained on ({spec.n_mels} mels, {spec.sample_rate} Hz, "
+                         f"n_fft {spec.n_fft}, hop {spec.hop})")
+
+
+def _drop_unfittable_classes(used: dict, labels: list[str]) -> tuple[dict, list[str]]:
+    """Drop the classes that have no item in the train or in the test split from both; the notes say which."""
+    present = {split: set(np.unique(y).tolist()) for split, (_, y) in used.items()}
+    notes = []
+    for c in sorted(set(range(len(labels))) - (present["train"] & present["test"])):
+        missing = " and ".join(split for split in ("train", "test") if c not in present[split])
+        counts = ", ".join(f"{int((used[s][1] == c).sum())} {s}" for s in ("train", "test") if c in present[s])
+        notes.append(f"class {labels[c]!r} left out: no usable item in the {missing} split"
+                     + (f" ({counts} item(s) not used)" if counts else ""))
+    keep = present["train"] & present["test"]
+    if len(keep) < 2:
+        raise UsageError(f"fewer than two classes have usable items in both the train and the test split "
+                         f"({'; '.join(notes)})")
+    out = {}
+    for split, (items, y) in used.items():
+        mask = np.isin(y, sorted(keep))
+        out[split] = ([item for item, m in zip(items, mask) if m], y[mask])
+    return out, notes
+
+
+def _embed_item(model, excerpts, i: int, crops: int) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """Item ``i``'s vector (the normalised mean of its windows' unit vectors), the window vectors, and
+    each window's start in seconds."""
+    import torch
+    import torch.nn.functional as F
+
+    from tuneseek.train.items import window_starts
+
+    source = excerpts.source(i)
+    if source.ndim == 2:  # precomputed log-mel: starts in frames
+        starts = window_starts(source.shape[-1], excerpts.n_frames, crops)
+        seconds = [s * excerpts.spec.hop / excerpts.spec.sample_rate for s in starts]
+    else:
+        starts = window_starts(source.shape[-1], excerpts.n_samples, crops)
+        seconds = [s / excerpts.spec.sample_rate for s in starts]
+    windows = F.normalize(model.embed(torch.from_numpy(excerpts.windows(i, crops))), dim=1)
+    return F.normalize(windows.mean(dim=0), dim=0).numpy(), windows.numpy(), seconds
+
+
+def _map_2d(vectors: np.ndarray, method: str) -> np.ndarray:
+    """2-D coordinates of ``vectors``: t-SNE (seeded; perplexity 30, less for few points) or PCA."""
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=2, random_state=0).fit_transform(vectors)
+    from sklearn.manifold import TSNE
+
+    perplexity = float(min(30.0, max(1.0, (len(vectors) - 1) / 3)))
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=0).fit_transform(vectors)
+
+
+def format_embedding_table(result: dict) -> str:
+    """The terminal report of :func:`evaluate_embeddings`: what was scored on which split, the numbers
+    with their chance levels, the notes and where the files are."""
+    probe, km, knn = result["linear_probe"], result["kmeans"], result["knn"]
+    lines = [
+        f"{result['run']} on {result['labels_dataset']}: {len(result['classes'])} classes, "
+        f"{result['windows_per_item']} windows per item",
+        f"  linear probe   fitted on train ({probe['train_items']} items), scored on test ({probe['test_items']} items)",
+        f"    accuracy        {probe['accuracy']:.4f}   (majority class {probe['majority_class_accuracy']:.4f})",
+        f"    macro F1        {probe['macro_f1']:.4f}",
+        f"  k-means, k={km['k']:<4} on test ({km['items']} items)",
+        f"    purity          {km['purity']:.4f}",
+        f"    NMI             {km['nmi']:.4f}",
+        f"    ARI             {km['ari']:.4f}",
+        f"  kNN, cosine    on test ({knn['items']} items), each item's neighbours among the others",
+    ]
+    if knn["precision_at_k"] is None:
+        lines.append("    precision@k     n/a   (no class has two test items)")
+    else:
+        lines.append(f"    precision@{knn['k']:<5} {knn['precision_at_k']:.4f}   (chance {knn['chance']:.4f})")
+        if knn["k"] != knn["k_asked"]:
+            lines.append(f"      k clipped from {knn['k_asked']}: a class has only {knn['k'] + 1} test items")
+        if knn["queries"] < knn["items"]:
+            lines.append(f"      {knn['items'] - knn['queries']} item(s) alone in their class are not queries")
+    m = result["map"]
+    lines.append(f"  map            {'t-SNE' if m['method'] == 'tsne' else 'PCA'} of {m['points']} windows of the test split"
+                 + (f" (of {m['windows']})" if m["points"] < m["windows"] else ""))
+    if result["left_out"]:
+        lines.append(f"  left out       {len(result['left_out'])} item(s) that cannot be decoded (listed in metrics.json)")
+    lines += [f"  note           {note}" for note in result["notes"]]
+    lines.append(f"  written: {Path(result['files']['metrics']).parent}")
+    return "\n".join(lines)
