@@ -66,6 +66,18 @@ def standin_models(tmp_path_factory) -> pathlib.Path:
     return root / "converted"
 
 
+@pytest.fixture(scope="module")
+def models(standin_models):
+    """Tags and embeddings available, from the stand-in models, for a whole test module."""
+    from tuneseek import analysis
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TUNESEEK_MODELS", str(standin_models))
+        analysis.model.cache_clear()
+        yield standin_models
+        analysis.model.cache_clear()
+
+
 @pytest.fixture
 def with_models(standin_models, monkeypatch):
     """Tags and embeddings available, from the stand-in models, for one test."""

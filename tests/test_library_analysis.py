@@ -31,15 +31,6 @@ def songs(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def models(standin_models):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TUNESEEK_MODELS", str(standin_models))
-        analysis.model.cache_clear()
-        yield standin_models
-        analysis.model.cache_clear()
-
-
-@pytest.fixture(scope="module")
 def lib(models, songs, tmp_path_factory):
     with Library.open(tmp_path_factory.mktemp("lib") / "lib") as library:
         report = library.add([songs], workers=1)

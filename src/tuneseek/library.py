@@ -39,6 +39,7 @@ from tuneseek.store import manifest
 from tuneseek.store.catalog import CATALOG_NAME, TRACK_GAP_FRAMES, Catalog, Track
 from tuneseek.store.landmarks import SEGMENTS_DIR, Segment, remove_unlisted, segment_size, write_segment
 from tuneseek.store.lock import LOCK_NAME, WriterLock
+from tuneseek.textsearch import TEXT_AUDIO_EXTRACTOR, TEXT_AUDIO_SPACE, SearchResult, tag_table
 
 __all__ = ["Library", "Match", "Similar", "Track", "AddReport", "default_library_path", "MIN_CLIP_SECONDS"]
 
@@ -153,6 +154,8 @@ class Library:
         self._seen_version: int | None = None
         self._spaces: dict[str, SpaceIndex] = {}
         self._spaces_version: int | None = None
+        self._tags_table = None  # (catalogue version, zero-shot TagTable), built by the first search
+        self._encoder = None  # the sentence encoder, loaded by the first search
 
     # -- opening -----------------------------------------------------------------
     @classmethod
@@ -372,6 +375,13 @@ class Library:
                 hop = analysis.SEGMENT_HOP if whole else analysis.SEGMENT_WINDOW / 2
                 return analysis.clip_vectors(x, hop=hop)[1]
             return analysis.MUSICNN_SR, musicnn
+        if space == TEXT_AUDIO_SPACE and TEXT_AUDIO_EXTRACTOR in self.catalog.models():
+            run = self._text_audio_run(self.catalog.models()[TEXT_AUDIO_EXTRACTOR]["folder"])
+
+            def joint(x, whole):
+                hop = analysis.SEGMENT_HOP if whole else analysis.SEGMENT_WINDOW / 2
+                return run.audio_vector(analysis.clip_vectors(x, hop=hop)[1])[None]
+            return analysis.MUSICNN_SR, joint
         registered = self.catalog.models().get(f"embedding:{space}")
         if registered is None:
             known = ", ".join(sorted({analysis.SPACE, *self.catalog.spaces()}))
@@ -382,6 +392,72 @@ class Library:
             return model.vectors(x, None if whole else model.window / 2)[1]
         return model.sample_rate, trained
 
+    # -- finding music by describing it ------------------------------------------------
+    def search(self, query: str, k: int = 10) -> SearchResult:
+        """Tracks that fit a description ("calm solo piano, no vocals"), best first.
+
+        Uses the library's trained text–audio model when it has one (``index --text-model``),
+        else ranks zero-shot by the musicnn tags every track has; the result says which, and
+        passes on what the person should know about the query (cut, non-English script).
+        Raises :class:`UsageError` for an empty query or ``k < 1``, and
+        :class:`LibraryError` when no track has what the mode needs yet.
+        """
+        if k < 1:
+            raise UsageError(f"k must be at least 1, got {k}")
+        trained = self.catalog.models().get(TEXT_AUDIO_EXTRACTOR)
+        if trained is not None:
+            return self._search_trained(query, k, trained["folder"])
+        from tuneseek.text.zeroshot import zero_shot
+
+        table = self._tag_table()
+        if table is None:
+            raise LibraryError(self.root, "no track has tags yet: run `tuneseek index` on your music with the models "
+                                          "available (pip install 'tuneseek[models]')")
+        encoder = self._text_encoder()
+        ranking = zero_shot(query, encoder, table, k)
+        hits = [Similar(self.catalog.track(tid), score) for tid, score in ranking.tracks]
+        return SearchResult(ranking.query, "zero-shot", f"zero-shot from musicnn tags ({encoder.name})", hits,
+                            ranking.explain(), ranking.notices)
+
+    def _search_trained(self, query: str, k: int, folder: str) -> SearchResult:
+        """Rank the tracks' joint-space vectors by dot product with the query's."""
+        run = self._text_audio_run(folder)
+        q = run.query(query)
+        index = self._space(TEXT_AUDIO_SPACE)
+        if len(index) == 0:
+            raise LibraryError(self.root, f"no track has {TEXT_AUDIO_SPACE} vectors yet: run `tuneseek index` on your "
+                                          "music with the models available")
+        hits = [Similar(self.catalog.track(tid), score) for tid, score, _ in index.by_track(q.vector, k, set())]
+        return SearchResult(q.text, "trained", f"text–audio model {run.name} ({run.folder})", hits, "", q.notices)
+
+    def embed_text(self, text: str) -> tuple[np.ndarray, str]:
+        """``(vector, space)`` of a description: the 128-d vector of the library's text–audio model
+        (space "text-audio") when it has one, else the sentence encoder's own vector (its name)."""
+        trained = self.catalog.models().get(TEXT_AUDIO_EXTRACTOR)
+        if trained is not None:
+            return self._text_audio_run(trained["folder"]).query(text).vector, TEXT_AUDIO_SPACE
+        encoder = self._text_encoder()
+        return encoder.encode_query(text).vector, encoder.name
+
+    @staticmethod
+    def _text_audio_run(folder: str):
+        from tuneseek.models.text_audio import load_text_audio
+
+        return load_text_audio(folder)
+
+    def _tag_table(self):
+        version = self.catalog.data_version()
+        if self._tags_table is None or self._tags_table[0] != version:
+            self._tags_table = (version, tag_table(self.catalog))
+        return self._tags_table[1]
+
+    def _text_encoder(self):
+        from tuneseek.text.encoder import TextEncoder
+
+        if self._encoder is None:
+            self._encoder = TextEncoder()
+        return self._encoder
+
     def _space(self, name: str) -> SpaceIndex:
         """The vector indexes of embedding space ``name``, rebuilt when the catalogue changed."""
         version = self.catalog.data_version()
@@ -389,7 +465,7 @@ class Library:
             self._spaces.clear()
             self._spaces_version = version
         if name not in self._spaces:
-            self._spaces[name] = SpaceIndex(self.catalog, name)
+            self._spaces[name] = SpaceIndex(self.catalog, name, centred=name != TEXT_AUDIO_SPACE)
         return self._spaces[name]
 
     def _as_track(self, query) -> Track | None:
@@ -482,6 +558,8 @@ class Library:
                     batch, postings, last_commit = [], 0, time.monotonic()
             if batch:
                 self._commit(batch, report, wanted)
+            if analyse:
+                self._project_text_audio(report)
             if len(self.catalog.segments()) > MAX_SEGMENTS:
                 self._merge_small()
         report.elapsed = time.perf_counter() - started
@@ -489,12 +567,20 @@ class Library:
 
     def use_model(self, folder: str | Path, role: str) -> str:
         """Run the trained model in ``folder`` (made by ``tuneseek train``) on every track from now on,
-        as a ``role`` "tagger" (its tags are stored beside musicnn's) or "embedder" (a new embedding
-        space for :meth:`similar`); the next :meth:`add` gives it to the tracks already indexed.
+        as a ``role`` "tagger" (its tags are stored beside musicnn's), "embedder" (a new embedding
+        space for :meth:`similar`) or "text-audio" (a joint text–audio model, made by ``tuneseek
+        train text-audio``: :meth:`search` uses it from then on, and its audio vectors form the
+        space "text-audio"); the next :meth:`add` gives it to the tracks already indexed.
 
         Returns the extractor name ("tags:NAME" or "embedding:NAME", NAME from the run folder's
         name). The same name given again with another folder replaces the old model.
         """
+        if role == "text-audio":
+            run = self._text_audio_run(str(folder))
+            with self.catalog.transaction():
+                self.catalog.set_models({**self.catalog.models(),
+                                         TEXT_AUDIO_EXTRACTOR: {"folder": str(run.folder), "role": role}})
+            return TEXT_AUDIO_EXTRACTOR
         extractor = next(iter(analysis.trained_extractors(folder, role)))
         model = analysis.trained_model(str(folder))
         with self.catalog.transaction():
@@ -525,12 +611,42 @@ class Library:
             report.analysis_skipped = str(e)
         trained = {}
         for extractor, model in self.catalog.models().items():
+            if model["role"] == "text-audio":
+                continue  # projected from the stored musicnn segments after the files are in (_project_text_audio)
             try:
                 wanted.update(analysis.trained_extractors(model["folder"], model["role"]))
                 trained[extractor] = model["folder"]
             except TuneseekError as e:
                 report.models_skipped.append((extractor, str(e)))
         return wanted, trained
+
+    def _project_text_audio(self, report: AddReport) -> None:
+        """Give every track with musicnn segments its vectors in the joint text–audio space, when the
+        library has a text–audio model: computed from the stored segments, no audio decoded."""
+        model = self.catalog.models().get(TEXT_AUDIO_EXTRACTOR)
+        if model is None:
+            return
+        try:
+            run = self._text_audio_run(model["folder"])
+        except TuneseekError as e:
+            report.models_skipped.append((TEXT_AUDIO_EXTRACTOR, str(e)))
+            return
+        done = self.catalog.extractors()
+        todo = []
+        for tid, have in done.items():
+            source = have.get(analysis.EMBEDDING_EXTRACTOR)
+            if source is not None and have.get(TEXT_AUDIO_EXTRACTOR) != f"{run.version}/{source}":
+                todo.append((tid, f"{run.version}/{source}"))
+        for start in range(0, len(todo), 256):
+            chunk = todo[start : start + 256]
+            stored = [next(self.catalog.embeddings(analysis.SPACE, tid)) for tid, _ in chunk]
+            tracks = run.audio_vectors([e.segments for e in stored])
+            with self.catalog.transaction():
+                for (tid, version), e, vector in zip(chunk, stored, tracks):
+                    segments = run.audio_vectors([seg[None] for seg in e.segments])
+                    self.catalog.set_embedding(tid, TEXT_AUDIO_SPACE, e.window, e.hop, vector, segments)
+                    self.catalog.set_extractor(tid, TEXT_AUDIO_EXTRACTOR, version)
+        self._spaces.clear()
 
     def _jobs(self, files: list[str], wanted: dict[str, str], trained: dict[str, str], report: AddReport) -> list[Job]:
         """What each file needs: unchanged files only the extractors they lack; the rest everything."""

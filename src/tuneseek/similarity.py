@@ -15,7 +15,8 @@ Vectors are compared after subtracting the library's mean vector (of the tracks,
 segments). Embeddings such as musicnn's penultimate layer share a large common component, so
 raw cosines between any two pieces of music crowd into 0.7-1.0 (and with untrained weights
 into 0.999+); centring removes what all the library's music has in common and ranks by
-what sets tracks apart.
+what sets tracks apart. A joint text–audio space is the exception (``centred=False``): its
+vectors were trained to be compared as they are, text against audio, by dot product.
 """
 
 from __future__ import annotations
@@ -52,9 +53,10 @@ class Similar:
 class SpaceIndex:
     """The track and segment indexes of one embedding space, as the catalogue held it when built."""
 
-    def __init__(self, catalog: Catalog, space: str):
+    def __init__(self, catalog: Catalog, space: str, centred: bool = True):
         self.catalog = catalog
         self.space = space
+        self.centred = centred
         self._tracks: VectorIndex | None = None
         self._segments: VectorIndex | None = None
         self._track_mean: np.ndarray | None = None
@@ -76,12 +78,12 @@ class SpaceIndex:
         dim = len(vectors[0])
         if self._tracks is None:
             vectors = np.stack(vectors)
-            self._track_mean = vectors.mean(axis=0)
+            self._track_mean = vectors.mean(axis=0) if self.centred else np.zeros(dim, np.float32)
             self._tracks = VectorIndex(dim)
             self._tracks.add(np.array(ids, np.int64), vectors - self._track_mean)
         if segments:
             seg_vectors = np.concatenate(seg_vectors)
-            self._segment_mean = seg_vectors.mean(axis=0)
+            self._segment_mean = seg_vectors.mean(axis=0) if self.centred else np.zeros(dim, np.float32)
             self._segments = VectorIndex(dim)
             self._segments.add(np.concatenate(seg_ids), seg_vectors - self._segment_mean)
 

@@ -114,13 +114,9 @@ def load_trained(folder: str | Path) -> TrainedModel:
     checkpoint or the model was trained on precomputed features, and
     :class:`~tuneseek.errors.UsageError` when its folder name cannot name it.
     """
-    folder = Path(os.path.abspath(Path(folder).expanduser()))
-    weights = folder / "model.safetensors"
-    try:
-        stamp = weights.stat().st_mtime_ns
-    except OSError:
-        stamp = 0  # checkpoint.load names what is missing
-    return _load(folder, stamp)
+    from tuneseek.models import checkpoint
+
+    return _load(*checkpoint.cache_key(folder))
 
 
 @lru_cache(maxsize=8)

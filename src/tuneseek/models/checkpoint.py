@@ -5,7 +5,8 @@
 :meth:`~tuneseek.models.frontend.MelModel.config` (architecture and preprocessing, so a model is
 never fed features it was not trained on) plus whatever the trainer adds (label names, data
 summary, metrics). ``model.safetensors`` holds the state dict (parameters and batch-norm
-statistics).
+statistics). The joint text–audio model (:mod:`tuneseek.models.text_audio`) is stored the same
+way; its config has ``architecture`` (``"text-audio"``) and ``kwargs`` only.
 
 Each file is replaced atomically, the weights first and the config last, so a crash while
 saving over an older checkpoint leaves a folder whose config still describes the old
@@ -15,6 +16,7 @@ architecture; :func:`load` then refuses weights that do not fit it rather than m
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +29,9 @@ from tuneseek.errors import UsageError
 from tuneseek.fileio import atomic_write_bytes
 from tuneseek.models.frontend import MelModel
 from tuneseek.models.registry import build
+from tuneseek.models.text_audio import TextAudioModel
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "CONFIG_FILE", "WEIGHTS_FILE", "save", "load"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "CONFIG_FILE", "WEIGHTS_FILE", "save", "read_config", "load"]
 
 FORMAT = "tuneseek-checkpoint"
 FORMAT_VERSION = 1
@@ -36,7 +39,17 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
-def save(folder: str | Path, model: MelModel, extra: dict[str, Any] | None = None) -> Path:
+def cache_key(folder: str | Path) -> tuple[Path, int]:
+    """``(absolute folder, weights modification time)``: a key for caching a loaded run that changes
+    when the run is trained again (0 when the weights are missing; :func:`load` then says so)."""
+    folder = Path(os.path.abspath(Path(folder).expanduser()))
+    try:
+        return folder, (folder / WEIGHTS_FILE).stat().st_mtime_ns
+    except OSError:
+        return folder, 0
+
+
+def save(folder: str | Path, model: MelModel | TextAudioModel, extra: dict[str, Any] | None = None) -> Path:
     """Write ``model`` as a checkpoint in ``folder`` (created if needed); returns the folder.
 
     ``extra`` (JSON-serialisable: labels, training summary...) is stored in ``config.json``
@@ -56,7 +69,14 @@ def save(folder: str | Path, model: MelModel, extra: dict[str, Any] | None = Non
     return folder
 
 
-def _read_config(folder: Path) -> dict[str, Any]:
+def read_config(folder: str | Path) -> dict[str, Any]:
+    """A checkpoint's ``config.json``, checked for format and version, without building the model
+    (to tell a text–audio run from a tagger before loading either).
+
+    Raises :class:`~tuneseek.embed.errors.ModelError` as :func:`load` does for a missing folder or
+    config, invalid JSON, or another format or version.
+    """
+    folder = Path(folder)
     path = folder / CONFIG_FILE
     if not folder.is_dir():
         raise ModelError("no such checkpoint folder", folder)
@@ -88,7 +108,7 @@ def _check_fit(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]
                          f"{tuple(state[unexpected[0]].shape)}", path)
 
 
-def load(folder: str | Path) -> tuple[MelModel, dict[str, Any]]:
+def load(folder: str | Path) -> tuple[MelModel | TextAudioModel, dict[str, Any]]:
     """The model saved in ``folder`` (on the CPU, in eval mode) and its full ``config.json``.
 
     Raises :class:`~tuneseek.embed.errors.ModelError` naming the file and the reason when the
@@ -96,7 +116,7 @@ def load(folder: str | Path) -> tuple[MelModel, dict[str, Any]]:
     or the weights do not fit the architecture the config describes.
     """
     folder = Path(folder)
-    config = _read_config(folder)
+    config = read_config(folder)
     try:
         model = build(config)
     except UsageError as e:

@@ -74,15 +74,17 @@ class TrainSettings:
     cache: str | None = None
 
 
-def _check_out(s: TrainSettings) -> Path:
-    out = Path(s.out).expanduser()
-    last = out / "lightning" / "last.ckpt"
-    if s.resume and not last.exists():
-        raise UsageError(f"nothing to resume in {out} (no lightning/last.ckpt)")
-    if not s.resume and out.exists() and any(out.iterdir()):
-        raise UsageError(f"{out} already holds a run: --resume to continue it, or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+def prepare_out(out: str, resume: bool) -> Path:
+    """The run folder ``out``, created; :class:`UsageError` when it already holds a run and
+    ``resume`` is not asked, or when ``resume`` is asked and there is nothing to resume."""
+    folder = Path(out).expanduser()
+    last = folder / "lightning" / "last.ckpt"
+    if resume and not last.exists():
+        raise UsageError(f"nothing to resume in {folder} (no lightning/last.ckpt)")
+    if not resume and folder.exists() and any(folder.iterdir()):
+        raise UsageError(f"{folder} already holds a run: --resume to continue it, or choose another --out")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _model_config(s: TrainSettings, ds: Dataset) -> dict:
@@ -109,19 +111,16 @@ def train(s: TrainSettings, say=print) -> dict:
     """Run ``s`` to the end (or to early stopping) and export the best epoch; returns the summary."""
     import lightning as L
     import torch
-    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
 
-    from tuneseek import plots
     from tuneseek.train import items as it
     from tuneseek.train.augment import Augment
     from tuneseek.train.tasks import MONITOR, ClassifierTask, TripletTask
 
     if s.kind not in KINDS:
         raise UsageError(f"unknown training kind {s.kind!r}; known: {', '.join(KINDS)}")
-    _quiet_lightning()
+    quiet_lightning()
     started = time.time()
-    out = _check_out(s)
+    out = prepare_out(s.out, s.resume)
     ds = open_dataset(s.data, **s.data_options)
     if s.kind == "tagger" and ds.task != "multi-label":
         raise UsageError(f"a tagger learns tags, but {s.data} is a {ds.task} dataset (use `train genre`)")
@@ -174,32 +173,15 @@ def train(s: TrainSettings, say=print) -> dict:
     train_loader = torch.utils.data.DataLoader(train_set, shuffle=True, drop_last=len(train_set) > s.batch_size, **loader)
     valid_loader = torch.utils.data.DataLoader(valid_set, shuffle=False, **loader)
 
-    runs = sorted((out / "logs").glob("run-*")) if (out / "logs").exists() else []
-    loggers = [CSVLogger(out, name="logs", version=f"run-{len(runs) + 1}")]
-    if s.tensorboard:
-        try:
-            from lightning.pytorch.loggers import TensorBoardLogger
-
-            loggers.append(TensorBoardLogger(out, name="tensorboard"))
-        except ModuleNotFoundError:
-            say("TensorBoard is not installed (pip install tensorboard): CSV logs only")
-    best = ModelCheckpoint(dirpath=out / "lightning", filename="best", monitor=monitor, mode="max", save_last=True,
-                           enable_version_counter=False)
-    trainer = L.Trainer(
-        max_epochs=s.epochs, accelerator=s.device, devices=s.devices,
-        strategy="ddp" if s.devices > 1 else "auto", deterministic=True, logger=loggers,
-        callbacks=[best, EarlyStopping(monitor=monitor, mode="max", patience=s.patience),
-                   LearningRateMonitor(logging_interval="epoch")],
-        enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False, num_sanity_val_steps=0,
-        log_every_n_steps=max(1, min(50, len(train_loader))),
-    )
+    trainer, best = make_trainer(out, monitor, epochs=s.epochs, device=s.device, devices=s.devices,
+                                 patience=s.patience, tensorboard=s.tensorboard, steps_per_epoch=len(train_loader),
+                                 say=say)
     trainer.fit(task, train_loader, valid_loader, ckpt_path=str(out / "lightning" / "last.ckpt") if s.resume else None)
     if not trainer.is_global_zero:
         return {}
 
-    best_path = best.best_model_path or str(out / "lightning" / "last.ckpt")
-    trained = type(task).load_from_checkpoint(best_path, map_location="cpu")
-    per_epoch = plots.read_epoch_metrics(sorted((out / "logs").glob("run-*/metrics.csv")))
+    trained = type(task).load_from_checkpoint(best_path(out, best), map_location="cpu")
+    per_epoch = epoch_metrics(out)
     best_value = float(best.best_model_score) if best.best_model_score is not None else None
     summary = {
         "kind": s.kind,
@@ -209,7 +191,7 @@ def train(s: TrainSettings, say=print) -> dict:
         "epochs_run": int(trainer.current_epoch),
         "monitor": monitor,
         "best": best_value,
-        "best_epoch": _best_epoch(per_epoch.get(monitor, {})),
+        "best_epoch": best_epoch(per_epoch.get(monitor, {})),
         "left_out": [{"path": p, "reason": r} for p, r in left_out],
         "seconds": round(time.time() - started, 1),
     }
@@ -220,13 +202,69 @@ def train(s: TrainSettings, say=print) -> dict:
                  "features": ds.features.to_dict() if ds.features else None},
         "training": {k: summary[k] for k in ("epochs_run", "monitor", "best", "best_epoch")},
     }
-    checkpoint.save(out, trained.model, extra)
-    atomic_write_bytes(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
-    plots.training_curves(per_epoch, monitor, out / "training-curves.png")
+    export_run(out, trained.model, extra, summary, per_epoch, monitor)
     return summary
 
 
-def _quiet_lightning() -> None:
+def make_trainer(out: Path, monitor: str, *, epochs: int, device: str, devices: int, patience: int,
+                 tensorboard: bool, steps_per_epoch: int, say=print):
+    """``(trainer, best)``: a seeded-run Lightning trainer writing into ``out``, and its checkpoint callback.
+
+    CSV logs in ``out/logs/run-N`` (one folder per start or resume; TensorBoard beside them when
+    asked and installed), ``out/lightning/best.ckpt`` (the best ``monitor``, higher is better)
+    and ``last.ckpt``, early stopping after ``patience`` epochs without a better ``monitor``,
+    the learning rate logged per epoch; DDP when ``devices > 1``.
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    runs = sorted((out / "logs").glob("run-*")) if (out / "logs").exists() else []
+    loggers = [CSVLogger(out, name="logs", version=f"run-{len(runs) + 1}")]
+    if tensorboard:
+        try:
+            from lightning.pytorch.loggers import TensorBoardLogger
+
+            loggers.append(TensorBoardLogger(out, name="tensorboard"))
+        except ModuleNotFoundError:
+            say("TensorBoard is not installed (pip install tensorboard): CSV logs only")
+    best = ModelCheckpoint(dirpath=out / "lightning", filename="best", monitor=monitor, mode="max", save_last=True,
+                           enable_version_counter=False)
+    trainer = L.Trainer(
+        max_epochs=epochs, accelerator=device, devices=devices,
+        strategy="ddp" if devices > 1 else "auto", deterministic=True, logger=loggers,
+        callbacks=[best, EarlyStopping(monitor=monitor, mode="max", patience=patience),
+                   LearningRateMonitor(logging_interval="epoch")],
+        enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False, num_sanity_val_steps=0,
+        log_every_n_steps=max(1, min(50, steps_per_epoch)),
+    )
+    return trainer, best
+
+
+def best_path(out: Path, best) -> str:
+    """The Lightning checkpoint to export: the best epoch's, else (no validation ran) the last."""
+    return best.best_model_path or str(out / "lightning" / "last.ckpt")
+
+
+def epoch_metrics(out: Path) -> dict[str, dict[int, float]]:
+    """``{metric: {epoch: value}}`` from every CSV log of the run in ``out`` (all starts and resumes)."""
+    from tuneseek import plots
+
+    return plots.read_epoch_metrics(sorted((out / "logs").glob("run-*/metrics.csv")))
+
+
+def export_run(out: Path, model, extra: dict, summary: dict, per_epoch: dict[str, dict[int, float]],
+               monitor: str) -> None:
+    """Make ``out`` a model folder: the checkpoint (``model`` with ``extra`` in its config),
+    ``summary.json`` and ``training-curves.png``."""
+    from tuneseek import plots
+
+    checkpoint.save(out, model, extra)
+    atomic_write_bytes(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+    plots.training_curves(per_epoch, monitor, out / "training-curves.png")
+
+
+def quiet_lightning() -> None:
     """Keep Lightning's banner lines (accelerators found, tips) and known deprecation chatter off the terminal."""
     import logging
     import warnings
@@ -237,5 +275,6 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")  # a resumed run
 
 
-def _best_epoch(values: dict[int, float]) -> int | None:
+def best_epoch(values: dict[int, float]) -> int | None:
+    """The 1-based epoch of the highest value of ``{0-based epoch: value}``; None when there is none."""
     return max(values, key=values.get) + 1 if values else None
