@@ -261,6 +261,65 @@ def test_folder_with_fewer_than_three_unlabelled_files_is_an_error(tmp_path):
         open_dataset(f"folder:{tmp_path}")
 
 
+def make_songs(root: Path, label: str, n_songs: int, excerpts: int = 3) -> Path:
+    """``root/<label>/<label>-song-S/<label>-song-S-NN.wav``: each song cut into ``excerpts`` files."""
+    for s in range(n_songs):
+        for n in range(excerpts):
+            write_tone(root / label / f"{label}-song-{s}" / f"{label}-song-{s}-{n:02d}.wav", 200.0 + 10 * s)
+    return root
+
+
+def groups_of(dataset: Dataset) -> dict[str, str]:
+    return {item.key: item.group for s in SPLITS for item in dataset.splits[s]}
+
+
+def test_folder_files_in_a_sub_folder_of_a_label_share_the_group_label_and_sub_folder(tmp_path):
+    make_songs(tmp_path, "rock", 3, excerpts=2)
+    make_genres(tmp_path, {"jazz": 3})
+    groups = groups_of(open_dataset(f"folder:{tmp_path}"))
+    assert groups["rock/rock-song-1/rock-song-1-00.wav"] == groups["rock/rock-song-1/rock-song-1-01.wav"] == "rock/rock-song-1"
+
+
+def test_folder_files_directly_in_a_label_folder_stay_their_own_group(tmp_path):
+    make_genres(tmp_path, {"jazz": 3})
+    make_songs(tmp_path, "jazz", 1)
+    groups = groups_of(open_dataset(f"folder:{tmp_path}"))
+    assert [groups[f"jazz/jazz.{i:05d}.wav"] for i in range(3)] == [f"jazz/jazz.{i:05d}.wav" for i in range(3)]
+
+
+def test_folder_files_deeper_in_a_sub_folder_share_the_group_of_the_first_sub_folder(tmp_path):
+    make_genres(tmp_path, {"rock": 3})
+    write_tone(tmp_path / "rock" / "album" / "cd1" / "a.wav")
+    write_tone(tmp_path / "rock" / "album" / "cd2" / "b.wav")
+    groups = groups_of(open_dataset(f"folder:{tmp_path}"))
+    assert groups["rock/album/cd1/a.wav"] == groups["rock/album/cd2/b.wav"] == "rock/album"
+
+
+def test_folder_excerpts_of_one_song_never_straddle_splits(tmp_path):
+    make_songs(tmp_path, "orchestral", 12, excerpts=4)
+    make_songs(tmp_path, "rock", 5, excerpts=4)
+    ds = open_dataset(f"folder:{tmp_path}")
+    split_of: dict[str, set[str]] = {}
+    for split in SPLITS:
+        for item in ds.splits[split]:
+            split_of.setdefault(item.group, set()).add(split)
+    assert len(split_of) == 17 and all(len(splits) == 1 for splits in split_of.values())
+    assert [ds.summary()["splits"][s]["groups"] for s in SPLITS] == [13, 2, 2]
+
+
+def test_folder_label_with_fewer_than_three_sub_folders_is_an_error_though_it_has_many_files(tmp_path):
+    make_songs(tmp_path, "rock", 2, excerpts=5)
+    make_genres(tmp_path, {"jazz": 3})
+    with pytest.raises(DatasetError, match=r"fewer than 3 audio files \(a sub-folder's files count as one\).*'rock' \(2\)"):
+        open_dataset(f"folder:{tmp_path}")
+
+
+def test_folder_unlabelled_files_stay_their_own_group_inside_sub_folders(tmp_path):
+    make_songs(tmp_path, "rock", 2, excerpts=2)
+    ds = open_dataset(f"folder:{tmp_path}", labelled=False)
+    assert all(group == key for key, group in groups_of(ds).items())
+
+
 # ----------------------------------------------------------------------------- MagnaTagATune
 
 

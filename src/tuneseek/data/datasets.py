@@ -80,7 +80,8 @@ class Item:
     path).  ``path`` is the audio file (None when only precomputed features exist),
     ``features`` a precomputed mel-spectrogram ``.npy``.  ``group`` is what must not straddle
     splits and what "the same track" means for triplets: the artist (MTG-Jamendo), the song
-    (MTAT: mp3 folder + song part of the file name), the file itself (folder).
+    (MTAT: mp3 folder + song part of the file name), the file or the sub-folder of a label
+    folder that holds it (folder).
     """
 
     key: str

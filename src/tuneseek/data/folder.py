@@ -2,8 +2,10 @@
 
 Labelled (GTZAN style)::
 
-    genres/blues/blues.00000.wav
-    genres/rock/live/rock.00007.flac     # found recursively inside a label folder
+    genres/blues/blues.00000.wav                     # group: the file itself
+    genres/rock/armygeddon/armygeddon-00.wav         # group: rock/armygeddon
+    genres/rock/armygeddon/armygeddon-01.wav         #   (same song: same group)
+    genres/rock/live/cd2/rock.00007.flac             # group: rock/live (found recursively)
 
 Each immediate sub-folder holding audio is a label (single-label task, labels alphabetical);
 the audio files of a folder with no such sub-folders (or any folder, with ``labelled=False``)
@@ -11,8 +13,12 @@ make an unlabelled dataset for self-supervised training.  Audio is what
 :mod:`tuneseek.audio` decodes, found by :func:`tuneseek.audio.find_audio_files`: hidden files
 and folders and non-audio files are ignored.
 
-The split is ours: 80/10/10 stratified by label, each file its own group, deterministic for a
-seed.  A label needs at least 3 files so that each split holds one.
+The split is ours: 80/10/10 stratified by label, by *group*, deterministic for a seed.  A file
+directly in a label folder is its own group; the files in a sub-folder of a label folder, at any
+depth below it, share the group ``label/<sub-folder>`` (a song cut into excerpts, an album), so
+they never straddle splits and a triplet's distant patch never comes from the same group.  A
+label needs at least 3 groups so that each split holds one.  Unlabelled files are each their
+own group, wherever they lie.
 """
 
 from __future__ import annotations
@@ -53,14 +59,19 @@ def read_folder(root: Path, *, seed: int = 0, labelled: bool | None = None) -> D
 
 
 def _labelled(root: Path, keys: list[str], seed: int) -> Dataset:
-    """One label per top-level sub-folder; a split stratified by label."""
+    """One label per top-level sub-folder; a split by group, stratified by label."""
     labels = [key.split("/", 1)[0] for key in keys]
-    counts = Counter(labels)
+    groups = [_group(key) for key in keys]
+    counts = Counter(label for label, _ in set(zip(labels, groups)))
     scarce = sorted(label for label, n in counts.items() if n < 3)
     if scarce:
         named = ", ".join(f"{label!r} ({counts[label]})" for label in scarce)
-        raise DatasetError(root, f"label(s) with fewer than 3 audio files, one per split needed: {named}")
-    items = [Item(key=key, path=root / key, labels=(label,), group=key) for key, label in zip(keys, labels)]
+        raise DatasetError(
+            root, f"label(s) with fewer than 3 audio files (a sub-folder's files count as one), one per split needed: {named}"
+        )
+    items = [
+        Item(key=key, path=root / key, labels=(label,), group=group) for key, label, group in zip(keys, labels, groups)
+    ]
     return Dataset(
         name="folder",
         root=root,
@@ -69,6 +80,13 @@ def _labelled(root: Path, keys: list[str], seed: int) -> Dataset:
         splits=_split(items, seed, strata=labels),
         split_source=own_split_source(seed),
     )
+
+
+def _group(key: str) -> str:
+    """What must not straddle splits: ``label/<sub-folder>`` for a file inside a sub-folder of its
+    label folder, else the file itself."""
+    parts = key.split("/")
+    return f"{parts[0]}/{parts[1]}" if len(parts) > 2 else key
 
 
 def _unlabelled(root: Path, keys: list[str], seed: int) -> Dataset:
