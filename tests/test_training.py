@@ -99,6 +99,14 @@ def test_an_interrupted_run_resumes_where_it_stopped(genres, tmp_path):
         train(settings(tmp_path, data=genres, out=str(tmp_path / "elsewhere"), resume=True), say=quiet)
 
 
+def test_items_shorter_than_the_window_are_repeated_to_fill_it_and_the_log_says_so(genres, tmp_path):
+    said = []
+    summary = train(settings(tmp_path, data=genres, window=5.0, epochs=1), say=said.append)
+    assert summary["epochs_run"] >= 1
+    line = next(line for line in said if "shorter than the 5 s window" in line)
+    assert line.startswith("12 item(s)")  # every 4 s file of train (9) and valid (3)
+
+
 def test_files_that_cannot_be_decoded_are_left_out_and_named(genres, tmp_path):
     import shutil
 
@@ -152,3 +160,12 @@ def test_a_separable_generated_task_is_learned_well_above_chance(tmp_path):
     result = evaluate_run(tmp_path / "run", cache=str(tmp_path / "cache"), say=quiet)
     assert summary["best"] >= 0.8  # balanced accuracy on the 6 validation files; chance is 1/3
     assert result["items"] == 6 and result["accuracy"] >= 0.5
+
+
+def test_a_class_with_no_example_in_the_split_has_no_recall_rather_than_zero():
+    from tuneseek.evaluate.metrics import classification
+
+    scores = np.array([[0.9, 0.1, 0.0], [0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.2, 0.7]])
+    result = classification(np.array([0, 0, 1, 1]), scores, ["a", "b", "c"])
+    assert result["per_class_recall"] == {"a": 1.0, "b": 0.5, "c": None}
+    assert result["classes_without_examples"] == ["c"] and result["balanced_accuracy"] == 0.75

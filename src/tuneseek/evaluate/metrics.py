@@ -40,18 +40,25 @@ def tagging(y_true: np.ndarray, y_score: np.ndarray, labels: Sequence[str]) -> d
 
 
 def classification(y_true: np.ndarray, y_score: np.ndarray, labels: Sequence[str]) -> dict:
-    """Accuracy, balanced accuracy, each class's recall and the confusion matrix (rows: truth)."""
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, recall_score
+    """Accuracy, balanced accuracy, each class's recall and the confusion matrix (rows: truth).
+
+    A class with no example in ``y_true`` has no recall (``None``, and it is listed in
+    ``classes_without_examples``); balanced accuracy is the mean recall of the classes present,
+    as scikit-learn defines it.
+    """
+    from sklearn.metrics import accuracy_score, confusion_matrix, recall_score
 
     y_true = np.asarray(y_true, np.int64)
     y_pred = np.asarray(y_score).argmax(axis=1)
     classes = np.arange(len(labels))
     recall = recall_score(y_true, y_pred, labels=classes, average=None, zero_division=0)
+    present = np.isin(classes, y_true)
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": float(recall[present].mean()) if present.any() else None,
         "items": int(len(y_true)),
-        "per_class_recall": {label: float(r) for label, r in zip(labels, recall)},
+        "per_class_recall": {label: float(r) if p else None for label, r, p in zip(labels, recall, present)},
+        "classes_without_examples": [label for label, p in zip(labels, present) if not p],
         "confusion": confusion_matrix(y_true, y_pred, labels=classes).tolist(),
     }
 

@@ -96,6 +96,17 @@ def _as_float(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32) / 32767 if x.dtype == np.int16 else x.astype(np.float32)
 
 
+def shorter_than(items: Sequence[Item], spec: MelSpec, window_seconds: float, cache: Path) -> list[Item]:
+    """The items (already in the cache, or with features) too short for one window: training repeats them to fill it."""
+    out = []
+    for item in items:
+        x = Excerpts([item], None, spec, window_seconds, cache).source(0)
+        n = spec.frames(window_seconds) if x.ndim == 2 else spec.samples(window_seconds)
+        if x.shape[-1] < n:
+            out.append(item)
+    return out
+
+
 def window_starts(length: int, n: int, count: int) -> list[int]:
     """``count`` evenly spaced starts of ``n``-long windows in ``length``: one window is the middle one;
     an item shorter than a window has one, at 0."""

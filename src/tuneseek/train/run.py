@@ -145,6 +145,9 @@ def train(s: TrainSettings, say=print) -> dict:
         say(f"left out {path}: {reason}")
     if not splits["train"] or not splits["valid"]:
         raise UsageError("no usable audio left in the train or valid split")
+    short = it.shorter_than(splits["train"] + splits["valid"], spec, window, cache)
+    if short:
+        say(f"{len(short)} item(s) shorter than the {window:g} s window are repeated to fill it, e.g. {short[0].key}")
 
     augment = Augment() if s.augment else Augment.none()
     if s.kind == "triplet":
