@@ -198,3 +198,31 @@ def test_a_dataset_without_labels_gives_no_pairs(tmp_path):
         open_pairs(f"folder:{tmp_path / 'loose'}")
     with pytest.raises(DatasetError, match="expected KIND:PATH"):
         open_pairs("captions.txt")
+
+
+def test_a_library_gives_one_pair_per_track_with_titles_folders_and_confident_tags(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from tuneseek.library import Library
+    from tuneseek.synth import synth_catalog
+
+    music = tmp_path / "Music"
+    for i, t in enumerate(synth_catalog(6, duration=4.0, sr=16000, seed=2)):
+        folder = music / ("Jazz" if i < 3 else "Folk_Songs") / f"0{i} Album"
+        folder.mkdir(parents=True)
+        sf.write(folder / f"song{i}.wav", t.audio, 16000)
+    with Library.open(tmp_path / "lib") as lib:
+        lib.add([music], workers=1, analyse=False)
+        with lib.catalog.transaction():
+            lib.catalog.set_vocabulary("mtt", ["piano", "rock", "slow"])
+            for track in lib.tracks():
+                lib.catalog.set_tags(track.id, "mtt", np.array([0.9, 0.1, 0.35], np.float32))
+    pairs = open_pairs(f"library:{tmp_path / 'lib'}")
+    every = [p for split in pairs.splits.values() for p in split]
+    assert pairs.name == "library" and len(every) == 6 and all(pairs.splits.values())
+    jazz = next(p for p in every if "/Jazz/" in str(p.path))
+    assert jazz.tags[:2] == ("Jazz", "Album") and set(jazz.tags[2:]) == {"piano", "slow"}  # rock is below 0.3
+    assert any(p.tags[0] == "Folk Songs" for p in every)
+    with pytest.raises(DatasetError, match="not a tuneseek library"):
+        open_pairs(f"library:{tmp_path}")

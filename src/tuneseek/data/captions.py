@@ -13,7 +13,9 @@ test) places the pair, else the split is our own deterministic 80/10/10 by audio
 name the same audio and span become one pair with several captions.
 
 A tag dataset (``mtat:``, ``jamendo:``, ``folder:`` with labels, see
-:mod:`tuneseek.data.datasets`) gives one pair per item whose text is made of its tags.
+:mod:`tuneseek.data.datasets`) gives one pair per item whose text is made of its tags; a
+library (``library:DIR``) one pair per track, its text made of its title and artist, the
+folders that hold it and its stored musicnn tags (:func:`pairs_from_library`).
 
 A malformed row is a :class:`~tuneseek.errors.DatasetError` naming the file and line. A row
 whose audio file is missing is left out and counted in the notes (the first few named): one
@@ -25,15 +27,22 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from tuneseek.data.datasets import SPLITS, Dataset, at_line, open_dataset, own_split_source, split_by_group
 from tuneseek.errors import DatasetError
 
-__all__ = ["Pair", "Pairs", "open_pairs", "read_captions", "pairs_from_dataset", "CAPTION_SUFFIXES"]
+__all__ = ["Pair", "Pairs", "open_pairs", "read_captions", "pairs_from_dataset", "pairs_from_library", "CAPTION_SUFFIXES"]
 
 CAPTION_SUFFIXES = (".jsonl", ".csv")
+#: Library tracks: stored musicnn tags at least this probable become words of the track's text...
+LIBRARY_TAG_PROB = 0.3
+#: ...at most this many per vocabulary.
+LIBRARY_TAGS_PER_VOCABULARY = 5
 _NAMED_MISSING = 3
 
 
@@ -73,11 +82,63 @@ class Pairs:
 
 
 def open_pairs(source: str | Path, seed: int = 0) -> Pairs:
-    """Pairs from a caption file (``.jsonl``/``.csv``) or a tag dataset spec ``KIND:PATH``."""
+    """Pairs from a caption file (``.jsonl``/``.csv``), a library (``library:DIR``) or a tag dataset
+    spec ``KIND:PATH``."""
     text = str(source)
     if Path(text).expanduser().suffix.lower() in CAPTION_SUFFIXES:
         return read_captions(Path(text).expanduser(), seed=seed)
+    kind, sep, path = text.partition(":")
+    if kind == "library" and sep and path:
+        return pairs_from_library(Path(path).expanduser(), seed=seed)
     return pairs_from_dataset(open_dataset(text, seed=seed))
+
+
+def pairs_from_library(root: Path, seed: int = 0, min_prob: float = LIBRARY_TAG_PROB) -> Pairs:
+    """One pair per track of a tuneseek library, its text made of what the library knows of it.
+
+    Captions: "TITLE by ARTIST" when the file's tags give them. Tags: the names of the two
+    folders holding the file (collections are filed by genre, artist, album: "Jazz/Miles Davis/")
+    and the musicnn tags stored for the track with a probability of at least ``min_prob`` (at
+    most :data:`LIBRARY_TAGS_PER_VOCABULARY` per vocabulary). A track with none of these is left
+    out. The split is our own, by track, deterministic for a seed.
+    """
+    from tuneseek.store.catalog import CATALOG_NAME, Catalog
+
+    root = Path(os.path.abspath(root))
+    if not (root / CATALOG_NAME).is_file():
+        raise DatasetError(root, f"not a tuneseek library (no {CATALOG_NAME})")
+    catalog = Catalog(root, create=False)
+    try:
+        labels = catalog.vocabularies()
+        pairs, bare = [], 0
+        for track in catalog.tracks():
+            captions = (f"{track.title} by {track.artist}" if track.artist else track.title,) if track.title else ()
+            folders = [_words(p) for p in Path(track.path).parent.parts[-2:]]
+            tags = [f for f in folders if f]
+            for vocab, probs in sorted(catalog.tags(track.id).items()):
+                order = np.argsort(-probs)[:LIBRARY_TAGS_PER_VOCABULARY]
+                tags += [labels[vocab][i] for i in order if probs[i] >= min_prob and vocab in labels]
+            tags = list(dict.fromkeys(tags))
+            if not captions and not tags:
+                bare += 1
+                continue
+            pairs.append(Pair(str(track.id), Path(track.path), None, None, captions, tuple(tags), track.path))
+    finally:
+        catalog.close()
+    if len(pairs) < 3:
+        raise DatasetError(root, f"{len(pairs)} track(s) with any text (titles, folders, tags): at least 3 are needed")
+    chosen = split_by_group([p.group for p in pairs], seed)
+    notes = (f"{bare} track(s) with no title, folder name or tag above {min_prob:g} left out",) if bare else ()
+    notes += (f"text: titles and artists from the files' tags, folder names, musicnn tags with probability "
+              f">= {min_prob:g} ({', '.join(sorted(labels)) or 'none stored'})",)
+    return Pairs("library", root, {s: [pairs[i] for i in chosen[s]] for s in SPLITS}, own_split_source(seed), notes)
+
+
+def _words(folder: str) -> str:
+    """A folder name as words: separators to spaces, a leading track or disc number dropped."""
+    text = re.sub(r"[_.]+", " ", folder)
+    text = re.sub(r"^\d+\s*[-. ]\s*", "", text).strip()
+    return "" if not any(ch.isalpha() for ch in text) else " ".join(text.split())
 
 
 def pairs_from_dataset(ds: Dataset) -> Pairs:
