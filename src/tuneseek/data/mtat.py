@@ -85,7 +85,7 @@ def read_mtat(root: Path, *, seed: int = 0) -> Dataset:
         labels=labels,
         splits=splits,
         split_source=source,
-        notes=(note,),
+        notes=(note,) if unlabelled else (),
     )
 
 
