@@ -49,6 +49,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+from machine_load import cpu_busy_seconds, wait_quiet
+
 REPO = Path(__file__).resolve().parent.parent
 WESNOTH = Path("/usr/share/games/wesnoth/1.16/data/core/music")
 FOF = Path("/usr/share/games/fretsonfire/data/songs")
@@ -219,34 +221,9 @@ def snapshot_and_reexec(work: Path, argv: list[str], rev: str | None = None) -> 
 # ----------------------------------------------------------------------------- other load on the machine
 
 
-def cpu_busy_seconds() -> float:
-    """CPU seconds all cores spent busy since boot (/proc/stat)."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    idle = v[3] + (v[4] if len(v) > 4 else 0)
-    return (sum(v[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
 def own_children_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
-
-
-def wait_quiet(max_wait: float = 120.0, threshold: float = 0.3) -> float:
-    """Wait (up to ``max_wait`` s) until other processes use less than ``threshold`` cores over 2 s.
-
-    The machine may be shared (tests of another checkout...): timings are taken when it is quiet
-    where possible, and the CPU others used during each timed run is recorded beside it."""
-    t0 = time.perf_counter()
-    while True:
-        b0 = cpu_busy_seconds()
-        time.sleep(2.0)
-        busy = (cpu_busy_seconds() - b0) / 2.0
-        waited = time.perf_counter() - t0
-        if busy < threshold or waited >= max_wait:
-            if waited > 2.5:
-                log(f"  waited {waited:.0f} s for the machine to be quiet (others: {busy:.2f} cores)")
-            return waited
 
 
 # ----------------------------------------------------------------------------- music

@@ -61,6 +61,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from machine_load import cpu_busy_seconds, wait_quiet
 
 from tuneseek import audio
 from tuneseek.data.datasets import SPLITS, open_dataset
@@ -118,14 +119,6 @@ def log(msg: str) -> None:
 # ----------------------------------------------------------------------------- load on the machine
 
 
-def cpu_busy_seconds() -> float:
-    """CPU seconds all cores spent busy since boot (/proc/stat)."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    idle = v[3] + (v[4] if len(v) > 4 else 0)
-    return (sum(v[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
 def own_cpu_seconds() -> float:
     """This process's CPU time and that of its finished children (loader workers, decoders)."""
     total = 0.0
@@ -133,21 +126,6 @@ def own_cpu_seconds() -> float:
         r = resource.getrusage(who)
         total += r.ru_utime + r.ru_stime
     return total
-
-
-def wait_quiet(max_wait: float, threshold: float = 0.3) -> float:
-    """Wait up to ``max_wait`` s until other processes use under ``threshold`` cores (over 2 s)."""
-    t0 = time.perf_counter()
-    while max_wait > 0:
-        b0 = cpu_busy_seconds()
-        time.sleep(2.0)
-        busy = (cpu_busy_seconds() - b0) / 2.0
-        waited = time.perf_counter() - t0
-        if busy < threshold or waited >= max_wait:
-            if waited > 2.5:
-                log(f"  waited {waited:.0f} s for a quieter machine (others: {busy:.2f} cores)")
-            break
-    return time.perf_counter() - t0
 
 
 class Timed:
