@@ -345,7 +345,9 @@ class Library:
         """
         if k < 1:
             raise UsageError(f"k must be at least 1, got {k}")
-        vectors_of = self._query_vectors(space)
+        if space != analysis.SPACE and f"embedding:{space}" not in self.catalog.models():
+            known = ", ".join(sorted({analysis.SPACE, *self.catalog.spaces()}))
+            raise UsageError(f"no embedding space {space!r} in this library (it has: {known})")
         index = self._space(space)
         if len(index) == 0:
             raise LibraryError(self.root, f"no track has {space} embeddings yet: run `tuneseek index` on your music "
@@ -358,7 +360,7 @@ class Library:
                                               f"run `tuneseek index {track.path}`")
             found = index.by_track(stored.track_vector, k, exclude={track.id})
         else:
-            rate, vectors_at = vectors_of
+            rate, vectors_at = self._query_vectors(space)  # a track query needs no model: loaded only here
             x = self._samples(query, sr, rate)
             exclude = self._copies_of(query)
             if len(x) >= WHOLE_TRACK_SECONDS * rate:
@@ -368,29 +370,16 @@ class Library:
         return [Similar(self.catalog.track(tid), score, time) for tid, score, time in found]
 
     def _query_vectors(self, space: str) -> tuple[int, Callable[..., np.ndarray]]:
-        """The sample rate of ``space``'s model and a function giving a query's vectors in it
-        (segments side by side for a whole file, overlapping by half for a clip)."""
+        """The sample rate of the model of ``space`` (a space the library has) and a function giving a
+        query's vectors in it (segments side by side for a whole file, overlapping by half for a clip)."""
         if space == analysis.SPACE:
-            def musicnn(x, whole):
-                hop = analysis.SEGMENT_HOP if whole else analysis.SEGMENT_WINDOW / 2
-                return analysis.clip_vectors(x, hop=hop)[1]
-            return analysis.MUSICNN_SR, musicnn
-        if space == TEXT_AUDIO_SPACE and TEXT_AUDIO_EXTRACTOR in self.catalog.models():
-            run = self._text_audio_run(self.catalog.models()[TEXT_AUDIO_EXTRACTOR]["folder"])
-
-            def joint(x, whole):
-                hop = analysis.SEGMENT_HOP if whole else analysis.SEGMENT_WINDOW / 2
-                return run.audio_vector(analysis.clip_vectors(x, hop=hop)[1])[None]
-            return analysis.MUSICNN_SR, joint
-        registered = self.catalog.models().get(f"embedding:{space}")
-        if registered is None:
-            known = ", ".join(sorted({analysis.SPACE, *self.catalog.spaces()}))
-            raise UsageError(f"no embedding space {space!r} in this library (it has: {known})")
-        model = analysis.trained_model(registered["folder"])
-
-        def trained(x, whole):
-            return model.vectors(x, None if whole else model.window / 2)[1]
-        return model.sample_rate, trained
+            return analysis.MUSICNN_SR, _musicnn_vectors
+        folder = self.catalog.models()[f"embedding:{space}"]["folder"]
+        if space == TEXT_AUDIO_SPACE:  # the joint space projects musicnn's segments
+            run = self._text_audio_run(folder)
+            return analysis.MUSICNN_SR, lambda x, whole: run.audio_vector(_musicnn_vectors(x, whole))[None]
+        model = analysis.trained_model(folder)
+        return model.sample_rate, lambda x, whole: model.vectors(x, None if whole else model.window / 2)[1]
 
     # -- finding music by describing it ------------------------------------------------
     def search(self, query: str, k: int = 10) -> SearchResult:
@@ -835,6 +824,12 @@ def _create(root: Path) -> None:
 
 def _track_fields(fp: FileFingerprint, base: int) -> dict:
     return {**fp.facts(), "base_frame": base, "n_frames": fp.n_frames, "n_landmarks": len(fp.hashes)}
+
+
+def _musicnn_vectors(x: np.ndarray, whole: bool) -> np.ndarray:
+    """A query's musicnn segment vectors: side by side for a whole file, overlapping by half for a clip."""
+    hop = analysis.SEGMENT_HOP if whole else analysis.SEGMENT_WINDOW / 2
+    return analysis.clip_vectors(x, hop=hop)[1]
 
 
 def _resampled(samples: np.ndarray, sr: int | None, target: int, quality: str) -> np.ndarray:
