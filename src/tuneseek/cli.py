@@ -463,8 +463,19 @@ def _key_values(pairs: list[str], what: str) -> dict:
 
 
 def cmd_train(args) -> int:
-    if args.kind == "text-audio":
-        return _train_text_audio(args)
+    say = (lambda msg: None) if args.json else print
+    summary = _train_text_audio(args, say) if args.kind == "text-audio" else _train_model(args, say)
+    if args.json:
+        _out(summary)
+    elif summary:
+        best = f"{summary['best']:.4f}" if summary.get("best") is not None else "n/a"
+        print(f"trained {summary['epochs_run']} epoch(s) in {summary['seconds']:.0f} s; best {summary['monitor']} "
+              f"{best} at epoch {summary['best_epoch']}; model, summary and training-curves.png in {args.out}")
+    return 0
+
+
+def _train_model(args, say) -> dict:
+    """``train tagger|genre|triplet``: the run's summary."""
     if args.pairs:
         raise UsageError("--pairs is for `train text-audio`; the other kinds take --data KIND:PATH")
     if not args.data:
@@ -486,17 +497,11 @@ def cmd_train(args) -> int:
         device=args.device, devices=args.devices, augment=not args.no_augment, resume=args.resume,
         tensorboard=args.tensorboard, cache=args.cache,
     )
-    summary = train(settings, say=(lambda msg: None) if args.json else print)
-    if args.json:
-        _out(summary)
-    elif summary:
-        best = f"{summary['best']:.4f}" if summary["best"] is not None else "n/a"
-        print(f"trained {summary['epochs_run']} epoch(s) in {summary['seconds']:.0f} s; best {summary['monitor']} "
-              f"{best} at epoch {summary['best_epoch']}; model, summary and training-curves.png in {args.out}")
-    return 0
+    return train(settings, say=say)
 
 
-def _train_text_audio(args) -> int:
+def _train_text_audio(args, say) -> dict:
+    """``train text-audio``: the run's summary."""
     from tuneseek.train.text_audio import TextAudioSettings, train_text_audio
 
     if bool(args.pairs) == bool(args.data):
@@ -507,14 +512,7 @@ def _train_text_audio(args) -> int:
         cache=args.cache, workers=max(1, args.loader_workers), device=args.device, devices=args.devices,
         resume=args.resume,
     )
-    summary = train_text_audio(settings, say=(lambda msg: None) if args.json else print)
-    if args.json:
-        _out(summary)
-    elif summary:
-        best = f"{summary['best']:.4f}" if summary.get("best") is not None else "n/a"
-        print(f"trained {summary['epochs_run']} epoch(s) in {summary['seconds']:.0f} s; best {summary['monitor']} "
-              f"{best} at epoch {summary['best_epoch']}; model, summary and training-curves.png in {args.out}")
-    return 0
+    return train_text_audio(settings, say=say)
 
 
 def cmd_evaluate(args) -> int:
