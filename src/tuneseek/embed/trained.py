@@ -15,7 +15,6 @@ was not trained with.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -133,6 +132,6 @@ def _load(folder: Path, stamp: int) -> TrainedModel:
     kind = _TASK_KIND.get(config.get("task"))
     if kind is None:
         raise ModelError(f"config.json names no task tuneseek can run ({config.get('task')!r})", folder)
-    digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:16]
+    digest = checkpoint.weights_digest(folder)
     return TrainedModel(folder, name, kind, tuple(config.get("labels") or ()),
                         f"trained-{config['architecture']}/{digest}", model)

@@ -15,6 +15,7 @@ architecture; :func:`load` then refuses weights that do not fit it rather than m
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -47,6 +48,11 @@ def cache_key(folder: str | Path) -> tuple[Path, int]:
         return folder, (folder / WEIGHTS_FILE).stat().st_mtime_ns
     except OSError:
         return folder, 0
+
+
+def weights_digest(folder: str | Path) -> str:
+    """The first 16 hex digits of the SHA-256 of ``folder``'s weights: what names a trained model's version."""
+    return hashlib.sha256((Path(folder) / WEIGHTS_FILE).read_bytes()).hexdigest()[:16]
 
 
 def save(folder: str | Path, model: MelModel | TextAudioModel, extra: dict[str, Any] | None = None) -> Path:

@@ -28,7 +28,6 @@ a few hundred kilobytes.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from functools import lru_cache
@@ -212,5 +211,5 @@ def _load(folder: Path, stamp: int) -> TextAudioRun:
     if not isinstance(config.get("text_model"), dict) or "version" not in config["text_model"]:
         raise ModelError("config.json does not say which text model the run was trained with", folder)
     model, config = checkpoint.load(folder)
-    digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:16]
+    digest = checkpoint.weights_digest(folder)
     return TextAudioRun(folder, name, f"{ARCHITECTURE}/{digest}", config, model)
