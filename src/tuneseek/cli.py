@@ -557,6 +557,21 @@ def cmd_evaluate(args) -> int:
 
 
 # -- parser ------------------------------------------------------------------------------
+def _positive_int(text: str) -> int:
+    """An argparse type for counts such as ``--top`` and ``-k``: an integer of at least 1.
+
+    Zero or a negative count has no meaning (``--top 0`` used to crash with an IndexError and
+    ``--top -1`` silently answered "no match"), so argparse rejects it as a usage error (exit 2).
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--library", "-L", metavar="DIR", default=argparse.SUPPRESS,
@@ -588,7 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("identify", parents=[common], help="say which track each clip comes from, and where")
     s.add_argument("clips", nargs="+", help="audio clips (at least 2 s)")
-    s.add_argument("--top", "-k", type=int, default=1, help="show up to K candidate tracks (default 1)")
+    s.add_argument("--top", "-k", type=_positive_int, default=1, help="show up to K candidate tracks (default 1)")
     s.set_defaults(func=cmd_identify)
 
     s = sub.add_parser("list", parents=[common], help="list the tracks in the library")
@@ -600,18 +615,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("show", parents=[common], help="a track's facts, stored tags and extractor versions")
     s.add_argument("track", help="track id or path")
-    s.add_argument("--top", type=int, default=8, help="tags shown per vocabulary (default 8; --json gives all)")
+    s.add_argument("--top", type=_positive_int, default=8, help="tags shown per vocabulary (default 8; --json gives all)")
     s.set_defaults(func=cmd_show)
 
     s = sub.add_parser("search", parents=[common], help="tracks that fit a description: \"calm solo piano, no vocals\"")
     s.add_argument("query", nargs="+", help="words describing the music (quote them or not)")
-    s.add_argument("-k", type=int, default=10, help="results (default 10)")
+    s.add_argument("-k", type=_positive_int, default=10, help="results (default 10)")
     s.set_defaults(func=cmd_search)
 
     s = sub.add_parser("similar", parents=[common], help="tracks that sound like a library track, a file or a clip")
     s.add_argument("query", help="track id, a library track's path, or any audio file (a clip under 30 s is "
                                  "matched against 3.7 s segments, and each result says where)")
-    s.add_argument("-k", type=int, default=10, help="results (default 10)")
+    s.add_argument("-k", type=_positive_int, default=10, help="results (default 10)")
     s.add_argument("--space", default="musicnn",
                    help="embedding space: musicnn (default), text-audio (the joint space of `index --text-model`), "
                         "or the name of a trained embedder given to `index --embedder`")
@@ -628,7 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default="mtt", metavar="MODEL",
                    help="mtt: MagnaTagATune top 50 (instruments, moods, genres, default); msd: Million Song Dataset "
                         "(genres, eras); or a trained tagger or classifier (a `tuneseek train` folder)")
-    s.add_argument("--top", type=int, default=10, help="tags shown (default 10; --json gives all)")
+    s.add_argument("--top", type=_positive_int, default=10, help="tags shown (default 10; --json gives all)")
     s.add_argument("--over-time", action="store_true", help="also the tags of every 3 s patch")
     s.add_argument("--wheel", metavar="PATH", help="the musicnn-0.1.0 wheel, to convert the weights offline")
     s.set_defaults(func=cmd_tag)
