@@ -2,16 +2,18 @@
 
 Readers never take it (SQLite in WAL mode and immutable index segments let them
 read while a writer works). The lock dies with its process, so a ``kill -9``
-never leaves a library locked.
+never leaves a library locked. Every writer takes it before changing anything, so a library
+the user cannot write (another user's, or on a read-only mount) is refused here, in one line.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from pathlib import Path
 
-from tuneseek.errors import LibraryBusyError
+from tuneseek.errors import LibraryBusyError, LibraryError
 
 LOCK_NAME = "writer.lock"
 
@@ -24,7 +26,14 @@ class WriterLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        """Take the lock, or raise :class:`LibraryBusyError` (another writer holds it) or
+        :class:`LibraryError` (the library cannot be written: no permission, read-only file system)."""
+        try:
+            fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            if isinstance(e, PermissionError) or e.errno == errno.EROFS:
+                raise LibraryError(self.root, f"read-only: cannot write here ({e.strerror}: {LOCK_NAME})") from None
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -44,7 +53,7 @@ class WriterLock:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> "WriterLock":
+    def __enter__(self) -> WriterLock:
         self.acquire()
         return self
 
