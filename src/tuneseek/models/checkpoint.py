@@ -15,7 +15,6 @@ architecture; :func:`load` then refuses weights that do not fit it rather than m
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -51,8 +50,18 @@ def cache_key(folder: str | Path) -> tuple[Path, int]:
 
 
 def weights_digest(folder: str | Path) -> str:
-    """The first 16 hex digits of the SHA-256 of ``folder``'s weights: what names a trained model's version."""
-    return hashlib.sha256((Path(folder) / WEIGHTS_FILE).read_bytes()).hexdigest()[:16]
+    """What names a trained model's version: 16 hex digits of the digest of ``folder``'s tensors
+    and of the config keys that rebuild the model (:func:`~tuneseek.embed.weights.tensors_digest`).
+
+    Not the hash of the file's bytes, which two saves of the same model need not share
+    (safetensors writes header metadata in a random order).
+    """
+    from tuneseek.embed.weights import tensors_digest
+
+    folder = Path(folder)
+    config = read_config(folder)
+    settings = {key: config[key] for key in ("architecture", "kwargs", "spec", "window_seconds") if key in config}
+    return tensors_digest((folder / WEIGHTS_FILE).read_bytes(), settings)[:16]
 
 
 def save(folder: str | Path, model: MelModel | TextAudioModel, extra: dict[str, Any] | None = None) -> Path:
