@@ -28,16 +28,16 @@ import numpy as np
 
 from tuneseek import analysis, audio
 from tuneseek.errors import AudioError, LibraryBusyError, LibraryError, TuneseekError, UsageError
-from tuneseek.fingerprint import query as fpquery
-from tuneseek.fingerprint.hashes import HASH_SPACE
-from tuneseek.fingerprint.extract import RESAMPLE_QUALITY, FileFingerprint, check_peaks, content_hash
+from tuneseek.fingerprint.extract import RESAMPLE_QUALITY, FileFingerprint, content_hash
+from tuneseek.fingerprint.index import LandmarkIndex, SegmentMissing
 from tuneseek.fingerprint.params import DEFAULT as FP
 from tuneseek.fingerprint.params import FINGERPRINT_VERSION
 from tuneseek.indexing import Job, Outcome, run_jobs
 from tuneseek.similarity import Similar, SpaceIndex
 from tuneseek.store import manifest
 from tuneseek.store.catalog import CATALOG_NAME, TRACK_GAP_FRAMES, Catalog, Track
-from tuneseek.store.landmarks import SEGMENTS_DIR, Segment, remove_unlisted, segment_size, write_segment
+from tuneseek.identifier import Candidate
+from tuneseek.store.landmarks import SEGMENTS_DIR, remove_unlisted, segment_size, write_segment
 from tuneseek.store.lock import LOCK_NAME, WriterLock
 from tuneseek.textsearch import TEXT_AUDIO_EXTRACTOR, TEXT_AUDIO_SPACE, SearchResult, tag_table
 
@@ -64,14 +64,26 @@ def default_library_path() -> Path:
 
 @dataclass(frozen=True)
 class Match:
-    """Where a clip comes from."""
+    """Where a clip comes from: the track, where in it, which part of the clip, how sure."""
 
     track: Track
-    offset: float  # seconds from the track's start to the clip's start
+    offset: float  # seconds into the track at the clip's start; negative when the clip starts before the track
     score: int  # landmarks of the clip aligned with the track at that offset
-    confidence: float  # 0..1: how far the score stands above what unrelated clips reach
+    confidence: float  # 0..1: estimated probability that the match is right
     speed: float  # playback-speed factor of the clip relative to the track (1.0 = as indexed)
     tempo: float  # tempo factor with pitch kept (1.0 = as indexed)
+    clip_start: float = 0.0  # seconds into the clip where the track's audio starts
+    clip_end: float = 0.0  # ... and where it stops matching (the clip's end, or the track's)
+    coverage: float = 1.0  # share of the seconds between clip_start and clip_end with aligned landmarks
+
+    @classmethod
+    def of(cls, c: Candidate, track: Track) -> "Match":
+        return cls(track, c.offset, c.score, c.confidence, c.speed, c.tempo, c.clip_start, c.clip_end, c.coverage)
+
+    @property
+    def track_start(self) -> float:
+        """Seconds into the track where the matched audio begins (at :attr:`clip_start` in the clip)."""
+        return max(0.0, self.offset + self.clip_start * self.speed * self.tempo)
 
     def to_dict(self) -> dict:
         return {
@@ -79,8 +91,12 @@ class Match:
             "track": self.track.name,
             "path": self.track.path,
             "offset": round(self.offset, 3),
+            "track_start": round(self.track_start, 3),
+            "clip_start": round(self.clip_start, 2),
+            "clip_end": round(self.clip_end, 2),
             "score": self.score,
             "confidence": round(self.confidence, 4),
+            "coverage": round(self.coverage, 3),
             "speed": self.speed,
             "tempo": self.tempo,
         }
@@ -147,10 +163,8 @@ class Library:
     def __init__(self, root: Path, catalog: Catalog):
         self.root = root
         self.catalog = catalog
-        self._segments: dict[str, Segment] = {}
-        self._live: tuple[np.ndarray, np.ndarray, list[Track]] | None = None
-        self._has_dead = False
-        self._stop = float(fpquery.MIN_STOP)  # stop-list bound on postings per hash, set by _refresh
+        self.landmarks = LandmarkIndex(root)
+        self._fresh = False  # whether the landmark index holds the catalogue's current view
         self._seen_version: int | None = None
         self._spaces: dict[str, SpaceIndex] = {}
         self._spaces_version: int | None = None
@@ -177,7 +191,7 @@ class Library:
         return cls(root, Catalog(root, create=False))
 
     def close(self) -> None:
-        self._segments.clear()
+        self.landmarks.clear()
         self.catalog.close()
 
     def __enter__(self) -> "Library":
@@ -222,51 +236,23 @@ class Library:
         )
 
     def _refresh(self) -> None:
-        """Reload the segment list and live tracks if another connection changed the catalogue."""
+        """Hand the landmark index the catalogue's segments and live tracks if another connection changed them."""
         version = self.catalog.data_version()
-        if self._live is not None and version == self._seen_version:
+        if self._fresh and version == self._seen_version:
             return
         for _ in range(3):
             with self.catalog.snapshot():
                 names = self.catalog.segments()
                 tracks = self.catalog.tracks()
             try:
-                self._segments = {
-                    name: self._segments.get(name) or Segment(self.root / SEGMENTS_DIR / name) for name in names
-                }
+                self.landmarks.refresh(names, tracks)
                 break
-            except FileNotFoundError as e:
+            except SegmentMissing as e:
                 missing = e.filename  # merged away since we read the list? read it again
         else:
             raise LibraryError(self.root, f"index segment file missing or damaged ({missing}); re-index this library")
-        tracks.sort(key=lambda t: t.base_frame)
-        bases = np.array([t.base_frame for t in tracks], np.int64)
-        ends = np.array([t.base_frame + t.n_frames for t in tracks], np.int64)
-        self._live = (bases, ends, tracks)
-        postings = sum(len(seg) for seg in self._segments.values())
-        self._has_dead = postings != sum(t.n_landmarks for t in tracks)
-        self._stop = max(fpquery.MIN_STOP, fpquery.STOP_RATIO * postings / HASH_SPACE)
+        self._fresh = True
         self._seen_version = version
-
-    def _lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """All postings of ``hashes`` across segments, less the stop-listed hashes."""
-        segments = list(self._segments.values())
-        if not segments:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        ranges = [seg.ranges(hashes) for seg in segments]
-        keep = sum(end - start for start, end in ranges) <= self._stop
-        parts = [seg.gather(start, np.where(keep, end - start, 0)) for seg, (start, end) in zip(segments, ranges)]
-        qi, frames = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-        if self._has_dead:  # postings of removed tracks, until the next compact
-            live = self._track_of(frames) >= 0
-            qi, frames = qi[live], frames[live]
-        return qi, frames
-
-    def _track_of(self, frames: np.ndarray) -> np.ndarray:
-        bases, ends, _ = self._live
-        idx = np.searchsorted(bases, frames, side="right") - 1
-        ok = (idx >= 0) & (frames < ends[np.maximum(idx, 0)])
-        return np.where(ok, idx, -1)
 
     def identify(self, clip: str | Path | np.ndarray, sr: int | None = None) -> Match | None:
         """Which track ``clip`` (a file, or samples at ``sr``) comes from, or ``None`` for no match.
@@ -278,28 +264,19 @@ class Library:
         return found[0] if found else None
 
     def candidates(self, clip: str | Path | np.ndarray, sr: int | None = None, k: int = 5) -> list[Match]:
-        """Up to ``k`` matches of distinct tracks above the no-match threshold, best first."""
+        """Up to ``k`` matches of distinct tracks above the no-match threshold, best first.
+
+        A clip may hold more than one track (two songs back to back): each match says
+        which stretch of the clip it covers.
+        """
+        if k < 1:
+            raise UsageError(f"k must be at least 1, got {k}")
         name, samples = self._clip_samples(clip, sr)
         seconds = len(samples) / FP.sr
         if seconds < MIN_CLIP_SECONDS:
             raise AudioError(name, f"too short: {seconds:.2f} s (a clip needs at least {MIN_CLIP_SECONDS:g} s)")
-        pairs, peaks = fpquery.clip_pairs(samples)
-        check_peaks(name, peaks, seconds)
         self._refresh()
-        matches = []
-        for cand in fpquery.search(pairs, self._lookup, self._track_of, k=k):
-            track = self._live[2][cand.track]
-            matches.append(
-                Match(
-                    track=track,
-                    offset=max(0.0, (cand.offset - track.base_frame) / FP.frames_per_second),
-                    score=cand.score,
-                    confidence=fpquery.confidence(cand.score),
-                    speed=float(cand.freq_scale),
-                    tempo=round(float(cand.time_scale / cand.freq_scale), 3),
-                )
-            )
-        return matches
+        return [Match.of(c, self.catalog.track(c.track_id)) for c in self.landmarks.candidates(samples, k, name)]
 
     def _clip_samples(self, clip, sr) -> tuple[str, np.ndarray]:
         if isinstance(clip, np.ndarray):
@@ -722,7 +699,7 @@ class Library:
                     if kind == "move":
                         self.catalog.update_path(old.id, outcome.path, outcome.fingerprint.mtime_ns)
                 self._store_description(track_id, outcome, versions)
-        self._live = None
+        self._fresh = False
         self._spaces.clear()
         for kind, outcome, old, _ in rows:
             track = self.catalog.track_by_path(outcome.path)
@@ -751,7 +728,7 @@ class Library:
             track = self.track(ref)
             with self.catalog.transaction():
                 self.catalog.delete_track(track.id)  # its tags, embeddings and versions go with it
-        self._live = None  # data_version only moves for other connections' commits
+        self._fresh = False  # data_version only moves for other connections' commits
         self._spaces.clear()
         return track
 
@@ -770,23 +747,18 @@ class Library:
         """Replace segments ``names`` by one holding their live postings."""
         if not names:
             return
-        self._live = None
+        self._fresh = False
         self._refresh()
-        hs, gs = [], []
-        for name in names:
-            h, g = self._segments[name].all_postings()
-            keep = self._track_of(g.astype(np.int64)) >= 0
-            hs.append(h[keep])
-            gs.append(g[keep])
-        h, g = np.concatenate(hs), np.concatenate(gs)
+        live = [self.landmarks.live_postings(name) for name in names]
+        h, g = np.concatenate([p[0] for p in live]), np.concatenate([p[1] for p in live])
         new = write_segment(self.root, h, g) if len(h) else None
         with self.catalog.transaction():
             for name in names:
                 self.catalog.drop_segment(name)
             if new:
                 self.catalog.add_segment(new, len(h))
-        self._segments.clear()
-        self._live = None
+        self.landmarks.clear()
+        self._fresh = False
         remove_unlisted(self.root, set(self.catalog.segments()))
 
 

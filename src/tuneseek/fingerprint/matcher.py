@@ -43,6 +43,21 @@ def _largest(items: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
     return np.concatenate([above, items[values == cut][: k - len(above)]])
 
 
+def _coarse(keys: np.ndarray) -> np.ndarray:
+    """Coarse bin of each key, with the high 32 bits (the track, in per-track voting) scattered.
+
+    Keys of one track stay in consecutive bins; keys of different tracks land far
+    apart once folded into the counters, instead of piling onto the same few (with
+    a plain shift every track's offsets would share the counters of its low bits, and
+    a long clip's chance hits over many tracks would bury a true pile).
+    """
+    return ((keys & 0xFFFFFFFF) >> COARSE_SHIFT) + (keys >> 32) * _SCATTER
+
+
+#: an odd multiplier (2**32 / golden ratio) that spreads consecutive track numbers over the counters
+_SCATTER = 0x9E3779B1
+
+
 def _dense_regions(offsets: np.ndarray, regions: int, tolerance: int) -> tuple[np.ndarray, np.ndarray]:
     """Hits in (and around) the ``regions`` densest coarse bins, and which table keys are their cores.
 
@@ -52,7 +67,7 @@ def _dense_regions(offsets: np.ndarray, regions: int, tolerance: int) -> tuple[n
     coarse bins a pile may be centred in.
     """
     mask = (1 << min(20, max(14, int(len(offsets)).bit_length()))) - 1
-    key = (offsets >> COARSE_SHIFT) & mask
+    key = _coarse(offsets) & mask
     counts = np.bincount(key, minlength=mask + 1)
     pairs = counts.copy()  # a pile may straddle two bins
     pairs[:-1] += counts[1:]
@@ -73,6 +88,10 @@ def best_offsets(
     offsets: np.ndarray, tolerance: int, top: int = 10, hashes: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``top`` piles of offsets within ``+-tolerance`` frames of each other, best first.
+
+    ``offsets`` are plain frame offsets, or per-track keys (the track in the bits
+    above 32, the offset biased to be non-negative below): piles never straddle a
+    multiple of 2**32.
 
     Candidate piles are found by hit count above their background (see the module
     docstring); each is then scored by that, or, when ``hashes`` (the hash of each
@@ -99,7 +118,7 @@ def best_offsets(
     background = (wide - count) * (2 * tolerance + 1) / (2 * FLANK)
     sharp = count - background
     if core is not None:  # piles at the edge of the kept regions have no full background
-        sharp[~core[(uniq >> COARSE_SHIFT) & mask]] = -np.inf
+        sharp[~core[_coarse(uniq) & mask]] = -np.inf
     chosen: list[int] = []
     for i in np.argsort(-sharp, kind="stable")[: top * (2 * tolerance + 1) * 4]:
         if all(abs(uniq[i] - uniq[c]) > 2 * tolerance for c in chosen):

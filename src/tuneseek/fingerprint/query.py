@@ -22,12 +22,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from tuneseek.fingerprint.hashes import Pairs, pair_peaks, quantise
+from tuneseek.identifier import Candidate
 from tuneseek.fingerprint.matcher import best_offsets
 from tuneseek.fingerprint.params import DEFAULT, FingerprintParams
 from tuneseek.fingerprint.peaks import Peaks, find_peaks
 
-SPEEDS = (0.97, 0.98, 0.99, 1.01, 1.02, 1.03)
-TEMPI = (0.95, 0.965, 0.98, 1.02, 1.035, 1.05)
+#: speed changes (pitch and tempo together) tried: -6 % .. +6 %
+SPEEDS = tuple(round(1 + d / 100, 2) for d in range(-6, 7) if d)
+#: tempo changes with pitch kept: -11 % .. +11 %, every 1.5 %
+TEMPI = tuple(round(1 + 0.015 * d, 3) for d in range(-7, 8) if d)
+#: pitch changes with tempo kept: half a semitone and a semitone, down and up
+PITCHES = tuple(2 ** (s / 12) for s in (-1.0, -0.5, 0.5, 1.0))
+#: analyses of a clip, each a fraction of a hop later (see :func:`clip_pairs`)
+SHIFTS = 4
 
 
 @dataclass(frozen=True)
@@ -50,8 +57,8 @@ STAGES = (
     Stage(
         tuple(
             sorted(
-                [(s, s) for s in SPEEDS] + [(r, 1.0) for r in TEMPI],
-                key=lambda h: abs(h[0] - 1.0),  # likeliest first, for the early exit
+                [(s, s) for s in SPEEDS] + [(r, 1.0) for r in TEMPI] + [(1.0, p) for p in PITCHES],
+                key=lambda h: abs(h[0] - 1.0) + abs(h[1] - 1.0),  # likeliest first, for the early exit
             )
         ),
         min_score=16,
@@ -88,74 +95,149 @@ NULL_SCALE = 1.9
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """A pile of aligned hits: its track (index into the live tracks), global offset in frames,
-    score, and the hypothesis that found it."""
+class Pile:
+    """A line of aligned hits in one track: the evidence that the clip comes from it.
+
+    ``track`` indexes the index's live tracks; ``offset`` is the track frame at the
+    clip's frame 0 (negative when the clip starts before the track); ``time_scale``
+    and ``freq_scale`` the hypothesis (refined by a line fit) that maps the clip
+    onto the track. ``first`` and ``last`` are the clip frames of the first and last
+    aligned hit, ``covered`` how many of the clip's seconds between them hold one.
+    """
 
     track: int
-    offset: int
+    offset: float
     score: int
     time_scale: float
     freq_scale: float
+    first: float = 0.0
+    last: float = 0.0
+    covered: int = 0
+
+    def located(self, track_id: int, fps: float, clip_seconds: float, track_frames: int,
+                confidence: float) -> Candidate:
+        """The public :class:`Candidate`: seconds, the span of the clip that holds the track."""
+        scale = self.time_scale
+        start = max(0.0, -self.offset / scale)  # clip frame where the track begins
+        if self.first - start > fps * LATE_START_SECONDS:
+            start = self.first  # the clip starts inside the track but its first part does not match
+        end = min(self.last + SPAN_TAIL_FRAMES, (track_frames - self.offset) / scale, clip_seconds * fps)
+        seconds = max(1, int(np.ceil((end - start) / fps)))
+        return Candidate(
+            track_id=track_id,
+            offset=round(self.offset / fps, 3),
+            clip_start=round(start / fps, 2),
+            clip_end=round(max(start, end) / fps, 2),
+            score=self.score,
+            confidence=confidence,
+            speed=float(self.freq_scale),
+            tempo=round(float(self.time_scale / self.freq_scale), 3),
+            coverage=round(min(1.0, self.covered / seconds), 3),
+        )
 
 
-Lookup = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-Resolve = Callable[[np.ndarray], np.ndarray]
+#: a track whose first aligned hit comes this long after the track's own start in the
+#: clip is said to start at that hit (the clip began inside the track, in a stretch
+#: that did not match); the last hit's anchor is followed by this many frames of pair
+LATE_START_SECONDS = 3.0
+SPAN_TAIL_FRAMES = 8
+
+#: what a lookup gives: (query index, track index, frame within the track) of every hit
+Lookup = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
-def clip_pairs(clip: np.ndarray, params: FingerprintParams = DEFAULT) -> tuple[Pairs, Peaks]:
-    """Peak pairs of a clip (at ``params.sr``), with the zone widened to allow for rescaling."""
-    peaks = find_peaks(clip, params)
-    widen = 1.0 / min(min(SPEEDS), min(TEMPI))
-    pairs = pair_peaks(peaks, QUERY_FANOUT, params.dt_max * widen, params.df_max * widen, 2 * params.lookahead)
-    return pairs, peaks
+def clip_pairs(clip: np.ndarray, params: FingerprintParams = DEFAULT, shifts: int = SHIFTS) -> tuple[Pairs, Peaks]:
+    """Peak pairs of a clip (at ``params.sr``), with the zone widened to allow for rescaling.
+
+    The clip is analysed ``shifts`` times, each starting ``hop / shifts`` samples later,
+    and the pairs of all are pooled (anchor times in frames of the unshifted clip):
+    spectral peaks depend on where the analysis frames fall, and one of the shifts
+    lands within ``hop / (2 * shifts)`` samples of the frames the track was indexed
+    with, wherever the clip was cut. Returns the pooled pairs and the unshifted peaks.
+    """
+    widen = 1.0 / min(min(SPEEDS), min(TEMPI), min(PITCHES))
+    parts, first = [], None
+    for i in range(shifts):
+        lag = (i * params.hop) // shifts
+        peaks = find_peaks(clip[lag:], params)
+        first = first or peaks
+        p = pair_peaks(peaks, QUERY_FANOUT, params.dt_max * widen, params.df_max * widen, 2 * params.lookahead)
+        parts.append(Pairs(p.t1 + lag / params.hop, p.f1, p.f2, p.dt))
+    pairs = Pairs(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("t1", "f1", "f2", "dt")))
+    return pairs, first
 
 
 @dataclass(frozen=True)
 class _Votes:
-    """One hypothesis's hits and its best piles."""
+    """One hypothesis's hits (per hit: clip anchor frame, rescaled; track; frame in the track) and its best piles."""
 
-    anchor: np.ndarray  # clip frame (rescaled) of each hit
-    frames: np.ndarray  # global reference frame of each hit
-    offsets: np.ndarray  # best piles, best first
-    scores: np.ndarray
+    anchor: np.ndarray
+    track: np.ndarray
+    frame: np.ndarray
+    piles: list[Pile]
+
+
+#: Piles are sought on one integer axis: track index in the high bits, offset (biased
+#: to be non-negative) in the low 32. Tracks are 2**32 frames apart there, so a pile
+#: and its background never mix two tracks.
+_OFFSET_BIAS = 1 << 31
 
 
 def _vote(pairs: Pairs, lookup: Lookup, time_scale: float, freq_scale: float, piles: int) -> _Votes | None:
     hashes, anchor = quantise(pairs, time_scale, freq_scale)
     if len(hashes) == 0:
         return None
-    qi, frames = lookup(hashes)
-    offsets, scores = best_offsets(frames - anchor[qi], TOLERANCE, top=piles, hashes=hashes[qi])
-    return _Votes(anchor[qi], frames, offsets, scores)
+    qi, track, frame = lookup(hashes)
+    a = anchor[qi]
+    key = (track << 32) + (frame - a + _OFFSET_BIAS)
+    keys, scores = best_offsets(key, TOLERANCE, top=piles, hashes=hashes[qi])
+    found = [
+        Pile(int(k >> 32), float((k & 0xFFFFFFFF) - _OFFSET_BIAS), int(s), time_scale, freq_scale)
+        for k, s in zip(keys, scores)
+    ]
+    return _Votes(a, track, frame, found)
 
 
-def _refine(votes: _Votes, cand: Candidate) -> Candidate:
-    """Fit a line through the hits around a pile: the exact time scale, and where the clip starts.
+def _refine(votes: _Votes, pile: Pile, fps: float) -> Pile:
+    """Fit a line through the hits around a pile: the exact time scale, where the clip starts, which part matched.
 
     A pile catches the hits of the part of the clip where the hypothesis's time
     scale and the true one agree within the tolerance; a straight line fitted
-    through all hits near it (iterating on the inliers) recovers the true scale,
-    and so the offset of the clip's *start*, not of its middle.
+    through all hits of its track near it (iterating on the inliers) recovers the
+    true scale, and so the offset of the clip's *start*, not of its middle. The
+    inliers also say which stretch of the clip matched.
     """
     reach = FIT_SPREAD * (votes.anchor.max(initial=0) + 1) + TOLERANCE
-    near = np.abs(votes.frames - votes.anchor - cand.offset) <= reach
-    x, y = votes.anchor[near].astype(np.float64), votes.frames[near].astype(np.float64)
-    a, b = 1.0, float(cand.offset)
+    near = (votes.track == pile.track) & (np.abs(votes.frame - votes.anchor - pile.offset) <= reach)
+    x, y = votes.anchor[near].astype(np.float64), votes.frame[near].astype(np.float64)
+    a, b = 1.0, pile.offset
+    fitted = False
     for _ in range(FIT_ROUNDS):
         inliers = np.abs(y - (a * x + b)) <= FIT_RESIDUAL
         if inliers.sum() < FIT_MIN_HITS or np.ptp(x[inliers]) < 1:
-            return cand
-        a, b = np.polyfit(x[inliers], y[inliers], 1)
-    if abs(a - 1.0) > FIT_SPREAD:
-        return cand
-    scale = float(cand.time_scale * a)
-    if abs(scale - cand.time_scale) < FIT_PRECISION:  # within the fit's own scatter: keep the hypothesis
-        scale = cand.time_scale
-    return Candidate(cand.track, int(round(b)), cand.score, round(scale, 3), cand.freq_scale)
+            break
+        a_new, b_new = np.polyfit(x[inliers], y[inliers], 1)
+        if abs(a_new - 1.0) > FIT_SPREAD:
+            break
+        a, b, fitted = float(a_new), float(b_new), True
+    inliers = np.abs(y - (a * x + b)) <= FIT_RESIDUAL
+    if not fitted:
+        a, b = 1.0, pile.offset
+        inliers = np.abs(y - x - b) <= TOLERANCE
+    scale = float(pile.time_scale * a)
+    if abs(scale - pile.time_scale) < FIT_PRECISION:  # within the fit's own scatter: keep the hypothesis
+        scale = pile.time_scale
+    clip_frames = x[inliers] / pile.time_scale  # back to the clip's own frames
+    if len(clip_frames):
+        first, last = float(clip_frames.min()), float(clip_frames.max())
+        covered = len(np.unique((clip_frames / fps).astype(np.int64)))
+    else:
+        first = last = 0.0
+        covered = 0
+    return Pile(pile.track, b, pile.score, round(scale, 3), pile.freq_scale, first, last, covered)
 
 
-def search(pairs: Pairs, lookup: Lookup, track_of: Resolve, k: int = 5) -> list[Candidate]:
+def search(pairs: Pairs, lookup: Lookup, k: int = 5, fps: float = DEFAULT.frames_per_second) -> list[Pile]:
     """Matches of up to ``k`` distinct tracks, best first; empty for "no match".
 
     Stages run in order until one yields a pile at or above its threshold; inside
@@ -163,41 +245,39 @@ def search(pairs: Pairs, lookup: Lookup, track_of: Resolve, k: int = 5) -> list[
     ``SURE_FACTOR`` times the threshold. Each match's time scale and start are
     then refined (see :func:`_refine`); a match found without a pitch change whose
     time scale turns out changed is also tried as a speed change, and the better
-    explanation kept.
-    ``lookup(hashes)`` returns every live posting of the hashes as ``(query
-    index, global frame)``; ``track_of(frames)`` gives the index of the track
-    each global frame belongs to, or -1 (gaps between tracks).
+    explanation kept. ``lookup(hashes)`` returns every live posting of the hashes
+    as ``(query index, track index, frame within the track)``.
     """
     for stage in STAGES:
-        best: dict[int, Candidate] = {}
+        best: dict[int, Pile] = {}
         for time_scale, freq_scale in stage.hypotheses:
             votes = _vote(pairs, lookup, time_scale, freq_scale, 2 * k + 2)
             if votes is None:
                 continue
-            for track, offset, score in zip(track_of(votes.offsets + TOLERANCE), votes.offsets, votes.scores):
-                if track >= 0 and score >= stage.min_score and (track not in best or score > best[track].score):
-                    best[track] = _refine(votes, Candidate(int(track), int(offset), int(score), time_scale, freq_scale))
+            for pile in votes.piles:
+                if pile.score >= stage.min_score and (pile.track not in best or pile.score > best[pile.track].score):
+                    best[pile.track] = _refine(votes, pile, fps)
             if best and max(c.score for c in best.values()) >= SURE_FACTOR * stage.min_score:
                 break
         if best:
             found = sorted(best.values(), key=lambda c: -c.score)[:k]
-            found[0] = _as_speed_change(pairs, lookup, track_of, found[0])
+            found[0] = _as_speed_change(pairs, lookup, found[0], fps)
             return found
     return []
 
 
-def _as_speed_change(pairs: Pairs, lookup: Lookup, track_of: Resolve, cand: Candidate) -> Candidate:
-    """``cand`` re-scored as a speed change (pitch moved too) when its time scale says so and that scores higher."""
-    scale = cand.time_scale
-    if cand.freq_scale != 1.0 or abs(scale - 1.0) < MIN_SPEED_CHANGE:
-        return cand
+def _as_speed_change(pairs: Pairs, lookup: Lookup, pile: Pile, fps: float) -> Pile:
+    """``pile`` re-scored as a speed change (pitch moved too) when its time scale says so and that scores higher."""
+    scale = pile.time_scale
+    if pile.freq_scale != 1.0 or abs(scale - 1.0) < MIN_SPEED_CHANGE:
+        return pile
     votes = _vote(pairs, lookup, scale, scale, 4)
     if votes is None:
-        return cand
-    for offset, score in zip(votes.offsets, votes.scores):
-        if track_of(np.array([offset + TOLERANCE]))[0] == cand.track and score > cand.score:
-            return _refine(votes, Candidate(cand.track, int(offset), int(score), scale, scale))
-    return cand
+        return pile
+    for other in votes.piles:
+        if other.track == pile.track and other.score > pile.score:
+            return _refine(votes, other, fps)
+    return pile
 
 
 def confidence(score: int) -> float:

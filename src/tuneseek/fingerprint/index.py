@@ -1,0 +1,129 @@
+"""The landmark index as one object: segments on disk, the stop-list, lookup and per-track voting.
+
+This is the landmark engine behind the :class:`~tuneseek.fingerprint.identifier.Identifier`
+seam. The library hands it the catalogue's view (segment names and live tracks) with
+:meth:`LandmarkIndex.refresh`, and asks it for :meth:`LandmarkIndex.candidates` of a
+clip; writing a new segment and merging segments stay with the library, which owns the
+catalogue transaction that makes them part of the index.
+
+Postings are stored on one global frame axis (a track's base frame plus the landmark's
+anchor frame, 4 bytes each), but every hit is credited to the track that *holds the
+posting*, never to whatever lies at ``hit frame - clip frame`` on that axis: voting is
+per track, in track frames, so a clip may start before its track (a negative offset)
+or run past its end.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tuneseek.fingerprint import query
+from tuneseek.fingerprint.extract import check_peaks
+from tuneseek.fingerprint.hashes import HASH_SPACE
+from tuneseek.fingerprint.params import DEFAULT, FingerprintParams
+from tuneseek.identifier import Candidate
+from tuneseek.store.landmarks import SEGMENTS_DIR, Segment
+
+
+class SegmentMissing(Exception):
+    """A listed segment's files are gone (merged away by another process since the list was read)."""
+
+    def __init__(self, filename: str):
+        self.filename = filename
+        super().__init__(filename)
+
+
+class LandmarkIndex:
+    """Landmark identification over the memory-mapped segments of one library directory."""
+
+    name = "landmarks"
+
+    def __init__(self, root: Path, params: FingerprintParams = DEFAULT):
+        self.root = root
+        self.params = params
+        self.sample_rate = params.sr
+        self._segments: dict[str, Segment] = {}
+        self._bases = np.zeros(0, np.int64)
+        self._ends = np.zeros(0, np.int64)
+        self._ids = np.zeros(0, np.int64)
+        self._stop = float(query.MIN_STOP)
+
+    # -- the catalogue's view ---------------------------------------------------------
+    def refresh(self, segment_names: list[str], tracks: list) -> None:
+        """Use these segments and these live tracks (objects with ``id``, ``base_frame``, ``n_frames``).
+
+        Raises :class:`SegmentMissing` when a listed segment cannot be opened.
+        """
+        try:
+            self._segments = {
+                name: self._segments.get(name) or Segment(self.root / SEGMENTS_DIR / name) for name in segment_names
+            }
+        except FileNotFoundError as e:
+            raise SegmentMissing(e.filename) from e
+        ordered = sorted(tracks, key=lambda t: t.base_frame)
+        self._bases = np.array([t.base_frame for t in ordered], np.int64)
+        self._ends = np.array([t.base_frame + t.n_frames for t in ordered], np.int64)
+        self._ids = np.array([t.id for t in ordered], np.int64)
+        postings = sum(len(seg) for seg in self._segments.values())
+        self._stop = max(query.MIN_STOP, query.STOP_RATIO * postings / HASH_SPACE)
+
+    def clear(self) -> None:
+        """Forget the open segments (before they are merged away or the library closes)."""
+        self._segments.clear()
+
+    @property
+    def segments(self) -> dict[str, Segment]:
+        return self._segments
+
+    # -- lookup -----------------------------------------------------------------------
+    def track_of(self, frames: np.ndarray) -> np.ndarray:
+        """Index (into the live tracks, by base frame) of the track holding each global frame, or -1."""
+        idx = np.searchsorted(self._bases, frames, side="right") - 1
+        ok = (idx >= 0) & (frames < self._ends[np.maximum(idx, 0)])
+        return np.where(ok, idx, -1)
+
+    def lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every live posting of ``hashes``, less the stop-listed hashes.
+
+        Returns ``(query index, track index, frame within that track)`` per posting;
+        postings of removed tracks (kept on disk until the next compact) are left out.
+        """
+        segments = list(self._segments.values())
+        if not segments or len(self._bases) == 0:
+            empty = np.zeros(0, np.int64)
+            return empty, empty, empty
+        ranges = [seg.ranges(hashes) for seg in segments]
+        keep = sum(end - start for start, end in ranges) <= self._stop
+        parts = [seg.gather(start, np.where(keep, end - start, 0)) for seg, (start, end) in zip(segments, ranges)]
+        qi, frames = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        track = self.track_of(frames)
+        live = track >= 0
+        qi, frames, track = qi[live], frames[live], track[live]
+        return qi, track, frames - self._bases[track]
+
+    def live_postings(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """The ``(hash, global frame)`` postings of segment ``name`` that belong to live tracks."""
+        h, g = self._segments[name].all_postings()
+        keep = self.track_of(g.astype(np.int64)) >= 0
+        return h[keep], g[keep]
+
+    # -- identification ---------------------------------------------------------------
+    def candidates(self, clip: np.ndarray, k: int = 5, name: str = "<samples>") -> list[Candidate]:
+        """Up to ``k`` tracks ``clip`` (mono, at :attr:`sample_rate`) may come from, best first.
+
+        Each names its track by catalogue id; an empty list means "no match". Raises
+        :class:`AudioError` (naming the clip ``name``) when the clip holds nothing to
+        fingerprint.
+        """
+        pairs, peaks = query.clip_pairs(clip, self.params)
+        check_peaks(name, peaks, len(clip) / self.params.sr)
+        fps = self.params.frames_per_second
+        piles = query.search(pairs, self.lookup, k=k, fps=fps)
+        seconds = len(clip) / self.params.sr
+        return [
+            p.located(int(self._ids[p.track]), fps, seconds, int(self._ends[p.track] - self._bases[p.track]),
+                      query.confidence(p.score))
+            for p in piles
+        ]

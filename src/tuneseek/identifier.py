@@ -1,0 +1,51 @@
+"""The identification seam: what any identifier (landmarks today, a learned fingerprint later) promises.
+
+An identifier turns a clip into :class:`Candidate` tracks with the evidence for each; the
+library turns candidates into the :class:`~tuneseek.library.Match` results people see. A
+second identifier plugs in beside the first by implementing :class:`Identifier`; their
+candidates can then be fused per track.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One track a clip may come from, and where.
+
+    Times are in seconds. ``offset`` is the track time at the clip's first sample:
+    negative when the clip starts before the track (a recording that begins with
+    noise, silence or other music). ``clip_start`` and ``clip_end`` delimit the part
+    of the clip that holds the track, as far as the evidence shows.
+    """
+
+    track_id: int
+    offset: float
+    clip_start: float
+    clip_end: float
+    score: int  # distinct aligned landmarks, less what the surroundings of the alignment hold
+    confidence: float  # estimated probability that this is a true match
+    speed: float  # playback-speed factor (pitch and tempo together) of the clip relative to the track
+    tempo: float  # tempo factor with pitch kept
+    coverage: float  # share of the clip's seconds with aligned landmarks, within [clip_start, clip_end]
+
+    @property
+    def track_start(self) -> float:
+        """Track time at :attr:`clip_start`: where in the track the matched audio begins."""
+        return max(0.0, self.offset + self.clip_start * self.speed * self.tempo)
+
+
+class Identifier(Protocol):
+    """Finds the tracks a clip comes from. The library owns adding and removing tracks' data."""
+
+    name: str
+    sample_rate: int  # the rate clips must be given at (mono float32)
+
+    def candidates(self, clip: np.ndarray, k: int = 5) -> list[Candidate]:
+        """Up to ``k`` distinct tracks, best first; an empty list means "no match"."""
+        ...
