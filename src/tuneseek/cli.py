@@ -381,7 +381,9 @@ def _print_identify_metrics(m: dict) -> None:
         print(f"latency per query    {m['latency_ms_median']:.1f} ms median, {m['latency_ms_p95']:.1f} ms p95 "
               "(decoding included)")
     if m["errors"]:
-        print(f"errors               {m['errors']}")
+        print(f"errors               {m['errors']} (could not be identified)")
+        for failure in m["failed"]:
+            print(f"  {failure['sample']}: {failure['error']}")
     if m["origin_not_indexed"]:
         print(f"left out             {m['origin_not_indexed']} clips of tracks the library refused")
 

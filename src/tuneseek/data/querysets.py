@@ -19,6 +19,7 @@ spec such as ``"noise:0db,mp3:32k"``) so that anyone can benchmark on their own 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -36,6 +37,7 @@ from tuneseek import audio
 from tuneseek.degrade import degrade, format_degradations, parse_degradations
 from tuneseek.errors import AudioError, UsageError
 from tuneseek.fileio import atomic_write_bytes
+from tuneseek.fingerprint.extract import fingerprint_file
 
 __all__ = [
     "Origin",
@@ -95,12 +97,15 @@ class Sample:
 class QuerySet:
     """One split of the layout.  ``root`` is the directory holding ``origin/`` and
     ``sample/``; ``split`` its split name (None when the directory was given directly
-    and is not named train/valid/test)."""
+    and is not named train/valid/test).  ``skipped``: ``(source file, reason)`` for each
+    file :func:`make_queries` left out of the split (from its ``queries.json``; empty for
+    a split made otherwise)."""
 
     root: Path
     split: str | None
     origins: list[Origin] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def labels(self) -> list[str]:
@@ -234,7 +239,9 @@ def read_queryset(root: str | Path, split: str | None = "test") -> QuerySet:
             f"{sample_dir}: no sample audio files (expected sample/<label>/<label>_<start_ms>_<end_ms>.<ext>)"
         )
     samples.sort(key=lambda s: (s.label, s.start, s.end, s.path.name))
-    return QuerySet(root=split_dir, split=split_name, origins=origins, samples=samples)
+    made = _read_json(split_dir / QUERIES_JSON) or {}
+    skipped = [(str(s.get("path")), str(s.get("reason"))) for s in made.get("skipped") or [] if isinstance(s, dict)]
+    return QuerySet(root=split_dir, split=split_name, origins=origins, samples=samples, skipped=skipped)
 
 
 # ----------------------------------------------------------------------------- making
@@ -414,8 +421,10 @@ def make_queries(
     under ``sample/<label>/<label>_<start_ms>_<end_ms>.<fmt>`` where start/end are the true
     span in the source (a speed/tempo degradation changes the clip's own length, not the
     name).  ``holdout`` tracks chosen at random get samples but no origin: negative queries.
-    Tracks shorter than ``length`` and files that fail to decode are skipped and listed in
-    ``out/<split>/queries.json``, which is written last.  Everything is seeded by ``seed``:
+    Tracks shorter than ``length``, files that fail to decode and files the indexer would
+    refuse (silent, too little to fingerprint) are skipped before any is picked, and listed
+    with the reason in ``out/<split>/queries.json`` (written last) and the returned
+    :attr:`QuerySet.skipped`.  Everything is seeded by ``seed``:
     the same arguments give the same names and byte-identical samples.  Re-running with the
     same arguments on a finished split is a no-op; a different run into a split that already
     has files is refused.  ``on_progress(done, total)`` is called as source files are done.
@@ -510,6 +519,10 @@ def make_queries(
             continue
         if dur < length:
             skip(t, f"shorter than the excerpt length ({dur:.2f} s < {length:g} s)")
+            continue
+        problem = _fingerprint_problem(t.path)
+        if problem is not None:
+            skip(t, problem)
             continue
         t.duration, t.sr = dur, int(info.sample_rate)
         usable.append(t)
@@ -614,6 +627,31 @@ def make_queries(
     atomic_write_bytes(done_json, _json_bytes(description))
     marker.unlink(missing_ok=True)
     return read_queryset(out, split)
+
+
+def _fingerprint_problem(path: Path) -> str | None:
+    """Why the indexer would refuse ``path`` (silent, too little to fingerprint...), or None.
+
+    Such a file can be neither a library track (its clips could never be found) nor held-out
+    music (its clips would get "no match" for want of sound, not because the library does not
+    know the music), so :func:`make_queries` leaves it out.
+    """
+    try:
+        st = path.stat()
+    except OSError as e:
+        return e.strerror or str(e)
+    return _fingerprint_problem_of(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fingerprint_problem_of(path: str, size: int, mtime_ns: int) -> str | None:
+    """:func:`_fingerprint_problem` of one version of a file (``size`` and ``mtime_ns`` tell it):
+    it decodes the whole file, once per process (``demo`` makes seven query sets of one folder)."""
+    try:
+        fingerprint_file(path)
+    except AudioError as e:
+        return e.reason
+    return None
 
 
 def _cut(

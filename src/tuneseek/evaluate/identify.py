@@ -3,7 +3,8 @@
 Every sample is identified against a library holding the split's origins; a
 sample whose label has an origin is correct when the top match is one of that
 label's tracks, and a sample without one (music not in the library) is a false
-positive when anything matches at all.
+positive when anything matches at all. A sample that cannot be identified (a file that
+does not decode, too short, silent) counts as an error, and the report says why.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tuneseek.data.querysets import QuerySet, Sample
-from tuneseek.errors import TuneseekError
+from tuneseek.errors import AudioError, TuneseekError
 from tuneseek.library import Library, Match
 
 #: An offset counts as right within this many seconds of the true start.
@@ -28,7 +29,7 @@ class QueryResult:
     sample: Sample
     matches: list[Match]
     latency: float  # seconds, decoding included
-    error: str | None = None
+    error: str | None = None  # why the sample could not be identified (one line, without its path)
 
     @property
     def top(self) -> Match | None:
@@ -60,6 +61,8 @@ def score(results: list[QueryResult], labels: dict[int, str]) -> dict:
 
     Clips of a track the indexer refused (a silent file, say) are left out of the
     accuracy and counted apart: the library cannot know a track it was never given.
+    ``errors`` counts the other samples that could not be identified, and ``failed``
+    lists them: ``{"sample": path, "error": reason}`` each.
     """
     indexed = set(labels.values())
     pos = [r for r in results if r.sample.in_library and r.sample.label in indexed]
@@ -80,6 +83,7 @@ def score(results: list[QueryResult], labels: dict[int, str]) -> dict:
         "not_in_library": len(neg),
         "origin_not_indexed": len(unindexed),
         "errors": sum(r.error is not None for r in pos + neg),
+        "failed": [{"sample": str(r.sample.path), "error": r.error} for r in pos + neg if r.error is not None],
         "top1": len(top1) / len(pos) if pos else None,
         "top5": len(top5) / len(pos) if pos else None,
         "offset_within_0.5s": len(offset_ok) / len(pos) if pos else None,
@@ -100,6 +104,8 @@ def evaluate_identify(
         t0 = time.perf_counter()
         try:
             matches, error = library.candidates(sample.path, k=5), None
+        except AudioError as e:
+            matches, error = [], e.reason  # the report names the sample itself
         except TuneseekError as e:
             matches, error = [], str(e)
         result = QueryResult(sample, matches, time.perf_counter() - t0, error)
