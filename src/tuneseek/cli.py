@@ -29,8 +29,13 @@ def _err(msg: str) -> None:
 
 
 def _fmt_time(seconds: float) -> str:
-    m, s = divmod(seconds, 60)
-    return f"{int(m)}:{s:04.1f}"
+    """``m:ss.s``, or ``h:mm:ss.s`` from an hour on."""
+    sign = "-" if seconds < 0 else ""
+    m, s = divmod(abs(seconds), 60)
+    if m >= 60:
+        h, m = divmod(int(m), 60)
+        return f"{sign}{h}:{m:02d}:{s:04.1f}"
+    return f"{sign}{int(m)}:{s:04.1f}"
 
 
 def _open(args, create: bool = False):
@@ -127,12 +132,18 @@ def cmd_index(args) -> int:
 
 
 def cmd_identify(args) -> int:
+    from tuneseek.library import LONG_CLIP_SECONDS
+
     lib = _open(args)
     status = 0
     with lib:
         for clip in args.clips:
             t0 = time.perf_counter()
             try:
+                long = lib.recording_seconds(clip) > LONG_CLIP_SECONDS
+                if long and not args.json:
+                    print(f"{clip}: longer than {LONG_CLIP_SECONDS:g} s: identified window by window "
+                          "(`tuneseek monitor` gives its whole timeline)", file=sys.stderr)
                 matches = lib.candidates(clip, k=args.top)
             except TuneseekError as e:
                 status = 1
@@ -151,11 +162,46 @@ def cmd_identify(args) -> int:
             else:
                 for i, m in enumerate(matches):
                     lead = f"{clip}:" if i == 0 else " " * len(clip) + " "
-                    extra = "".join(
-                        f", {name} x{value:g}" for name, value in (("speed", m.speed), ("tempo", m.tempo)) if value != 1.0
-                    )
-                    print(f"{lead} {m.track.name} [track {m.track.id}] at {_fmt_time(m.offset)} "
-                          f"(score {m.score}, confidence {m.confidence:.2f}{extra})")
+                    print(f"{lead} {_describe_match(m, span=args.top > 1 or long)}")
+    return status
+
+
+def _describe_match(m, span: bool) -> str:
+    """One line for a match: the track, where in it, where in the clip, how sure, how it was changed."""
+    where = f" at {_fmt_time(m.track_start)}"
+    if m.clip_start >= 0.05:
+        where += f", starting {m.clip_start:.1f} s into the clip"
+    if span:
+        where += f" (clip {_fmt_time(m.clip_start)}–{_fmt_time(m.clip_end)})"
+    extra = "".join(
+        f", {name} x{value:g}" for name, value in (("speed", m.speed), ("tempo", m.tempo)) if value != 1.0
+    )
+    return f"{m.track.name} [track {m.track.id}]{where} (score {m.score}, confidence {m.confidence:.2f}{extra})"
+
+
+def cmd_monitor(args) -> int:
+    lib = _open(args)
+    status = 0
+    with lib:
+        for recording in args.recordings:
+            if len(args.recordings) > 1 and not args.json:
+                print(f"{recording}:")
+            try:
+                for seg in lib.monitor(recording, window=args.window, hop=args.hop):
+                    if args.json:
+                        _out({"recording": recording, **seg.to_dict()})
+                    elif seg.track is None:
+                        print(f"{_fmt_time(seg.start):>10} – {_fmt_time(seg.end):<10} unknown", flush=True)
+                    else:
+                        print(f"{_fmt_time(seg.start):>10} – {_fmt_time(seg.end):<10} {seg.track.name} "
+                              f"[track {seg.track.id}], its {_fmt_time(seg.track_start)}–{_fmt_time(seg.track_end)} "
+                              f"(score {seg.score}, confidence {seg.confidence:.2f})", flush=True)
+            except TuneseekError as e:
+                status = 1
+                if args.json:
+                    _out({"recording": recording, "error": str(e)})
+                else:
+                    _err(str(e))
     return status
 
 
@@ -605,8 +651,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("identify", parents=[common], help="say which track each clip comes from, and where")
     s.add_argument("clips", nargs="+", help="audio clips (at least 2 s)")
-    s.add_argument("--top", "-k", type=_positive_int, default=1, help="show up to K candidate tracks (default 1)")
+    s.add_argument("--top", "-k", type=_positive_int, default=1,
+                   help="show up to K candidate tracks, e.g. both songs of a clip that holds two (default 1)")
     s.set_defaults(func=cmd_identify)
+
+    s = sub.add_parser("monitor", parents=[common],
+                       help="the timeline of a long recording (a radio show, a DJ mix): which track plays when")
+    s.add_argument("recordings", nargs="+", help="audio files of any length, read as a stream")
+    s.add_argument("--window", type=float, default=10.0, metavar="SECONDS",
+                   help="seconds identified at once (default 10)")
+    s.add_argument("--hop", type=float, default=5.0, metavar="SECONDS",
+                   help="seconds between window starts (default 5)")
+    s.set_defaults(func=cmd_monitor)
 
     s = sub.add_parser("list", parents=[common], help="list the tracks in the library")
     s.set_defaults(func=cmd_list)

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from tuneseek import analysis, audio
+from tuneseek import monitor as monitoring
 from tuneseek.errors import AudioError, LibraryBusyError, LibraryError, TuneseekError, UsageError
 from tuneseek.fingerprint.extract import RESAMPLE_QUALITY, FileFingerprint, content_hash
 from tuneseek.fingerprint.index import LandmarkIndex, SegmentMissing
@@ -37,14 +38,18 @@ from tuneseek.similarity import Similar, SpaceIndex
 from tuneseek.store import manifest
 from tuneseek.store.catalog import CATALOG_NAME, TRACK_GAP_FRAMES, Catalog, Track
 from tuneseek.identifier import Candidate
+from tuneseek.monitor import Segment
 from tuneseek.store.landmarks import SEGMENTS_DIR, remove_unlisted, segment_size, write_segment
 from tuneseek.store.lock import LOCK_NAME, WriterLock
 from tuneseek.textsearch import TEXT_AUDIO_EXTRACTOR, TEXT_AUDIO_SPACE, SearchResult, tag_table
 
-__all__ = ["Library", "Match", "Similar", "Track", "AddReport", "default_library_path", "MIN_CLIP_SECONDS"]
+__all__ = ["Library", "Match", "Segment", "Similar", "Track", "AddReport", "default_library_path", "MIN_CLIP_SECONDS",
+           "LONG_CLIP_SECONDS"]
 
 #: Shorter clips are refused: too few landmarks to tell tracks apart.
 MIN_CLIP_SECONDS = 2.0
+#: Longer recordings are identified window by window (see ``Library.monitor``), in bounded memory.
+LONG_CLIP_SECONDS = 600.0
 #: Commit indexed files at least this often, so an interrupted run loses little.
 COMMIT_EVERY_SECONDS = 5.0
 COMMIT_EVERY_POSTINGS = 4_000_000
@@ -267,16 +272,72 @@ class Library:
         """Up to ``k`` matches of distinct tracks above the no-match threshold, best first.
 
         A clip may hold more than one track (two songs back to back): each match says
-        which stretch of the clip it covers.
+        which stretch of the clip it covers. A recording longer than
+        :data:`LONG_CLIP_SECONDS` is identified window by window (see :meth:`monitor`),
+        in bounded memory, and each track's longest stretch is its match.
         """
         if k < 1:
             raise UsageError(f"k must be at least 1, got {k}")
+        if self.recording_seconds(clip, sr) > LONG_CLIP_SECONDS:
+            return self._long_candidates(clip, sr, k)
         name, samples = self._clip_samples(clip, sr)
         seconds = len(samples) / FP.sr
         if seconds < MIN_CLIP_SECONDS:
             raise AudioError(name, f"too short: {seconds:.2f} s (a clip needs at least {MIN_CLIP_SECONDS:g} s)")
         self._refresh()
         return [Match.of(c, self.catalog.track(c.track_id)) for c in self.landmarks.candidates(samples, k, name)]
+
+    def recording_seconds(self, clip: str | Path | np.ndarray, sr: int | None = None) -> float:
+        """Length of a clip file (from its header; 0 when the header does not say) or of samples at ``sr``."""
+        if isinstance(clip, np.ndarray):
+            if sr is None:
+                raise UsageError("audio given as samples needs its sample rate: sr=")
+            return len(clip) / sr
+        return audio.probe(os.fspath(clip)).duration or 0.0
+
+    def monitor(self, recording: str | Path | np.ndarray, sr: int | None = None,
+                window: float = monitoring.WINDOW_SECONDS, hop: float = monitoring.HOP_SECONDS) -> Iterator[Segment]:
+        """The timeline of a recording of any length (a radio show, a DJ mix), segment by segment.
+
+        Yields :class:`~tuneseek.monitor.Segment` objects in recording order as the
+        recording is read: each names a library track and the span of it that plays,
+        or (``track`` None) a stretch where nothing matched. A file is streamed: memory
+        stays bounded whatever its length.
+        """
+        if not 0 < hop <= window or window < MIN_CLIP_SECONDS:
+            raise UsageError(f"monitoring needs 0 < hop <= window and a window of at least {MIN_CLIP_SECONDS:g} s")
+        if isinstance(recording, np.ndarray):
+            name, chunks = "<samples>", [_resampled(recording, sr, FP.sr, RESAMPLE_QUALITY)]
+        else:
+            name = os.fspath(recording)
+            chunks = audio.stream(name, FP.sr, quality=RESAMPLE_QUALITY)
+        self._refresh()
+
+        def identify(samples: np.ndarray) -> list[Candidate]:
+            if len(samples) < MIN_CLIP_SECONDS * FP.sr:
+                return []
+            try:
+                return self.landmarks.candidates(samples, monitoring.WINDOW_CANDIDATES, name)
+            except AudioError:  # a silent or empty window: nothing plays there
+                return []
+
+        yield from monitoring.timeline(monitoring.windows(chunks, FP.sr, window, hop), identify,
+                                       self.catalog.track, FP.sr)
+
+    def _long_candidates(self, clip, sr: int | None, k: int) -> list[Match]:
+        """Matches of a long recording: its monitored segments, each track's longest one, best first."""
+        best: dict[int, Segment] = {}
+        for seg in self.monitor(clip, sr):
+            if seg.track is not None:
+                held = best.get(seg.track.id)
+                if held is None or seg.end - seg.start > held.end - held.start:
+                    best[seg.track.id] = seg
+        ranked = sorted(best.values(), key=lambda s: (-s.confidence, -(s.end - s.start)))[:k]
+        return [
+            Match(s.track, s.track_start - s.start * s.speed * s.tempo, s.score, s.confidence, s.speed, s.tempo,
+                  s.start, s.end, s.coverage)
+            for s in ranked
+        ]
 
     def _clip_samples(self, clip, sr) -> tuple[str, np.ndarray]:
         if isinstance(clip, np.ndarray):

@@ -139,8 +139,10 @@ class Pile:
 #: a track whose first aligned hit comes this long after the track's own start in the
 #: clip is said to start at that hit (the clip began inside the track, in a stretch
 #: that did not match); the last hit's anchor is followed by this many frames of pair
-LATE_START_SECONDS = 3.0
+LATE_START_SECONDS = 1.0
 SPAN_TAIL_FRAMES = 8
+#: share of the median matching second's hits that makes a second part of the matching stretch
+SPAN_DENSITY = 0.2
 
 #: what a lookup gives: (query index, track index, frame within the track) of every hit
 Lookup = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
@@ -227,14 +229,29 @@ def _refine(votes: _Votes, pile: Pile, fps: float) -> Pile:
     scale = float(pile.time_scale * a)
     if abs(scale - pile.time_scale) < FIT_PRECISION:  # within the fit's own scatter: keep the hypothesis
         scale = pile.time_scale
-    clip_frames = x[inliers] / pile.time_scale  # back to the clip's own frames
-    if len(clip_frames):
-        first, last = float(clip_frames.min()), float(clip_frames.max())
-        covered = len(np.unique((clip_frames / fps).astype(np.int64)))
-    else:
-        first = last = 0.0
-        covered = 0
+    first, last, covered = _matched_span(x[inliers] / pile.time_scale, fps)  # in the clip's own frames
     return Pile(pile.track, b, pile.score, round(scale, 3), pile.freq_scale, first, last, covered)
+
+
+def _matched_span(frames: np.ndarray, fps: float) -> tuple[float, float, int]:
+    """First and last clip frame of the stretch where aligned hits are dense, and how many seconds hold any.
+
+    Chance hits line up with a true alignment now and then outside the matching
+    stretch too (noise before the song, another song after it); a second counts as
+    matching when it holds at least :data:`SPAN_DENSITY` of the hits of the median
+    matching second.
+    """
+    if len(frames) == 0:
+        return 0.0, 0.0, 0
+    second = (frames / fps).astype(np.int64)
+    counts = np.bincount(second)
+    busy = np.flatnonzero(counts)
+    dense = busy[counts[busy] >= max(2.0, SPAN_DENSITY * np.median(counts[busy]))]
+    if len(dense) == 0:
+        dense = busy
+    inside = (second >= dense[0]) & (second <= dense[-1])
+    held = busy[(busy >= dense[0]) & (busy <= dense[-1])]
+    return float(frames[inside].min()), float(frames[inside].max()), len(held)
 
 
 def search(pairs: Pairs, lookup: Lookup, k: int = 5, fps: float = DEFAULT.frames_per_second) -> list[Pile]:

@@ -1,0 +1,168 @@
+"""Monitoring a recording of any length: a timeline of which track plays when, and the unknown stretches.
+
+The recording is read as a stream and cut into overlapping windows; each window is
+identified on its own (the per-track voting finds every track a window holds, and
+which part of the window each covers). Consecutive windows that agree on a track
+*and* on its alignment (the track time at the recording's start, given the speed)
+join into one :class:`Segment`; what no segment covers is reported as unknown.
+Memory holds one window of samples and the segments still open, whatever the
+recording's length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from tuneseek.identifier import Candidate
+
+#: seconds of audio identified at once, and between window starts
+WINDOW_SECONDS = 10.0
+HOP_SECONDS = 5.0
+#: candidates sought per window (a window may hold the end of one track and the start of the next)
+WINDOW_CANDIDATES = 3
+#: two windows agree on a track when their alignments differ by less than this (seconds of track time)
+ALIGN_TOLERANCE = 1.0
+#: a segment stays open across this many windows without evidence (a quiet or noisy passage)
+MAX_MISSED_WINDOWS = 1
+#: a segment seen in one window only must be at least this sure, else it is taken for chance
+SINGLE_WINDOW_CONFIDENCE = 0.999
+#: gaps between segments shorter than this are not reported as unknown
+MIN_UNKNOWN_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of the recording: a track (with the span of it that plays) or, with ``track`` None, unknown."""
+
+    start: float  # seconds into the recording
+    end: float
+    track: object | None = None  # the library's Track
+    track_start: float | None = None  # seconds into the track at ``start``
+    track_end: float | None = None
+    score: int = 0  # the best window's score
+    confidence: float = 0.0  # the best window's confidence
+    speed: float = 1.0
+    tempo: float = 1.0
+    coverage: float = 0.0  # the best window's share of seconds with aligned landmarks
+    windows: int = 0  # windows that found it
+
+    def to_dict(self) -> dict:
+        out = {"start": round(self.start, 2), "end": round(self.end, 2),
+               "track_id": None, "track": None, "path": None}
+        if self.track is not None:
+            out.update(
+                track_id=self.track.id, track=self.track.name, path=self.track.path,
+                track_start=round(self.track_start, 2), track_end=round(self.track_end, 2),
+                score=self.score, confidence=round(self.confidence, 4), speed=self.speed, tempo=self.tempo,
+                windows=self.windows,
+            )
+        return out
+
+
+@dataclass
+class _Run:
+    """A segment being built: a track seen in consecutive windows at one alignment."""
+
+    track_id: int
+    align: float  # track time at recording time 0, given the rate
+    rate: float  # track seconds per recording second
+    start: float
+    end: float
+    last_window: int
+    best: Candidate
+    windows: int = 1
+
+
+def windows(chunks: Iterable[np.ndarray], sr: int, window: float = WINDOW_SECONDS,
+            hop: float = HOP_SECONDS) -> Iterator[tuple[float, np.ndarray]]:
+    """``(start seconds, samples)`` of overlapping windows over a stream of sample chunks.
+
+    Only one window (plus one chunk) is held at a time. The last window ends with
+    the recording and may be shorter.
+    """
+    size, step = int(round(window * sr)), int(round(hop * sr))
+    buf = np.zeros(0, np.float32)
+    at = 0  # recording sample of buf[0]
+    for chunk in chunks:
+        buf = np.concatenate([buf, np.asarray(chunk, np.float32)])
+        while len(buf) >= size:
+            yield at / sr, buf[:size]
+            buf = buf[step:]
+            at += step
+    if len(buf) > 0 and (at == 0 or len(buf) > size - step):
+        yield at / sr, buf
+
+
+def timeline(window_stream: Iterable[tuple[float, np.ndarray]], identify: Callable[[np.ndarray], list[Candidate]],
+             track_of: Callable[[int], object], sr: int) -> Iterator[Segment]:
+    """Segments of the recording in order, unknown stretches included, as the windows are identified.
+
+    ``window_stream`` gives ``(start seconds, samples at sr)`` (see :func:`windows`);
+    ``identify(samples)`` a window's candidates; ``track_of(track_id)`` the library's
+    track for a candidate.
+    """
+    open_runs: list[_Run] = []
+    done: list[Segment] = []
+    covered = 0.0  # the recording is accounted for up to here
+    end = 0.0
+    index = -1
+    for index, (t0, samples) in enumerate(window_stream):
+        end = t0 + len(samples) / sr
+        for c in identify(samples):
+            _extend(open_runs, c, t0, index)
+        for run in [r for r in open_runs if index - r.last_window > MAX_MISSED_WINDOWS]:
+            open_runs.remove(run)
+            if _credible(run):
+                done.append(_segment(run, track_of))
+        earliest_open = min((r.start for r in open_runs), default=np.inf)
+        ready = sorted((s for s in done if s.start < earliest_open), key=lambda s: s.start)
+        for seg in ready:
+            done.remove(seg)
+            yield from _with_gap(covered, seg)
+            covered = max(covered, seg.end)
+    done.extend(_segment(r, track_of) for r in open_runs if _credible(r, last=index))
+    for seg in sorted(done, key=lambda s: s.start):
+        yield from _with_gap(covered, seg)
+        covered = max(covered, seg.end)
+    if index >= 0 and end - covered >= MIN_UNKNOWN_SECONDS:
+        yield Segment(covered, end)
+
+
+def _extend(runs: list[_Run], c: Candidate, t0: float, index: int) -> None:
+    """Join candidate ``c`` of the window starting at ``t0`` to the run it continues, or start a run."""
+    rate = c.speed * c.tempo
+    align = c.offset - t0 * rate  # track time at recording time 0
+    start, stop = t0 + c.clip_start, t0 + c.clip_end
+    for run in runs:
+        if run.track_id == c.track_id and abs(run.align - align) < ALIGN_TOLERANCE and run.last_window < index:
+            run.start, run.end = min(run.start, start), max(run.end, stop)
+            run.last_window = index
+            run.windows += 1
+            if c.score > run.best.score:
+                run.best = c
+            return
+    runs.append(_Run(c.track_id, align, rate, start, stop, index, c))
+
+
+def _credible(run: _Run, last: int | None = None) -> bool:
+    """Whether a run is evidence of a track rather than one window's chance alignment."""
+    return run.windows > 1 or run.best.confidence >= SINGLE_WINDOW_CONFIDENCE or last == 0
+
+
+def _segment(run: _Run, track_of: Callable[[int], object]) -> Segment:
+    b = run.best
+    return Segment(
+        start=round(run.start, 2), end=round(run.end, 2), track=track_of(run.track_id),
+        track_start=max(0.0, run.align + run.start * run.rate), track_end=run.align + run.end * run.rate,
+        score=b.score, confidence=b.confidence, speed=b.speed, tempo=b.tempo, coverage=b.coverage,
+        windows=run.windows,
+    )
+
+
+def _with_gap(covered: float, seg: Segment) -> Iterator[Segment]:
+    if seg.start - covered >= MIN_UNKNOWN_SECONDS:
+        yield Segment(round(covered, 2), seg.start)
+    yield seg
