@@ -205,6 +205,21 @@ def cmd_monitor(args) -> int:
     return status
 
 
+def cmd_duplicates(args) -> int:
+    with _open(args) as lib:
+        found = lib.duplicates()
+    for d in found:
+        if args.json:
+            _out(d.to_dict())
+        else:
+            print(f"{d.kind:<15} {d.track.name} [track {d.track.id}] {_fmt_time(d.start)}–{_fmt_time(d.end)}"
+                  f"  =  {d.other.name} [track {d.other.id}] {_fmt_time(d.other_start)}–{_fmt_time(d.other_end)}"
+                  f"  (score {d.score}, confidence {d.confidence:.2f})")
+    if not found and not args.json:
+        print("no two tracks share audio")
+    return 0
+
+
 def cmd_list(args) -> int:
     with _open(args) as lib:
         tracks = lib.tracks()
@@ -663,6 +678,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--hop", type=float, default=5.0, metavar="SECONDS",
                    help="seconds between window starts (default 5)")
     s.set_defaults(func=cmd_monitor)
+
+    s = sub.add_parser("duplicates", parents=[common],
+                       help="tracks of the library that hold the same audio (other encodings, edits, one inside another)")
+    s.set_defaults(func=cmd_duplicates)
 
     s = sub.add_parser("list", parents=[common], help="list the tracks in the library")
     s.set_defaults(func=cmd_list)

@@ -43,7 +43,7 @@ from tuneseek.store.landmarks import SEGMENTS_DIR, remove_unlisted, segment_size
 from tuneseek.store.lock import LOCK_NAME, WriterLock
 from tuneseek.textsearch import TEXT_AUDIO_EXTRACTOR, TEXT_AUDIO_SPACE, SearchResult, tag_table
 
-__all__ = ["Library", "Match", "Segment", "Similar", "Track", "AddReport", "default_library_path", "MIN_CLIP_SECONDS",
+__all__ = ["Library", "Match", "Segment", "Duplicate", "Similar", "Track", "AddReport", "default_library_path", "MIN_CLIP_SECONDS",
            "LONG_CLIP_SECONDS"]
 
 #: Shorter clips are refused: too few landmarks to tell tracks apart.
@@ -105,6 +105,54 @@ class Match:
             "speed": self.speed,
             "tempo": self.tempo,
         }
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """Two library tracks that hold the same audio, and where: ``track`` (the older) from ``start`` to
+    ``end`` is ``other`` from ``other_start`` to ``other_end`` (seconds)."""
+
+    track: Track
+    start: float
+    end: float
+    other: Track
+    other_start: float
+    other_end: float
+    score: int
+    confidence: float
+
+    @classmethod
+    def of(cls, queried: Track, seg: Segment) -> "Duplicate":
+        """From a monitored segment of ``queried``'s own landmarks that matched ``seg.track``; older track first."""
+        if queried.id < seg.track.id:
+            return cls(queried, seg.start, seg.end, seg.track, seg.track_start, seg.track_end, seg.score,
+                       seg.confidence)
+        return cls(seg.track, seg.track_start, seg.track_end, queried, seg.start, seg.end, seg.score, seg.confidence)
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+    @property
+    def kind(self) -> str:
+        """"same recording" when the span is (nearly) all of both, "contained" when all of one, else "shared"."""
+        whole = [self.seconds >= DUPLICATE_WHOLE * t.duration - DUPLICATE_SLACK for t in (self.track, self.other)]
+        return "same recording" if all(whole) else "contained" if any(whole) else "shared"
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "track_id": self.track.id, "track": self.track.name, "path": self.track.path,
+            "start": round(self.start, 2), "end": round(self.end, 2),
+            "other_id": self.other.id, "other": self.other.name, "other_path": self.other.path,
+            "other_start": round(self.other_start, 2), "other_end": round(self.other_end, 2),
+            "score": self.score, "confidence": round(self.confidence, 4),
+        }
+
+
+#: a duplicate span covering this share of a track (less the slack, in seconds) covers all of it
+DUPLICATE_WHOLE = 0.9
+DUPLICATE_SLACK = 3.0
 
 
 @dataclass
@@ -259,6 +307,12 @@ class Library:
         self._fresh = True
         self._seen_version = version
 
+    @property
+    def identifier(self) -> LandmarkIndex:
+        """The landmark identifier, up to date with the catalogue (for tools that weigh its evidence)."""
+        self._refresh()
+        return self.landmarks
+
     def identify(self, clip: str | Path | np.ndarray, sr: int | None = None) -> Match | None:
         """Which track ``clip`` (a file, or samples at ``sr``) comes from, or ``None`` for no match.
 
@@ -321,8 +375,42 @@ class Library:
             except AudioError:  # a silent or empty window: nothing plays there
                 return []
 
-        yield from monitoring.timeline(monitoring.windows(chunks, FP.sr, window, hop), identify,
-                                       self.catalog.track, FP.sr)
+        yield from monitoring.timeline(monitoring.windows(chunks, FP.sr, window, hop), identify, self.catalog.track)
+
+    def duplicates(self) -> list[Duplicate]:
+        """Tracks that hold the same audio: the same recording in another encoding or edit, or one inside another.
+
+        Each track's own landmarks are matched against the rest of the index window by
+        window (no audio is decoded), and agreeing windows are joined as in
+        :meth:`monitor`; every pair of tracks is reported once, with its longest shared
+        span, longest first.
+        """
+        index = self.identifier
+        fps = FP.frames_per_second
+        size, step = int(monitoring.WINDOW_SECONDS * fps), int(monitoring.HOP_SECONDS * fps)
+        found: dict[tuple[int, int], Duplicate] = {}
+        for track_id, hashes, frames in index.track_landmarks():
+            total = int(frames.max(initial=0)) + 1
+
+            def stretches(hashes=hashes, frames=frames, total=total):
+                for w0 in range(0, max(1, total - size + step), step):
+                    a, b = np.searchsorted(frames, [w0, w0 + size])
+                    w1 = min(total, w0 + size)
+                    yield w0 / fps, w1 / fps, (hashes[a:b], frames[a:b] - w0, (w1 - w0) / fps)
+
+            def identify(window, track_id=track_id):
+                h, anchor, seconds = window
+                return [c for c in index.landmark_candidates(h, anchor, seconds, monitoring.WINDOW_CANDIDATES)
+                        if c.track_id != track_id]
+
+            for seg in monitoring.timeline(stretches(), identify, self.catalog.track):
+                if seg.track is None:
+                    continue
+                dup = Duplicate.of(self.catalog.track(track_id), seg)
+                key = (dup.track.id, dup.other.id)
+                if key not in found or dup.seconds > found[key].seconds:
+                    found[key] = dup
+        return sorted(found.values(), key=lambda d: (-d.seconds, d.track.id, d.other.id))
 
     def _long_candidates(self, clip, sr: int | None, k: int) -> list[Match]:
         """Matches of a long recording: its monitored segments, each track's longest one, best first."""

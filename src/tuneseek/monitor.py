@@ -77,8 +77,8 @@ class _Run:
 
 
 def windows(chunks: Iterable[np.ndarray], sr: int, window: float = WINDOW_SECONDS,
-            hop: float = HOP_SECONDS) -> Iterator[tuple[float, np.ndarray]]:
-    """``(start seconds, samples)`` of overlapping windows over a stream of sample chunks.
+            hop: float = HOP_SECONDS) -> Iterator[tuple[float, float, np.ndarray]]:
+    """``(start, end seconds, samples)`` of overlapping windows over a stream of sample chunks.
 
     Only one window (plus one chunk) is held at a time. The last window ends with
     the recording and may be shorter.
@@ -89,19 +89,20 @@ def windows(chunks: Iterable[np.ndarray], sr: int, window: float = WINDOW_SECOND
     for chunk in chunks:
         buf = np.concatenate([buf, np.asarray(chunk, np.float32)])
         while len(buf) >= size:
-            yield at / sr, buf[:size]
+            yield at / sr, (at + size) / sr, buf[:size]
             buf = buf[step:]
             at += step
     if len(buf) > 0 and (at == 0 or len(buf) > size - step):
-        yield at / sr, buf
+        yield at / sr, (at + len(buf)) / sr, buf
 
 
-def timeline(window_stream: Iterable[tuple[float, np.ndarray]], identify: Callable[[np.ndarray], list[Candidate]],
-             track_of: Callable[[int], object], sr: int) -> Iterator[Segment]:
+def timeline(window_stream: Iterable[tuple[float, float, object]], identify: Callable[[object], list[Candidate]],
+             track_of: Callable[[int], object]) -> Iterator[Segment]:
     """Segments of the recording in order, unknown stretches included, as the windows are identified.
 
-    ``window_stream`` gives ``(start seconds, samples at sr)`` (see :func:`windows`);
-    ``identify(samples)`` a window's candidates; ``track_of(track_id)`` the library's
+    ``window_stream`` gives ``(start, end seconds, window)`` (see :func:`windows`: the
+    window is samples; any other form ``identify`` understands will do);
+    ``identify(window)`` a window's candidates; ``track_of(track_id)`` the library's
     track for a candidate.
     """
     open_runs: list[_Run] = []
@@ -109,9 +110,8 @@ def timeline(window_stream: Iterable[tuple[float, np.ndarray]], identify: Callab
     covered = 0.0  # the recording is accounted for up to here
     end = 0.0
     index = -1
-    for index, (t0, samples) in enumerate(window_stream):
-        end = t0 + len(samples) / sr
-        for c in identify(samples):
+    for index, (t0, end, window) in enumerate(window_stream):
+        for c in identify(window):
             _extend(open_runs, c, t0, index)
         for run in [r for r in open_runs if index - r.last_window > MAX_MISSED_WINDOWS]:
             open_runs.remove(run)

@@ -15,6 +15,7 @@ or run past its end.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,7 @@ class LandmarkIndex:
         self._bases = np.zeros(0, np.int64)
         self._ends = np.zeros(0, np.int64)
         self._ids = np.zeros(0, np.int64)
+        self._counts = np.zeros(0, np.int64)
         self._stop = float(query.MIN_STOP)
 
     # -- the catalogue's view ---------------------------------------------------------
@@ -66,6 +68,7 @@ class LandmarkIndex:
         self._bases = np.array([t.base_frame for t in ordered], np.int64)
         self._ends = np.array([t.base_frame + t.n_frames for t in ordered], np.int64)
         self._ids = np.array([t.id for t in ordered], np.int64)
+        self._counts = np.array([t.n_landmarks for t in ordered], np.int64)
         postings = sum(len(seg) for seg in self._segments.values())
         self._stop = max(query.MIN_STOP, query.STOP_RATIO * postings / HASH_SPACE)
 
@@ -120,10 +123,50 @@ class LandmarkIndex:
         pairs, peaks = query.clip_pairs(clip, self.params)
         check_peaks(name, peaks, len(clip) / self.params.sr)
         fps = self.params.frames_per_second
-        piles = query.search(pairs, self.lookup, k=k, fps=fps)
         seconds = len(clip) / self.params.sr
+        piles = query.search(pairs, self.lookup, k=k, fps=fps, clip_seconds=seconds)
         return [
-            p.located(int(self._ids[p.track]), fps, seconds, int(self._ends[p.track] - self._bases[p.track]),
-                      query.confidence(p.score))
+            p.located(int(self._ids[p.track]), fps, seconds, int(self._ends[p.track] - self._bases[p.track]))
+            for p in piles
+        ]
+
+    def evidence(self, clip: np.ndarray) -> list[tuple[int, query.Pile]]:
+        """Every pile verification judges for ``clip``, of every stage, with its track id: for calibration."""
+        pairs, _ = query.clip_pairs(clip, self.params)
+        piles = query.search(pairs, self.lookup, fps=self.params.frames_per_second,
+                             clip_seconds=len(clip) / self.params.sr, exhaustive=True)
+        return [(int(self._ids[p.track]), p) for p in piles]
+
+    # -- tracks against each other ------------------------------------------------------
+    def track_landmarks(self, batch: int = 4_000_000) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Each live track's own landmarks ``(track id, hashes, anchor frames in the track)``, in frame order.
+
+        Tracks are read in batches of about ``batch`` postings, one pass over each
+        segment per batch, so memory stays bounded whatever the library's size.
+        """
+        i = 0
+        while i < len(self._bases):
+            j = i + 1
+            while j < len(self._bases) and self._counts[i:j + 1].sum() <= batch:
+                j += 1
+            parts = [seg.postings_between(int(self._bases[i]), int(self._ends[j - 1])) for seg in self._segments.values()]
+            h = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.uint32)
+            g = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+            order = np.argsort(g, kind="stable")
+            h, g = h[order], g[order]
+            cuts = np.searchsorted(g, np.concatenate([self._bases[i:j], self._ends[j - 1 : j]]))
+            for n in range(j - i):
+                a, b = cuts[n], cuts[n + 1]
+                # frames between a track's end and the next base belong to no track (the gap)
+                inside = g[a:b] < self._ends[i + n]
+                yield int(self._ids[i + n]), h[a:b][inside], g[a:b][inside] - self._bases[i + n]
+            i = j
+
+    def landmark_candidates(self, hashes: np.ndarray, anchor: np.ndarray, seconds: float, k: int) -> list[Candidate]:
+        """Tracks that hold the same audio as a stretch of indexed landmarks (anchors from the stretch's start)."""
+        fps = self.params.frames_per_second
+        piles = query.match_landmarks(hashes, anchor, self.lookup, k, fps, seconds)
+        return [
+            p.located(int(self._ids[p.track]), fps, seconds, int(self._ends[p.track] - self._bases[p.track]))
             for p in piles
         ]

@@ -17,7 +17,7 @@ only the peak coordinates are rescaled.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -46,14 +46,15 @@ class Stage:
     """
 
     hypotheses: tuple[tuple[float, float], ...]
-    min_score: int
+    min_score: int  # piles below this are not judged at all
+    sure_score: int  # a pile this high ends the stage's search
 
 
 #: Thresholds calibrated on 3-10 s clips of music not in the library (rock songs
 #: against a library of orchestral tracks; see benchmarks/RESULTS.md): the highest
 #: of 120 such clips scored 10 on the plain hypothesis and 11 over all of them.
 STAGES = (
-    Stage(((1.0, 1.0),), min_score=12),
+    Stage(((1.0, 1.0),), min_score=8, sure_score=36),
     Stage(
         tuple(
             sorted(
@@ -61,11 +62,10 @@ STAGES = (
                 key=lambda h: abs(h[0] - 1.0) + abs(h[1] - 1.0),  # likeliest first, for the early exit
             )
         ),
-        min_score=16,
+        min_score=10,
+        sure_score=48,
     ),
 )
-#: inside a stage, a pile this many times the stage's threshold ends the search
-SURE_FACTOR = 3
 #: line fit of a match (:func:`_refine`): hits within this share of the clip's
 #: length of the pile (also the largest time-scale change accepted), residual
 #: in frames, rounds, and fewest inliers
@@ -88,10 +88,11 @@ TOLERANCE = 2
 #: skipping them makes queries ~10x cheaper and "no match" more reliable.
 STOP_RATIO = 20.0
 MIN_STOP = 4
-#: scores of clips of music not in the library: median, and the e-folding of the
-#: tail above it (from the same calibration), behind :func:`confidence`
-NULL_MEDIAN = 4
-NULL_SCALE = 1.9
+#: Verification (:func:`confidence`): weights of the features (score, score per second,
+#: coverage, clip length, stage) and bias, and the confidence a match needs.
+CONFIDENCE_WEIGHTS = np.array([1.0, 1.0, 2.0, 0.0, -1.0])
+CONFIDENCE_BIAS = -6.0
+MIN_CONFIDENCE = 0.5
 
 
 @dataclass(frozen=True)
@@ -113,9 +114,10 @@ class Pile:
     first: float = 0.0
     last: float = 0.0
     covered: int = 0
+    stage: int = 0
+    confidence: float = 0.0
 
-    def located(self, track_id: int, fps: float, clip_seconds: float, track_frames: int,
-                confidence: float) -> Candidate:
+    def located(self, track_id: int, fps: float, clip_seconds: float, track_frames: int) -> Candidate:
         """The public :class:`Candidate`: seconds, the span of the clip that holds the track."""
         scale = self.time_scale
         start = max(0.0, -self.offset / scale)  # clip frame where the track begins
@@ -129,7 +131,7 @@ class Pile:
             clip_start=round(start / fps, 2),
             clip_end=round(max(start, end) / fps, 2),
             score=self.score,
-            confidence=confidence,
+            confidence=round(self.confidence, 4),
             speed=float(self.freq_scale),
             tempo=round(float(self.time_scale / self.freq_scale), 3),
             coverage=round(min(1.0, self.covered / seconds), 3),
@@ -187,6 +189,12 @@ _OFFSET_BIAS = 1 << 31
 
 def _vote(pairs: Pairs, lookup: Lookup, time_scale: float, freq_scale: float, piles: int) -> _Votes | None:
     hashes, anchor = quantise(pairs, time_scale, freq_scale)
+    return _vote_hashes(hashes, anchor, lookup, piles, time_scale, freq_scale)
+
+
+def _vote_hashes(hashes: np.ndarray, anchor: np.ndarray, lookup: Lookup, piles: int,
+                 time_scale: float = 1.0, freq_scale: float = 1.0) -> _Votes | None:
+    """Hits of landmarks ``(hash, anchor frame)`` and their ``piles`` best per-track piles."""
     if len(hashes) == 0:
         return None
     qi, track, frame = lookup(hashes)
@@ -198,6 +206,20 @@ def _vote(pairs: Pairs, lookup: Lookup, time_scale: float, freq_scale: float, pi
         for k, s in zip(keys, scores)
     ]
     return _Votes(a, track, frame, found)
+
+
+def match_landmarks(hashes: np.ndarray, anchor: np.ndarray, lookup: Lookup, k: int, fps: float,
+                    seconds: float) -> list[Pile]:
+    """Verified matches of landmarks already hashed (a stretch of an indexed track), as found, best first.
+
+    Only the plain hypothesis: this is how the library finds tracks that share audio
+    with one another, where nothing was sped up between the two.
+    """
+    votes = _vote_hashes(hashes, anchor, lookup, 2 * k + 2)
+    if votes is None:
+        return []
+    judged = (_judged(_refine(votes, p, fps), 0, fps, seconds) for p in votes.piles if p.score >= STAGES[0].min_score)
+    return sorted((p for p in judged if p.confidence >= MIN_CONFIDENCE), key=lambda p: -p.score)[:k]
 
 
 def _refine(votes: _Votes, pile: Pile, fps: float) -> Pile:
@@ -254,18 +276,25 @@ def _matched_span(frames: np.ndarray, fps: float) -> tuple[float, float, int]:
     return float(frames[inside].min()), float(frames[inside].max()), len(held)
 
 
-def search(pairs: Pairs, lookup: Lookup, k: int = 5, fps: float = DEFAULT.frames_per_second) -> list[Pile]:
+def search(pairs: Pairs, lookup: Lookup, k: int = 5, fps: float = DEFAULT.frames_per_second,
+           clip_seconds: float = 10.0, min_confidence: float | None = None, exhaustive: bool = False) -> list[Pile]:
     """Matches of up to ``k`` distinct tracks, best first; empty for "no match".
 
-    Stages run in order until one yields a pile at or above its threshold; inside
-    a stage, hypotheses run likeliest first until one gives a pile of
-    ``SURE_FACTOR`` times the threshold. Each match's time scale and start are
-    then refined (see :func:`_refine`); a match found without a pitch change whose
-    time scale turns out changed is also tried as a speed change, and the better
-    explanation kept. ``lookup(hashes)`` returns every live posting of the hashes
-    as ``(query index, track index, frame within the track)``.
+    Stages run in order until one yields a pile that passes verification (its
+    :func:`confidence` at least ``min_confidence``, by default :data:`MIN_CONFIDENCE`);
+    inside a stage, hypotheses run likeliest first until one gives a pile of the
+    stage's ``sure_score``. Each pile's time scale and start are
+    refined (see :func:`_refine`) before it is judged; a match found without a pitch
+    change whose time scale turns out changed is also tried as a speed change, and
+    the better explanation kept. ``lookup(hashes)`` returns every live posting of the
+    hashes as ``(query index, track index, frame within the track)``.
+
+    With ``exhaustive``, every stage runs to the end and every judged pile is
+    returned whatever its confidence (for calibrating :func:`confidence`).
     """
-    for stage in STAGES:
+    floor = MIN_CONFIDENCE if min_confidence is None else min_confidence
+    judged: list[Pile] = []
+    for g, stage in enumerate(STAGES):
         best: dict[int, Pile] = {}
         for time_scale, freq_scale in stage.hypotheses:
             votes = _vote(pairs, lookup, time_scale, freq_scale, 2 * k + 2)
@@ -273,35 +302,71 @@ def search(pairs: Pairs, lookup: Lookup, k: int = 5, fps: float = DEFAULT.frames
                 continue
             for pile in votes.piles:
                 if pile.score >= stage.min_score and (pile.track not in best or pile.score > best[pile.track].score):
-                    best[pile.track] = _refine(votes, pile, fps)
-            if best and max(c.score for c in best.values()) >= SURE_FACTOR * stage.min_score:
+                    best[pile.track] = _judged(_refine(votes, pile, fps), g, fps, clip_seconds)
+            if not exhaustive and best and max(c.score for c in best.values()) >= stage.sure_score:
                 break
-        if best:
-            found = sorted(best.values(), key=lambda c: -c.score)[:k]
-            found[0] = _as_speed_change(pairs, lookup, found[0], fps)
+        if exhaustive:
+            judged.extend(best.values())
+            continue
+        found = sorted((p for p in best.values() if p.confidence >= floor), key=lambda c: -c.score)[:k]
+        if found:
+            found[0] = _as_speed_change(pairs, lookup, found[0], fps, clip_seconds)
             return found
-    return []
+    return judged
 
 
-def _as_speed_change(pairs: Pairs, lookup: Lookup, pile: Pile, fps: float) -> Pile:
-    """``pile`` re-scored as a speed change (pitch moved too) when its time scale says so and that scores higher."""
+def _judged(pile: Pile, stage: int, fps: float, clip_seconds: float) -> Pile:
+    return replace(pile, stage=stage, confidence=confidence(pile, stage, fps, clip_seconds))
+
+
+def _as_speed_change(pairs: Pairs, lookup: Lookup, pile: Pile, fps: float, clip_seconds: float) -> Pile:
+    """``pile`` re-scored as a speed change (pitch and tempo moved together) at its refined time scale,
+    when that differs from its pitch factor and the re-scored pile is the better explanation.
+
+    A tempo hypothesis whose fit says the time scale is off, or a speed hypothesis a step
+    away from the true speed, both land here.
+    """
     scale = pile.time_scale
-    if pile.freq_scale != 1.0 or abs(scale - 1.0) < MIN_SPEED_CHANGE:
+    if abs(scale - 1.0) < MIN_SPEED_CHANGE or abs(scale - pile.freq_scale) < FIT_PRECISION:
         return pile
     votes = _vote(pairs, lookup, scale, scale, 4)
     if votes is None:
         return pile
     for other in votes.piles:
         if other.track == pile.track and other.score > pile.score:
-            return _refine(votes, other, fps)
+            return _judged(_refine(votes, other, fps), pile.stage, fps, clip_seconds)
     return pile
 
 
-def confidence(score: int) -> float:
-    """Estimated chance that a clip of music *not* in the library scores below ``score``.
+def features(pile: Pile, stage: int, fps: float, clip_seconds: float) -> np.ndarray:
+    """What verification weighs (see :func:`confidence`).
 
-    Unrelated clips score about :data:`NULL_MEDIAN`, and the share scoring higher
-    falls off exponentially with :data:`NULL_SCALE`; a match at the plain
-    threshold is about 0.99.
+    - the score, on a log scale;
+    - the score per second of the matched stretch: a true match lines up landmarks
+      all along, a chance alignment a few here and there;
+    - the coverage: the share of the matched stretch's seconds holding aligned hits
+      (Panako's check);
+    - the clip's length (a longer clip offers chance more hashes);
+    - the stage: the wide stage tries many hypotheses, each another chance.
     """
-    return float(1.0 - 0.5 * np.exp(-max(0.0, score - NULL_MEDIAN) / NULL_SCALE))
+    seconds = max(1.0, (pile.last - pile.first) / fps + 1.0)
+    return np.array([
+        np.log(max(pile.score, 1)),
+        np.log(max(pile.score, 1) / seconds),
+        min(1.0, pile.covered / np.ceil(seconds)),
+        np.log(max(clip_seconds, 1.0)),
+        float(stage),
+    ])
+
+
+def confidence(pile: Pile, stage: int, fps: float, clip_seconds: float) -> float:
+    """Estimated probability that ``pile`` is a true match: a logistic model of its :func:`features`.
+
+    The weights were fitted on clips of half the benchmark library's tracks (true
+    matches, degraded every way the benchmark degrades them) against clips of one
+    source of unrelated music, and checked on the other half and the other sources
+    (``benchmarks/calibrate_identify.py``; the reliability table is in
+    benchmarks/RESULTS.md).
+    """
+    z = CONFIDENCE_BIAS + float(np.dot(CONFIDENCE_WEIGHTS, features(pile, stage, fps, clip_seconds)))
+    return float(1.0 / (1.0 + np.exp(-z)))

@@ -89,6 +89,15 @@ class Segment:
         pos = np.repeat(start - first, counts) + np.arange(total)
         return qi, self.frames[pos].astype(np.int64)
 
+    def postings_between(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``(hash, global frame)`` postings whose frame lies in ``[lo, hi)``: one pass over the frames."""
+        pos = np.flatnonzero((self.frames >= lo) & (self.frames < hi))
+        if self.hashes is not None:
+            h = np.asarray(self.hashes[pos])
+        else:  # the run holding each position: the last start at or before it
+            h = (np.searchsorted(np.asarray(self.offsets), pos, side="right") - 1).astype(np.uint32)
+        return h, self.frames[pos].astype(np.int64)
+
     def all_postings(self) -> tuple[np.ndarray, np.ndarray]:
         """All ``(hash, global frame)`` pairs, for merging."""
         if self.hashes is not None:
