@@ -1,7 +1,8 @@
 """The text side of text-to-music search: a sentence encoder, tag descriptions, zero-shot ranking.
 
-Importing this package is cheap: sentence-transformers (and torch) load when the first
-:class:`TextEncoder` is made.
+Importing this package is cheap: the model loads when the first :class:`TextEncoder` is made,
+in NumPy for all-MiniLM-L6-v2 and models like it (:mod:`tuneseek.text.numpy_bert`), else with
+sentence-transformers (and torch).
 """
 
 from tuneseek.text.encoder import DEFAULT_MODEL, CheckedQuery, EncodedQuery, TextEncoder

