@@ -230,3 +230,23 @@ def test_stretched_clips_report_their_speed_or_tempo_and_the_start_of_the_clip(l
     assert match.track.id == track.id
     assert match.speed == pytest.approx(speed, abs=0.006) and match.tempo == pytest.approx(tempo, abs=0.006)
     assert match.offset == pytest.approx(6.0, abs=0.1)
+
+
+def test_a_renamed_file_is_recognised_by_its_content_without_decoding_it(tmp_path, music_dir, monkeypatch):
+    import tuneseek.audio
+
+    src = sorted(music_dir.rglob("*.flac"))[0]
+    first = tmp_path / "a.flac"
+    shutil.copy(src, first)
+    with Library.open(tmp_path / "lib") as lib:
+        track_id = lib.add([first], workers=1).added[0].id
+        renamed = tmp_path / "renamed.flac"
+        first.rename(renamed)
+
+        def no_decoding(path):
+            raise AssertionError(f"decoded {path}")
+
+        monkeypatch.setattr(tuneseek.audio, "_open_source", no_decoding)
+        report = lib.add([renamed], workers=1)
+        assert [t.id for t in report.moved] == [track_id] and not (report.added or report.unchanged or report.failed)
+        assert lib.track(track_id).path == str(renamed)

@@ -773,16 +773,42 @@ class Library:
 
         for path in dict.fromkeys(files):
             known = self.catalog.track_by_path(path)
+            moved = known is None and (known := self._moved_here(path)) is not None
+            if moved:
+                report.moved.append(known)
             if known is not None and self._unchanged(path, known):
                 have = done.get(known.id, {})
                 missing = tuple(name for name, version in wanted.items() if have.get(name) != version)
                 if missing:
                     jobs.append(job(path, False, missing))
-                else:
+                elif not moved:
                     report.unchanged.append(path)
                 continue
             jobs.append(job(path, True, tuple(wanted)))
         return jobs
+
+    def _moved_here(self, path: str) -> Track | None:
+        """The track whose file was moved or renamed to ``path``, now given that path; else ``None``.
+
+        Recognised by its content hash, before any decoding: a known track of the same size
+        whose own file is gone. Only files of such a size are hashed here.
+        """
+        try:
+            size = os.stat(path).st_size
+            gone = [t for t in self.catalog.tracks_by_size(size) if not os.path.exists(t.path)]
+            if not gone:
+                return None
+            digest = content_hash(path)
+            mtime_ns = os.stat(path).st_mtime_ns
+        except OSError:
+            return None  # the worker reports the file's own error
+        for track in gone:
+            if track.content_hash == digest:
+                with self.catalog.transaction():
+                    self.catalog.update_path(track.id, path, mtime_ns)
+                self._fresh = False
+                return self.catalog.track(track.id)
+        return None
 
     def _unchanged(self, path: str, known: Track) -> bool:
         """Whether the file at ``path`` still holds what ``known`` was indexed from (same size and time, or content)."""

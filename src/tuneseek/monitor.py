@@ -27,7 +27,9 @@ WINDOW_CANDIDATES = 3
 ALIGN_TOLERANCE = 1.0
 #: a segment stays open across this many windows without evidence (a quiet or noisy passage)
 MAX_MISSED_WINDOWS = 1
-#: a segment seen in one window only must be at least this sure, else it is taken for chance
+#: a segment shorter than this (or seen in one window only) must be at least this sure,
+#: else it is taken for chance
+MIN_SEGMENT_SECONDS = 5.0
 SINGLE_WINDOW_CONFIDENCE = 0.999
 #: gaps between segments shorter than this are not reported as unknown
 MIN_UNKNOWN_SECONDS = 1.0
@@ -148,8 +150,15 @@ def _extend(runs: list[_Run], c: Candidate, t0: float, index: int) -> None:
 
 
 def _credible(run: _Run, last: int | None = None) -> bool:
-    """Whether a run is evidence of a track rather than one window's chance alignment."""
-    return run.windows > 1 or run.best.confidence >= SINGLE_WINDOW_CONFIDENCE or last == 0
+    """Whether a run is evidence of a track rather than a chance alignment.
+
+    Overlapping windows see the same stretch twice, so two windows agreeing on a short
+    stretch are one piece of evidence: a run must span at least :data:`MIN_SEGMENT_SECONDS`
+    (then windows that overlap only partly agree), or be very sure on its own, or be
+    all the recording there is (a single window).
+    """
+    long_enough = run.windows > 1 and run.end - run.start >= MIN_SEGMENT_SECONDS
+    return long_enough or run.best.confidence >= SINGLE_WINDOW_CONFIDENCE or last == 0
 
 
 def _segment(run: _Run, track_of: Callable[[int], object]) -> Segment:

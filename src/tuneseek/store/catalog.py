@@ -162,6 +162,10 @@ class Catalog:
         rows = self.db.execute(f"SELECT {_COLUMNS} FROM tracks WHERE content_hash=?", (content_hash,)).fetchall()
         return [Track(*r) for r in rows]
 
+    def tracks_by_size(self, size: int) -> list[Track]:
+        rows = self.db.execute(f"SELECT {_COLUMNS} FROM tracks WHERE size=?", (size,)).fetchall()
+        return [Track(*r) for r in rows]
+
     def next_base_frame(self) -> int:
         """First free frame on the global axis (never reused, so stale postings can't alias)."""
         row = self.db.execute("SELECT value FROM meta WHERE key='next_base_frame'").fetchone()
