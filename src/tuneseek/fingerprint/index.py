@@ -97,7 +97,10 @@ class LandmarkIndex:
         if not segments or len(self._bases) == 0:
             empty = np.zeros(0, np.int64)
             return empty, empty, empty
-        ranges = [seg.ranges(hashes) for seg in segments]
+        # each distinct hash is sought once, in ascending order: a clip's shifted analyses repeat
+        # most hashes, and NumPy's binary search runs several times faster on sorted needles
+        distinct, inverse = np.unique(hashes, return_inverse=True)
+        ranges = [(start[inverse], end[inverse]) for start, end in (seg.ranges(distinct) for seg in segments)]
         keep = sum(end - start for start, end in ranges) <= self._stop
         parts = [seg.gather(start, np.where(keep, end - start, 0)) for seg, (start, end) in zip(segments, ranges)]
         qi, frames = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
@@ -120,11 +123,11 @@ class LandmarkIndex:
         :class:`AudioError` (naming the clip ``name``) when the clip holds nothing to
         fingerprint.
         """
-        pairs, peaks = query.clip_pairs(clip, self.params)
+        pairs, unshifted, peaks = query.clip_analyses(clip, self.params)
         check_peaks(name, peaks, len(clip) / self.params.sr)
         fps = self.params.frames_per_second
         seconds = len(clip) / self.params.sr
-        piles = query.search(pairs, self.lookup, k=k, fps=fps, clip_seconds=seconds)
+        piles = query.search(pairs, self.lookup, k=k, fps=fps, clip_seconds=seconds, wide_pairs=unshifted)
         return [
             p.located(int(self._ids[p.track]), fps, seconds, int(self._ends[p.track] - self._bases[p.track]))
             for p in piles
@@ -132,9 +135,9 @@ class LandmarkIndex:
 
     def evidence(self, clip: np.ndarray) -> list[tuple[int, query.Pile]]:
         """Every pile verification judges for ``clip``, of every stage, with its track id: for calibration."""
-        pairs, _ = query.clip_pairs(clip, self.params)
+        pairs, unshifted, _ = query.clip_analyses(clip, self.params)
         piles = query.search(pairs, self.lookup, fps=self.params.frames_per_second,
-                             clip_seconds=len(clip) / self.params.sr, exhaustive=True)
+                             clip_seconds=len(clip) / self.params.sr, exhaustive=True, wide_pairs=unshifted)
         return [(int(self._ids[p.track]), p) for p in piles]
 
     # -- tracks against each other ------------------------------------------------------

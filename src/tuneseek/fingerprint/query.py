@@ -151,13 +151,23 @@ Lookup = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
 def clip_pairs(clip: np.ndarray, params: FingerprintParams = DEFAULT, shifts: int = SHIFTS) -> tuple[Pairs, Peaks]:
+    """Peak pairs of a clip, pooled over its shifted analyses (see :func:`clip_analyses`), and its peaks."""
+    pooled, _, peaks = clip_analyses(clip, params, shifts)
+    return pooled, peaks
+
+
+def clip_analyses(clip: np.ndarray, params: FingerprintParams = DEFAULT,
+                  shifts: int = SHIFTS) -> tuple[Pairs, Pairs, Peaks]:
     """Peak pairs of a clip (at ``params.sr``), with the zone widened to allow for rescaling.
 
     The clip is analysed ``shifts`` times, each starting ``hop / shifts`` samples later,
     and the pairs of all are pooled (anchor times in frames of the unshifted clip):
     spectral peaks depend on where the analysis frames fall, and one of the shifts
     lands within ``hop / (2 * shifts)`` samples of the frames the track was indexed
-    with, wherever the clip was cut. Returns the pooled pairs and the unshifted peaks.
+    with, wherever the clip was cut. Returns the pooled pairs, the unshifted analysis's
+    own pairs (a time-scaled clip never keeps the track's frame phase, so the rescaled
+    hypotheses gain nothing from shifts and search these, at a quarter of the cost),
+    and the unshifted peaks.
     """
     widen = 1.0 / min(min(SPEEDS), min(TEMPI), min(PITCHES))
     parts, first = [], None
@@ -167,8 +177,8 @@ def clip_pairs(clip: np.ndarray, params: FingerprintParams = DEFAULT, shifts: in
         first = first or peaks
         p = pair_peaks(peaks, QUERY_FANOUT, params.dt_max * widen, params.df_max * widen, 2 * params.lookahead)
         parts.append(Pairs(p.t1 + lag / params.hop, p.f1, p.f2, p.dt))
-    pairs = Pairs(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("t1", "f1", "f2", "dt")))
-    return pairs, first
+    pooled = Pairs(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("t1", "f1", "f2", "dt")))
+    return pooled, parts[0], first
 
 
 @dataclass(frozen=True)
@@ -277,7 +287,8 @@ def _matched_span(frames: np.ndarray, fps: float) -> tuple[float, float, int]:
 
 
 def search(pairs: Pairs, lookup: Lookup, k: int = 5, fps: float = DEFAULT.frames_per_second,
-           clip_seconds: float = 10.0, min_confidence: float | None = None, exhaustive: bool = False) -> list[Pile]:
+           clip_seconds: float = 10.0, min_confidence: float | None = None, exhaustive: bool = False,
+           wide_pairs: Pairs | None = None) -> list[Pile]:
     """Matches of up to ``k`` distinct tracks, best first; empty for "no match".
 
     Stages run in order until one yields a pile that passes verification (its
@@ -289,15 +300,18 @@ def search(pairs: Pairs, lookup: Lookup, k: int = 5, fps: float = DEFAULT.frames
     the better explanation kept. ``lookup(hashes)`` returns every live posting of the
     hashes as ``(query index, track index, frame within the track)``.
 
-    With ``exhaustive``, every stage runs to the end and every judged pile is
-    returned whatever its confidence (for calibrating :func:`confidence`).
+    The first stage searches ``pairs``, later ones ``wide_pairs`` when given (the
+    unshifted analysis: see :func:`clip_analyses`). With ``exhaustive``, every stage
+    runs to the end and every judged pile is returned whatever its confidence (for
+    calibrating :func:`confidence`).
     """
     floor = MIN_CONFIDENCE if min_confidence is None else min_confidence
     judged: list[Pile] = []
     for g, stage in enumerate(STAGES):
         best: dict[int, Pile] = {}
+        these = pairs if g == 0 or wide_pairs is None else wide_pairs
         for time_scale, freq_scale in stage.hypotheses:
-            votes = _vote(pairs, lookup, time_scale, freq_scale, 2 * k + 2)
+            votes = _vote(these, lookup, time_scale, freq_scale, 2 * k + 2)
             if votes is None:
                 continue
             for pile in votes.piles:
@@ -310,7 +324,7 @@ def search(pairs: Pairs, lookup: Lookup, k: int = 5, fps: float = DEFAULT.frames
             continue
         found = sorted((p for p in best.values() if p.confidence >= floor), key=lambda c: -c.score)[:k]
         if found:
-            found[0] = _as_speed_change(pairs, lookup, found[0], fps, clip_seconds)
+            found[0] = _as_speed_change(these, lookup, found[0], fps, clip_seconds)
             return found
     return judged
 

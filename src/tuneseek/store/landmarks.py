@@ -37,7 +37,7 @@ SEGMENTS_DIR = "landmarks"
 LOW_BITS = 8
 N_BUCKETS = HASH_SPACE >> LOW_BITS
 #: bucketed segments larger than this get a CSR table in memory when opened
-IN_MEMORY_CSR_POSTINGS = 1_000_000
+IN_MEMORY_CSR_POSTINGS = 100_000
 
 
 def _save(path: Path, array: np.ndarray) -> None:
