@@ -158,8 +158,8 @@ def test_demo_on_a_folder_leaves_out_tracks_the_library_refuses(tmp_path, music_
     sf.write(folder / "silence.wav", np.zeros(SR * 20, np.float32), SR)
     said = []
     result = run_demo(folder, held_out=1, clip=5.0, per_track=1, workers=1, say=said.append)
-    assert any("refused" in line and "silence.wav" in line for line in said)
-    assert result.tracks == 5  # 7 files, one held out, the silent one refused
+    assert any("left out" in line and "silence.wav" in line and "silent" in line for line in said)
+    assert result.tracks == 5  # 7 files, one held out, the silent one left out
     clean = dict(result.rows)["clean"].metrics
     assert clean["in_library"] == 5 and clean["top1"] == 1.0 and clean["errors"] == 0
 
@@ -167,9 +167,13 @@ def test_demo_on_a_folder_leaves_out_tracks_the_library_refuses(tmp_path, music_
 def test_eval_identify_leaves_out_clips_of_tracks_the_indexer_refused(tmp_path, music_dir):
     src = tmp_path / "src"
     shutil.copytree(music_dir, src)
-    sf.write(src / "silence.wav", np.zeros(SR * 20, np.float32), SR)
     out = tmp_path / "ds"
     run("make-queries", src, out, "--length", "4", "--per-track", "1")
+    # an origin the indexer will refuse, put into the dataset by hand (make-queries itself skips silent files)
+    (out / "test" / "origin" / "silence").mkdir()
+    (out / "test" / "sample" / "silence").mkdir()
+    sf.write(out / "test" / "origin" / "silence" / "silence.wav", np.zeros(SR * 20, np.float32), SR)
+    sf.write(out / "test" / "sample" / "silence" / "silence_1000_5000.wav", np.zeros(SR * 4, np.float32), SR)
     report = jsonl(run("eval", "identify", out, "--json").stdout)[0]
     assert report["origin_not_indexed"] == 1 and report["in_library"] == 6
     assert report["top1"] == 1.0 and report["errors"] == 0

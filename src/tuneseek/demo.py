@@ -91,6 +91,8 @@ def run_demo(
             negatives_qs = make_queries(
                 unknown_src, work / "queries" / "unknown", length=clip, per_track=per_track, seed=seed
             )
+        for path, reason in sets[0][1].skipped:
+            say(f"left out {path}: {reason}")
         origins = sorted({str(o.path) for o in sets[0][1].origins})
         say(f"indexing {len(origins)} tracks")
         with Library.open(work / "library") as lib:
