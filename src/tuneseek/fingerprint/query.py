@@ -88,10 +88,12 @@ TOLERANCE = 2
 #: skipping them makes queries ~10x cheaper and "no match" more reliable.
 STOP_RATIO = 20.0
 MIN_STOP = 4
-#: Verification (:func:`confidence`): weights of the features (score, score per second,
-#: coverage, clip length, stage) and bias, and the confidence a match needs.
-CONFIDENCE_WEIGHTS = np.array([1.0, 1.0, 2.0, 0.0, -1.0])
-CONFIDENCE_BIAS = -6.0
+#: Verification (:func:`confidence`): weights of the features (log score, log score per
+#: second, coverage, log clip seconds), bias, the wide stage's penalty (log-odds), and the
+#: confidence a match needs. Fitted by ``python benchmarks/calibrate_identify.py``.
+CONFIDENCE_WEIGHTS = np.array([3.515, -0.15, 0.576, -0.228])
+CONFIDENCE_BIAS = -9.086
+WIDE_STAGE_PENALTY = 1.0
 MIN_CONFIDENCE = 0.5
 
 
@@ -352,7 +354,7 @@ def _as_speed_change(pairs: Pairs, lookup: Lookup, pile: Pile, fps: float, clip_
     return pile
 
 
-def features(pile: Pile, stage: int, fps: float, clip_seconds: float) -> np.ndarray:
+def features(pile: Pile, fps: float, clip_seconds: float) -> np.ndarray:
     """What verification weighs (see :func:`confidence`).
 
     - the score, on a log scale;
@@ -360,8 +362,7 @@ def features(pile: Pile, stage: int, fps: float, clip_seconds: float) -> np.ndar
       all along, a chance alignment a few here and there;
     - the coverage: the share of the matched stretch's seconds holding aligned hits
       (Panako's check);
-    - the clip's length (a longer clip offers chance more hashes);
-    - the stage: the wide stage tries many hypotheses, each another chance.
+    - the clip's length, on a log scale (a longer clip offers chance more hashes).
     """
     seconds = max(1.0, (pile.last - pile.first) / fps + 1.0)
     return np.array([
@@ -369,18 +370,21 @@ def features(pile: Pile, stage: int, fps: float, clip_seconds: float) -> np.ndar
         np.log(max(pile.score, 1) / seconds),
         min(1.0, pile.covered / np.ceil(seconds)),
         np.log(max(clip_seconds, 1.0)),
-        float(stage),
     ])
 
 
 def confidence(pile: Pile, stage: int, fps: float, clip_seconds: float) -> float:
     """Estimated probability that ``pile`` is a true match: a logistic model of its :func:`features`.
 
-    The weights were fitted on clips of half the benchmark library's tracks (true
-    matches, degraded every way the benchmark degrades them) against clips of one
-    source of unrelated music, and checked on the other half and the other sources
-    (``benchmarks/calibrate_identify.py``; the reliability table is in
-    benchmarks/RESULTS.md).
+    The weights were fitted on the plain hypothesis's piles of clips of half the
+    benchmark library's tracks (true matches, degraded every way the benchmark degrades
+    them) against clips of one source of unrelated music, and checked on the other
+    half and on three other sources (``benchmarks/calibrate_identify.py``; the
+    reliability table is in benchmarks/RESULTS.md). A pile of the wide stage, which
+    tries many hypotheses and so gives chance many tries, pays :data:`WIDE_STAGE_PENALTY`
+    in log-odds.
     """
-    z = CONFIDENCE_BIAS + float(np.dot(CONFIDENCE_WEIGHTS, features(pile, stage, fps, clip_seconds)))
+    z = CONFIDENCE_BIAS + float(np.dot(CONFIDENCE_WEIGHTS, features(pile, fps, clip_seconds)))
+    if stage > 0:
+        z -= WIDE_STAGE_PENALTY
     return float(1.0 / (1.0 + np.exp(-z)))
