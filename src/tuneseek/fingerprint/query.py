@@ -122,9 +122,7 @@ class Pile:
     def located(self, track_id: int, fps: float, clip_seconds: float, track_frames: int) -> Candidate:
         """The public :class:`Candidate`: seconds, the span of the clip that holds the track."""
         scale = self.time_scale
-        start = max(0.0, -self.offset / scale)  # clip frame where the track begins
-        if self.first - start > fps * LATE_START_SECONDS:
-            start = self.first  # the clip starts inside the track but its first part does not match
+        start = max(0.0, self.first)
         end = min(self.last + SPAN_TAIL_FRAMES, (track_frames - self.offset) / scale, clip_seconds * fps)
         seconds = max(1, int(np.ceil((end - start) / fps)))
         return Candidate(
@@ -140,11 +138,11 @@ class Pile:
         )
 
 
-#: a track whose first aligned hit comes this long after the track's own start in the
-#: clip is said to start at that hit (the clip began inside the track, in a stretch
-#: that did not match); the last hit's anchor is followed by this many frames of pair
-LATE_START_SECONDS = 1.0
+#: the last aligned hit's anchor is followed by this many frames of its pair
 SPAN_TAIL_FRAMES = 8
+#: a stretch before the first matching frame with less than this share of the matching
+#: stretch's landmark density is quiet (a soft intro), not other audio
+QUIET_SHARE = 0.25
 #: share of the median matching second's hits that makes a second part of the matching stretch
 SPAN_DENSITY = 0.2
 
@@ -191,6 +189,7 @@ class _Votes:
     track: np.ndarray
     frame: np.ndarray
     piles: list[Pile]
+    landmarks: np.ndarray  # anchor frame (rescaled) of every landmark of the clip, hit or not
 
 
 #: Piles are sought on one integer axis: track index in the high bits, offset (biased
@@ -217,7 +216,7 @@ def _vote_hashes(hashes: np.ndarray, anchor: np.ndarray, lookup: Lookup, piles: 
         Pile(int(k >> 32), float((k & 0xFFFFFFFF) - _OFFSET_BIAS), int(s), time_scale, freq_scale)
         for k, s in zip(keys, scores)
     ]
-    return _Votes(a, track, frame, found)
+    return _Votes(a, track, frame, found, anchor)
 
 
 def match_landmarks(hashes: np.ndarray, anchor: np.ndarray, lookup: Lookup, k: int, fps: float,
@@ -261,10 +260,25 @@ def _refine(votes: _Votes, pile: Pile, fps: float) -> Pile:
         a, b = 1.0, pile.offset
         inliers = np.abs(y - x - b) <= TOLERANCE
     scale = float(pile.time_scale * a)
-    if abs(scale - pile.time_scale) < FIT_PRECISION:  # within the fit's own scatter: keep the hypothesis
-        scale = pile.time_scale
+    if abs(scale - pile.time_scale) < FIT_PRECISION:  # within the fit's own scatter: keep the hypothesis,
+        scale = pile.time_scale  # and the offset that fits best at its slope
+        if fitted:
+            b = float(np.median(y[inliers] - x[inliers]))
     first, last, covered = _matched_span(x[inliers] / pile.time_scale, fps)  # in the clip's own frames
+    first = _quiet_lead_in(votes.landmarks / pile.time_scale, max(0.0, -b / scale), first, last)
     return Pile(pile.track, b, pile.score, round(scale, 3), pile.freq_scale, first, last, covered)
+
+
+def _quiet_lead_in(landmarks: np.ndarray, start: float, first: float, last: float) -> float:
+    """Where the track's audio begins in the clip: at ``start`` (where the alignment puts the track's
+    start, or the clip's) when the clip is quiet from there to the ``first`` matching frame (a soft
+    intro: few landmarks to match), else at ``first`` (something else plays there).
+    """
+    if first - start <= 1.0:
+        return min(start, first)
+    dense = np.count_nonzero((landmarks >= first) & (landmarks <= last)) / max(1.0, last - first)
+    gap = np.count_nonzero((landmarks >= start) & (landmarks < first)) / (first - start)
+    return start if gap < QUIET_SHARE * dense else first
 
 
 def _matched_span(frames: np.ndarray, fps: float) -> tuple[float, float, int]:
