@@ -11,6 +11,7 @@ recording's length.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -108,7 +109,8 @@ def timeline(window_stream: Iterable[tuple[float, float, object]], identify: Cal
     track for a candidate.
     """
     open_runs: list[_Run] = []
-    done: list[Segment] = []
+    done: list[_Run] = []
+    recent: deque[_Run] = deque(maxlen=8)  # the last runs given out, for _shadowed
     covered = 0.0  # the recording is accounted for up to here
     end = 0.0
     index = -1
@@ -117,16 +119,19 @@ def timeline(window_stream: Iterable[tuple[float, float, object]], identify: Cal
             _extend(open_runs, c, t0, index)
         for run in [r for r in open_runs if index - r.last_window > MAX_MISSED_WINDOWS]:
             open_runs.remove(run)
-            if _credible(run):
-                done.append(_segment(run, track_of))
+            if _credible(run) and not _shadowed(run, [*open_runs, *done, *recent]):
+                done.append(run)
         earliest_open = min((r.start for r in open_runs), default=np.inf)
-        ready = sorted((s for s in done if s.start < earliest_open), key=lambda s: s.start)
-        for seg in ready:
-            done.remove(seg)
+        for run in sorted((r for r in done if r.start < earliest_open), key=lambda r: r.start):
+            done.remove(run)
+            recent.append(run)
+            seg = _segment(run, track_of)
             yield from _with_gap(covered, seg)
             covered = max(covered, seg.end)
-    done.extend(_segment(r, track_of) for r in open_runs if _credible(r, last=index))
-    for seg in sorted(done, key=lambda s: s.start):
+    last = [r for r in open_runs if _credible(r, last=index)]
+    done.extend(r for r in last if not _shadowed(r, [*last, *done, *recent]))
+    for run in sorted(done, key=lambda r: r.start):
+        seg = _segment(run, track_of)
         yield from _with_gap(covered, seg)
         covered = max(covered, seg.end)
     if index >= 0 and end - covered >= MIN_UNKNOWN_SECONDS:
@@ -159,6 +164,20 @@ def _credible(run: _Run, last: int | None = None) -> bool:
     """
     long_enough = run.windows > 1 and run.end - run.start >= MIN_SEGMENT_SECONDS
     return long_enough or run.best.confidence >= SINGLE_WINDOW_CONFIDENCE or last == 0
+
+
+def _shadowed(run: _Run, others: Iterable[_Run]) -> bool:
+    """Whether a stronger run of the same track covers most of ``run`` at another alignment.
+
+    A piece that repeats itself matches a stretch of the recording at two places of the
+    track; the place with more evidence is the one that plays.
+    """
+    span = run.end - run.start
+    return any(
+        o is not run and o.track_id == run.track_id and (o.windows, o.best.score) > (run.windows, run.best.score)
+        and min(o.end, run.end) - max(o.start, run.start) >= 0.5 * span
+        for o in others
+    )
 
 
 def _segment(run: _Run, track_of: Callable[[int], object]) -> Segment:

@@ -132,10 +132,15 @@ class Pile:
             clip_end=round(max(start, end) / fps, 2),
             score=self.score,
             confidence=round(self.confidence, 4),
-            speed=float(self.freq_scale),
-            tempo=round(float(self.time_scale / self.freq_scale), 3),
+            speed=round(float(self.freq_scale), 3),
+            tempo=_snapped(self.time_scale / self.freq_scale),
             coverage=round(min(1.0, self.covered / seconds), 3),
         )
+
+
+def _snapped(tempo: float) -> float:
+    """A tempo factor to 3 decimals, and 1 when it is within the line fit's own scatter of 1."""
+    return 1.0 if abs(tempo - 1.0) < FIT_PRECISION else round(float(tempo), 3)
 
 
 #: the last aligned hit's anchor is followed by this many frames of its pair
@@ -265,17 +270,18 @@ def _refine(votes: _Votes, pile: Pile, fps: float) -> Pile:
         if fitted:
             b = float(np.median(y[inliers] - x[inliers]))
     first, last, covered = _matched_span(x[inliers] / pile.time_scale, fps)  # in the clip's own frames
-    first = _quiet_lead_in(votes.landmarks / pile.time_scale, max(0.0, -b / scale), first, last)
+    first = _quiet_lead_in(votes.landmarks / pile.time_scale, max(0.0, -b / scale), first, last, fps)
     return Pile(pile.track, b, pile.score, round(scale, 3), pile.freq_scale, first, last, covered)
 
 
-def _quiet_lead_in(landmarks: np.ndarray, start: float, first: float, last: float) -> float:
+def _quiet_lead_in(landmarks: np.ndarray, start: float, first: float, last: float, fps: float) -> float:
     """Where the track's audio begins in the clip: at ``start`` (where the alignment puts the track's
     start, or the clip's) when the clip is quiet from there to the ``first`` matching frame (a soft
-    intro: few landmarks to match), else at ``first`` (something else plays there).
+    intro: few landmarks to match), else at ``first`` (something else plays there). Within a
+    second of each other, the alignment's ``start`` is the more precise of the two.
     """
-    if first - start <= 1.0:
-        return min(start, first)
+    if first - start <= fps:
+        return start
     dense = np.count_nonzero((landmarks >= first) & (landmarks <= last)) / max(1.0, last - first)
     gap = np.count_nonzero((landmarks >= start) & (landmarks < first)) / (first - start)
     return start if gap < QUIET_SHARE * dense else first
