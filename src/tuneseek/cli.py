@@ -420,10 +420,12 @@ def cmd_make_queries(args) -> int:
     )
     neg = sum(not s.in_library for s in qs.samples)
     msg = {"out": str(Path(args.out) / args.split), "origins": len(qs.origins), "samples": len(qs.samples),
-           "not_in_library": neg}
+           "not_in_library": neg, "skipped": [{"path": path, "reason": reason} for path, reason in qs.skipped]}
     if args.json:
         _out(msg)
     else:
+        for path, reason in qs.skipped:
+            print(f"skipped {path}: {reason}", file=sys.stderr)
         print(f"wrote {len(qs.samples)} clips ({neg} of music kept out of origin/) from {len(qs.origins)} "
               f"tracks to {msg['out']}")
     return 0
