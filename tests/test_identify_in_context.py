@@ -95,3 +95,22 @@ def test_the_score_barely_depends_on_where_the_clip_was_cut_within_a_frame(lib, 
 def test_asking_for_fewer_than_one_candidate_is_refused(lib, songs, k):
     with pytest.raises(UsageError, match="at least 1"):
         lib.candidates(songs[lib.tracks()[0].id][: 5 * SR], sr=SR, k=k)
+
+
+def test_identify_command_says_where_in_the_recording_the_song_starts(lib, songs, other_music, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    track = lib.tracks()[1]
+    path = tmp_path / "lead-in.wav"
+    sf.write(path, np.concatenate([lead_in("noise", 3.0, other_music), songs[track.id][: 6 * SR]]), SR)
+    env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "src"),
+               TUNESEEK_LIBRARY=str(lib.root))
+    cmd = [sys.executable, "-m", "tuneseek.cli", "identify"]
+    human = subprocess.run([*cmd, str(path)], capture_output=True, text=True, env=env, check=True).stdout
+    assert f"[track {track.id}] at 0:00.0, starting 3.0 s into the clip" in human
+    match = json.loads(subprocess.run([*cmd, "--json", str(path)], capture_output=True, text=True, env=env,
+                                      check=True).stdout)["match"]
+    assert match["offset"] == pytest.approx(-3.0, abs=0.1) and match["clip_start"] == pytest.approx(3.0, abs=0.1)
