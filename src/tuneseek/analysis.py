@@ -8,12 +8,26 @@ what the library stores for every track (tags in both musicnn vocabularies, 3.7 
 vectors, and the same from the library's trained tagger and embedder), for the extractors named
 in :func:`extractor_versions` and :func:`trained_extractors`. Models load once per process.
 torch is imported only here, so the identification path stays light.
+
+Files are read as a stream (:func:`tuneseek.audio.stream`, 30 s at a time) and every network
+runs window by window as the audio comes (:class:`~tuneseek.embed.musicnn_extractor.MusicnnStream`,
+:class:`~tuneseek.embed.trained.TrainedStream`): only the per-window outputs are kept, so a
+4-hour file takes a few MB beyond the models, and files of any length are described. Only
+:func:`decode` (a query for ``similar``, training data) holds a whole file.
+
+Audio shorter than the model's input window is refused with an :class:`AudioError` naming the
+file and its length, rather than repeated to fill the window: a 1 s clip looped to 3 s makes
+musicnn hear a synthetic loop ("ambient, synth" for an orchestra). The floor is musicnn's
+3 s training patch (:data:`MIN_SECONDS`; for embeddings in shorter windows, the window), and a
+trained model's own window. Audio between 3 s and a longer musicnn window (3.7 s segments, or a
+``--window`` of 29 s) is still repeated to fill it: most of what the network hears is real.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -22,7 +36,7 @@ import numpy as np
 
 from tuneseek import audio
 from tuneseek.errors import AudioError, UsageError
-from tuneseek.features import MUSICNN_SR, musicnn_logmel
+from tuneseek.features import MUSICNN_HOP, MUSICNN_SR
 
 MODELS = ("mtt", "msd")
 POOLS = ("none", "mean", "max")
@@ -78,6 +92,49 @@ def _require_models_extra() -> None:
             )
 
 
+def _physical_cores() -> int:
+    """Physical cores among the CPUs this process may run on (hyper-threads counted once)."""
+    try:
+        cpus = os.sched_getaffinity(0)
+    except AttributeError:
+        return os.cpu_count() or 1
+    cores = set()
+    for cpu in cpus:
+        try:
+            with open(f"/sys/devices/system/cpu/cpu{cpu}/topology/core_id") as f:
+                core = f.read().strip()
+            with open(f"/sys/devices/system/cpu/cpu{cpu}/topology/physical_package_id") as f:
+                cores.add((f.read().strip(), core))
+        except OSError:
+            cores.add(("cpu", str(cpu)))
+    return max(1, len(cores))
+
+
+@lru_cache(maxsize=1)
+def use_cores() -> int:
+    """Set torch's intra-op threads for this process, once, and return the number.
+
+    One per physical core this process may use, less the cores other processes keep busy
+    (the 1-minute load average), at least one. Oversubscription is what costs: musicnn's
+    layers are small, and a thread descheduled by another process stalls every step, so on a
+    loaded 2-core machine 2 threads took 11-13 s to tag a minute of music against 3-4.5 s
+    with one. ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS``, when set (the indexing workers set 1),
+    are left to decide.
+    """
+    import torch
+
+    if os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS"):
+        return torch.get_num_threads()
+    cores = _physical_cores()
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        busy = 0.0
+    threads = max(1, min(cores, round(cores - busy)))
+    torch.set_num_threads(threads)
+    return threads
+
+
 @lru_cache(maxsize=2)
 def model(name: str, wheel: str | None = None):
     """The pretrained musicnn ``name`` ("mtt" or "msd"), loaded once per process."""
@@ -86,30 +143,76 @@ def model(name: str, wheel: str | None = None):
     _require_models_extra()
     from tuneseek.embed.weights import load_musicnn
 
+    use_cores()
     return load_musicnn(name, wheel=wheel)[0]
 
 
-#: shorter files are refused (longer ones shorter than a window are repeated to fill it)
-MIN_SECONDS = 0.5
-#: longer files are not described: they are decoded whole (230 MB per hour at 16 kHz)
+#: Shortest audio described: musicnn's input window (its 3 s training patch). Shorter audio
+#: is refused, not repeated to fill the window (an embedding window under 3 s needs only itself).
+MIN_SECONDS = 3.0
+#: Longest file :func:`decode` holds whole (230 MB per hour at 16 kHz). The streaming
+#: functions (:func:`tag_file`, :func:`embed_file`, :func:`describe_file`) have no limit.
 MAX_SECONDS = 4 * 3600.0
+#: A file with no sample above this is silent.
+SILENCE = 1e-4
 
 
-def decode(path: str | Path, sr: int = MUSICNN_SR) -> np.ndarray:
-    """``path`` as mono at ``sr`` (musicnn's 16 kHz by default), refused when too short or too long to describe, or silent."""
+def _too_short(n: int, sr: int, need: int, why: str) -> str:
+    return f"too short: {n / sr:.2f} s (at least {need / sr:.3g} s, {why})"
+
+
+def _refuse(name: str, n: int, loud: bool, sr: int, need: int, why: str) -> None:
+    """An :class:`AudioError` for ``n`` samples at ``sr`` when fewer than ``need`` or silent."""
+    if n < need:
+        raise AudioError(name, _too_short(n, sr, need, why))
+    if not loud:
+        raise AudioError(name, "silent: nothing to describe")
+
+
+def _musicnn_need(window_frames: int | None = None) -> int:
+    """Samples of audio musicnn needs: 3 s, or one window of ``window_frames`` when that is shorter."""
+    need = round(MIN_SECONDS * MUSICNN_SR)
+    return need if window_frames is None else min(need, (window_frames - 1) * MUSICNN_HOP)
+
+
+_MUSICNN_WHY = "musicnn's input window"
+
+
+def decode(path: str | Path, sr: int = MUSICNN_SR, min_seconds: float = MIN_SECONDS) -> np.ndarray:
+    """``path`` as one mono array at ``sr`` (musicnn's 16 kHz by default), refused when shorter than
+    ``min_seconds``, longer than :data:`MAX_SECONDS`, or silent. For callers that need the whole
+    signal at once; :func:`tag_file`, :func:`embed_file` and :func:`describe_file` stream instead."""
     duration = audio.probe(path).duration
     if duration is not None and duration > MAX_SECONDS:
-        raise AudioError(path, f"too long to describe: {duration / 3600:.1f} h (at most {MAX_SECONDS / 3600:g} h)")
-    return checked(str(path), audio.load(path, sr), sr)
+        raise AudioError(path, f"too long to decode whole: {duration / 3600:.1f} h (at most {MAX_SECONDS / 3600:g} h)")
+    return checked(str(path), audio.load(path, sr), sr, min_seconds)
 
 
-def checked(name: str, x: np.ndarray, sr: int = MUSICNN_SR) -> np.ndarray:
+def checked(name: str, x: np.ndarray, sr: int = MUSICNN_SR, min_seconds: float = MIN_SECONDS) -> np.ndarray:
     """``x`` (mono at ``sr``) if it can be described, else an :class:`AudioError` naming ``name``."""
-    if len(x) < MIN_SECONDS * sr:
-        raise AudioError(name, f"too short: {len(x) / sr:.2f} s (at least {MIN_SECONDS:g} s)")
-    if not np.any(np.abs(x) > 1e-4):
-        raise AudioError(name, "silent: nothing to describe")
+    _refuse(name, len(x), bool(np.any(np.abs(x) > SILENCE)), sr, round(min_seconds * sr),
+            _MUSICNN_WHY if min_seconds == MIN_SECONDS else "the model's input window")
     return x
+
+
+def _read(path: str | Path, sr: int, consumers: Sequence, need: int, why: str) -> int:
+    """Decode ``path`` at ``sr`` chunk by chunk into each consumer's ``feed``; the samples read.
+
+    Refuses (before any consumer's ``finish``) audio shorter than ``need`` samples, or silent.
+    """
+    n, loud = 0, False
+    for chunk in audio.stream(path, sr):
+        n += len(chunk)
+        loud = loud or bool(np.any(np.abs(chunk) > SILENCE))
+        for consumer in consumers:
+            consumer.feed(chunk)
+    _refuse(str(path), n, loud, sr, need, why)
+    return n
+
+
+def _trained_need(m) -> tuple[int, str]:
+    """Samples a trained model needs (its window), and why."""
+    return m.model.spec.samples(m.window), f"the window of {m.name}"
 
 
 def trained_model(name: str):
@@ -120,6 +223,7 @@ def trained_model(name: str):
     _require_models_extra()
     from tuneseek.embed.trained import load_trained
 
+    use_cores()
     return load_trained(name)
 
 
@@ -128,15 +232,23 @@ def tag_file(path: str | Path, model_name: str = "mtt", wheel: str | None = None
     patches) or a trained tagger or classifier (a run folder: the model's own windows)."""
     if model_name not in MODELS:
         m = trained_model(model_name)
-        times, curve = m.tags(decode(path, m.sample_rate))
+        run = m.stream(head=True)
+        _read(path, m.sample_rate, [run], *_trained_need(m))
+        times, curve = run.finish()
         return Tags(str(path), m.name, m.labels, curve.mean(axis=0), times, curve)
     _require_models_extra()
-    from tuneseek.embed.musicnn_extractor import tag_over_time
+    from tuneseek.embed.musicnn_extractor import (
+        FRAME_SECONDS,
+        PATCH_FRAMES,
+        MusicnnStream,
+    )
 
-    x = decode(path)
     net = model(model_name, wheel)
-    times, curve = tag_over_time(x, net)
-    return Tags(str(path), model_name, tuple(net.labels), curve.mean(axis=0), times, curve)
+    run = MusicnnStream([(net, PATCH_FRAMES, PATCH_FRAMES, ("prob",))])
+    _read(path, MUSICNN_SR, [run], _musicnn_need(), _MUSICNN_WHY)
+    [(starts, out)] = run.finish()
+    curve = out["prob"]
+    return Tags(str(path), model_name, tuple(net.labels), curve.mean(axis=0), starts * FRAME_SECONDS, curve)
 
 
 def embed_file(
@@ -164,15 +276,25 @@ def embed_file(
             raise UsageError(f"a trained model gives one layer, its embedding (no --layer {layer})")
         window = m.window
         hop = window / 2 if hop is None else hop
-        times, vectors = m.vectors(decode(path, m.sample_rate), hop)
+        run = m.stream(head=False, hop=hop)
+        _read(path, m.sample_rate, [run], *_trained_need(m))
+        times, vectors = run.finish()
         layer = "embedding"
     else:
         _require_models_extra()
-        from tuneseek.embed.musicnn_extractor import embed
+        from tuneseek.embed.musicnn_extractor import (
+            FRAME_SECONDS,
+            MusicnnStream,
+            window_frames,
+        )
 
         window = SEGMENT_WINDOW if window is None else window
         hop = window / 2 if hop is None else hop
-        times, vectors = embed(decode(path), model(model_name, wheel), window=window, hop=hop, layer=layer)
+        n, h = window_frames(window, hop, layer)
+        run = MusicnnStream([(model(model_name, wheel), n, h, (layer,))])
+        _read(path, MUSICNN_SR, [run], _musicnn_need(n), _MUSICNN_WHY)
+        [(starts, out)] = run.finish()
+        times, vectors = starts * FRAME_SECONDS, out[layer]
     if pool != "none":
         vectors = (vectors.mean(axis=0) if pool == "mean" else vectors.max(axis=0))[None, :]
         times = np.zeros(0, np.float64)
@@ -226,6 +348,7 @@ class Description:
     extractors: tuple[str, ...]  # what was computed, by extractor name
     tags: dict[str, np.ndarray]  # vocabulary -> probabilities (mean over the model's windows)
     embeddings: dict[str, Segments]  # embedding space -> segment vectors
+    skipped: tuple[tuple[str, str], ...] = ()  # (extractor, reason): asked for, not computed
 
 
 def trained_extractors(folder: str | Path, role: str) -> dict[str, str]:
@@ -245,11 +368,17 @@ def describe_file(path: str | Path, extractors: Iterable[str], wheel: str | None
     """Tags and/or embeddings of ``path`` for the named ``extractors`` (keys of :func:`extractor_versions`,
     and of :func:`trained_extractors` for the runs in ``trained``, ``{extractor: run folder}``).
 
-    Decodes once per sample rate and computes musicnn's log-mel once for both of its networks.
-    A trained model's segments lie side by side, one per model window.
+    Streams the file once per sample rate (musicnn's networks share one log-mel) and keeps only
+    the models' outputs. A trained model's segments lie side by side, one per model window; a
+    file shorter than a trained model's window goes without that model (``skipped`` says so),
+    and one shorter than musicnn's window, or silent, is refused.
     """
     _require_models_extra()
-    from tuneseek.embed.musicnn_extractor import embed, tag
+    from tuneseek.embed.musicnn_extractor import (
+        PATCH_FRAMES,
+        MusicnnStream,
+        window_frames,
+    )
     from tuneseek.embed.trained import load_trained
 
     trained = dict(trained or {})
@@ -259,30 +388,42 @@ def describe_file(path: str | Path, extractors: Iterable[str], wheel: str | None
     unknown = set(wanted) - set(TAG_EXTRACTORS) - {EMBEDDING_EXTRACTOR} - set(trained)
     if unknown:
         raise UsageError(f"unknown extractor(s): {', '.join(sorted(unknown))}")
-    at_rate: dict[int, np.ndarray] = {}
-
-    def audio_at(sr: int) -> np.ndarray:
-        if sr not in at_rate:
-            at_rate[sr] = decode(path, sr)
-        return at_rate[sr]
-
-    tags, embeddings = {}, {}
-    if any(ex in TAG_EXTRACTORS or ex == EMBEDDING_EXTRACTOR for ex in wanted):
-        x = audio_at(MUSICNN_SR)
-        logmel = musicnn_logmel(x)
-        tags = {name: tag(x, model(name, wheel), features=logmel) for ex, name in TAG_EXTRACTORS.items() if ex in wanted}
-        if EMBEDDING_EXTRACTOR in wanted:
-            _, segments = embed(x, model("mtt", wheel), SEGMENT_WINDOW, SEGMENT_HOP, features=logmel)
-            embeddings[SPACE] = Segments(SEGMENT_WINDOW, SEGMENT_HOP, segments)
+    passes: dict[int, list] = {}  # sample rate -> [(extractor, or None for musicnn, consumer)]
+    vocabularies = [TAG_EXTRACTORS[ex] for ex in wanted if ex in TAG_EXTRACTORS]
+    requests = [(model(name, wheel), PATCH_FRAMES, PATCH_FRAMES, ("prob",)) for name in vocabularies]
+    if EMBEDDING_EXTRACTOR in wanted:
+        requests.append((model("mtt", wheel), *window_frames(SEGMENT_WINDOW, SEGMENT_HOP), ("penultimate",)))
+    if requests:
+        passes[MUSICNN_SR] = [(None, MusicnnStream(requests))]
+    models = {}
     for extractor in wanted:
         if extractor in trained:
-            m = load_trained(trained[extractor])
-            if extractor.startswith("tags:"):
-                tags[m.name] = m.tags(audio_at(m.sample_rate))[1].mean(axis=0)
+            m = models[extractor] = load_trained(trained[extractor])
+            use_cores()
+            passes.setdefault(m.sample_rate, []).append((extractor, m.stream(head=extractor.startswith("tags:"))))
+    tags, embeddings, skipped, seconds = {}, {}, [], None
+    for sr, consumers in passes.items():
+        # the pass is refused below musicnn's window when musicnn runs in it, else below the shortest trained window
+        need, why = ((_musicnn_need(), _MUSICNN_WHY) if consumers[0][0] is None
+                     else min(_trained_need(models[ex]) for ex, _ in consumers))
+        n = _read(path, sr, [c for _, c in consumers], need, why)
+        seconds = n / sr if seconds is None else seconds
+        for extractor, consumer in consumers:
+            if extractor is None:
+                results = consumer.finish()
+                tags.update((name, out["prob"].mean(axis=0)) for name, (_, out) in zip(vocabularies, results))
+                if EMBEDDING_EXTRACTOR in wanted:
+                    embeddings[SPACE] = Segments(SEGMENT_WINDOW, SEGMENT_HOP, results[-1][1]["penultimate"])
+                continue
+            m, result = models[extractor], consumer.finish()
+            if result is None:
+                skipped.append((extractor, _too_short(n, sr, *_trained_need(m))))
+            elif extractor.startswith("tags:"):
+                tags[m.name] = result[1].mean(axis=0)
             else:
-                embeddings[m.name] = Segments(m.window, m.window, m.vectors(audio_at(m.sample_rate))[1])
-    sr, x = next(iter(at_rate.items()))
-    return Description(str(path), len(x) / sr, wanted, tags, embeddings)
+                embeddings[m.name] = Segments(m.window, m.window, result[1])
+    done = tuple(ex for ex in wanted if ex not in dict(skipped))
+    return Description(str(path), seconds, done, tags, embeddings, tuple(skipped))
 
 
 def clip_vectors(audio_16k: np.ndarray, hop: float = SEGMENT_WINDOW / 2, wheel: str | None = None) -> tuple[np.ndarray, np.ndarray]:

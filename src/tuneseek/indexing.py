@@ -10,19 +10,49 @@ worker are in flight, so memory stays bounded however many files there are.
 Jobs that run a network use one torch thread per worker process (one process per core is
 the efficient shape for batch inference on CPUs) and fresh processes from a fork server,
 never forks of a parent that may already have started torch's thread pools.
+
+Workers end with the process that runs the pool, however it ends (``kill -9`` included):
+each watches it (:func:`_watch_parent`). Left alone they would wait for work forever, and the
+fork server with them, as a worker holds it open. SIGINT and SIGTERM stop a run promptly
+(:func:`run_jobs`): no new file starts, files in flight get :data:`GRACE_SECONDS` to finish,
+the workers are ended, and :class:`Interrupted` says how many files were left out.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import select
+import signal
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from tuneseek.analysis import Description, describe_file
 from tuneseek.errors import TuneseekError
 from tuneseek.fingerprint.extract import FileFingerprint, fingerprint_file
+
+#: After an interrupt, how long files already being computed may take to finish (they are kept).
+GRACE_SECONDS = 1.0
+#: How often the parent looks for an interrupt while it waits for results.
+POLL_SECONDS = 0.2
+
+
+class Interrupted(KeyboardInterrupt):
+    """Indexing stopped by SIGINT or SIGTERM; the files finished before are kept.
+
+    A :class:`KeyboardInterrupt`, so that an interrupted script stops as it would anyway;
+    its message says what was kept.
+    """
+
+    def __init__(self, committed: int, not_indexed: int, report=None):
+        self.committed = committed
+        self.not_indexed = not_indexed
+        self.report = report  # the interrupted run's AddReport, when Library.add raised it
+        super().__init__(f"interrupted: {committed} files committed, {not_indexed} not indexed")
 
 
 @dataclass(frozen=True)
@@ -66,13 +96,60 @@ def _work(job: Job) -> Outcome:
             description = describe_file(job.path, job.describe, trained=dict(job.trained))
         except Exception as e:
             describe_error = _reason(e)
+        else:
+            describe_error = "; ".join(f"{ex}: {why}" for ex, why in description.skipped) or None
     return Outcome(job.path, fingerprint, None, description, describe_error)
 
 
-def _one_thread_per_process() -> None:
-    """Pool initializer for network jobs: torch (imported later, in the job) uses one thread."""
-    os.environ["OMP_NUM_THREADS"] = "1"
-    os.environ["MKL_NUM_THREADS"] = "1"
+def _wait_for_exit(pid: int) -> None:
+    """Return when process ``pid`` has ended (at once if it already has)."""
+    try:
+        fd = os.pidfd_open(pid)  # Linux >= 5.3: readable when the process ends
+    except (AttributeError, OSError):
+        fd = None
+    if fd is not None:
+        select.select([fd], [], [])
+        return
+    while True:  # elsewhere: ask every half second
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            pass
+        time.sleep(0.5)
+
+
+def _watch_parent(parent: int) -> None:
+    """End this worker process as soon as process ``parent``, which runs the pool, is gone.
+
+    A worker's parent may not be that process (the fork server starts them), so a thread
+    waits for ``parent`` itself to exit; where the parent is that process, on Linux, the
+    kernel also sends SIGKILL when it dies (``PR_SET_PDEATHSIG``).
+    """
+    if os.getppid() == parent and os.uname().sysname == "Linux":
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        _wait_for_exit(parent)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="tuneseek-parent-watch", daemon=True).start()
+
+
+def _worker_init(parent: int, one_thread: bool) -> None:
+    """Pool initializer: end with ``parent``, leave SIGINT to it (it ends the workers), and
+    for network jobs make torch (imported later, in the job) use one thread."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _watch_parent(parent)
+    if one_thread:
+        os.environ["OMP_NUM_THREADS"] = "1"
+        os.environ["MKL_NUM_THREADS"] = "1"
 
 
 def default_workers() -> int:
@@ -83,35 +160,118 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+class _JobInterrupted(BaseException):
+    """Raised by the signal handler inside a job that runs in this process (``workers=1``)."""
+
+
+class _Stop:
+    """SIGINT and SIGTERM, while installed, ask the run to stop instead of killing it.
+
+    The first signal sets :attr:`event` (and, while a job runs in this process, interrupts
+    it); a second one raises :class:`KeyboardInterrupt` at once, as without tuneseek.
+    Handlers can only be installed from the main thread; elsewhere nothing is installed.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.in_job = False
+        self._old: dict[int, object] = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        self.event.set()
+        if self.in_job:
+            raise _JobInterrupted
+
+    @contextmanager
+    def installed(self) -> Iterator[_Stop]:
+        if threading.current_thread() is threading.main_thread():
+            self._old = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        try:
+            yield self
+        finally:
+            for sig, old in self._old.items():
+                signal.signal(sig, old)
+
+
+def _end_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop the pool's worker processes now (SIGTERM), then the pool."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
 def run_jobs(jobs: Iterable[Job | str], workers: int | None = None, executor: Executor | None = None) -> Iterator[Outcome]:
-    """Run ``jobs`` (a bare path is a fingerprint job), yielding an :class:`Outcome` per file as each completes."""
+    """Run ``jobs`` (a bare path is a fingerprint job), yielding an :class:`Outcome` per file as each completes.
+
+    While it runs (between yields too), SIGINT and SIGTERM stop it: the files in flight get
+    :data:`GRACE_SECONDS` to finish and are yielded, the others are dropped, the workers of a
+    pool made here are ended, and :class:`Interrupted` is raised with the number of files not
+    run (``committed`` is 0: the caller knows what it kept). A second signal raises
+    :class:`KeyboardInterrupt` at once.
+    """
     jobs = [j if isinstance(j, Job) else Job(j) for j in jobs]
     workers = workers or default_workers()
-    if executor is None and workers == 1:
-        yield from map(_work, jobs)
-        return
+    stop = _Stop()
+    yielded = 0
+    with stop.installed():
+        if executor is None and workers == 1:
+            for job in jobs:
+                try:
+                    stop.in_job = True
+                    if stop.event.is_set():
+                        break
+                    outcome = _work(job)
+                except _JobInterrupted:
+                    break
+                finally:
+                    stop.in_job = False
+                yielded += 1
+                yield outcome
+        else:
+            for outcome in _run_pool(jobs, workers, executor, stop.event):
+                yielded += 1
+                yield outcome
+    if stop.event.is_set():
+        raise Interrupted(0, len(jobs) - yielded)
+
+
+def _run_pool(jobs: list[Job], workers: int, executor: Executor | None, stop: threading.Event) -> Iterator[Outcome]:
     own = executor is None
     if own:
         heavy = any(j.describe for j in jobs)
         pool = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=multiprocessing.get_context("forkserver") if heavy else None,
-            initializer=_one_thread_per_process if heavy else None,
+            initializer=_worker_init,
+            initargs=(os.getpid(), heavy),
         )
     else:
         pool = executor
     pending: set = set()
+    todo = iter(jobs)
     try:
-        for job in jobs:
-            pending.add(pool.submit(_work, job))
-            if len(pending) >= 2 * workers:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                yield from (f.result() for f in done)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        while not stop.is_set():
+            for job in todo:
+                pending.add(pool.submit(_work, job))
+                if len(pending) >= 2 * workers:
+                    break
+            if not pending:
+                break
+            done, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            yield from (f.result() for f in done)
+        if pending:  # interrupted: what is not running is dropped, what is may finish in a moment
+            running = {f for f in pending if not f.cancel()}
+            done, pending = wait(running, timeout=GRACE_SECONDS)
             yield from (f.result() for f in done)
     finally:
         for f in pending:
             f.cancel()
         if own:
-            pool.shutdown(wait=True, cancel_futures=True)
+            if stop.is_set() or pending:
+                _end_workers(pool)
+            else:
+                pool.shutdown(wait=True, cancel_futures=True)

@@ -636,7 +636,9 @@ class Library:
         tags and embeddings in place. Changed files are re-indexed; files that fail are
         reported and skipped. ``progress`` is called once per file processed; ``on_files``
         once with the file count. Finished files are committed at least every
-        ``commit_every`` seconds: an interrupted run loses only what it did since.
+        ``commit_every`` seconds: an interrupted run loses only what it did since. SIGINT or
+        SIGTERM stops a run within seconds: what finished is committed, then
+        :class:`~tuneseek.indexing.Interrupted` says how much (its ``report`` is this run's).
         """
         started = time.perf_counter()
         report = AddReport()
@@ -652,27 +654,37 @@ class Library:
             jobs = self._jobs(files, wanted, trained, report)
             if on_files:
                 on_files(len(jobs))
+            from tuneseek.indexing import Interrupted
+
             batch: list[Outcome] = []
-            postings, last_commit = 0, time.monotonic()
-            for outcome in run_jobs(jobs, workers, executor):
-                if outcome.error:
-                    report.failed.append((outcome.path, outcome.error))
-                else:
-                    batch.append(outcome)
-                    if outcome.fingerprint is not None:
-                        postings += len(outcome.fingerprint.hashes)
-                        report.audio_seconds += outcome.fingerprint.duration
-                    elif outcome.description is not None:
-                        report.audio_seconds += outcome.description.duration
-                    if outcome.describe_error:
-                        report.analysis_failed.append((outcome.path, outcome.describe_error))
-                if progress:
-                    progress(outcome)
-                if batch and (postings >= COMMIT_EVERY_POSTINGS or time.monotonic() - last_commit >= commit_every):
-                    self._commit(batch, report, wanted)
-                    batch, postings, last_commit = [], 0, time.monotonic()
+            postings, last_commit, committed, stopped = 0, time.monotonic(), 0, None
+            try:
+                for outcome in run_jobs(jobs, workers, executor):
+                    if outcome.error:
+                        report.failed.append((outcome.path, outcome.error))
+                    else:
+                        batch.append(outcome)
+                        if outcome.fingerprint is not None:
+                            postings += len(outcome.fingerprint.hashes)
+                            report.audio_seconds += outcome.fingerprint.duration
+                        elif outcome.description is not None:
+                            report.audio_seconds += outcome.description.duration
+                        if outcome.describe_error:
+                            report.analysis_failed.append((outcome.path, outcome.describe_error))
+                    if progress:
+                        progress(outcome)
+                    if batch and (postings >= COMMIT_EVERY_POSTINGS or time.monotonic() - last_commit >= commit_every):
+                        self._commit(batch, report, wanted)
+                        committed += len(batch)
+                        batch, postings, last_commit = [], 0, time.monotonic()
+            except Interrupted as e:  # SIGINT or SIGTERM: keep what finished, then say what was kept
+                stopped = e
             if batch:
                 self._commit(batch, report, wanted)
+                committed += len(batch)
+            if stopped is not None:
+                report.elapsed = time.perf_counter() - started
+                raise Interrupted(committed, stopped.not_indexed, report) from None
             if analyse:
                 self._project_text_audio(report)
             if len(self.catalog.segments()) > MAX_SEGMENTS:

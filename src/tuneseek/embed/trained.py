@@ -7,7 +7,10 @@ classifiers (single-label, softmax) give probabilities per window, and every mod
 vectors (its penultimate layer; for a triplet run, the embedding it was trained for).
 
 Audio shorter than a window is repeated to fill it, as in training; the window's start times
-say so (a single window at 0 s). A model trained on a dataset's precomputed mel-spectrograms
+say so (a single window at 0 s). :meth:`TrainedModel.stream` runs the same windows on audio that
+arrives in chunks (a long file, decoded as it is read), keeping only their outputs; it gives no
+result for audio shorter than one window, which file-level callers refuse (see
+:mod:`tuneseek.analysis`). A model trained on a dataset's precomputed mel-spectrograms
 (MTG-Jamendo's, made by Essentia) is refused for audio: its front end would compute features
 close to, but not the same as, the ones it learned from, and a model is never fed features it
 was not trained with.
@@ -26,7 +29,7 @@ import numpy as np
 from tuneseek.embed.errors import ModelError
 from tuneseek.errors import UsageError
 
-__all__ = ["TrainedModel", "load_trained", "model_name", "BUILTIN_NAMES"]
+__all__ = ["BUILTIN_NAMES", "TrainedModel", "load_trained", "model_name"]
 
 #: Names the pretrained extractors use; a trained model may not take them (its tags would mix with theirs).
 BUILTIN_NAMES = ("mtt", "msd", "musicnn")
@@ -91,12 +94,22 @@ class TrainedModel:
                     out.append(torch.softmax(self.model(batch), dim=1))
         return torch.cat(out).numpy().astype(np.float32)
 
-    def tags(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Window start times and probabilities ``(windows, labels)`` of ``x`` (mono at :attr:`sample_rate`),
-        windows side by side; the whole file's probabilities are their mean."""
+    def _head_check(self) -> None:
         if self.kind == "embedding":
             raise UsageError(f"{self.folder} is an embedding model (trained on triplets): it has no tags; "
                              "use it with `embed --model` or `index --embedder`")
+
+    def stream(self, head: bool, hop: float | None = None) -> TrainedStream:
+        """Windows of audio fed in chunks: probabilities with ``head`` (as :meth:`tags`), else vectors
+        (as :meth:`vectors`), windows ``hop`` s apart (default: side by side)."""
+        if head:
+            self._head_check()
+        return TrainedStream(self, head, self.window if hop is None else hop)
+
+    def tags(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Window start times and probabilities ``(windows, labels)`` of ``x`` (mono at :attr:`sample_rate`),
+        windows side by side; the whole file's probabilities are their mean."""
+        self._head_check()
         times, windows = self._windows(x, self.window)
         return times, self._run(windows, head=True)
 
@@ -104,6 +117,38 @@ class TrainedModel:
         """Window start times and vectors ``(windows, dim)`` of ``x``, windows ``hop`` s apart (default: side by side)."""
         times, windows = self._windows(x, self.window if hop is None else hop)
         return times, self._run(windows, head=False)
+
+
+class TrainedStream:
+    """A trained model's windows over audio (mono at its rate) fed in chunks, batched as in one pass.
+
+    ``finish`` returns ``(start times in s, outputs (windows, dim))``, equal to
+    :meth:`TrainedModel.tags` or :meth:`TrainedModel.vectors` of the whole audio, or ``None``
+    when the audio was shorter than one window (the whole-array methods would repeat it).
+    """
+
+    def __init__(self, model: TrainedModel, head: bool, hop: float):
+        from tuneseek.embed.musicnn_extractor import WindowBatches
+
+        self.model = model
+        n = model.model.spec.samples(model.window)
+        self.step = max(1, round(hop * model.sample_rate))
+        windows = np.lib.stride_tricks.sliding_window_view
+
+        def run(block: np.ndarray) -> np.ndarray:
+            return model._run(np.array(windows(block, n)[:: self.step], np.float32), head)
+
+        self._batches = WindowBatches(n, self.step, max(1, BATCH_SAMPLES // n), run)
+
+    def feed(self, chunk: np.ndarray) -> None:
+        self._batches.feed(np.asarray(chunk, np.float32))
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray] | None:
+        results = self._batches.finish()
+        if not results:
+            return None
+        out = np.concatenate(results)
+        return np.arange(len(out)) * self.step / self.model.sample_rate, out
 
 
 def load_trained(folder: str | Path) -> TrainedModel:

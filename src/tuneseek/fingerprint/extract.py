@@ -16,7 +16,7 @@ import numpy as np
 from tuneseek import audio
 from tuneseek.errors import AudioError
 from tuneseek.filefacts import FileFacts
-from tuneseek.fingerprint.hashes import landmarks
+from tuneseek.fingerprint.hashes import LandmarkStream
 from tuneseek.fingerprint.params import DEFAULT, FingerprintParams
 from tuneseek.fingerprint.peaks import Peaks, PeakStream
 
@@ -47,14 +47,24 @@ class FileFingerprint(FileFacts):
 
 def check_peaks(path: str, peaks: Peaks, seconds: float) -> None:
     """Refuse audio with nothing to fingerprint (silence, near-silence, pure DC)."""
-    if peaks.loud_frames == 0:
+    _check_counts(path, len(peaks), peaks.loud_frames, seconds)
+
+
+def _check_counts(path: str, n_peaks: int, loud_frames: int, seconds: float) -> None:
+    """:func:`check_peaks` from the counts alone (a streamed track keeps no peaks)."""
+    if loud_frames == 0:
         raise AudioError(path, "silent: no sound above the noise floor")
-    if len(peaks) < max(4, MIN_LANDMARKS_PER_MINUTE * seconds / 60):
-        raise AudioError(path, f"too little to fingerprint: {len(peaks)} spectral peaks in {seconds:.1f} s")
+    if n_peaks < max(4, MIN_LANDMARKS_PER_MINUTE * seconds / 60):
+        raise AudioError(path, f"too little to fingerprint: {n_peaks} spectral peaks in {seconds:.1f} s")
 
 
 def fingerprint_file(path: str, params: FingerprintParams = DEFAULT) -> FileFingerprint:
-    """Decode ``path`` in chunks and return its landmarks. Raises :class:`AudioError`."""
+    """Decode ``path`` in chunks and return its landmarks. Raises :class:`AudioError`.
+
+    Peaks are paired as they come (:class:`LandmarkStream`) and not kept, so a file takes
+    its landmarks' memory (8 bytes each, about 9 MB per audio hour of music) plus a few MB,
+    however long it is.
+    """
     path = os.path.abspath(path)
     info = audio.probe(path)
     try:
@@ -62,19 +72,27 @@ def fingerprint_file(path: str, params: FingerprintParams = DEFAULT) -> FileFing
         digest = content_hash(path)
     except OSError as e:
         raise AudioError(path, e.strerror or str(e)) from e
-    stream = PeakStream(params)
-    parts = []
-    n_samples = 0
+    peaks = PeakStream(params)
+    pairs = LandmarkStream(params)
+    found: list[tuple[np.ndarray, np.ndarray]] = []
+    n_samples = n_peaks = n_frames = loud_frames = 0
+
+    def take(new: Peaks) -> None:
+        nonlocal n_peaks, n_frames, loud_frames
+        n_peaks += len(new)
+        n_frames += new.frames
+        loud_frames += new.loud_frames
+        found.append(pairs.feed(new))
+
     for chunk in audio.stream(path, params.sr, quality=RESAMPLE_QUALITY):
         n_samples += len(chunk)
-        parts.append(stream.feed(chunk))
-    parts.append(stream.finish())
-    peaks = Peaks.concatenate(parts)
+        take(peaks.feed(chunk))
+    take(peaks.finish())
+    found.append(pairs.finish())
     seconds = n_samples / params.sr
     if n_samples < params.n_fft:
         raise AudioError(path, f"too short: {seconds:.2f} s of audio")
-    check_peaks(path, peaks, seconds)
-    hashes, frames = landmarks(peaks, params)
+    _check_counts(path, n_peaks, loud_frames, seconds)
     return FileFingerprint(
         path=path,
         content_hash=digest,
@@ -85,7 +103,7 @@ def fingerprint_file(path: str, params: FingerprintParams = DEFAULT) -> FileFing
         channels=info.channels,
         title=info.title,
         artist=info.artist,
-        n_frames=peaks.frames,
-        hashes=hashes,
-        frames=frames.astype(np.uint32),
+        n_frames=n_frames,
+        hashes=np.concatenate([h for h, _ in found]),
+        frames=np.concatenate([t for _, t in found]),
     )
