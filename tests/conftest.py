@@ -38,6 +38,16 @@ def music_dir(tmp_path_factory) -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
+def indexed_music(tmp_path_factory, music_dir):
+    """A library of the six test tracks, landmarks only, shared by the tests that only read it."""
+    from tuneseek import Library
+
+    with Library.open(tmp_path_factory.mktemp("indexed") / "lib") as library:
+        library.add([music_dir], workers=1)
+        yield library
+
+
+@pytest.fixture(scope="session")
 def stranger() -> np.ndarray:
     """A synthetic track that is in no library (another seed family)."""
     return synth_catalog(1, duration=20.0, sr=SR, seed=999)[0].audio

@@ -10,16 +10,13 @@ import pytest
 import soundfile as sf
 
 from conftest import SR
-from tuneseek import Library
 from tuneseek.errors import UsageError
 from tuneseek.synth import synth_catalog
 
 
 @pytest.fixture(scope="module")
-def lib(tmp_path_factory, music_dir):
-    with Library.open(tmp_path_factory.mktemp("monitor") / "lib") as library:
-        library.add([music_dir], workers=1)
-        yield library
+def lib(indexed_music):
+    return indexed_music
 
 
 @pytest.fixture(scope="module")

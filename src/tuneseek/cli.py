@@ -28,6 +28,15 @@ def _err(msg: str) -> None:
     print(f"tuneseek: error: {msg}", file=sys.stderr, flush=True)
 
 
+def _failed(args, about: dict, error: TuneseekError) -> int:
+    """Report one input's error (a JSON line under --json, else one line on stderr); the exit status to keep."""
+    if args.json:
+        _out({**about, "error": str(error)})
+    else:
+        _err(str(error))
+    return 1
+
+
 def _fmt_time(seconds: float) -> str:
     """``m:ss.s``, or ``h:mm:ss.s`` from an hour on."""
     sign = "-" if seconds < 0 else ""
@@ -146,11 +155,7 @@ def cmd_identify(args) -> int:
                           "(`tuneseek monitor` gives its whole timeline)", file=sys.stderr)
                 matches = lib.candidates(clip, k=args.top)
             except TuneseekError as e:
-                status = 1
-                if args.json:
-                    _out({"clip": clip, "error": str(e)})
-                else:
-                    _err(str(e))
+                status = _failed(args, {"clip": clip}, e)
                 continue
             ms = (time.perf_counter() - t0) * 1000
             if args.json:
@@ -197,11 +202,7 @@ def cmd_monitor(args) -> int:
                               f"[track {seg.track.id}], its {_fmt_time(seg.track_start)}–{_fmt_time(seg.track_end)} "
                               f"(score {seg.score}, confidence {seg.confidence:.2f})", flush=True)
             except TuneseekError as e:
-                status = 1
-                if args.json:
-                    _out({"recording": recording, "error": str(e)})
-                else:
-                    _err(str(e))
+                status = _failed(args, {"recording": recording}, e)
     return status
 
 
