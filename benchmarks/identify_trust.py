@@ -4,7 +4,7 @@ changes, false positives on music from other sources, stated confidence vs obser
 and query time, on real music (Debian packages).
 
     python benchmarks/identify_trust.py            # full run (~10 min on the shared 2-core machine)
-    python benchmarks/identify_trust.py --quick    # about a quarter of the clips (~6 min)
+    python benchmarks/identify_trust.py --quick    # about a quarter of the clips
 
 Library (indexed fresh into WORK/trust/lib, landmarks only): the 41 Wesnoth tracks (``silence.ogg``
 is refused as silent) + the 4 muldjord ``song.ogg``, as in benchmarks/identify.py.
