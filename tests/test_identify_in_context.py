@@ -111,3 +111,26 @@ def test_identify_command_says_where_in_the_recording_the_song_starts(lib, songs
     match = json.loads(subprocess.run([*cmd, "--json", str(path)], capture_output=True, text=True, env=env,
                                       check=True).stdout)["match"]
     assert match["offset"] == pytest.approx(-3.0, abs=0.1) and match["clip_start"] == pytest.approx(3.0, abs=0.1)
+
+
+@pytest.mark.parametrize("seconds", [2.0, 40.0])
+def test_silence_before_an_excerpt_from_inside_a_song_is_not_taken_for_the_song(lib, songs, seconds):
+    track = lib.tracks()[2]
+    clip = np.concatenate([np.zeros(int(seconds * SR), np.float32), songs[track.id][7 * SR : 15 * SR]])
+    match = lib.identify(clip, sr=SR)
+    assert match.track.id == track.id
+    assert match.clip_start == pytest.approx(seconds, abs=0.3)
+    assert match.track_start == pytest.approx(7.0, abs=0.3)
+
+
+@pytest.mark.parametrize("tempo", [0.92, 1.10])
+def test_a_clip_with_its_tempo_changed_by_up_to_ten_percent_gets_tempo_and_offset_right(lib, songs, tempo):
+    from tuneseek.degrade import degrade, parse_degradations
+
+    track = lib.tracks()[3]
+    clip = degrade(songs[track.id][4 * SR : 16 * SR], SR, parse_degradations(f"tempo:{tempo}"),
+                   np.random.default_rng(0))[: 10 * SR]
+    match = lib.identify(clip, sr=SR)
+    assert match.track.id == track.id
+    assert match.tempo == pytest.approx(tempo, abs=0.006) and match.speed == 1.0
+    assert match.offset == pytest.approx(4.0, abs=0.2)

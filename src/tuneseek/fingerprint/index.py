@@ -127,7 +127,8 @@ class LandmarkIndex:
         check_peaks(name, peaks, len(clip) / self.params.sr)
         fps = self.params.frames_per_second
         seconds = len(clip) / self.params.sr
-        piles = query.search(pairs, self.lookup, k=k, fps=fps, clip_seconds=seconds, wide_pairs=unshifted)
+        piles = query.search(pairs, self.lookup, k=k, fps=fps, clip_seconds=seconds, wide_pairs=unshifted,
+                             audible=query.audible_frames(clip, self.params))
         return [
             p.located(int(self._ids[p.track]), fps, seconds, int(self._ends[p.track] - self._bases[p.track]))
             for p in piles
@@ -137,7 +138,8 @@ class LandmarkIndex:
         """Every pile verification judges for ``clip``, of every stage, with its track id: for calibration."""
         pairs, unshifted, _ = query.clip_analyses(clip, self.params)
         piles = query.search(pairs, self.lookup, fps=self.params.frames_per_second,
-                             clip_seconds=len(clip) / self.params.sr, exhaustive=True, wide_pairs=unshifted)
+                             clip_seconds=len(clip) / self.params.sr, exhaustive=True, wide_pairs=unshifted,
+                             audible=query.audible_frames(clip, self.params))
         return [(int(self._ids[p.track]), p) for p in piles]
 
     # -- tracks against each other ------------------------------------------------------

@@ -69,7 +69,11 @@ STAGES = (
 #: line fit of a match (:func:`_refine`): hits within this share of the clip's
 #: length of the pile (also the largest time-scale change accepted), residual
 #: in frames, rounds, and fewest inliers
-FIT_SPREAD = 0.06
+FIT_SPREAD = 0.12
+#: slopes tried across +-FIT_SPREAD before the least-squares fit (a step of 0.1 %)
+FIT_SLOPES = 241
+#: at most this many hits vote on the slope
+FIT_SAMPLE = 4096
 FIT_RESIDUAL = 2.5
 FIT_ROUNDS = 4
 FIT_MIN_HITS = 8
@@ -145,6 +149,8 @@ def _snapped(tempo: float) -> float:
 
 #: the last aligned hit's anchor is followed by this many frames of its pair
 SPAN_TAIL_FRAMES = 8
+#: a frame whose samples all stay below this is silent
+SILENCE_LEVEL = 1e-4
 #: a stretch before the first matching frame with less than this share of the matching
 #: stretch's landmark density is quiet (a soft intro), not other audio
 QUIET_SHARE = 0.25
@@ -238,7 +244,7 @@ def match_landmarks(hashes: np.ndarray, anchor: np.ndarray, lookup: Lookup, k: i
     return sorted((p for p in judged if p.confidence >= MIN_CONFIDENCE), key=lambda p: -p.score)[:k]
 
 
-def _refine(votes: _Votes, pile: Pile, fps: float) -> Pile:
+def _refine(votes: _Votes, pile: Pile, fps: float, audible: np.ndarray | None = None) -> Pile:
     """Fit a line through the hits around a pile: the exact time scale, where the clip starts, which part matched.
 
     A pile catches the hits of the part of the clip where the hypothesis's time
@@ -250,41 +256,75 @@ def _refine(votes: _Votes, pile: Pile, fps: float) -> Pile:
     reach = FIT_SPREAD * (votes.anchor.max(initial=0) + 1) + TOLERANCE
     near = (votes.track == pile.track) & (np.abs(votes.frame - votes.anchor - pile.offset) <= reach)
     x, y = votes.anchor[near].astype(np.float64), votes.frame[near].astype(np.float64)
-    a, b = 1.0, pile.offset
-    fitted = False
-    for _ in range(FIT_ROUNDS):
+    a, b = _best_line(x, y, pile.offset)
+    fitted = a is not None
+    for _ in range(FIT_ROUNDS if fitted else 0):
         inliers = np.abs(y - (a * x + b)) <= FIT_RESIDUAL
         if inliers.sum() < FIT_MIN_HITS or np.ptp(x[inliers]) < 1:
             break
         a_new, b_new = np.polyfit(x[inliers], y[inliers], 1)
         if abs(a_new - 1.0) > FIT_SPREAD:
             break
-        a, b, fitted = float(a_new), float(b_new), True
-    inliers = np.abs(y - (a * x + b)) <= FIT_RESIDUAL
+        a, b = float(a_new), float(b_new)
     if not fitted:
         a, b = 1.0, pile.offset
         inliers = np.abs(y - x - b) <= TOLERANCE
+    else:
+        inliers = np.abs(y - (a * x + b)) <= FIT_RESIDUAL
     scale = float(pile.time_scale * a)
     if abs(scale - pile.time_scale) < FIT_PRECISION:  # within the fit's own scatter: keep the hypothesis,
         scale = pile.time_scale  # and the offset that fits best at its slope
         if fitted:
             b = float(np.median(y[inliers] - x[inliers]))
     first, last, covered = _matched_span(x[inliers] / pile.time_scale, fps)  # in the clip's own frames
-    first = _quiet_lead_in(votes.landmarks / pile.time_scale, max(0.0, -b / scale), first, last, fps)
+    first = _quiet_lead_in(votes.landmarks / pile.time_scale, max(0.0, -b / scale), first, last, fps, audible)
     return Pile(pile.track, b, pile.score, round(scale, 3), pile.freq_scale, first, last, covered)
 
 
-def _quiet_lead_in(landmarks: np.ndarray, start: float, first: float, last: float, fps: float) -> float:
+def _best_line(x: np.ndarray, y: np.ndarray, offset: float) -> tuple[float | None, float]:
+    """The line through the pile (hits within the tolerance of ``y = x + offset``) that holds most hits.
+
+    Slopes across the accepted time-scale change are tried at once, each turned about the
+    pile's middle; least squares alone, started from the pile, can settle on the pile's
+    own short stretch when the hypothesis is a few per cent off. Returns ``(slope,
+    intercept)``, or ``(None, offset)`` when there are too few hits to fit.
+    """
+    pile = np.abs(y - x - offset) <= TOLERANCE
+    if np.count_nonzero(pile) < FIT_MIN_HITS // 2 or len(x) < FIT_MIN_HITS:
+        return None, offset
+    xc = float(np.median(x[pile]))
+    yc = xc + offset
+    slopes = 1.0 + np.linspace(-FIT_SPREAD, FIT_SPREAD, FIT_SLOPES)
+    step = -(-len(x) // FIT_SAMPLE)  # a long clip's hits, thinned evenly: the table stays small
+    dx, dy = (x - xc)[::step], (y - yc)[::step]
+    held = (np.abs(dy[None, :] - slopes[:, None] * dx[None, :]) <= FIT_RESIDUAL).sum(axis=1)
+    a = float(slopes[int(np.argmax(held))])
+    return a, yc - a * xc
+
+
+def _quiet_lead_in(landmarks: np.ndarray, start: float, first: float, last: float, fps: float,
+                   audible: np.ndarray | None) -> float:
     """Where the track's audio begins in the clip: at ``start`` (where the alignment puts the track's
-    start, or the clip's) when the clip is quiet from there to the ``first`` matching frame (a soft
-    intro: few landmarks to match), else at ``first`` (something else plays there). Within a
-    second of each other, the alignment's ``start`` is the more precise of the two.
+    start, or the clip's) when the clip is quiet but audible from there to the ``first`` matching
+    frame (a soft intro: few landmarks to match), else at ``first`` (something else plays there,
+    or nothing: silence is not the track). Within a second of each other, the alignment's
+    ``start`` is the more precise of the two.
     """
     if first - start <= fps:
         return start
     dense = np.count_nonzero((landmarks >= first) & (landmarks <= last)) / max(1.0, last - first)
     gap = np.count_nonzero((landmarks >= start) & (landmarks < first)) / (first - start)
-    return start if gap < QUIET_SHARE * dense else first
+    if gap >= QUIET_SHARE * dense:
+        return first
+    if audible is not None and np.mean(audible[int(start) : max(int(start) + 1, int(first))]) < 0.5:
+        return first
+    return start
+
+
+def audible_frames(clip: np.ndarray, params: FingerprintParams = DEFAULT) -> np.ndarray:
+    """Per analysis frame of ``clip``, whether it holds any sound (peak above -80 dBFS): silence is not music."""
+    n = len(clip) // params.hop
+    return np.abs(clip[: n * params.hop]).reshape(n, params.hop).max(axis=1, initial=0.0) > SILENCE_LEVEL
 
 
 def _matched_span(frames: np.ndarray, fps: float) -> tuple[float, float, int]:
@@ -310,7 +350,7 @@ def _matched_span(frames: np.ndarray, fps: float) -> tuple[float, float, int]:
 
 def search(pairs: Pairs, lookup: Lookup, k: int = 5, fps: float = DEFAULT.frames_per_second,
            clip_seconds: float = 10.0, min_confidence: float | None = None, exhaustive: bool = False,
-           wide_pairs: Pairs | None = None) -> list[Pile]:
+           wide_pairs: Pairs | None = None, audible: np.ndarray | None = None) -> list[Pile]:
     """Matches of up to ``k`` distinct tracks, best first; empty for "no match".
 
     Stages run in order until one yields a pile that passes verification (its
@@ -323,7 +363,8 @@ def search(pairs: Pairs, lookup: Lookup, k: int = 5, fps: float = DEFAULT.frames
     hashes as ``(query index, track index, frame within the track)``.
 
     The first stage searches ``pairs``, later ones ``wide_pairs`` when given (the
-    unshifted analysis: see :func:`clip_analyses`). With ``exhaustive``, every stage
+    unshifted analysis: see :func:`clip_analyses`); ``audible`` (see :func:`audible_frames`)
+    tells a quiet passage of the track from silence. With ``exhaustive``, every stage
     runs to the end and every judged pile is returned whatever its confidence (for
     calibrating :func:`confidence`).
     """
@@ -338,7 +379,7 @@ def search(pairs: Pairs, lookup: Lookup, k: int = 5, fps: float = DEFAULT.frames
                 continue
             for pile in votes.piles:
                 if pile.score >= stage.min_score and (pile.track not in best or pile.score > best[pile.track].score):
-                    best[pile.track] = _judged(_refine(votes, pile, fps), g, fps, clip_seconds)
+                    best[pile.track] = _judged(_refine(votes, pile, fps, audible), g, fps, clip_seconds)
             if not exhaustive and best and max(c.score for c in best.values()) >= stage.sure_score:
                 break
         if exhaustive:
@@ -346,7 +387,7 @@ def search(pairs: Pairs, lookup: Lookup, k: int = 5, fps: float = DEFAULT.frames
             continue
         found = sorted((p for p in best.values() if p.confidence >= floor), key=lambda c: -c.score)[:k]
         if found:
-            found[0] = _as_speed_change(these, lookup, found[0], fps, clip_seconds)
+            found[0] = _rescored(these, lookup, found[0], fps, clip_seconds, audible)
             return found
     return judged
 
@@ -355,23 +396,31 @@ def _judged(pile: Pile, stage: int, fps: float, clip_seconds: float) -> Pile:
     return replace(pile, stage=stage, confidence=confidence(pile, stage, fps, clip_seconds))
 
 
-def _as_speed_change(pairs: Pairs, lookup: Lookup, pile: Pile, fps: float, clip_seconds: float) -> Pile:
-    """``pile`` re-scored as a speed change (pitch and tempo moved together) at its refined time scale,
-    when that differs from its pitch factor and the re-scored pile is the better explanation.
+def _rescored(pairs: Pairs, lookup: Lookup, pile: Pile, fps: float, clip_seconds: float,
+              audible: np.ndarray | None) -> Pile:
+    """``pile`` re-scored at its refined time scale, as a speed change (pitch and tempo together) and,
+    when it was found with the pitch kept, as a tempo change; the best explanation is kept.
 
-    A tempo hypothesis whose fit says the time scale is off, or a speed hypothesis a step
-    away from the true speed, both land here.
+    A pile caught by a hypothesis a step away from the truth (the plain one for a clip
+    10 % faster, or a speed one step off) holds only the hits of the part of the clip
+    where the two agree; at the fitted scale every hit lines up.
     """
     scale = pile.time_scale
-    if abs(scale - 1.0) < MIN_SPEED_CHANGE or abs(scale - pile.freq_scale) < FIT_PRECISION:
+    if abs(scale - 1.0) < MIN_SPEED_CHANGE:
         return pile
-    votes = _vote(pairs, lookup, scale, scale, 4)
-    if votes is None:
-        return pile
-    for other in votes.piles:
-        if other.track == pile.track and other.score > pile.score:
-            return _judged(_refine(votes, other, fps), pile.stage, fps, clip_seconds)
-    return pile
+    tries = [(scale, scale)] if abs(scale - pile.freq_scale) >= FIT_PRECISION else []
+    if pile.freq_scale == 1.0:
+        tries.append((scale, 1.0))
+    best = pile
+    for time_scale, freq_scale in tries:
+        votes = _vote(pairs, lookup, time_scale, freq_scale, 4)
+        if votes is None:
+            continue
+        for other in votes.piles:
+            if other.track == pile.track and other.score > best.score:
+                best = _judged(_refine(votes, other, fps, audible), pile.stage, fps, clip_seconds)
+                break
+    return best
 
 
 def features(pile: Pile, fps: float, clip_seconds: float) -> np.ndarray:
