@@ -44,13 +44,13 @@ WORK/trust/quick/<part>.jsonl), one JSON object a line:
 - ``candidates``: the returned matches, best first (k=3): ``track``, ``path``, ``score``,
   ``confidence``, ``coverage``, ``offset``, ``track_start``, ``clip_start``, ``clip_end``, ``speed``,
   ``tempo``, ``correct`` (same file as the truth); ``top_correct`` (null when nothing was returned);
-- ``raw``: what the search saw whatever its thresholds (recorded around ``fingerprint.query._vote``
-  while ``candidates`` ran): for the plain hypothesis (``plain``) and for the widened stage
-  (``wide``, only when it ran), the best pile over that stage's hypotheses with its refined
-  features (``score``, ``track``, ``hypothesis`` [time scale, freq scale], ``offset``,
+- ``raw``: what verification saw whatever the no-match decision (``LandmarkIndex.evidence``: every
+  stage run to the end): for the plain hypothesis (``plain``) and the widened stage (``wide``), the
+  best-scoring judged pile with its features (``score``, ``track``, ``hypothesis`` [time scale,
+  freq scale], ``features`` [the verification model's inputs], ``confidence``, ``offset``,
   ``clip_start``, ``clip_end``, ``coverage``, ``speed``, ``tempo``, ``correct``) and
-  ``second_score`` (best pile of another track); ``hypotheses`` = votes cast;
-- ``latency_ms`` (candidates() with the recorder on: indicative only, see ``timing``), ``error``.
+  ``second_score`` (best pile of another track in that stage);
+- ``latency_ms`` (candidates() alone, in a busy worker: indicative only, see ``timing``), ``error``.
 
 Everything generated stays under ``--work`` (default ``bench-work/``, git-ignored).  By default the
 run measures a snapshot of ``src/tuneseek`` taken at its start (``WORK/snapshot/<hash>``, with
@@ -421,29 +421,6 @@ def hash_str(s: str) -> int:
 
 
 _LIB = None
-_REC: list = []
-_STATE = {"respeed": False, "raw_error": None}
-
-
-def _install_recorder() -> None:
-    """Record every vote ``candidates`` casts (hypothesis, votes) without changing what it returns."""
-    from tuneseek.fingerprint import query as Q
-
-    orig_vote, orig_respeed = Q._vote, Q._as_speed_change
-
-    def vote(pairs, lookup, time_scale, freq_scale, piles):
-        v = orig_vote(pairs, lookup, time_scale, freq_scale, piles)
-        _REC.append((float(time_scale), float(freq_scale), _STATE["respeed"], v))
-        return v
-
-    def respeed(*a, **kw):
-        _STATE["respeed"] = True
-        try:
-            return orig_respeed(*a, **kw)
-        finally:
-            _STATE["respeed"] = False
-
-    Q._vote, Q._as_speed_change = vote, respeed
 
 
 def _worker_init(lib_path: str) -> None:
@@ -452,53 +429,38 @@ def _worker_init(lib_path: str) -> None:
     from tuneseek import Library
 
     _LIB = Library.open(lib_path, create=False)
-    try:
-        _install_recorder()
-    except Exception as e:  # internals changed: run without the raw features
-        _STATE["raw_error"] = f"recorder not installed: {e!r}"
 
 
-def _raw_features(seconds: float, truth_path: str | None) -> dict:
-    """Best pile (and the best of another track) of each stage, whatever the thresholds, refined and located."""
+def _raw_features(x: np.ndarray, truth_path: str | None) -> dict:
+    """Best pile (and the best score of another track) of each stage, whatever the no-match decision.
+
+    From ``LandmarkIndex.evidence``: every pile verification judges, of every stage, with no
+    early exit.
+    """
     from tuneseek.fingerprint import query as Q
 
-    idx = _LIB.landmarks
-    fps = idx.params.frames_per_second
-    out = {"hypotheses": sum(1 for c in _REC if not c[2]), "respeed": any(c[2] for c in _REC)}
-    for stage in ("plain", "wide"):
-        calls = [c for c in _REC if not c[2] and ((c[0], c[1]) == (1.0, 1.0)) == (stage == "plain") and c[3] is not None]
-        best = None
-        per_track: dict[int, int] = {}
-        for ts, fs, _, v in calls:
-            for p in v.piles:
-                per_track[p.track] = max(per_track.get(p.track, 0), p.score)
-                if best is None or p.score > best[0].score:
-                    best = (p, v)
-        if best is None:
-            out[stage] = None
+    index = _LIB.identifier
+    fps = index.params.frames_per_second
+    seconds = len(x) / QSR
+    piles = index.evidence(x)
+    out: dict = {}
+    for stage, name in ((0, "plain"), (1, "wide")):
+        here = [(tid, p) for tid, p in piles if p.stage == stage]
+        if not here:
+            out[name] = None
             continue
-        p, v = best
-        second = max((s for t, s in per_track.items() if t != p.track), default=0)
-        feat = {"score": int(p.score), "hypothesis": [p.time_scale, p.freq_scale], "second_score": int(second)}
-        try:
-            rp = Q._refine(v, p, fps)
-            tid = int(idx._ids[rp.track])
-            frames = int(idx._ends[rp.track] - idx._bases[rp.track])
-            if hasattr(Q, "_judged"):  # verification by a model of the pile's features (412f8fa and later)
-                rp = Q._judged(rp, 0 if stage == "plain" else 1, fps, seconds)
-                c = rp.located(tid, fps, seconds, frames)
-                if hasattr(Q, "features"):
-                    feat["features"] = [round(float(z), 4) for z in Q.features(rp, fps, seconds)]
-            else:  # confidence from the score alone (57d7972)
-                c = rp.located(tid, fps, seconds, frames, Q.confidence(rp.score))
-            tr = _LIB.catalog.track(tid)
-            feat.update(track=tr.name, path=tr.path, offset=c.offset, clip_start=c.clip_start, clip_end=c.clip_end,
-                        coverage=c.coverage, speed=c.speed, tempo=c.tempo, confidence=round(float(c.confidence), 6))
-            if truth_path is not None:
-                feat["correct"] = os.path.realpath(tr.path) == os.path.realpath(truth_path)
-        except Exception as e:  # internals changed
-            feat["error"] = repr(e)[:200]
-        out[stage] = feat
+        tid, p = max(here, key=lambda tp: tp[1].score)
+        second = max((q.score for t, q in here if t != tid), default=0)
+        track = _LIB.catalog.track(tid)
+        c = p.located(tid, fps, seconds, track.n_frames)
+        feat = {"score": int(p.score), "hypothesis": [p.time_scale, p.freq_scale], "second_score": int(second),
+                "features": [round(float(z), 4) for z in Q.features(p, fps, seconds)],
+                "track": track.name, "path": track.path, "offset": c.offset, "clip_start": c.clip_start,
+                "clip_end": c.clip_end, "coverage": c.coverage, "speed": c.speed, "tempo": c.tempo,
+                "confidence": round(float(c.confidence), 6)}
+        if truth_path is not None:
+            feat["correct"] = os.path.realpath(track.path) == os.path.realpath(truth_path)
+        out[name] = feat
     return out
 
 
@@ -521,7 +483,6 @@ def _query_chunk(items: list[dict]) -> list[dict]:
             t0 = time.perf_counter()
             x = make_clip(it["recipe"])
             t1 = time.perf_counter()
-            _REC.clear()
             cands = _LIB.candidates(x, sr=QSR, k=3)
             t2 = time.perf_counter()
             row["clip_seconds"] = round(len(x) / QSR, 3)
@@ -529,13 +490,7 @@ def _query_chunk(items: list[dict]) -> list[dict]:
             row["top_correct"] = row["candidates"][0]["correct"] if cands else None
             row["latency_ms"] = round((t2 - t1) * 1000, 2)
             row["make_ms"] = round((t1 - t0) * 1000, 1)
-            if _STATE["raw_error"] is None:
-                try:
-                    row["raw"] = _raw_features(len(x) / QSR, truth_path)
-                except Exception as e:
-                    row["raw"] = {"error": repr(e)[:200]}
-            else:
-                row["raw"] = {"error": _STATE["raw_error"]}
+            row["raw"] = _raw_features(x, truth_path)
             if hash_str(it["id"]) % 16 == 0:  # identify() must agree with candidates()[0]
                 m = _LIB.identify(x, sr=QSR)
                 row["identify_agrees"] = ((m is None and not cands) or
@@ -544,8 +499,6 @@ def _query_chunk(items: list[dict]) -> list[dict]:
             row["error"] = None
         except Exception as e:
             row.update(candidates=[], top_correct=None, error=f"{type(e).__name__}: {e}"[:300])
-        finally:
-            _REC.clear()
         rows.append(row)
     return rows
 
