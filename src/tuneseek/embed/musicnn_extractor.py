@@ -15,7 +15,7 @@ Window lengths follow musicnn's conversion ``librosa.time_to_frames(seconds, sr=
 n_fft=512, hop_length=256) + 1`` (3 s -> 187 frames); hops are rounded to whole frames (256
 samples, 16 ms). Times are window *start* times in seconds (frame ``k`` is centred on sample
 ``256 k``). Audio shorter than one window is padded by repetition (musicnn's training used
-``repeat-pad``), never rejected; only audio shorter than one STFT frame (512 samples, 32 ms)
+``repeat-pad``), never rejected here (:mod:`tuneseek.analysis` refuses files shorter than 3 s); only audio shorter than one STFT frame (512 samples, 32 ms)
 or holding NaN/inf is refused, with a :class:`~tuneseek.errors.UsageError`. Silence gives
 finite, defined outputs (its log-mel is all zeros).
 
