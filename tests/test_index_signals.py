@@ -172,7 +172,7 @@ def test_an_interrupt_commits_what_finished_and_stops_within_seconds(music, env,
     lines = [first, *out.splitlines()]
     finished = {line.split(" ", 1)[1].strip() for line in lines if line.startswith("finished")}
     assert proc.returncode == 130, (out, err)
-    assert took < 5.0, f"took {took:.1f} s to stop"
+    assert took < 10.0, f"took {took:.1f} s to stop"  # the in-flight files alone would take far longer
     _, committed, not_indexed = next(line for line in lines if line.startswith("interrupted")).split()
     assert int(committed) == len(finished) and int(not_indexed) >= 1
     assert int(committed) + int(not_indexed) == 12

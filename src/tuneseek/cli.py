@@ -841,8 +841,8 @@ def main(argv: list[str] | None = None) -> int:
     except TuneseekError as e:
         _err(str(e))
         return 1
-    except KeyboardInterrupt:
-        _err("interrupted; everything committed before this point is kept")
+    except KeyboardInterrupt as e:  # an interrupted index says what it kept (tuneseek.indexing.Interrupted)
+        _err(str(e) or "interrupted; everything committed before this point is kept")
         return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

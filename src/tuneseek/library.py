@@ -33,7 +33,7 @@ from tuneseek.fingerprint.extract import RESAMPLE_QUALITY, FileFingerprint, cont
 from tuneseek.fingerprint.index import LandmarkIndex, SegmentMissing
 from tuneseek.fingerprint.params import DEFAULT as FP
 from tuneseek.fingerprint.params import FINGERPRINT_VERSION
-from tuneseek.indexing import Job, Outcome, run_jobs
+from tuneseek.indexing import Interrupted, Job, Outcome, run_jobs
 from tuneseek.similarity import Similar, SpaceIndex
 from tuneseek.store import manifest
 from tuneseek.store.catalog import CATALOG_NAME, TRACK_GAP_FRAMES, Catalog, Track
@@ -654,8 +654,6 @@ class Library:
             jobs = self._jobs(files, wanted, trained, report)
             if on_files:
                 on_files(len(jobs))
-            from tuneseek.indexing import Interrupted
-
             batch: list[Outcome] = []
             postings, last_commit, committed, stopped = 0, time.monotonic(), 0, None
             try:
