@@ -28,6 +28,10 @@ from tuneseek.identifier import Candidate
 from tuneseek.store.landmarks import SEGMENTS_DIR, Segment
 
 
+#: frames per block of the table behind :meth:`LandmarkIndex.track_of` (2**12: 131 s)
+BLOCK_BITS = 12
+
+
 class SegmentMissing(Exception):
     """A listed segment's files are gone (merged away by another process since the list was read)."""
 
@@ -50,6 +54,7 @@ class LandmarkIndex:
         self._ends = np.zeros(0, np.int64)
         self._ids = np.zeros(0, np.int64)
         self._counts = np.zeros(0, np.int64)
+        self._block_track = np.zeros(1, np.int64)
         self._stop = float(query.MIN_STOP)
 
     # -- the catalogue's view ---------------------------------------------------------
@@ -69,6 +74,9 @@ class LandmarkIndex:
         self._ends = np.array([t.base_frame + t.n_frames for t in ordered], np.int64)
         self._ids = np.array([t.id for t in ordered], np.int64)
         self._counts = np.array([t.n_landmarks for t in ordered], np.int64)
+        blocks = (int(self._ends.max(initial=0)) >> BLOCK_BITS) + 1
+        self._block_track = np.searchsorted(self._bases, np.arange(blocks, dtype=np.int64) << BLOCK_BITS,
+                                            side="right") - 1
         postings = sum(len(seg) for seg in self._segments.values())
         self._stop = max(query.MIN_STOP, query.STOP_RATIO * postings / HASH_SPACE)
 
@@ -82,8 +90,23 @@ class LandmarkIndex:
 
     # -- lookup -----------------------------------------------------------------------
     def track_of(self, frames: np.ndarray) -> np.ndarray:
-        """Index (into the live tracks, by base frame) of the track holding each global frame, or -1."""
-        idx = np.searchsorted(self._bases, frames, side="right") - 1
+        """Index (into the live tracks, by base frame) of the track holding each global frame, or -1.
+
+        A table of the last track starting before each block of 2**BLOCK_BITS frames gives
+        the answer in one read for nearly every frame (a binary search over the tracks for
+        each of a query's hundred thousand hits was a tenth of its time); the few frames of
+        a block where a track starts step on to it.
+        """
+        if len(self._bases) == 0:
+            return np.full(len(frames), -1, np.int64)
+        block = np.minimum(frames >> BLOCK_BITS, len(self._block_track) - 1)
+        idx = self._block_track[block]
+        nxt = np.minimum(idx + 1, len(self._bases) - 1)
+        step = (idx + 1 < len(self._bases)) & (frames >= self._bases[nxt])
+        while step.any():
+            idx = idx + step
+            nxt = np.minimum(idx + 1, len(self._bases) - 1)
+            step = (idx + 1 < len(self._bases)) & (frames >= self._bases[nxt])
         ok = (idx >= 0) & (frames < self._ends[np.maximum(idx, 0)])
         return np.where(ok, idx, -1)
 
