@@ -171,6 +171,15 @@ def main() -> None:
                            f"/{len(answers_of(rows, w, b, penalty, floor, other, length))}" for length in LENGTHS]
                 fps.append(f"{other} {' / '.join(per_len)}")
         report.append(f"| {source} | {penalty:.2f} | {100 * found:.1f} % | {'; '.join(fps)} |")
+    # the weights fingerprint/query.py holds, on this collection (all of it held out from them when
+    # they were fitted on another seed's clips)
+    stored = (query.CONFIDENCE_WEIGHTS, query.CONFIDENCE_BIAS, query.WIDE_STAGE_PENALTY)
+    found = np.mean([(a := answer(q, *stored, floor)) is not None and a[0] for q in rows if q["kind"] == "library"])
+    fps = [f"{source} " + " / ".join(f"{sum(a is not None for a in answers_of(rows, *stored, floor, source, length))}"
+                                     f"/{len(answers_of(rows, *stored, floor, source, length))}" for length in LENGTHS)
+           for source in SOURCES]
+    report.append(f"| the weights in fingerprint/query.py | {stored[2]:.2f} | {100 * found:.1f} % (all tracks) | "
+                  f"{'; '.join(fps)} |")
     w, b, penalty = chosen
     print("\n".join(report))
     print(f"\nfitted with {args.fit_source}: CONFIDENCE_WEIGHTS = np.array({np.round(w, 3).tolist()})")
