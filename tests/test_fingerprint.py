@@ -87,3 +87,25 @@ def test_best_offsets_counts_hits_within_tolerance_and_separates_piles():
     best, score = best_offsets(offs, tolerance=1, top=3)
     assert best[0] == 11 and score[0] == 4
     assert set(best[1:]) == {50, 90}
+
+
+def test_box_mean_is_scipys_uniform_filter_with_nearest_edges():
+    from scipy.ndimage import uniform_filter
+
+    from tuneseek.fingerprint.peaks import box_mean
+
+    rng = np.random.default_rng(0)
+    for shape in [(300, 257), (5, 40), (1, 257)]:
+        a = (rng.standard_normal(shape) * 3).astype(np.float32)
+        np.testing.assert_allclose(box_mean(a, 15, 31), uniform_filter(a, (15, 31), mode="nearest"), atol=1e-6)
+
+
+def test_a_short_clip_has_the_same_peaks_whichever_fft_computes_its_spectrum(song, monkeypatch):
+    import tuneseek.features
+
+    clip = song[: 10 * P.sr]
+    numpy_fft = find_peaks(clip)
+    monkeypatch.setattr(tuneseek.features, "SCIPY_FFT_FRAMES", 0)
+    scipy_fft = find_peaks(clip)
+    np.testing.assert_array_equal(numpy_fft.t, scipy_fft.t)
+    np.testing.assert_array_equal(numpy_fft.f, scipy_fft.f)

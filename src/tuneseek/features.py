@@ -12,7 +12,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 
 
@@ -36,8 +35,19 @@ def stft_magnitude(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     if n == 0:
         return np.zeros((0, n_fft // 2 + 1), np.float32)
     frames = sliding_window_view(np.asarray(x, np.float32), n_fft)[: n * hop : hop]
+    if n < SCIPY_FFT_FRAMES:
+        # a query clip: NumPy's transform (in double precision, the same spectrum to float32
+        # rounding) spares a command that identifies one clip the import of scipy.fft,
+        # about a third of its start-up
+        return np.abs(np.fft.rfft(frames * hann(n_fft), axis=1)).astype(np.float32)
+    import scipy.fft
+
     # scipy.fft keeps float32 in single precision (numpy's rfft computes in double): 2x faster here
     return np.abs(scipy.fft.rfft(frames * hann(n_fft), axis=1))
+
+
+#: spectrograms of at least this many frames use scipy.fft (the indexer's blocks of 1024 frames)
+SCIPY_FFT_FRAMES = 1024
 
 
 # --------------------------------------------------------------------------- mel spectrograms
@@ -115,6 +125,8 @@ def power_spectrogram(x: np.ndarray, n_fft: int = 512, hop: int = 256, block_fra
     padded[half : half + len(x)] = x
     window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)  # periodic Hann, float64 like scipy's
     frames = sliding_window_view(padded, n_fft)[::hop]
+    import scipy.fft
+
     out = np.empty((n, n_fft // 2 + 1), dtype=np.float32)
     for start in range(0, n, block_frames):
         spec = scipy.fft.rfft(frames[start : start + block_frames] * window, axis=1).astype(np.complex64)

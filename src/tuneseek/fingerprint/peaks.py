@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import uniform_filter
 
 from tuneseek.features import frame_count, stft_magnitude
 from tuneseek.fingerprint.params import DEFAULT, FingerprintParams
@@ -69,6 +68,24 @@ def _running_max(a: np.ndarray, width: int, axis: int) -> np.ndarray:
     return out
 
 
+def box_mean(a: np.ndarray, size_t: int, size_f: int) -> np.ndarray:
+    """Mean over the ``size_t`` x ``size_f`` box around each cell, edges extended: what
+    ``scipy.ndimage.uniform_filter(a, (size_t, size_f), mode="nearest")`` gives (odd sizes).
+
+    Running sums in double precision, as ndimage accumulates. Written here because importing
+    scipy.ndimage was a third of the start-up of a command that identifies one clip.
+    """
+    out = a.astype(np.float64)
+    for axis, size in ((0, size_t), (1, size_f)):
+        half = size // 2
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (half + 1, half)
+        sums = np.cumsum(np.pad(out, pad, mode="edge"), axis=axis)
+        n = out.shape[axis]
+        out = (np.take(sums, np.arange(size, size + n), axis=axis) - np.take(sums, np.arange(n), axis=axis)) / size
+    return out.astype(np.float32)
+
+
 def _neighbourhood_max(a: np.ndarray, rt: int, rf: int) -> np.ndarray:
     """Max over the (2rt+1) x (2rf+1) box around each cell, edges extended (scipy's "nearest")."""
     padded = np.pad(a, ((rt, rt), (rf, rf)), mode="edge")
@@ -83,7 +100,7 @@ def _context(p: FingerprintParams) -> int:
 def _peaks_in_block(mag: np.ndarray, lo: int, own: slice, p: FingerprintParams) -> Peaks:
     """Peaks of spectrogram ``mag`` (frames lo.. of the signal) whose frame is in ``own``."""
     logmag = np.log(np.maximum(mag, p.floor))
-    smooth = uniform_filter(logmag, size=(p.smooth_t, p.smooth_f), mode="nearest")
+    smooth = box_mean(logmag, p.smooth_t, p.smooth_f)
     local_max = _neighbourhood_max(logmag, p.t_radius, p.f_radius)
     band = (own, slice(p.min_bin, p.max_bin))
     t, f = np.nonzero(logmag[band] == local_max[band])  # sparse: test the rest only here
