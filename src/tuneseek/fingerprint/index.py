@@ -55,6 +55,7 @@ class LandmarkIndex:
         self._ids = np.zeros(0, np.int64)
         self._counts = np.zeros(0, np.int64)
         self._block_track = np.zeros(1, np.int64)
+        self.hours = 0.0  # audio in the live tracks
         self._stop = float(query.MIN_STOP)
 
     # -- the catalogue's view ---------------------------------------------------------
@@ -74,6 +75,7 @@ class LandmarkIndex:
         self._ends = np.array([t.base_frame + t.n_frames for t in ordered], np.int64)
         self._ids = np.array([t.id for t in ordered], np.int64)
         self._counts = np.array([t.n_landmarks for t in ordered], np.int64)
+        self.hours = float((self._ends - self._bases).sum()) / self.params.frames_per_second / 3600
         blocks = (int(self._ends.max(initial=0)) >> BLOCK_BITS) + 1
         self._block_track = np.searchsorted(self._bases, np.arange(blocks, dtype=np.int64) << BLOCK_BITS,
                                             side="right") - 1
@@ -151,7 +153,7 @@ class LandmarkIndex:
         fps = self.params.frames_per_second
         seconds = len(clip) / self.params.sr
         piles = query.search(pairs, self.lookup, k=k, fps=fps, clip_seconds=seconds, wide_pairs=unshifted,
-                             audible=query.audible_frames(clip, self.params))
+                             audible=query.audible_frames(clip, self.params), library_hours=self.hours)
         return [
             p.located(int(self._ids[p.track]), fps, seconds, int(self._ends[p.track] - self._bases[p.track]))
             for p in piles
@@ -162,7 +164,7 @@ class LandmarkIndex:
         pairs, unshifted, _ = query.clip_analyses(clip, self.params)
         piles = query.search(pairs, self.lookup, fps=self.params.frames_per_second,
                              clip_seconds=len(clip) / self.params.sr, exhaustive=True, wide_pairs=unshifted,
-                             audible=query.audible_frames(clip, self.params))
+                             audible=query.audible_frames(clip, self.params), library_hours=self.hours)
         return [(int(self._ids[p.track]), p) for p in piles]
 
     # -- tracks against each other ------------------------------------------------------
@@ -193,7 +195,7 @@ class LandmarkIndex:
     def landmark_candidates(self, hashes: np.ndarray, anchor: np.ndarray, seconds: float, k: int) -> list[Candidate]:
         """Tracks that hold the same audio as a stretch of indexed landmarks (anchors from the stretch's start)."""
         fps = self.params.frames_per_second
-        piles = query.match_landmarks(hashes, anchor, self.lookup, k, fps, seconds)
+        piles = query.match_landmarks(hashes, anchor, self.lookup, k, fps, seconds, self.hours)
         return [
             p.located(int(self._ids[p.track]), fps, seconds, int(self._ends[p.track] - self._bases[p.track]))
             for p in piles

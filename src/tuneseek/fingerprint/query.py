@@ -101,6 +101,8 @@ CONFIDENCE_WEIGHTS = np.array([3.33, -0.135, -0.14, -0.729])
 CONFIDENCE_BIAS = -7.189
 WIDE_STAGE_PENALTY = 1.0
 MIN_CONFIDENCE = 0.5
+#: hours of audio in the library the weights were fitted on (the benchmark library)
+CALIBRATION_LIBRARY_HOURS = 2.36
 
 
 @dataclass(frozen=True)
@@ -238,7 +240,7 @@ def _vote_hashes(hashes: np.ndarray, anchor: np.ndarray, lookup: Lookup, piles: 
 
 
 def match_landmarks(hashes: np.ndarray, anchor: np.ndarray, lookup: Lookup, k: int, fps: float,
-                    seconds: float) -> list[Pile]:
+                    seconds: float, library_hours: float = CALIBRATION_LIBRARY_HOURS) -> list[Pile]:
     """Verified matches of landmarks already hashed (a stretch of an indexed track), as found, best first.
 
     Only the plain hypothesis: this is how the library finds tracks that share audio
@@ -247,7 +249,8 @@ def match_landmarks(hashes: np.ndarray, anchor: np.ndarray, lookup: Lookup, k: i
     votes = _vote_hashes(hashes, anchor, lookup, 2 * k + 2)
     if votes is None:
         return []
-    judged = (_judged(_refine(votes, p, fps), 0, fps, seconds) for p in votes.piles if p.score >= STAGES[0].min_score)
+    judged = (_judged(_refine(votes, p, fps), 0, fps, seconds, library_hours)
+              for p in votes.piles if p.score >= STAGES[0].min_score)
     return sorted((p for p in judged if p.confidence >= MIN_CONFIDENCE), key=lambda p: -p.score)[:k]
 
 
@@ -361,7 +364,8 @@ def _matched_span(frames: np.ndarray, fps: float) -> tuple[float, float, int]:
 
 def search(pairs: Pairs, lookup: Lookup, k: int = 5, fps: float = DEFAULT.frames_per_second,
            clip_seconds: float = 10.0, min_confidence: float | None = None, exhaustive: bool = False,
-           wide_pairs: Pairs | None = None, audible: np.ndarray | None = None) -> list[Pile]:
+           wide_pairs: Pairs | None = None, audible: np.ndarray | None = None,
+           library_hours: float = CALIBRATION_LIBRARY_HOURS) -> list[Pile]:
     """Matches of up to ``k`` distinct tracks, best first; empty for "no match".
 
     Stages run in order until one yields a pile that passes verification (its
@@ -390,7 +394,8 @@ def search(pairs: Pairs, lookup: Lookup, k: int = 5, fps: float = DEFAULT.frames
                 continue
             for pile in votes.piles:
                 if pile.score >= stage.min_score and (pile.track not in best or pile.score > best[pile.track].score):
-                    best[pile.track] = _judged(_refine(votes, pile, fps, audible), g, fps, clip_seconds)
+                    best[pile.track] = _judged(_refine(votes, pile, fps, audible), g, fps, clip_seconds,
+                                               library_hours)
             if not exhaustive and best and max(c.score for c in best.values()) >= stage.sure_score:
                 break
         if exhaustive:
@@ -398,17 +403,17 @@ def search(pairs: Pairs, lookup: Lookup, k: int = 5, fps: float = DEFAULT.frames
             continue
         found = sorted((p for p in best.values() if p.confidence >= floor), key=lambda c: -c.score)[:k]
         if found:
-            found[0] = _rescored(these, lookup, found[0], fps, clip_seconds, audible)
+            found[0] = _rescored(these, lookup, found[0], fps, clip_seconds, audible, library_hours)
             return found
     return judged
 
 
-def _judged(pile: Pile, stage: int, fps: float, clip_seconds: float) -> Pile:
-    return replace(pile, stage=stage, confidence=confidence(pile, stage, fps, clip_seconds))
+def _judged(pile: Pile, stage: int, fps: float, clip_seconds: float, library_hours: float) -> Pile:
+    return replace(pile, stage=stage, confidence=confidence(pile, stage, fps, clip_seconds, library_hours))
 
 
 def _rescored(pairs: Pairs, lookup: Lookup, pile: Pile, fps: float, clip_seconds: float,
-              audible: np.ndarray | None) -> Pile:
+              audible: np.ndarray | None, library_hours: float) -> Pile:
     """``pile`` re-scored at its refined time scale, as a speed change (pitch and tempo together) and,
     when it was found with the pitch kept, as a tempo change; the best explanation is kept.
 
@@ -429,7 +434,7 @@ def _rescored(pairs: Pairs, lookup: Lookup, pile: Pile, fps: float, clip_seconds
             continue
         for other in votes.piles:
             if other.track == pile.track and other.score > best.score:
-                best = _judged(_refine(votes, other, fps, audible), pile.stage, fps, clip_seconds)
+                best = _judged(_refine(votes, other, fps, audible), pile.stage, fps, clip_seconds, library_hours)
                 break
     return best
 
@@ -453,7 +458,8 @@ def features(pile: Pile, fps: float, clip_seconds: float) -> np.ndarray:
     ])
 
 
-def confidence(pile: Pile, stage: int, fps: float, clip_seconds: float) -> float:
+def confidence(pile: Pile, stage: int, fps: float, clip_seconds: float,
+               library_hours: float = CALIBRATION_LIBRARY_HOURS) -> float:
     """Estimated probability that ``pile`` is a true match: a logistic model of its :func:`features`.
 
     The weights were fitted on the plain hypothesis's piles of clips of half the
@@ -462,9 +468,12 @@ def confidence(pile: Pile, stage: int, fps: float, clip_seconds: float) -> float
     half and on three other sources (``benchmarks/calibrate_identify.py``; the
     reliability table is in benchmarks/RESULTS.md). A pile of the wide stage, which
     tries many hypotheses and so gives chance many tries, pays :data:`WIDE_STAGE_PENALTY`
-    in log-odds.
+    in log-odds. So does a library larger than the one the weights were fitted on: chance
+    has as many more places to line up, and the odds of the best chance alignment grow
+    with their number (a 10 h library pays ln(10 / 2.36) = 1.4).
     """
     z = CONFIDENCE_BIAS + float(np.dot(CONFIDENCE_WEIGHTS, features(pile, fps, clip_seconds)))
     if stage > 0:
         z -= WIDE_STAGE_PENALTY
+    z -= max(0.0, float(np.log(max(library_hours, 1e-9) / CALIBRATION_LIBRARY_HOURS)))
     return float(1.0 / (1.0 + np.exp(-z)))
