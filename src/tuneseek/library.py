@@ -37,7 +37,7 @@ from tuneseek.indexing import Interrupted, Job, Outcome, run_jobs
 from tuneseek.similarity import Similar, SpaceIndex
 from tuneseek.store import manifest
 from tuneseek.store.catalog import CATALOG_NAME, TRACK_GAP_FRAMES, Catalog, Track
-from tuneseek.identifier import Candidate
+from tuneseek.identifier import Candidate, track_time
 from tuneseek.monitor import Segment
 from tuneseek.store.landmarks import SEGMENTS_DIR, remove_unlisted, segment_size, write_segment
 from tuneseek.store.lock import LOCK_NAME, WriterLock
@@ -88,7 +88,7 @@ class Match:
     @property
     def track_start(self) -> float:
         """Seconds into the track where the matched audio begins (at :attr:`clip_start` in the clip)."""
-        return max(0.0, self.offset + self.clip_start * self.speed * self.tempo)
+        return track_time(self.offset, self.clip_start, self.speed, self.tempo)
 
     def to_dict(self) -> dict:
         return {
