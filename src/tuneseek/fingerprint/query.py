@@ -6,12 +6,19 @@ its time and frequency axes relate to the track's:
 
 - a speed change (a record played fast: pitch and tempo together) by factor s
   maps clip coordinates back as ``t * s`` and ``f / s``;
-- a tempo change with pitch kept (time-stretch) by factor r maps ``t * r``.
+- a tempo change with pitch kept (time-stretch) by factor r maps ``t * r``;
+- a pitch shift with tempo kept by factor p maps ``f / p``.
 
-Hypotheses are tried in stages, the plain one first; later stages run only
-when the earlier ones found no convincing match, so an ordinary clip costs one
+Hypotheses are tried in stages, the plain one first; the wide stage runs only
+when the plain one found no verified match, so an ordinary clip costs one
 lookup and a sped-up one a few more. No audio is resampled for a hypothesis:
-only the peak coordinates are rescaled.
+only the peak coordinates are rescaled. The plain stage pools four analyses of
+the clip a quarter hop apart (see :func:`clip_analyses`).
+
+Every pile found is refined (a line through its hits gives the exact time scale,
+the offset of the clip's start and the stretch of the clip that matched) and
+then *verified*: :func:`confidence` turns its evidence into the probability that
+it is a true match, and below :data:`MIN_CONFIDENCE` it does not count.
 """
 
 from __future__ import annotations
@@ -50,9 +57,10 @@ class Stage:
     sure_score: int  # a pile this high ends the stage's search
 
 
-#: Thresholds calibrated on 3-10 s clips of music not in the library (rock songs
-#: against a library of orchestral tracks; see benchmarks/RESULTS.md): the highest
-#: of 120 such clips scored 10 on the plain hypothesis and 11 over all of them.
+#: The plain hypothesis, then the wide stage. ``min_score`` only spares verification the
+#: piles that can never pass it (clips of unrelated music put their best plain pile at a
+#: median of 5-9); "no match" is verification's call (see :func:`confidence`). The sure
+#: scores end a stage early where a match leaves no doubt.
 STAGES = (
     Stage(((1.0, 1.0),), min_score=8, sure_score=36),
     Stage(
