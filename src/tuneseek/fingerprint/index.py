@@ -149,23 +149,25 @@ class LandmarkIndex:
         fingerprint.
         """
         pairs, unshifted, peaks = query.clip_analyses(clip, self.params)
-        check_peaks(name, peaks, len(clip) / self.params.sr)
-        fps = self.params.frames_per_second
         seconds = len(clip) / self.params.sr
-        piles = query.search(pairs, self.lookup, k=k, fps=fps, clip_seconds=seconds, wide_pairs=unshifted,
-                             audible=query.audible_frames(clip, self.params), library_hours=self.hours)
-        return [
-            p.located(int(self._ids[p.track]), fps, seconds, int(self._ends[p.track] - self._bases[p.track]))
-            for p in piles
-        ]
+        check_peaks(name, peaks, seconds)
+        piles = self._search(clip, pairs, unshifted, k=k, exhaustive=False)
+        return [self._located(p, seconds) for p in piles]
 
     def evidence(self, clip: np.ndarray) -> list[tuple[int, query.Pile]]:
         """Every pile verification judges for ``clip``, of every stage, with its track id: for calibration."""
         pairs, unshifted, _ = query.clip_analyses(clip, self.params)
-        piles = query.search(pairs, self.lookup, fps=self.params.frames_per_second,
-                             clip_seconds=len(clip) / self.params.sr, exhaustive=True, wide_pairs=unshifted,
-                             audible=query.audible_frames(clip, self.params), library_hours=self.hours)
-        return [(int(self._ids[p.track]), p) for p in piles]
+        return [(int(self._ids[p.track]), p) for p in self._search(clip, pairs, unshifted, k=5, exhaustive=True)]
+
+    def _search(self, clip: np.ndarray, pairs, unshifted, k: int, exhaustive: bool) -> list[query.Pile]:
+        return query.search(pairs, self.lookup, k=k, fps=self.params.frames_per_second,
+                            clip_seconds=len(clip) / self.params.sr, exhaustive=exhaustive, wide_pairs=unshifted,
+                            audible=query.audible_frames(clip, self.params), library_hours=self.hours)
+
+    def _located(self, pile: query.Pile, seconds: float) -> Candidate:
+        """The public candidate of a pile: its track's catalogue id, times in seconds."""
+        return pile.located(int(self._ids[pile.track]), self.params.frames_per_second, seconds,
+                            int(self._ends[pile.track] - self._bases[pile.track]))
 
     # -- tracks against each other ------------------------------------------------------
     def track_landmarks(self, batch: int = 4_000_000) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -194,9 +196,6 @@ class LandmarkIndex:
 
     def landmark_candidates(self, hashes: np.ndarray, anchor: np.ndarray, seconds: float, k: int) -> list[Candidate]:
         """Tracks that hold the same audio as a stretch of indexed landmarks (anchors from the stretch's start)."""
-        fps = self.params.frames_per_second
-        piles = query.match_landmarks(hashes, anchor, self.lookup, k, fps, seconds, self.hours)
-        return [
-            p.located(int(self._ids[p.track]), fps, seconds, int(self._ends[p.track] - self._bases[p.track]))
-            for p in piles
-        ]
+        piles = query.match_landmarks(hashes, anchor, self.lookup, k, self.params.frames_per_second, seconds,
+                                      self.hours)
+        return [self._located(p, seconds) for p in piles]
