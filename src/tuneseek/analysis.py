@@ -38,6 +38,7 @@ import numpy as np
 from tuneseek import audio
 from tuneseek.errors import AudioError, UsageError
 from tuneseek.features import MUSICNN_HOP, MUSICNN_SR
+from tuneseek.results import Embedding, Tags
 
 MODELS = ("mtt", "msd")
 POOLS = ("none", "mean", "max")
@@ -49,34 +50,6 @@ SEGMENT_WINDOW = 3.7
 SEGMENT_HOP = 3.7
 TAG_EXTRACTORS = {f"tags:{name}": name for name in MODELS}
 EMBEDDING_EXTRACTOR = f"embedding:{SPACE}"
-
-
-@dataclass(frozen=True)
-class Tags:
-    """Tag probabilities of a file: for the whole file, and per 3 s patch (the tag curve)."""
-
-    path: str
-    model: str
-    labels: tuple[str, ...]
-    probs: np.ndarray  # (tags,), mean over the patches
-    times: np.ndarray  # (patches,), start of each patch in seconds
-    curve: np.ndarray  # (patches, tags)
-
-    def top(self, n: int) -> list[tuple[str, float]]:
-        order = np.argsort(-self.probs)[:n]
-        return [(self.labels[i], float(self.probs[i])) for i in order]
-
-
-@dataclass(frozen=True)
-class Embedding:
-    """Vectors of one layer for windows of a file (or one pooled vector)."""
-
-    path: str
-    window: float
-    hop: float
-    layer: str
-    times: np.ndarray  # (frames,), window starts in seconds; empty when pooled
-    vectors: np.ndarray  # (frames, dims), or (1, dims) when pooled
 
 
 def _require_models_extra() -> None:

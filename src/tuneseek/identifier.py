@@ -13,6 +13,8 @@ from typing import Protocol
 
 import numpy as np
 
+from tuneseek.results import track_time
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -38,12 +40,6 @@ class Candidate:
     def track_start(self) -> float:
         """Track time at :attr:`clip_start`: where in the track the matched audio begins."""
         return track_time(self.offset, self.clip_start, self.speed, self.tempo)
-
-
-def track_time(offset: float, clip_time: float, speed: float, tempo: float) -> float:
-    """The track time at ``clip_time`` seconds into a clip whose first sample is at ``offset`` in
-    the track and which runs ``speed * tempo`` times faster (never before the track's start)."""
-    return max(0.0, offset + clip_time * speed * tempo)
 
 
 class Identifier(Protocol):

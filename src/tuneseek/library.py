@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,16 +33,17 @@ from tuneseek.fingerprint.index import LandmarkIndex, SegmentMissing
 from tuneseek.fingerprint.params import DEFAULT as FP
 from tuneseek.fingerprint.params import FINGERPRINT_VERSION
 from tuneseek.indexing import Interrupted, Job, Outcome, run_jobs
-from tuneseek.similarity import Similar, SpaceIndex
+from tuneseek.similarity import SpaceIndex
 from tuneseek.store import manifest
 from tuneseek.store.catalog import CATALOG_NAME, TRACK_GAP_FRAMES, Catalog, Track
-from tuneseek.identifier import Candidate, track_time
-from tuneseek.monitor import Segment
+from tuneseek.identifier import Candidate
+from tuneseek.results import AddReport, Duplicate, Embedding, LibraryStats, Match, Segment, Similar, Tags, TrackInfo
 from tuneseek.store.landmarks import SEGMENTS_DIR, remove_unlisted, segment_size, write_segment
 from tuneseek.store.lock import LOCK_NAME, WriterLock
-from tuneseek.textsearch import TEXT_AUDIO_EXTRACTOR, TEXT_AUDIO_SPACE, SearchResult, tag_table
+from tuneseek.textsearch import TEXT_AUDIO_EXTRACTOR, TEXT_AUDIO_SPACE, tag_table
+from tuneseek.results import SearchResult
 
-__all__ = ["Library", "Match", "Segment", "Duplicate", "Similar", "Track", "AddReport", "default_library_path", "MIN_CLIP_SECONDS",
+__all__ = ["Library", "Match", "Segment", "Duplicate", "Similar", "TrackInfo", "AddReport", "default_library_path", "MIN_CLIP_SECONDS",
            "LONG_CLIP_SECONDS"]
 
 #: Shorter clips are refused: too few landmarks to tell tracks apart.
@@ -65,146 +65,6 @@ def default_library_path() -> Path:
         return Path(env).expanduser()
     data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(data_home) / "tuneseek" / "library"
-
-
-@dataclass(frozen=True)
-class Match:
-    """Where a clip comes from: the track, where in it, which part of the clip, how sure."""
-
-    track: Track
-    offset: float  # seconds into the track at the clip's start; negative when the clip starts before the track
-    score: int  # landmarks of the clip aligned with the track at that offset
-    confidence: float  # 0..1: estimated probability that the match is right
-    speed: float  # playback-speed factor of the clip relative to the track (1.0 = as indexed)
-    tempo: float  # tempo factor with pitch kept (1.0 = as indexed)
-    clip_start: float = 0.0  # seconds into the clip where the track's audio starts
-    clip_end: float = 0.0  # ... and where it stops matching (the clip's end, or the track's)
-    coverage: float = 1.0  # share of the seconds between clip_start and clip_end with aligned landmarks
-
-    @classmethod
-    def of(cls, c: Candidate, track: Track) -> "Match":
-        return cls(track, c.offset, c.score, c.confidence, c.speed, c.tempo, c.clip_start, c.clip_end, c.coverage)
-
-    @property
-    def track_start(self) -> float:
-        """Seconds into the track where the matched audio begins (at :attr:`clip_start` in the clip)."""
-        return track_time(self.offset, self.clip_start, self.speed, self.tempo)
-
-    def to_dict(self) -> dict:
-        return {
-            "track_id": self.track.id,
-            "track": self.track.name,
-            "path": self.track.path,
-            "offset": round(self.offset, 3),
-            "track_start": round(self.track_start, 3),
-            "clip_start": round(self.clip_start, 2),
-            "clip_end": round(self.clip_end, 2),
-            "score": self.score,
-            "confidence": round(self.confidence, 4),
-            "coverage": round(self.coverage, 3),
-            "speed": self.speed,
-            "tempo": self.tempo,
-        }
-
-
-@dataclass(frozen=True)
-class Duplicate:
-    """Two library tracks that hold the same audio, and where: ``track`` (the older) from ``start`` to
-    ``end`` is ``other`` from ``other_start`` to ``other_end`` (seconds)."""
-
-    track: Track
-    start: float
-    end: float
-    other: Track
-    other_start: float
-    other_end: float
-    score: int
-    confidence: float
-
-    @classmethod
-    def of(cls, queried: Track, seg: Segment) -> "Duplicate":
-        """From a monitored segment of ``queried``'s own landmarks that matched ``seg.track``; older track first."""
-        if queried.id < seg.track.id:
-            return cls(queried, seg.start, seg.end, seg.track, seg.track_start, seg.track_end, seg.score,
-                       seg.confidence)
-        return cls(seg.track, seg.track_start, seg.track_end, queried, seg.start, seg.end, seg.score, seg.confidence)
-
-    @property
-    def seconds(self) -> float:
-        return self.end - self.start
-
-    @property
-    def kind(self) -> str:
-        """"same recording" when the span is (nearly) all of both, "contained" when all of one, else "shared"."""
-        whole = [self.seconds >= DUPLICATE_WHOLE * t.duration - DUPLICATE_SLACK for t in (self.track, self.other)]
-        return "same recording" if all(whole) else "contained" if any(whole) else "shared"
-
-    def to_dict(self) -> dict:
-        return {
-            "kind": self.kind,
-            "track_id": self.track.id, "track": self.track.name, "path": self.track.path,
-            "start": round(self.start, 2), "end": round(self.end, 2),
-            "other_id": self.other.id, "other": self.other.name, "other_path": self.other.path,
-            "other_start": round(self.other_start, 2), "other_end": round(self.other_end, 2),
-            "score": self.score, "confidence": round(self.confidence, 4),
-        }
-
-
-#: a duplicate span covering this share of a track (less the slack, in seconds) covers all of it
-DUPLICATE_WHOLE = 0.9
-DUPLICATE_SLACK = 3.0
-
-
-@dataclass
-class AddReport:
-    """What ``add`` did, file by file."""
-
-    added: list[Track] = field(default_factory=list)
-    reindexed: list[Track] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    moved: list[Track] = field(default_factory=list)
-    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (skipped path, indexed twin)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    analysed: list[Track] = field(default_factory=list)  # already indexed; given tags/embeddings they lacked
-    analysis_failed: list[tuple[str, str]] = field(default_factory=list)  # indexed, but without tags/embeddings
-    analysis_skipped: str | None = None  # why no file got musicnn tags/embeddings, when none could
-    models_skipped: list[tuple[str, str]] = field(default_factory=list)  # (trained model's extractor, why it did not run)
-    audio_seconds: float = 0.0
-    elapsed: float = 0.0
-
-    def summary(self) -> str:
-        parts = [f"{len(self.added)} added"]
-        for name, items in (
-            ("re-indexed", self.reindexed),
-            ("unchanged", self.unchanged),
-            ("moved", self.moved),
-            ("given tags and embeddings", self.analysed),
-            ("duplicates skipped", self.duplicates),
-            ("failed", self.failed),
-            ("without tags and embeddings", self.analysis_failed),
-        ):
-            if items:
-                parts.append(f"{len(items)} {name}")
-        speed = f", {self.audio_seconds / self.elapsed:.0f}x real time" if self.elapsed > 0 and self.audio_seconds else ""
-        return f"{', '.join(parts)} ({self.audio_seconds / 3600:.2f} h of audio in {self.elapsed:.1f} s{speed})"
-
-
-@dataclass(frozen=True)
-class LibraryStats:
-    path: str
-    tracks: int
-    audio_hours: float
-    landmarks: int
-    segments: int
-    index_bytes: int
-    catalog_bytes: int
-    tagged: int  # tracks with tags
-    embedded: int  # tracks with musicnn embeddings
-    spaces: dict[str, int] = field(default_factory=dict)  # embedding space -> tracks embedded in it
-    models: dict[str, str] = field(default_factory=dict)  # trained model's extractor -> its run folder
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 Progress = Callable[[Outcome], None]
@@ -254,12 +114,16 @@ class Library:
         self.close()
 
     # -- reading -----------------------------------------------------------------
-    def tracks(self) -> list[Track]:
+    def tracks(self) -> list[TrackInfo]:
         """All tracks, oldest first."""
-        return self.catalog.tracks()
+        return [TrackInfo.of(t) for t in self.catalog.tracks()]
 
-    def track(self, ref: int | str) -> Track:
+    def track(self, ref: int | str) -> TrackInfo:
         """A track by id, or by path (as indexed, or as given)."""
+        return TrackInfo.of(self._record(ref))
+
+    def _record(self, ref: int | str) -> Track:
+        """The catalogue's row of a track by id or path (it knows where the track lies in the index)."""
         found = None
         if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
             found = self.catalog.track(int(ref))
@@ -339,7 +203,7 @@ class Library:
         if seconds < MIN_CLIP_SECONDS:
             raise AudioError(name, f"too short: {seconds:.2f} s (a clip needs at least {MIN_CLIP_SECONDS:g} s)")
         self._refresh()
-        return [Match.of(c, self.catalog.track(c.track_id)) for c in self.landmarks.candidates(samples, k, name)]
+        return [_match(c, self._info(c.track_id)) for c in self.landmarks.candidates(samples, k, name)]
 
     def recording_seconds(self, clip: str | Path | np.ndarray, sr: int | None = None) -> float:
         """Length of a clip file (from its header; 0 when the header does not say) or of samples at ``sr``."""
@@ -375,7 +239,7 @@ class Library:
             except AudioError:  # a silent or empty window: nothing plays there
                 return []
 
-        yield from monitoring.timeline(monitoring.windows(chunks, FP.sr, window, hop), identify, self.catalog.track)
+        yield from monitoring.timeline(monitoring.windows(chunks, FP.sr, window, hop), identify, self._info)
 
     def duplicates(self) -> list[Duplicate]:
         """Tracks that hold the same audio: the same recording in another encoding or edit, or one inside another.
@@ -403,10 +267,10 @@ class Library:
                 return [c for c in index.landmark_candidates(h, anchor, seconds, monitoring.WINDOW_CANDIDATES)
                         if c.track_id != track_id]
 
-            for seg in monitoring.timeline(stretches(), identify, self.catalog.track):
+            for seg in monitoring.timeline(stretches(), identify, self._info):
                 if seg.track is None:
                     continue
-                dup = Duplicate.of(self.catalog.track(track_id), seg)
+                dup = Duplicate.of(self._info(track_id), seg)
                 key = (dup.track.id, dup.other.id)
                 if key not in found or dup.seconds > found[key].seconds:
                     found[key] = dup
@@ -433,32 +297,41 @@ class Library:
         path = os.fspath(clip)
         return path, audio.load(path, FP.sr, quality=RESAMPLE_QUALITY)
 
+    def _info(self, track_id: int) -> TrackInfo:
+        return TrackInfo.of(self.catalog.track(track_id))
+
     # -- what it sounds like ---------------------------------------------------------
-    def tags(self, ref: int | str | Track) -> dict[str, analysis.Tags]:
+    def tags(self, ref: int | str | TrackInfo) -> dict[str, Tags]:
         """The stored tags of a track, ``{vocabulary: Tags}`` ("mtt", "msd"); ``{}`` if it has none yet."""
-        track = ref if isinstance(ref, Track) else self.track(ref)
+        track = ref if isinstance(ref, TrackInfo) else self.track(ref)
         labels = self.catalog.vocabularies()
         stored = self.catalog.tags(track.id)
         return {
-            vocab: analysis.Tags(track.path, vocab, tuple(labels[vocab]), probs, np.zeros(0), np.zeros((0, len(probs))))
+            vocab: Tags(track.path, vocab, tuple(labels[vocab]), probs, np.zeros(0), np.zeros((0, len(probs))))
             for vocab, probs in sorted(stored.items(), key=lambda kv: analysis.MODELS.index(kv[0]) if kv[0] in analysis.MODELS else 99)
         }
 
-    def extractors(self, ref: int | str | Track) -> dict[str, str]:
+    def extractors(self, ref: int | str | TrackInfo) -> dict[str, str]:
         """``{extractor: version}`` of what the library holds for a track (landmarks, tags, embeddings)."""
-        track = ref if isinstance(ref, Track) else self.track(ref)
+        track = ref if isinstance(ref, TrackInfo) else self.track(ref)
         return self.catalog.extractors(track.id).get(track.id, {})
 
-    def embed(self, path: str | Path, window: float | None = None, hop: float | None = None, layer: str = "penultimate",
-              pool: str = "none", model: str = "mtt") -> analysis.Embedding:
-        """Embeddings of an audio file over time, from musicnn or a trained run (see :func:`tuneseek.analysis.embed_file`)."""
+    @staticmethod
+    def tag_file(path: str | Path, *, model: str = "mtt", wheel: str | None = None) -> Tags:
+        """Tags of any audio file over time, from musicnn ("mtt", "msd") or a trained run's folder; no library needed."""
+        return analysis.tag_file(path, model, wheel)
+
+    @staticmethod
+    def embed_file(path: str | Path, *, window: float | None = None, hop: float | None = None,
+                   layer: str = "penultimate", pool: str = "none", model: str = "mtt") -> Embedding:
+        """Embeddings of any audio file over time, from musicnn or a trained run (see :func:`tuneseek.analysis.embed_file`)."""
         return analysis.embed_file(path, window, hop, layer, pool, model)
 
     def spaces(self) -> dict[str, int]:
         """``{embedding space: tracks embedded in it}``: "musicnn", and one per trained embedder."""
         return {space: self.catalog.count_embedded(space) for space in self.catalog.spaces()}
 
-    def similar(self, query: int | str | Path | Track | np.ndarray, k: int = 10, sr: int | None = None,
+    def similar(self, query: int | str | Path | TrackInfo | np.ndarray, k: int = 10, sr: int | None = None,
                 space: str = analysis.SPACE) -> list[Similar]:
         """Tracks that sound like ``query``, most similar first, the query's own track left out.
 
@@ -493,7 +366,7 @@ class Library:
                 found = index.by_track(vectors_at(x, whole=True).mean(axis=0), k, exclude)
             else:
                 found = index.by_segment(vectors_at(x, whole=False).mean(axis=0), k, exclude)
-        return [Similar(self.catalog.track(tid), score, time) for tid, score, time in found]
+        return [Similar(self._info(tid), score, time) for tid, score, time in found]
 
     def _query_vectors(self, space: str) -> tuple[int, Callable[..., np.ndarray]]:
         """The sample rate of the model of ``space`` (a space the library has) and a function giving a
@@ -530,7 +403,7 @@ class Library:
                                           "available (pip install 'tuneseek[models]')")
         encoder = self._text_encoder()
         ranking = zero_shot(query, encoder, table, k)
-        hits = [Similar(self.catalog.track(tid), score) for tid, score in ranking.tracks]
+        hits = [Similar(self._info(tid), score) for tid, score in ranking.tracks]
         return SearchResult(ranking.query, "zero-shot", f"zero-shot from musicnn tags ({encoder.name})", hits,
                             ranking.explain(), ranking.notices)
 
@@ -542,7 +415,7 @@ class Library:
         if len(index) == 0:
             raise LibraryError(self.root, f"no track has {TEXT_AUDIO_SPACE} vectors yet: run `tuneseek index` on your "
                                           "music with the models available")
-        hits = [Similar(self.catalog.track(tid), score) for tid, score, _ in index.by_track(q.vector, k, set())]
+        hits = [Similar(self._info(tid), score) for tid, score, _ in index.by_track(q.vector, k, set())]
         return SearchResult(q.text, "trained", f"text–audio model {run.name} ({run.folder})", hits, "", q.notices)
 
     def embed_text(self, text: str) -> tuple[np.ndarray, str]:
@@ -583,9 +456,9 @@ class Library:
             self._spaces[name] = SpaceIndex(self.catalog, name, centred=name != TEXT_AUDIO_SPACE)
         return self._spaces[name]
 
-    def _as_track(self, query) -> Track | None:
+    def _as_track(self, query) -> TrackInfo | None:
         """The library track ``query`` names, or ``None`` when it is audio to analyse."""
-        if isinstance(query, Track):
+        if isinstance(query, TrackInfo):
             return query
         if isinstance(query, np.ndarray):
             return None
@@ -593,7 +466,7 @@ class Library:
             return self.track(int(query))
         known = self.catalog.track_by_path(os.path.abspath(os.fspath(query)))
         if known is not None or os.path.exists(query):
-            return known
+            return None if known is None else TrackInfo.of(known)
         raise LibraryError(self.root, f"{os.fspath(query)!r} is neither an audio file nor a track of this library")
 
     def _copies_of(self, query) -> set[int]:
@@ -817,7 +690,7 @@ class Library:
                 with self.catalog.transaction():
                     self.catalog.update_path(track.id, path, mtime_ns)
                 self._fresh = False
-                return self.catalog.track(track.id)
+                return TrackInfo.of(self.catalog.track(track.id))
         return None
 
     def _unchanged(self, path: str, known: Track) -> bool:
@@ -887,7 +760,7 @@ class Library:
         self._fresh = False
         self._spaces.clear()
         for kind, outcome, old, _ in rows:
-            track = self.catalog.track_by_path(outcome.path)
+            track = TrackInfo.of(self.catalog.track_by_path(outcome.path))
             {"move": report.moved, "describe": report.analysed}.get(
                 kind, report.reindexed if old else report.added
             ).append(track)
@@ -907,7 +780,7 @@ class Library:
                 self.catalog.set_embedding(track_id, name, seg.window, seg.hop, seg.track_vector, seg.vectors)
             self.catalog.set_extractor(track_id, extractor, versions[extractor])
 
-    def remove(self, ref: int | str) -> Track:
+    def remove(self, ref: int | str) -> TrackInfo:
         """Take a track out of the library and of every index; returns what was removed."""
         with WriterLock(self.root):
             track = self.track(ref)
@@ -977,6 +850,10 @@ def _create(root: Path) -> None:
                 time.sleep(0.05)
     except PermissionError as e:
         raise LibraryError(root, f"cannot create: {e.strerror}") from e
+
+
+def _match(c: Candidate, track: TrackInfo) -> Match:
+    return Match(track, c.offset, c.score, c.confidence, c.speed, c.tempo, c.clip_start, c.clip_end, c.coverage)
 
 
 def _track_fields(fp: FileFingerprint, base: int) -> dict:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tuneseek.identifier import Candidate
+from tuneseek.results import Segment
 
 #: seconds of audio identified at once, and between window starts
 WINDOW_SECONDS = 10.0
@@ -34,35 +35,6 @@ MIN_SEGMENT_SECONDS = 5.0
 SINGLE_WINDOW_CONFIDENCE = 0.999
 #: gaps between segments shorter than this are not reported as unknown
 MIN_UNKNOWN_SECONDS = 1.0
-
-
-@dataclass(frozen=True)
-class Segment:
-    """A stretch of the recording: a track (with the span of it that plays) or, with ``track`` None, unknown."""
-
-    start: float  # seconds into the recording
-    end: float
-    track: object | None = None  # the library's Track
-    track_start: float | None = None  # seconds into the track at ``start``
-    track_end: float | None = None
-    score: int = 0  # the best window's score
-    confidence: float = 0.0  # the best window's confidence
-    speed: float = 1.0
-    tempo: float = 1.0
-    coverage: float = 0.0  # the best window's share of seconds with aligned landmarks
-    windows: int = 0  # windows that found it
-
-    def to_dict(self) -> dict:
-        out = {"start": round(self.start, 2), "end": round(self.end, 2),
-               "track_id": None, "track": None, "path": None}
-        if self.track is not None:
-            out.update(
-                track_id=self.track.id, track=self.track.name, path=self.track.path,
-                track_start=round(self.track_start, 2), track_end=round(self.track_end, 2),
-                score=self.score, confidence=round(self.confidence, 4), speed=self.speed, tempo=self.tempo,
-                windows=self.windows,
-            )
-        return out
 
 
 @dataclass

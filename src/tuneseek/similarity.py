@@ -21,33 +21,15 @@ vectors were trained to be compared as they are, text against audio, by dot prod
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from tuneseek.store.catalog import Catalog, Track
+from tuneseek.store.catalog import Catalog
 from tuneseek.store.vectors import VectorIndex
 
 #: Bits of a segment id that number the segment within its track (about 1000 h at 3.7 s).
 SEGMENT_BITS = 20
 #: Segment hits fetched per result wanted, before grouping them by track.
 HITS_PER_RESULT = 16
-
-
-@dataclass(frozen=True)
-class Similar:
-    """One track that sounds like the query."""
-
-    track: Track
-    score: float  # cosine similarity, -1..1
-    time: float | None = None  # clip queries: start of the best-matching segment in the track, in seconds
-
-    def to_dict(self) -> dict:
-        out = {"track_id": self.track.id, "track": self.track.name, "path": self.track.path,
-               "score": round(self.score, 4)}
-        if self.time is not None:
-            out["time"] = round(self.time, 2)
-        return out
 
 
 class SpaceIndex:

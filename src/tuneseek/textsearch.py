@@ -13,37 +13,17 @@ Two modes, one answer type:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from tuneseek.similarity import Similar
 from tuneseek.store.catalog import Catalog
 
-__all__ = ["TEXT_AUDIO_SPACE", "TEXT_AUDIO_EXTRACTOR", "TAG_VOCABULARIES", "SearchResult", "tag_table"]
+__all__ = ["TEXT_AUDIO_SPACE", "TEXT_AUDIO_EXTRACTOR", "TAG_VOCABULARIES", "tag_table"]
 
 #: The embedding space of the library's trained text–audio model (128-d, compared by dot product).
 TEXT_AUDIO_SPACE = "text-audio"
 TEXT_AUDIO_EXTRACTOR = f"embedding:{TEXT_AUDIO_SPACE}"
 #: The stored vocabularies zero-shot search reads.
 TAG_VOCABULARIES = ("mtt", "msd")
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """Tracks for a description, best first, and how they were found."""
-
-    query: str  # as the text model read it (blanks collapsed, cut when too long)
-    mode: str  # "zero-shot" or "trained"
-    model: str  # what ranked them, for a person
-    hits: list[Similar]
-    explanation: str  # zero-shot: the tags the query drove; trained: ""
-    notices: tuple[str, ...]  # for the person who typed the query (cut, non-English script)
-
-    def to_dict(self) -> dict:
-        return {"query": self.query, "mode": self.mode, "model": self.model,
-                "results": [h.to_dict() for h in self.hits], "explanation": self.explanation,
-                "notices": list(self.notices)}
 
 
 def tag_table(catalog: Catalog):
