@@ -17,9 +17,8 @@ from conftest import REAL_MODELS_DIR, REAL_WHEEL
 from tfbundle_writer import fake_wheel, musicnn_tf_tensors
 
 from tuneseek.embed import weights as W
-from tuneseek.embed.errors import ModelError
 from tuneseek.embed.musicnn_extractor import PATCH_FRAMES, embed, prepare, run_windows, seconds_to_frames, tag, tag_over_time
-from tuneseek.errors import UsageError
+from tuneseek.errors import ModelError, UsageError
 from tuneseek.features import musicnn_logmel
 from tuneseek.models.musicnn import Musicnn
 

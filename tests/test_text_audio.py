@@ -20,13 +20,13 @@ import torch
 
 from tuneseek import analysis
 from tuneseek.data.captions import Pair, open_pairs
-from tuneseek.embed.errors import ModelError
-from tuneseek.errors import UsageError
+from tuneseek.embed.text_audio import load_text_audio
+from tuneseek.errors import ModelError, UsageError
 from tuneseek.evaluate.text_audio import (KS, chance, evaluate_text_audio, format_text_audio_table, queries,
                                           retrieval)
 from tuneseek.models import checkpoint
 from tuneseek.models.registry import build
-from tuneseek.models.text_audio import TextAudioModel, load_text_audio
+from tuneseek.models.text_audio import TextAudioModel
 from tuneseek.train.text_audio import (TextAudioSettings, full_sentence, info_nce, pair_features,
                                        stochastic_sentence, train_text_audio)
 from training_data import save_run, write_styles

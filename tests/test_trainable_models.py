@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from tuneseek.embed.errors import ModelError
-from tuneseek.errors import UsageError
+from tuneseek.errors import ModelError, UsageError
 from tuneseek.features import mel_filterbank, mel_spectrogram, musicnn_logmel
 from tuneseek.models import checkpoint
 from tuneseek.models.crnn import CRNN

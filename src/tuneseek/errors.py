@@ -50,3 +50,15 @@ class DatasetError(TuneseekError):
         self.where = str(where)
         self.reason = reason
         super().__init__(f"{self.where}: {reason}")
+
+
+class ModelError(TuneseekError):
+    """A model's weights are missing, corrupt, of the wrong shape, or cannot be fetched.
+
+    ``where`` (a file, a wheel, a model name) is put in front of the reason when given.
+    """
+
+    def __init__(self, reason: str, where: str | Path | None = None):
+        self.where = None if where is None else str(where)
+        self.reason = reason
+        super().__init__(reason if where is None else f"{self.where}: {reason}")

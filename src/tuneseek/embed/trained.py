@@ -25,9 +25,12 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from tuneseek.embed.errors import ModelError
-from tuneseek.errors import UsageError
+from tuneseek.embed.musicnn_extractor import WindowBatches
+from tuneseek.errors import ModelError, UsageError
+from tuneseek.models import checkpoint
+from tuneseek.models.frontend import MelModel, fit_window
 
 __all__ = ["BUILTIN_NAMES", "TrainedModel", "load_trained", "model_name"]
 
@@ -58,7 +61,7 @@ class TrainedModel:
     kind: str  # "tagger", "classifier" or "embedding"
     labels: tuple[str, ...]
     version: str  # architecture and weights hash: changes exactly when the outputs would
-    model: object = field(repr=False, compare=False)
+    model: MelModel = field(repr=False, compare=False)
 
     @property
     def sample_rate(self) -> int:
@@ -71,16 +74,12 @@ class TrainedModel:
 
     def _windows(self, x: np.ndarray, hop: float) -> tuple[np.ndarray, np.ndarray]:
         """Start times (s) and the stacked windows of ``x`` every ``hop`` s; one repeated window for short audio."""
-        from tuneseek.models.frontend import fit_window
-
         n = self.model.spec.samples(self.window)
         step = max(1, int(round(hop * self.sample_rate)))
         starts = np.arange(0, max(len(x) - n, 0) + 1, step)
         return starts / self.sample_rate, np.stack([fit_window(x, n, int(s)) for s in starts]).astype(np.float32)
 
     def _run(self, windows: np.ndarray, head: bool) -> np.ndarray:
-        import torch
-
         per_call = max(1, BATCH_SAMPLES // windows.shape[1])
         out = []
         with torch.inference_mode():
@@ -128,8 +127,6 @@ class TrainedStream:
     """
 
     def __init__(self, model: TrainedModel, head: bool, hop: float):
-        from tuneseek.embed.musicnn_extractor import WindowBatches
-
         self.model = model
         n = model.model.spec.samples(model.window)
         self.step = max(1, round(hop * model.sample_rate))
@@ -154,19 +151,15 @@ class TrainedStream:
 def load_trained(folder: str | Path) -> TrainedModel:
     """The run in ``folder`` as a :class:`TrainedModel` (loaded once per process while its weights are unchanged).
 
-    Raises :class:`~tuneseek.embed.errors.ModelError` when the folder holds no usable
+    Raises :class:`~tuneseek.errors.ModelError` when the folder holds no usable
     checkpoint or the model was trained on precomputed features, and
     :class:`~tuneseek.errors.UsageError` when its folder name cannot name it.
     """
-    from tuneseek.models import checkpoint
-
     return _load(*checkpoint.cache_key(folder))
 
 
 @lru_cache(maxsize=8)
 def _load(folder: Path, stamp: int) -> TrainedModel:
-    from tuneseek.models import checkpoint
-
     name = model_name(folder)
     model, config = checkpoint.load(folder)
     features = (config.get("data") or {}).get("features")

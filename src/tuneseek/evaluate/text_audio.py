@@ -108,7 +108,7 @@ def evaluate_text_audio(run: str | Path, split: str = "test", labels: str | None
     """
     from tuneseek import analysis
     from tuneseek.data.captions import open_pairs
-    from tuneseek.models.text_audio import load_text_audio
+    from tuneseek.embed.text_audio import load_text_audio
     from tuneseek.train.run import default_cache
     from tuneseek.train.text_audio import full_sentence, pair_features
 

@@ -24,9 +24,9 @@ import safetensors
 import safetensors.torch
 import torch
 
-from tuneseek.embed.errors import ModelError
-from tuneseek.errors import UsageError
+from tuneseek.errors import ModelError, UsageError
 from tuneseek.fileio import atomic_write_bytes
+from tuneseek.models.digest import tensors_digest
 from tuneseek.models.frontend import MelModel
 from tuneseek.models.registry import build
 from tuneseek.models.text_audio import TextAudioModel
@@ -51,13 +51,11 @@ def cache_key(folder: str | Path) -> tuple[Path, int]:
 
 def weights_digest(folder: str | Path) -> str:
     """What names a trained model's version: 16 hex digits of the digest of ``folder``'s tensors
-    and of the config keys that rebuild the model (:func:`~tuneseek.embed.weights.tensors_digest`).
+    and of the config keys that rebuild the model (:func:`~tuneseek.models.digest.tensors_digest`).
 
     Not the hash of the file's bytes, which two saves of the same model need not share
     (safetensors writes header metadata in a random order).
     """
-    from tuneseek.embed.weights import tensors_digest
-
     folder = Path(folder)
     config = read_config(folder)
     settings = {key: config[key] for key in ("architecture", "kwargs", "spec", "window_seconds") if key in config}
@@ -88,7 +86,7 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     """A checkpoint's ``config.json``, checked for format and version, without building the model
     (to tell a text–audio run from a tagger before loading either).
 
-    Raises :class:`~tuneseek.embed.errors.ModelError` as :func:`load` does for a missing folder or
+    Raises :class:`~tuneseek.errors.ModelError` as :func:`load` does for a missing folder or
     config, invalid JSON, or another format or version.
     """
     folder = Path(folder)
@@ -126,7 +124,7 @@ def _check_fit(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]
 def load(folder: str | Path) -> tuple[MelModel | TextAudioModel, dict[str, Any]]:
     """The model saved in ``folder`` (on the CPU, in eval mode) and its full ``config.json``.
 
-    Raises :class:`~tuneseek.embed.errors.ModelError` naming the file and the reason when the
+    Raises :class:`~tuneseek.errors.ModelError` naming the file and the reason when the
     folder or a file is missing, the config is not valid JSON or names an unknown architecture,
     or the weights do not fit the architecture the config describes.
     """

@@ -1,4 +1,4 @@
-"""A joint text–audio space (after TTMR / TTMR++, Doh et al., ICASSP 2023/2024), and runs of it ready for a library.
+"""A joint text–audio space (after TTMR / TTMR++, Doh et al., ICASSP 2023/2024): the network.
 
 :class:`TextAudioModel` maps both sides into one 128-d space where a dot product compares a
 description with a piece of music:
@@ -22,16 +22,13 @@ The encoders themselves stay frozen (musicnn and the sentence model), so the mod
 two projections: it trains in minutes on a CPU from cached features, and a run's checkpoint is
 a few hundred kilobytes.
 
-:func:`load_text_audio` turns a run folder made by ``tuneseek train text-audio`` into a
-:class:`TextAudioRun` that projects stored segments and text queries into the space.
+Training is :mod:`tuneseek.train.text_audio`; :func:`tuneseek.embed.text_audio.load_text_audio`
+turns a run folder into what a library uses (segments and text queries projected into the space).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,9 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tuneseek.embed.errors import ModelError
-
-__all__ = ["ARCHITECTURE", "TASK", "TextAudioModel", "TextAudioRun", "load_text_audio"]
+__all__ = ["ARCHITECTURE", "TASK", "TextAudioModel"]
 
 ARCHITECTURE = "text-audio"
 #: The ``task`` a text–audio run's config.json names.
@@ -115,101 +110,8 @@ class TextAudioModel(nn.Module):
         return {"architecture": self.architecture, "kwargs": dict(self._kwargs)}
 
 
-class TextAudioRun:
-    """A trained text–audio run, for a library: project stored segments and text into the joint space.
-
-    ``name``: what the run is called in a library (its folder's name); ``version``: changes
-    exactly when the vectors would (the hash of the weights); ``config``: its ``config.json``.
-    The text model is loaded on first use (an indexing worker that only projects audio never
-    loads it), and must be the one the run was trained with.
-    """
-
-    def __init__(self, folder: Path, name: str, version: str, config: dict[str, Any], model: TextAudioModel):
-        self.folder, self.name, self.version, self.config, self.model = folder, name, version, config, model
-        self._encoder = None
-
-    @property
-    def dim(self) -> int:
-        return self.model.dim
-
-    @property
-    def encoder(self):
-        """The run's :class:`~tuneseek.text.TextEncoder`; :class:`ModelError` when this machine's copy of
-        the text model is not the one the run was trained with."""
-        if self._encoder is None:
-            from tuneseek.text import TextEncoder
-
-            text = self.config["text_model"]
-            encoder = TextEncoder(text.get("source"))
-            if encoder.version != text["version"]:
-                raise ModelError(f"the run was trained on the text model {text['version']}, but {text.get('source') or 'the default'} "
-                                 f"is {encoder.version} here: its sentence vectors would not fit the run's projection; "
-                                 "install that text model, or train the run again", self.folder)
-            self._encoder = encoder
-        return self._encoder
-
-    def audio_vectors(self, tracks: Sequence[np.ndarray]) -> np.ndarray:
-        """``(len(tracks), dim)`` float32 unit vectors, one per ``(segments, 200)`` array of musicnn segment vectors."""
-        if not len(tracks):
-            return np.zeros((0, self.dim), np.float32)
-        arrays = [np.asarray(t, np.float32).reshape(-1, self.model.audio_proj.in_features) for t in tracks]
-        if any(len(a) == 0 for a in arrays):
-            raise ValueError("a track without segment vectors has no place in the joint space")
-        longest = max(len(a) for a in arrays)
-        padded = np.zeros((len(arrays), longest, arrays[0].shape[1]), np.float32)
-        mask = np.zeros((len(arrays), longest), bool)
-        for i, a in enumerate(arrays):
-            padded[i, :len(a)], mask[i, :len(a)] = a, True
-        with torch.inference_mode():
-            return self.model.embed_audio(torch.from_numpy(padded), torch.from_numpy(mask)).numpy()
-
-    def audio_vector(self, segments: np.ndarray) -> np.ndarray:
-        """``(dim,)`` float32 unit vector of one track's ``(segments, 200)`` musicnn segment vectors."""
-        return self.audio_vectors([segments])[0]
-
-    def project_text(self, sentence_vectors: np.ndarray) -> np.ndarray:
-        """``(n, dim)`` float32 unit vectors of ``(n, text_dim)`` vectors of the run's text model."""
-        with torch.inference_mode():
-            return self.model.embed_text(torch.from_numpy(np.asarray(sentence_vectors, np.float32))).numpy()
-
-    def text_vectors(self, texts: str | Sequence[str]) -> np.ndarray:
-        """``(n, dim)`` float32 unit vectors of texts (no query checks: see :meth:`query`)."""
-        return self.project_text(self.encoder.encode(texts))
-
-    def query(self, text: str):
-        """A query typed by a person, checked as :meth:`TextEncoder.encode_query` checks it (empty, cut, script),
-        as an :class:`~tuneseek.text.EncodedQuery` whose ``vector`` is its ``(dim,)`` joint-space vector."""
-        from tuneseek.text import EncodedQuery
-
-        q = self.encoder.encode_query(text)
-        return EncodedQuery(q.text, q.tokens, q.truncated, q.notices, self.project_text(q.vector[None])[0])
-
-
-def load_text_audio(folder: str | Path) -> TextAudioRun:
-    """The text–audio run in ``folder`` (loaded once per process while its weights are unchanged).
-
-    Raises :class:`ModelError` when the folder holds no readable checkpoint or a model of
-    another task (a tagger, a triplet run...), and :class:`~tuneseek.errors.UsageError` when
-    the folder's name cannot name a model in a library.
-    """
-    from tuneseek.models import checkpoint
-
-    return _load(*checkpoint.cache_key(folder))
-
-
-@lru_cache(maxsize=4)
-def _load(folder: Path, stamp: int) -> TextAudioRun:
-    from tuneseek.embed.trained import model_name
-    from tuneseek.models import checkpoint
-
-    name = model_name(folder)
-    config = checkpoint.read_config(folder)
-    if config.get("task") != TASK or config.get("architecture") != ARCHITECTURE:
-        what = config.get("task") or config.get("architecture")
-        raise ModelError(f"not a text–audio run: it holds a {what} model (make one with `tuneseek train text-audio`)",
-                         folder)
-    if not isinstance(config.get("text_model"), dict) or "version" not in config["text_model"]:
-        raise ModelError("config.json does not say which text model the run was trained with", folder)
-    model, config = checkpoint.load(folder)
-    digest = checkpoint.weights_digest(folder)
-    return TextAudioRun(folder, name, f"{ARCHITECTURE}/{digest}", config, model)
+def __getattr__(name: str):
+    # Transitional: the run loader left this module (models hold networks only); say where it went.
+    if name in ("load_text_audio", "TextAudioRun"):
+        raise ImportError(f"{name} moved to tuneseek.embed.text_audio: import it from there")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
