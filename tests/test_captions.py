@@ -214,10 +214,8 @@ def test_a_library_gives_one_pair_per_track_with_titles_folders_and_confident_ta
         sf.write(folder / f"song{i}.wav", t.audio, 16000)
     with Library.open(tmp_path / "lib") as lib:
         lib.add([music], workers=1, analyse=False)
-        with lib.catalog.transaction():
-            lib.catalog.set_vocabulary("mtt", ["piano", "rock", "slow"])
-            for track in lib.tracks():
-                lib.catalog.set_tags(track.id, "mtt", np.array([0.9, 0.1, 0.35], np.float32))
+        for track in lib.tracks():
+            lib.set_tags(track, "mtt", np.array([0.9, 0.1, 0.35], np.float32), labels=["piano", "rock", "slow"])
     pairs = open_pairs(f"library:{tmp_path / 'lib'}")
     every = [p for split in pairs.splits.values() for p in split]
     assert pairs.name == "library" and len(every) == 6 and all(pairs.splits.values())

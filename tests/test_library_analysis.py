@@ -52,9 +52,9 @@ def test_every_track_gets_both_vocabularies_and_its_segment_vectors(lib):
     # the stored tags are exactly what `tuneseek tag` computes for the file (mean over 3 s patches)
     for vocab in ("mtt", "msd"):
         np.testing.assert_allclose(tags[vocab].probs, analysis.tag_file(track.path, vocab).probs, atol=1e-6)
-    stored = next(lib.catalog.embeddings(analysis.SPACE, track.id))
-    assert stored.segments.shape == (3, 200) and stored.hop == analysis.SEGMENT_HOP  # 12 s -> three 3.7 s segments
-    np.testing.assert_allclose(stored.track_vector, stored.segments.mean(axis=0), atol=2e-3)
+    stored = lib.embedding(track)
+    assert stored.vectors.shape == (3, 200) and stored.hop == analysis.SEGMENT_HOP  # 12 s -> three 3.7 s segments
+    assert list(stored.times) == [0.0, 3.7, 7.4] and stored.layer == analysis.SPACE
     versions = lib.extractors(track)
     assert set(versions) == {"landmarks", "tags:mtt", "tags:msd", "embedding:musicnn"}
 
@@ -109,7 +109,7 @@ def test_removal_and_reindexing_leave_no_stale_tags_or_vectors(models, songs, tm
         lib.add([songs], workers=1)
         gone = track_named(lib, "quieter-copy")
         lib.remove(gone.id)
-        assert lib.catalog.tags(gone.id) == {} and next(lib.catalog.embeddings(analysis.SPACE, gone.id), None) is None
+        assert lib.tags(gone) == {} and lib.embedding(gone) is None
         assert gone.id not in [r.track.id for r in lib.similar(lib.tracks()[0], k=10)]
         # a changed file is re-indexed under a new id, its old rows gone with the old id
         changed = lib.tracks()[1]
@@ -118,7 +118,7 @@ def test_removal_and_reindexing_leave_no_stale_tags_or_vectors(models, songs, tm
         again = lib.add([songs], workers=1)
         assert len(again.reindexed) == 1 and len(again.unchanged) == 3 and len(again.added) == 1  # the removed copy
         new = lib.track(changed.path)
-        assert new.id != changed.id and lib.catalog.tags(changed.id) == {}
+        assert new.id != changed.id and lib.tags(changed) == {}
         stats = lib.stats()
         assert stats.tracks == stats.tagged == stats.embedded == 4 + 1
 
@@ -137,13 +137,13 @@ def test_a_library_indexed_without_models_gains_tags_in_place(songs, tmp_path, s
         assert lib.stats().tagged == 0 and lib.tracks()[0].id  # ... yet identification works
         with pytest.raises(LibraryError, match="no track has musicnn embeddings yet"):
             lib.similar(lib.tracks()[0])
-        segments = lib.catalog.segments()
+        index = (lib.stats().segments, lib.stats().index_bytes)
 
         monkeypatch.setenv("TUNESEEK_MODELS", str(standin_models))
         analysis.model.cache_clear()
         upgrade = lib.add([songs], workers=1)
         assert len(upgrade.analysed) == 5 and not upgrade.added and not upgrade.reindexed
-        assert lib.catalog.segments() == segments  # the landmarks were not computed again
+        assert (lib.stats().segments, lib.stats().index_bytes) == index  # the landmarks were not computed again
         assert lib.stats().tagged == lib.stats().embedded == 5
         assert len(lib.add([songs], workers=1).unchanged) == 5  # and once done, nothing more to do
 
@@ -153,7 +153,7 @@ def test_a_changed_model_reruns_only_its_own_extractor(models, songs, tmp_path, 
         lib.add([songs], workers=1)
         track = lib.tracks()[0]
         before = dict(lib.extractors(track))
-        vector = next(lib.catalog.embeddings(analysis.SPACE, track.id)).segments.copy()
+        vector = lib.embedding(track).vectors.copy()
         real = analysis.extractor_versions
         monkeypatch.setattr(analysis, "extractor_versions", lambda *a, **k: {**real(*a, **k), "tags:msd": "musicnn-msd/new"})
         ran = []
@@ -164,7 +164,7 @@ def test_a_changed_model_reruns_only_its_own_extractor(models, songs, tmp_path, 
         after = lib.extractors(track)
         assert after["tags:msd"] == "musicnn-msd/new"
         assert {k: v for k, v in after.items() if k != "tags:msd"} == {k: v for k, v in before.items() if k != "tags:msd"}
-        np.testing.assert_array_equal(next(lib.catalog.embeddings(analysis.SPACE, track.id)).segments, vector)
+        np.testing.assert_array_equal(lib.embedding(track).vectors, vector)
 
 
 def test_a_file_the_models_cannot_describe_is_still_indexed_for_identification(models, songs, tmp_path, monkeypatch):

@@ -35,14 +35,11 @@ def library(tmp_path_factory):
         sf.write(music / name, t.audio, SR)
     with Library.open(root / "lib") as lib:
         lib.add([music], workers=1, analyse=False)
-        with lib.catalog.transaction():
-            lib.catalog.set_vocabulary("mtt", list(MTT_LABELS))
-            lib.catalog.set_vocabulary("msd", list(MSD_LABELS))
-            for track in lib.tracks():
-                wanted = TAGGED[track.path.rsplit("/", 1)[1]]
-                mtt = np.array([wanted.get(tag, 0.05) for tag in MTT_LABELS], np.float32)
-                lib.catalog.set_tags(track.id, "mtt", mtt)
-                lib.catalog.set_tags(track.id, "msd", np.full(len(MSD_LABELS), 0.1, np.float32))
+        for track in lib.tracks():
+            wanted = TAGGED[track.path.rsplit("/", 1)[1]]
+            mtt = np.array([wanted.get(tag, 0.05) for tag in MTT_LABELS], np.float32)
+            lib.set_tags(track, "mtt", mtt, labels=list(MTT_LABELS))
+            lib.set_tags(track, "msd", np.full(len(MSD_LABELS), 0.1, np.float32), labels=list(MSD_LABELS))
     return root / "lib"
 
 

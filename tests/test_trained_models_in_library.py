@@ -113,8 +113,8 @@ def test_the_library_runs_its_trained_models_on_every_track_and_searches_their_s
         track = lib.tracks()[0]
         assert lib.tags(track)["tiny-tagger"].labels == ("loud", "quiet", "bright")
         assert set(lib.extractors(track)) >= {"landmarks", "tags:tiny-tagger", "embedding:t2v"}
-        stored = next(lib.catalog.embeddings("t2v", track.id))
-        assert stored.window == 1.0 and stored.hop == 1.0 and stored.segments.shape == (6, 16)
+        stored = lib.embedding(track, space="t2v")
+        assert stored.window == 1.0 and stored.hop == 1.0 and stored.vectors.shape == (6, 16)
         assert lib.spaces()["t2v"] == 4
 
         found = lib.similar(track, k=3, space="t2v")

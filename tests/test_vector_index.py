@@ -1,4 +1,4 @@
-"""The vector index behind similarity search: exact below a size, inverted lists above, same answers."""
+"""The local vector store behind similarity search: exact below a size, inverted lists above, same answers."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("faiss")
 
 from tuneseek.errors import UsageError  # noqa: E402
-from tuneseek.store.vectors import VectorIndex  # noqa: E402
+from tuneseek.store.vectors import FaissStore  # noqa: E402
 
 
 def clustered(n, dim=200, clusters=50, seed=0):
@@ -17,8 +17,8 @@ def clustered(n, dim=200, clusters=50, seed=0):
 
 def test_exact_search_ranks_by_cosine_and_excludes_the_query_itself():
     vectors = clustered(500)
-    index = VectorIndex(200)
-    index.add(np.arange(1000, 1500), vectors)
+    index = FaissStore(200)
+    index.upsert(np.arange(1000, 1500), vectors)
     scores, ids = index.search(vectors[7], k=5, exclude=[1007])
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     truth = np.argsort(-(unit @ unit[7]))[1:6] + 1000
@@ -29,9 +29,9 @@ def test_exact_search_ranks_by_cosine_and_excludes_the_query_itself():
 def test_inverted_lists_keep_recall_at_10_above_095_against_exact():
     vectors = clustered(20_000, seed=1)
     queries = clustered(100, seed=2)
-    exact, approx = VectorIndex(200), VectorIndex(200, exact_limit=1000)
+    exact, approx = FaissStore(200), FaissStore(200, exact_limit=1000)
     for index in (exact, approx):
-        index.add(np.arange(len(vectors)), vectors)
+        index.upsert(np.arange(len(vectors)), vectors)
     assert exact.exact and not approx.exact
     _, truth = exact.search(queries, k=10)
     _, found = approx.search(queries, k=10)
@@ -39,14 +39,15 @@ def test_inverted_lists_keep_recall_at_10_above_095_against_exact():
     assert recall >= 0.95
 
 
-def test_replacing_removing_and_reloading_keep_one_row_per_id(tmp_path):
-    index = VectorIndex(4)
-    index.add([1, 2, 3], np.eye(3, 4))
-    index.add([2], [[0, 0, 0, 1]])
-    index.remove([1])
-    index.save(tmp_path / "v.npz")
-    again = VectorIndex.load(tmp_path / "v.npz")
-    assert sorted(again.ids) == [2, 3]
-    assert again.search([0, 0, 0, 2], k=1)[1][0, 0] == 2
+def test_upserting_and_deleting_keep_one_vector_per_id():
+    store = FaissStore(4)
+    store.upsert([1, 2, 3], np.eye(3, 4))
+    assert store.search([0, 1, 0, 0], k=1)[1][0, 0] == 2
+    store.upsert([2], [[0, 0, 0, 1]])
+    store.delete([1])
+    assert len(store) == 2
+    assert store.search([0, 0, 0, 2], k=1)[1][0, 0] == 2
+    ids = store.search([1, 0, 0, 0], k=3)[1][0]
+    assert sorted(ids[ids >= 0]) == [2, 3] and ids[-1] == -1
     with pytest.raises(UsageError, match="dimensions"):
-        again.search(np.ones(5), k=1)
+        store.search(np.ones(5), k=1)

@@ -1,7 +1,7 @@
 """The identification seam: what any identifier (landmarks today, a learned fingerprint later) promises.
 
 An identifier turns a clip into :class:`Candidate` tracks with the evidence for each; the
-library turns candidates into the :class:`~tuneseek.library.Match` results people see. A
+library turns candidates into the :class:`~tuneseek.results.Match` results people see. A
 second identifier plugs in beside the first by implementing :class:`Identifier`; their
 candidates can then be fused per track.
 """
@@ -9,7 +9,8 @@ candidates can then be fused per track.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -43,11 +44,27 @@ class Candidate:
 
 
 class Identifier(Protocol):
-    """Finds the tracks a clip comes from. The library owns adding and removing tracks' data."""
+    """Finds the tracks a clip comes from, over the tracks the catalogue holds.
 
-    name: str
+    Writes happen inside the catalogue transaction that inserts or deletes the tracks, so an
+    identifier's data and the catalogue never disagree after a commit (or a crash). What a
+    track's audio becomes (landmarks, learned vectors) is computed beforehand, by the indexing
+    workers; ``add`` only stores it.
+    """
+
+    name: str  # the catalogue's extractor name for what it stores ("landmarks")
+    version: str  # changes when stored data of an older version cannot be queried
     sample_rate: int  # the rate clips must be given at (mono float32)
 
-    def candidates(self, clip: np.ndarray, k: int = 5) -> list[Candidate]:
-        """Up to ``k`` distinct tracks, best first; an empty list means "no match"."""
+    def add(self, tracks: Sequence[tuple[int, Any]]) -> None:
+        """Index ``(track id, what the workers computed from its audio)`` for tracks just inserted."""
+        ...
+
+    def remove(self, track_ids: Sequence[int]) -> None:
+        """Forget tracks just deleted from the catalogue."""
+        ...
+
+    def candidates(self, clip: np.ndarray, k: int = 5, name: str = "<samples>") -> list[Candidate]:
+        """Up to ``k`` distinct tracks, best first; an empty list means "no match". ``name`` names the clip
+        in errors (:class:`~tuneseek.errors.AudioError` for a clip with nothing to identify)."""
         ...

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tuneseek.identifier import Candidate
-from tuneseek.results import Segment
+from tuneseek.results import Duplicate, Match, Segment, TrackInfo
 
 #: seconds of audio identified at once, and between window starts
 WINDOW_SECONDS = 10.0
@@ -166,3 +166,53 @@ def _with_gap(covered: float, seg: Segment) -> Iterator[Segment]:
     if seg.start - covered >= MIN_UNKNOWN_SECONDS:
         yield Segment(round(covered, 2), seg.start)
     yield seg
+
+
+def longest_per_track(segments: Iterable[Segment], k: int) -> list[Match]:
+    """The ``k`` best matches of a monitored recording: each track's longest segment, most confident first."""
+    best: dict[int, Segment] = {}
+    for seg in segments:
+        if seg.track is not None:
+            held = best.get(seg.track.id)
+            if held is None or seg.end - seg.start > held.end - held.start:
+                best[seg.track.id] = seg
+    ranked = sorted(best.values(), key=lambda s: (-s.confidence, -(s.end - s.start)))[:k]
+    return [
+        Match(s.track, s.track_start - s.start * s.speed * s.tempo, s.score, s.confidence, s.speed, s.tempo,
+              s.start, s.end, s.coverage)
+        for s in ranked
+    ]
+
+
+def duplicates(index, track_of: Callable[[int], TrackInfo]) -> list[Duplicate]:
+    """Tracks of ``index`` (a :class:`~tuneseek.fingerprint.index.LandmarkIndex`) that hold the same audio.
+
+    Each track's own landmarks are matched against the rest of the index window by window
+    (no audio is decoded), and agreeing windows are joined as in :func:`timeline`; every pair
+    of tracks is reported once, with its longest shared span, longest first.
+    """
+    fps = index.params.frames_per_second
+    size, step = int(WINDOW_SECONDS * fps), int(HOP_SECONDS * fps)
+    found: dict[tuple[int, int], Duplicate] = {}
+    for track_id, hashes, frames in index.track_landmarks():
+        total = int(frames.max(initial=0)) + 1
+
+        def stretches(hashes=hashes, frames=frames, total=total):
+            for w0 in range(0, max(1, total - size + step), step):
+                a, b = np.searchsorted(frames, [w0, w0 + size])
+                w1 = min(total, w0 + size)
+                yield w0 / fps, w1 / fps, (hashes[a:b], frames[a:b] - w0, (w1 - w0) / fps)
+
+        def identify(window, track_id=track_id):
+            h, anchor, seconds = window
+            return [c for c in index.landmark_candidates(h, anchor, seconds, WINDOW_CANDIDATES)
+                    if c.track_id != track_id]
+
+        for seg in timeline(stretches(), identify, track_of):
+            if seg.track is None:
+                continue
+            dup = Duplicate.of(track_of(track_id), seg)
+            key = (dup.track.id, dup.other.id)
+            if key not in found or dup.seconds > found[key].seconds:
+                found[key] = dup
+    return sorted(found.values(), key=lambda d: (-d.seconds, d.track.id, d.other.id))

@@ -8,11 +8,12 @@ per embedding space, when a query first needs them:
 * the **segment index**: one vector per 3.7 s segment, id = ``track id << SEGMENT_BITS | n``
   where segment ``n`` starts at ``n * hop`` seconds, so a hit names its track and its time.
 
-Both are :class:`~tuneseek.store.vectors.VectorIndex`: exact up to a million vectors,
-inverted lists above.
+Both are :class:`~tuneseek.store.vectors.VectorStore` objects (:class:`~tuneseek.store.vectors.FaissStore`
+here: exact up to a million vectors, inverted lists above).
 
 Vectors are compared after subtracting the library's mean vector (of the tracks, or of the
-segments). Embeddings such as musicnn's penultimate layer share a large common component, so
+segments), which the catalogue keeps as running sums updated with every vector it stores
+(:meth:`~tuneseek.store.catalog.Catalog.space_mean`), so no store has to recompute it. Embeddings such as musicnn's penultimate layer share a large common component, so
 raw cosines between any two pieces of music crowd into 0.7-1.0 (and with untrained weights
 into 0.999+); centring removes what all the library's music has in common and ranks by
 what sets tracks apart. A joint text–audio space is the exception (``centred=False``): its
@@ -21,10 +22,12 @@ vectors were trained to be compared as they are, text against audio, by dot prod
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from tuneseek.store.catalog import Catalog
-from tuneseek.store.vectors import VectorIndex
+from tuneseek.store.vectors import FaissStore, VectorStore
 
 #: Bits of a segment id that number the segment within its track (about 1000 h at 3.7 s).
 SEGMENT_BITS = 20
@@ -39,44 +42,49 @@ class SpaceIndex:
         self.catalog = catalog
         self.space = space
         self.centred = centred
-        self._tracks: VectorIndex | None = None
-        self._segments: VectorIndex | None = None
+        self._tracks: VectorStore | None = None
+        self._segments: VectorStore | None = None
         self._track_mean: np.ndarray | None = None
         self._segment_mean: np.ndarray | None = None
         self._hops: dict[int, float] = {}
 
+    def _mean(self, kind: str, dim: int) -> np.ndarray:
+        """The stored mean of the space's ``kind`` vectors, or zeros for a space compared as it is."""
+        mean = self.catalog.space_mean(self.space, kind) if self.centred else None
+        return np.zeros(dim, np.float32) if mean is None else mean
+
     def _load(self, segments: bool) -> None:
-        """Build the track index (unless built), and the segment index too when ``segments``."""
+        """Build the track store (unless built), and the segment store too when ``segments``."""
         ids, vectors, seg_ids, seg_vectors = [], [], [], []
-        for e in self.catalog.embeddings(self.space, segments=segments):
-            ids.append(e.track_id)
-            vectors.append(e.track_vector)
-            self._hops[e.track_id] = e.hop
-            if segments:
-                seg_ids.append((np.int64(e.track_id) << SEGMENT_BITS) + np.arange(len(e.segments), dtype=np.int64))
-                seg_vectors.append(e.segments)
-        if not ids:
-            return
-        dim = len(vectors[0])
+        with self.catalog.snapshot():
+            for e in self.catalog.embeddings(self.space, segments=segments):
+                ids.append(e.track_id)
+                vectors.append(e.track_vector)
+                self._hops[e.track_id] = e.hop
+                if segments:
+                    seg_ids.append((np.int64(e.track_id) << SEGMENT_BITS) + np.arange(len(e.segments), dtype=np.int64))
+                    seg_vectors.append(e.segments)
+            if not ids:
+                return
+            dim = len(vectors[0])
+            track_mean, segment_mean = self._mean("track", dim), self._mean("segment", dim)
         if self._tracks is None:
-            vectors = np.stack(vectors)
-            self._track_mean = vectors.mean(axis=0) if self.centred else np.zeros(dim, np.float32)
-            self._tracks = VectorIndex(dim)
-            self._tracks.add(np.array(ids, np.int64), vectors - self._track_mean)
+            self._track_mean = track_mean
+            self._tracks = FaissStore(dim)
+            self._tracks.upsert(np.array(ids, np.int64), np.stack(vectors) - self._track_mean)
         if segments:
-            seg_vectors = np.concatenate(seg_vectors)
-            self._segment_mean = seg_vectors.mean(axis=0) if self.centred else np.zeros(dim, np.float32)
-            self._segments = VectorIndex(dim)
-            self._segments.add(np.concatenate(seg_ids), seg_vectors - self._segment_mean)
+            self._segment_mean = segment_mean
+            self._segments = FaissStore(dim)
+            self._segments.upsert(np.concatenate(seg_ids), np.concatenate(seg_vectors) - self._segment_mean)
 
     @property
-    def tracks(self) -> VectorIndex | None:
+    def tracks(self) -> VectorStore | None:
         if self._tracks is None:
             self._load(segments=False)
         return self._tracks
 
     @property
-    def segments(self) -> VectorIndex | None:
+    def segments(self) -> VectorStore | None:
         if self._segments is None:
             self._load(segments=True)
         return self._segments
@@ -114,3 +122,24 @@ class SpaceIndex:
                 break
             want = min(len(index), 4 * want)
         return [(tid, score, time) for tid, (score, time) in list(best.items())[:k]]
+
+
+class Spaces:
+    """The searchable stores of every embedding space, built on first use and dropped whenever the
+    catalogue's generation moves (a track added or removed, by this process or another). Safe to
+    share between threads: a query holds on to the :class:`SpaceIndex` it got."""
+
+    def __init__(self, catalog: Catalog):
+        self.catalog = catalog
+        self._by_name: dict[str, SpaceIndex] = {}
+        self._generation: int | None = None
+        self._lock = threading.Lock()
+
+    def get(self, space: str, centred: bool = True) -> SpaceIndex:
+        generation = self.catalog.generation()
+        with self._lock:
+            if generation != self._generation:
+                self._by_name, self._generation = {}, generation
+            if space not in self._by_name:
+                self._by_name[space] = SpaceIndex(self.catalog, space, centred=centred)
+            return self._by_name[space]

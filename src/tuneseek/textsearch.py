@@ -1,5 +1,4 @@
-"""Finding music by describing it: what :meth:`tuneseek.library.Library.search` returns, and the
-tag table that zero-shot search scores.
+"""Finding music by describing it: :meth:`tuneseek.library.Library.search` behind the facade.
 
 Two modes, one answer type:
 
@@ -8,20 +7,27 @@ Two modes, one answer type:
   result says which tags the query drove;
 * **trained**: the library has a text–audio model (``tuneseek index --text-model RUN``); the
   query's 128-d vector is compared by dot product with each track's vector in the joint space
-  (:data:`TEXT_AUDIO_SPACE`), as in TTMR; a score is a cosine.
+  (:data:`~tuneseek.extractors.TEXT_AUDIO_SPACE`), as in TTMR; a score is a cosine.
+
+Both answer with a :class:`~tuneseek.results.SearchResult`.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 
+from tuneseek.errors import LibraryError
+from tuneseek.extractors import TEXT_AUDIO_SPACE, TextAudioProjection
+from tuneseek.results import SearchResult, Similar, TrackInfo
+from tuneseek.similarity import Spaces
 from tuneseek.store.catalog import Catalog
 
-__all__ = ["TEXT_AUDIO_SPACE", "TEXT_AUDIO_EXTRACTOR", "TAG_VOCABULARIES", "tag_table"]
+__all__ = ["TextSearch", "TAG_VOCABULARIES", "tag_table"]
 
-#: The embedding space of the library's trained text–audio model (128-d, compared by dot product).
-TEXT_AUDIO_SPACE = "text-audio"
-TEXT_AUDIO_EXTRACTOR = f"embedding:{TEXT_AUDIO_SPACE}"
 #: The stored vocabularies zero-shot search reads.
 TAG_VOCABULARIES = ("mtt", "msd")
 
@@ -43,3 +49,60 @@ def tag_table(catalog: Catalog):
             full[np.searchsorted(ids, vocab_ids)] = p
         probs[vocab] = full
     return TagTable({v: labels[v] for v in stored}, ids, probs)
+
+
+class TextSearch:
+    """Text queries over one library: the zero-shot tag table (rebuilt when the catalogue changes) and
+    the sentence encoder (loaded by the first query), shared by the threads that search."""
+
+    def __init__(self, catalog: Catalog, root: Path, spaces: Spaces, track: Callable[[int], TrackInfo]):
+        self.catalog = catalog
+        self.root = root
+        self.spaces = spaces
+        self.track = track
+        self._table = None  # (generation, TagTable or None)
+        self._encoder = None
+        self._lock = threading.Lock()
+
+    def search(self, query: str, k: int, trained: TextAudioProjection | None) -> SearchResult:
+        """The ``k`` tracks that best fit ``query``: in the joint space of ``trained`` when given, else zero-shot."""
+        if trained is not None:
+            return self._search_trained(query, k, trained)
+        from tuneseek.text.zeroshot import zero_shot
+
+        table = self._tag_table()
+        if table is None:
+            raise LibraryError(self.root, "no track has tags yet: run `tuneseek index` on your music with the models "
+                                          "available (pip install 'tuneseek[models]')")
+        encoder = self.encoder()
+        ranking = zero_shot(query, encoder, table, k)
+        hits = [Similar(self.track(tid), score) for tid, score in ranking.tracks]
+        return SearchResult(ranking.query, "zero-shot", f"zero-shot from musicnn tags ({encoder.name})", hits,
+                            ranking.explain(), ranking.notices)
+
+    def _search_trained(self, query: str, k: int, trained: TextAudioProjection) -> SearchResult:
+        """Rank the tracks' joint-space vectors by dot product with the query's."""
+        q = trained.text_query(query)
+        index = self.spaces.get(TEXT_AUDIO_SPACE, centred=False)
+        if len(index) == 0:
+            raise LibraryError(self.root, f"no track has {TEXT_AUDIO_SPACE} vectors yet: run `tuneseek index` on your "
+                                          "music with the models available")
+        hits = [Similar(self.track(tid), score) for tid, score, _ in index.by_track(q.vector, k, set())]
+        return SearchResult(q.text, "trained", f"text–audio model {trained.model_name} ({trained.folder})", hits, "",
+                            q.notices)
+
+    def _tag_table(self):
+        generation = self.catalog.generation()
+        with self._lock:
+            if self._table is None or self._table[0] != generation:
+                self._table = (generation, tag_table(self.catalog))
+            return self._table[1]
+
+    def encoder(self):
+        """The sentence encoder (all-MiniLM-L6-v2, offline), loaded once."""
+        with self._lock:
+            if self._encoder is None:
+                from tuneseek.text.encoder import TextEncoder
+
+                self._encoder = TextEncoder()
+            return self._encoder

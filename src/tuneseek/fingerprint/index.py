@@ -1,33 +1,44 @@
-"""The landmark index as one object: segments on disk, the stop-list, lookup and per-track voting.
+"""The landmark index as one object: segments on disk, the stop-list, lookup, per-track voting,
+and the writes that put tracks in and take them out.
 
-This is the landmark engine behind the :class:`~tuneseek.fingerprint.identifier.Identifier`
-seam. The library hands it the catalogue's view (segment names and live tracks) with
-:meth:`LandmarkIndex.refresh`, and asks it for :meth:`LandmarkIndex.candidates` of a
-clip; writing a new segment and merging segments stay with the library, which owns the
-catalogue transaction that makes them part of the index.
+This is the landmark engine behind the :class:`~tuneseek.identifier.Identifier` seam:
+:meth:`LandmarkIndex.add` indexes tracks inside the catalogue transaction that inserts them
+(their landmarks land in one new segment, written aside and listed by that transaction),
+:meth:`LandmarkIndex.remove` forgets them (their postings stay on disk, dead, until
+:meth:`LandmarkIndex.compact`), and :meth:`LandmarkIndex.candidates` identifies a clip.
 
 Postings are stored on one global frame axis (a track's base frame plus the landmark's
 anchor frame, 4 bytes each), but every hit is credited to the track that *holds the
 posting*, never to whatever lies at ``hit frame - clip frame`` on that axis: voting is
 per track, in track frames, so a clip may start before its track (a negative offset)
 or run past its end.
+
+Readers in several threads share one index: what a query reads (the open segments and the
+table of live tracks) is one immutable :class:`_View`, rebuilt when the catalogue changes
+and swapped in whole, so a query never sees half of an update.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from tuneseek.errors import LibraryError
 from tuneseek.fingerprint import query
-from tuneseek.fingerprint.extract import check_peaks
+from tuneseek.fingerprint.extract import FileFingerprint, check_peaks
 from tuneseek.fingerprint.hashes import HASH_SPACE
-from tuneseek.fingerprint.params import DEFAULT, FingerprintParams
+from tuneseek.fingerprint.params import DEFAULT, FINGERPRINT_VERSION, FingerprintParams
 from tuneseek.identifier import Candidate
-from tuneseek.store.landmarks import SEGMENTS_DIR, Segment
+from tuneseek.store.catalog import Catalog
+from tuneseek.store.landmarks import SEGMENTS_DIR, Segment, remove_unlisted, write_segment
 
-
+#: Frames left empty between tracks on the global frame axis, so that a clip
+#: overlapping a track's end can never vote for the next track.
+TRACK_GAP_FRAMES = 4096
 #: frames per block of the table behind :meth:`LandmarkIndex.track_of` (2**12: 131 s)
 BLOCK_BITS = 12
 
@@ -40,57 +51,45 @@ class SegmentMissing(Exception):
         super().__init__(filename)
 
 
-class LandmarkIndex:
-    """Landmark identification over the memory-mapped segments of one library directory."""
+@dataclass(frozen=True)
+class _View:
+    """What queries read, as the catalogue held it at one moment: open segments and the live tracks.
 
-    name = "landmarks"
+    Tracks are ordered by base frame; ``bases``/``ends`` delimit each on the global frame axis.
+    """
 
-    def __init__(self, root: Path, params: FingerprintParams = DEFAULT):
-        self.root = root
-        self.params = params
-        self.sample_rate = params.sr
-        self._segments: dict[str, Segment] = {}
-        self._bases = np.zeros(0, np.int64)
-        self._ends = np.zeros(0, np.int64)
-        self._ids = np.zeros(0, np.int64)
-        self._counts = np.zeros(0, np.int64)
-        self._block_track = np.zeros(1, np.int64)
-        self.hours = 0.0  # audio in the live tracks
-        self._stop = float(query.MIN_STOP)
+    version: int  # the catalogue's generation it was built from
+    segments: dict[str, Segment]
+    bases: np.ndarray
+    ends: np.ndarray
+    ids: np.ndarray
+    counts: np.ndarray  # landmarks per track
+    block_track: np.ndarray
+    hours: float  # audio in the live tracks
+    stop: float  # postings above which a hash is stop-listed
 
-    # -- the catalogue's view ---------------------------------------------------------
-    def refresh(self, segment_names: list[str], tracks: list) -> None:
-        """Use these segments and these live tracks (objects with ``id``, ``base_frame``, ``n_frames``).
+    @classmethod
+    def build(cls, root: Path, version: int, names: list[str], tracks: list, opened: dict[str, Segment],
+              fps: float) -> "_View":
+        """The view of segments ``names`` and live ``tracks`` (objects with ``id``, ``base_frame``,
+        ``n_frames``, ``n_landmarks``), reusing segments already ``opened``.
 
         Raises :class:`SegmentMissing` when a listed segment cannot be opened.
         """
         try:
-            self._segments = {
-                name: self._segments.get(name) or Segment(self.root / SEGMENTS_DIR / name) for name in segment_names
-            }
+            segments = {name: opened.get(name) or Segment(root / SEGMENTS_DIR / name) for name in names}
         except FileNotFoundError as e:
             raise SegmentMissing(e.filename) from e
         ordered = sorted(tracks, key=lambda t: t.base_frame)
-        self._bases = np.array([t.base_frame for t in ordered], np.int64)
-        self._ends = np.array([t.base_frame + t.n_frames for t in ordered], np.int64)
-        self._ids = np.array([t.id for t in ordered], np.int64)
-        self._counts = np.array([t.n_landmarks for t in ordered], np.int64)
-        self.hours = float((self._ends - self._bases).sum()) / self.params.frames_per_second / 3600
-        blocks = (int(self._ends.max(initial=0)) >> BLOCK_BITS) + 1
-        self._block_track = np.searchsorted(self._bases, np.arange(blocks, dtype=np.int64) << BLOCK_BITS,
-                                            side="right") - 1
-        postings = sum(len(seg) for seg in self._segments.values())
-        self._stop = max(query.MIN_STOP, query.STOP_RATIO * postings / HASH_SPACE)
+        bases = np.array([t.base_frame for t in ordered], np.int64)
+        ends = np.array([t.base_frame + t.n_frames for t in ordered], np.int64)
+        blocks = (int(ends.max(initial=0)) >> BLOCK_BITS) + 1
+        block_track = np.searchsorted(bases, np.arange(blocks, dtype=np.int64) << BLOCK_BITS, side="right") - 1
+        postings = sum(len(seg) for seg in segments.values())
+        return cls(version, segments, bases, ends, np.array([t.id for t in ordered], np.int64),
+                   np.array([t.n_landmarks for t in ordered], np.int64), block_track,
+                   float((ends - bases).sum()) / fps / 3600, max(query.MIN_STOP, query.STOP_RATIO * postings / HASH_SPACE))
 
-    def clear(self) -> None:
-        """Forget the open segments (before they are merged away or the library closes)."""
-        self._segments.clear()
-
-    @property
-    def segments(self) -> dict[str, Segment]:
-        return self._segments
-
-    # -- lookup -----------------------------------------------------------------------
     def track_of(self, frames: np.ndarray) -> np.ndarray:
         """Index (into the live tracks, by base frame) of the track holding each global frame, or -1.
 
@@ -99,17 +98,18 @@ class LandmarkIndex:
         each of a query's hundred thousand hits was a tenth of its time); the few frames of
         a block where a track starts step on to it.
         """
-        if len(self._bases) == 0:
+        bases, ends = self.bases, self.ends
+        if len(bases) == 0:
             return np.full(len(frames), -1, np.int64)
-        block = np.minimum(frames >> BLOCK_BITS, len(self._block_track) - 1)
-        idx = self._block_track[block]
-        nxt = np.minimum(idx + 1, len(self._bases) - 1)
-        step = (idx + 1 < len(self._bases)) & (frames >= self._bases[nxt])
+        block = np.minimum(frames >> BLOCK_BITS, len(self.block_track) - 1)
+        idx = self.block_track[block]
+        nxt = np.minimum(idx + 1, len(bases) - 1)
+        step = (idx + 1 < len(bases)) & (frames >= bases[nxt])
         while step.any():
             idx = idx + step
-            nxt = np.minimum(idx + 1, len(self._bases) - 1)
-            step = (idx + 1 < len(self._bases)) & (frames >= self._bases[nxt])
-        ok = (idx >= 0) & (frames < self._ends[np.maximum(idx, 0)])
+            nxt = np.minimum(idx + 1, len(bases) - 1)
+            step = (idx + 1 < len(bases)) & (frames >= bases[nxt])
+        ok = (idx >= 0) & (frames < ends[np.maximum(idx, 0)])
         return np.where(ok, idx, -1)
 
     def lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -118,27 +118,146 @@ class LandmarkIndex:
         Returns ``(query index, track index, frame within that track)`` per posting;
         postings of removed tracks (kept on disk until the next compact) are left out.
         """
-        segments = list(self._segments.values())
-        if not segments or len(self._bases) == 0:
+        segments = list(self.segments.values())
+        if not segments or len(self.bases) == 0:
             empty = np.zeros(0, np.int64)
             return empty, empty, empty
         # each distinct hash is sought once, in ascending order: a clip's shifted analyses repeat
         # most hashes, and NumPy's binary search runs several times faster on sorted needles
         distinct, inverse = np.unique(hashes, return_inverse=True)
         ranges = [(start[inverse], end[inverse]) for start, end in (seg.ranges(distinct) for seg in segments)]
-        keep = sum(end - start for start, end in ranges) <= self._stop
+        keep = sum(end - start for start, end in ranges) <= self.stop
         parts = [seg.gather(start, np.where(keep, end - start, 0)) for seg, (start, end) in zip(segments, ranges)]
         qi, frames = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         track = self.track_of(frames)
         live = track >= 0
         qi, frames, track = qi[live], frames[live], track[live]
-        return qi, track, frames - self._bases[track]
+        return qi, track, frames - self.bases[track]
 
     def live_postings(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """The ``(hash, global frame)`` postings of segment ``name`` that belong to live tracks."""
-        h, g = self._segments[name].all_postings()
+        h, g = self.segments[name].all_postings()
         keep = self.track_of(g.astype(np.int64)) >= 0
         return h[keep], g[keep]
+
+    def located(self, pile: query.Pile, fps: float, seconds: float) -> Candidate:
+        """The public candidate of a pile: its track's catalogue id, times in seconds."""
+        return pile.located(int(self.ids[pile.track]), fps, seconds, int(self.ends[pile.track] - self.bases[pile.track]))
+
+
+class LandmarkIndex:
+    """Landmark identification over the memory-mapped segments of one library directory.
+
+    The catalogue says which segments and which tracks are live; the index follows it,
+    re-reading its view whenever another connection (or this one, through :meth:`add`,
+    :meth:`remove` or :meth:`compact`) has changed it.
+    """
+
+    name = "landmarks"
+    version = FINGERPRINT_VERSION
+
+    def __init__(self, root: Path, catalog: Catalog, params: FingerprintParams = DEFAULT):
+        self.root = root
+        self.catalog = catalog
+        self.params = params
+        self.sample_rate = params.sr
+        self._view: _View | None = None
+        self._lock = threading.Lock()  # one thread rebuilds the view at a time
+
+    # -- the catalogue's view ---------------------------------------------------------
+    def view(self) -> _View:
+        """The current view, rebuilt first if the catalogue changed since it was built."""
+        version = self.catalog.generation()
+        view = self._view
+        if view is not None and view.version == version:
+            return view
+        with self._lock:
+            view = self._view
+            if view is not None and view.version == version:
+                return view
+            opened = view.segments if view is not None else {}
+            fps = self.params.frames_per_second
+            for _ in range(3):
+                with self.catalog.snapshot():
+                    names = self.catalog.segments()
+                    tracks = self.catalog.tracks()
+                try:
+                    view = _View.build(self.root, version, names, tracks, opened, fps)
+                    break
+                except SegmentMissing as e:
+                    missing = e.filename  # merged away since we read the list? read it again
+            else:
+                raise LibraryError(self.root, f"index segment file missing or damaged ({missing}); re-index this library")
+            self._view = view
+            return view
+
+    def close(self) -> None:
+        """Forget the open segments (before they are merged away or the library closes)."""
+        self._view = None
+
+    @property
+    def hours(self) -> float:
+        """Hours of audio in the live tracks."""
+        return self.view().hours
+
+    # -- writing (inside the catalogue transaction of the caller) ------------------------
+    def add(self, tracks: Sequence[tuple[int, FileFingerprint]]) -> None:
+        """Index catalogue tracks just inserted in the caller's open transaction, from their fingerprints.
+
+        Their landmarks go to one new segment, complete on disk before the transaction lists
+        it; each track is given its place on the global frame axis. A process killed before
+        the commit leaves an unlisted segment, swept by the next writer.
+        """
+        if not tracks:
+            return
+        base = self.catalog.next_base_frame()
+        hashes, frames = [], []
+        for track_id, fp in tracks:
+            self.catalog.place_track(track_id, base, fp.n_frames, len(fp.hashes))
+            hashes.append(fp.hashes)
+            frames.append(fp.frames.astype(np.int64) + base)
+            base += fp.n_frames + TRACK_GAP_FRAMES
+        h, g = np.concatenate(hashes), np.concatenate(frames)
+        if g.size and g.max() >= 2**32:
+            raise LibraryError(self.root, "frame address space is full; run `tuneseek compact`")
+        if len(h):
+            self.catalog.add_segment(write_segment(self.root, h, g), len(h))
+        self.catalog.reserve_frames(base)
+
+    def remove(self, track_ids: Sequence[int]) -> None:
+        """Forget tracks the caller's transaction deletes from the catalogue: nothing to do here, as their
+        postings die with their rows (queries skip them) and :meth:`compact` drops them from disk."""
+
+    def sweep(self) -> None:
+        """Delete segment files no transaction listed (a writer killed mid-add); call holding the writer lock."""
+        remove_unlisted(self.root, set(self.catalog.segments()))
+
+    def compact(self) -> None:
+        """Merge all segments into one, dropping postings of removed tracks; call holding the writer lock."""
+        self.sweep()
+        self._merge(self.catalog.segments())
+
+    def merge_small(self, most: int) -> None:
+        """When there are more than ``most`` segments, merge all but the largest into one."""
+        sizes = self.catalog.segment_sizes()
+        if len(sizes) > most:
+            self._merge(sorted(sizes, key=sizes.get)[:-1])
+
+    def _merge(self, names: list[str]) -> None:
+        """Replace segments ``names`` by one holding their live postings."""
+        if not names:
+            return
+        view = self.view()
+        live = [view.live_postings(name) for name in names]
+        h, g = np.concatenate([p[0] for p in live]), np.concatenate([p[1] for p in live])
+        new = write_segment(self.root, h, g) if len(h) else None
+        with self.catalog.transaction():
+            for name in names:
+                self.catalog.drop_segment(name)
+            if new:
+                self.catalog.add_segment(new, len(h))
+        self.close()
+        self.sweep()
 
     # -- identification ---------------------------------------------------------------
     def candidates(self, clip: np.ndarray, k: int = 5, name: str = "<samples>") -> list[Candidate]:
@@ -148,26 +267,23 @@ class LandmarkIndex:
         :class:`AudioError` (naming the clip ``name``) when the clip holds nothing to
         fingerprint.
         """
+        view = self.view()
         pairs, unshifted, peaks = query.clip_analyses(clip, self.params)
         seconds = len(clip) / self.params.sr
         check_peaks(name, peaks, seconds)
-        piles = self._search(clip, pairs, unshifted, k=k, exhaustive=False)
-        return [self._located(p, seconds) for p in piles]
+        piles = self._search(view, clip, pairs, unshifted, k=k, exhaustive=False)
+        return [view.located(p, self.params.frames_per_second, seconds) for p in piles]
 
     def evidence(self, clip: np.ndarray) -> list[tuple[int, query.Pile]]:
         """Every pile verification judges for ``clip``, of every stage, with its track id: for calibration."""
+        view = self.view()
         pairs, unshifted, _ = query.clip_analyses(clip, self.params)
-        return [(int(self._ids[p.track]), p) for p in self._search(clip, pairs, unshifted, k=5, exhaustive=True)]
+        return [(int(view.ids[p.track]), p) for p in self._search(view, clip, pairs, unshifted, k=5, exhaustive=True)]
 
-    def _search(self, clip: np.ndarray, pairs, unshifted, k: int, exhaustive: bool) -> list[query.Pile]:
-        return query.search(pairs, self.lookup, k=k, fps=self.params.frames_per_second,
+    def _search(self, view: _View, clip: np.ndarray, pairs, unshifted, k: int, exhaustive: bool) -> list[query.Pile]:
+        return query.search(pairs, view.lookup, k=k, fps=self.params.frames_per_second,
                             clip_seconds=len(clip) / self.params.sr, exhaustive=exhaustive, wide_pairs=unshifted,
-                            audible=query.audible_frames(clip, self.params), library_hours=self.hours)
-
-    def _located(self, pile: query.Pile, seconds: float) -> Candidate:
-        """The public candidate of a pile: its track's catalogue id, times in seconds."""
-        return pile.located(int(self._ids[pile.track]), self.params.frames_per_second, seconds,
-                            int(self._ends[pile.track] - self._bases[pile.track]))
+                            audible=query.audible_frames(clip, self.params), library_hours=view.hours)
 
     # -- tracks against each other ------------------------------------------------------
     def track_landmarks(self, batch: int = 4_000_000) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -176,26 +292,28 @@ class LandmarkIndex:
         Tracks are read in batches of about ``batch`` postings, one pass over each
         segment per batch, so memory stays bounded whatever the library's size.
         """
+        v = self.view()
         i = 0
-        while i < len(self._bases):
+        while i < len(v.bases):
             j = i + 1
-            while j < len(self._bases) and self._counts[i:j + 1].sum() <= batch:
+            while j < len(v.bases) and v.counts[i:j + 1].sum() <= batch:
                 j += 1
-            parts = [seg.postings_between(int(self._bases[i]), int(self._ends[j - 1])) for seg in self._segments.values()]
+            parts = [seg.postings_between(int(v.bases[i]), int(v.ends[j - 1])) for seg in v.segments.values()]
             h = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.uint32)
             g = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
             order = np.argsort(g, kind="stable")
             h, g = h[order], g[order]
-            cuts = np.searchsorted(g, np.concatenate([self._bases[i:j], self._ends[j - 1 : j]]))
+            cuts = np.searchsorted(g, np.concatenate([v.bases[i:j], v.ends[j - 1 : j]]))
             for n in range(j - i):
                 a, b = cuts[n], cuts[n + 1]
                 # frames between a track's end and the next base belong to no track (the gap)
-                inside = g[a:b] < self._ends[i + n]
-                yield int(self._ids[i + n]), h[a:b][inside], g[a:b][inside] - self._bases[i + n]
+                inside = g[a:b] < v.ends[i + n]
+                yield int(v.ids[i + n]), h[a:b][inside], g[a:b][inside] - v.bases[i + n]
             i = j
 
     def landmark_candidates(self, hashes: np.ndarray, anchor: np.ndarray, seconds: float, k: int) -> list[Candidate]:
         """Tracks that hold the same audio as a stretch of indexed landmarks (anchors from the stretch's start)."""
-        piles = query.match_landmarks(hashes, anchor, self.lookup, k, self.params.frames_per_second, seconds,
-                                      self.hours)
-        return [self._located(p, seconds) for p in piles]
+        view = self.view()
+        piles = query.match_landmarks(hashes, anchor, view.lookup, k, self.params.frames_per_second, seconds,
+                                      view.hours)
+        return [view.located(p, self.params.frames_per_second, seconds) for p in piles]

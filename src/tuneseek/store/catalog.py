@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -72,15 +73,17 @@ CREATE TABLE IF NOT EXISTS embeddings (
     segments     BLOB NOT NULL,          -- float16 (n, dim)
     PRIMARY KEY (track_id, space)
 );
+CREATE TABLE IF NOT EXISTS space_sums (  -- what scoring a space needs, kept with its vectors
+    space TEXT NOT NULL,
+    kind  TEXT NOT NULL,                 -- 'track' or 'segment'
+    n     INTEGER NOT NULL,              -- vectors summed
+    total BLOB NOT NULL,                 -- float64 (dim,): their sum, so their mean is total / n
+    PRIMARY KEY (space, kind)
+);
 """
 
 #: A table the first catalogue format lacked: its absence means the schema needs upgrading.
-_NEWEST_TABLE = "embeddings"
-
-#: Frames left empty between tracks on the global frame axis, so that a clip
-#: overlapping a track's end can never vote for the next track.
-TRACK_GAP_FRAMES = 4096
-
+_NEWEST_TABLE = "space_sums"
 
 @dataclass(frozen=True)
 class Track(FileFacts):
@@ -118,21 +121,44 @@ class Catalog:
     """Thin typed access to ``catalog.sqlite``."""
 
     def __init__(self, root: Path, create: bool):
+        self.root = root
         self.path = root / CATALOG_NAME
         if not create and not self.path.exists():
             raise LibraryError(root, f"{CATALOG_NAME} is missing")
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+        db = self.db
         try:
-            self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
             if create or not self._has_table(_NEWEST_TABLE):
-                self.db.executescript(SCHEMA)  # additive: a library made before gains the new tables
+                db.executescript(SCHEMA)  # additive: a library made before gains the new tables
+                self._backfill_space_sums()
         except sqlite3.DatabaseError as e:
             raise LibraryError(root, f"{CATALOG_NAME} is unreadable: {e}") from e
 
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection: each thread reads its own snapshots, as SQLite's WAL mode allows."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.DatabaseError as e:
+                raise LibraryError(self.root, f"{CATALOG_NAME} is unreadable: {e}") from e
+            self._local.db = db
+            with self._guard:
+                self._connections.append(db)
+        return db
+
     def close(self) -> None:
-        self.db.close()
+        with self._guard:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+        self._local = threading.local()
 
     def _has_table(self, name: str) -> bool:
         return self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
@@ -171,22 +197,31 @@ class Catalog:
         row = self.db.execute("SELECT value FROM meta WHERE key='next_base_frame'").fetchone()
         return int(row[0]) if row else 0
 
-    def insert_track(self, fields: dict) -> int:
-        """Insert a track at ``fields['base_frame']`` (from :meth:`next_base_frame`); call inside a transaction."""
-        base = fields["base_frame"]
-        fields = dict(fields, added_at=time.time())
+    def insert_track(self, facts: dict) -> int:
+        """Insert a track from its file's facts, not yet placed in the landmark index (see :meth:`place_track`);
+        call inside a transaction."""
+        fields = dict(facts, base_frame=-1, n_frames=0, n_landmarks=0, added_at=time.time())
         cols = [c for c in Track.__dataclass_fields__ if c != "id"]
         cur = self.db.execute(
             f"INSERT INTO tracks ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
             [fields[c] for c in cols],
         )
-        self.db.execute(
-            "INSERT OR REPLACE INTO meta VALUES ('next_base_frame', ?)",
-            (str(max(self.next_base_frame(), base + fields["n_frames"] + TRACK_GAP_FRAMES)),),
-        )
         return int(cur.lastrowid)
 
+    def place_track(self, track_id: int, base_frame: int, n_frames: int, n_landmarks: int) -> None:
+        """Where a track's landmarks lie on the global frame axis (from :meth:`next_base_frame`)."""
+        self.db.execute("UPDATE tracks SET base_frame=?, n_frames=?, n_landmarks=? WHERE id=?",
+                        (base_frame, n_frames, n_landmarks, track_id))
+
+    def reserve_frames(self, end: int) -> None:
+        """Frames below ``end`` are taken: :meth:`next_base_frame` answers at least ``end`` from now on."""
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('next_base_frame', ?)",
+                        (str(max(self.next_base_frame(), end)),))
+
     def delete_track(self, track_id: int) -> None:
+        """Delete a track with its tags, vectors and versions; call inside a transaction."""
+        for space in [r[0] for r in self.db.execute("SELECT space FROM embeddings WHERE track_id=?", (track_id,))]:
+            self._add_to_sums(space, track_id, -1)
         self.db.execute("DELETE FROM tracks WHERE id=?", (track_id,))
 
     def update_path(self, track_id: int, path: str, mtime_ns: int) -> None:
@@ -257,15 +292,45 @@ class Catalog:
 
     def set_embedding(self, track_id: int, space: str, window: float, hop: float,
                       track_vector: np.ndarray, segments: np.ndarray) -> None:
-        """Store a track's vector and its segment vectors (kept as float16: half the size, cosines within 1e-3)."""
+        """Store a track's vector and its segment vectors (kept as float16: half the size, cosines within 1e-3),
+        and keep the space's sums (:meth:`space_mean`) in step; call inside a transaction."""
         dim = len(track_vector)
         if segments.ndim != 2 or segments.shape[1] != dim:
             raise ValueError(f"segments of shape {segments.shape} do not match a {dim}-d track vector")
+        self._add_to_sums(space, track_id, -1)
         self.db.execute(
             "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?, ?, ?)",
             (track_id, space, dim, window, hop, np.asarray(track_vector, "<f4").tobytes(),
              np.ascontiguousarray(segments, "<f2").tobytes()),
         )
+        self._add_to_sums(space, track_id, +1)
+
+    def space_mean(self, space: str, kind: str) -> np.ndarray | None:
+        """The mean of the ``kind`` ("track" or "segment") vectors of ``space`` as stored, or ``None`` when it has none."""
+        row = self.db.execute("SELECT n, total FROM space_sums WHERE space=? AND kind=?", (space, kind)).fetchone()
+        if row is None or row[0] == 0:
+            return None
+        return (np.frombuffer(row[1], "<f8") / row[0]).astype(np.float32)
+
+    def _add_to_sums(self, space: str, track_id: int, sign: int) -> None:
+        """Add (``sign`` +1) or take away (-1) one track's stored vectors from the sums of ``space``."""
+        stored = next(self.embeddings(space, track_id), None)
+        if stored is None:
+            return
+        for kind, vectors in (("track", stored.track_vector[None]), ("segment", stored.segments)):
+            row = self.db.execute("SELECT n, total FROM space_sums WHERE space=? AND kind=?", (space, kind)).fetchone()
+            n, total = (row[0], np.frombuffer(row[1], "<f8")) if row else (0, np.zeros(vectors.shape[1]))
+            total = total + sign * vectors.astype(np.float64).sum(axis=0)
+            self.db.execute("INSERT OR REPLACE INTO space_sums VALUES (?, ?, ?, ?)",
+                            (space, kind, n + sign * len(vectors), total.astype("<f8").tobytes()))
+
+    def _backfill_space_sums(self) -> None:
+        """Sum the vectors of a library made before the sums were kept (once, when the table appears)."""
+        with self.transaction():
+            if self.db.execute("SELECT 1 FROM space_sums").fetchone() is not None:
+                return
+            for track_id, space in self.db.execute("SELECT track_id, space FROM embeddings").fetchall():
+                self._add_to_sums(space, track_id, +1)
 
     def embeddings(self, space: str, track_id: int | None = None, segments: bool = True) -> Iterator[Embedded]:
         """The stored vectors of ``space``: of one track, or of every track in id order.
@@ -295,13 +360,16 @@ class Catalog:
     def drop_segment(self, name: str) -> None:
         self.db.execute("DELETE FROM segments WHERE name=?", (name,))
 
-    def data_version(self) -> int:
-        """Changes whenever another connection commits (for readers that stay open)."""
-        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+    def generation(self) -> int:
+        """How many write transactions the library has committed, by any process or thread: a change means
+        what a reader built from the catalogue (an index view, vector stores) must be rebuilt."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        return int(row[0]) if row else 0
 
 
 class _Transaction:
-    """``BEGIN ...`` ... ``COMMIT``, or ``ROLLBACK`` on error."""
+    """``BEGIN ...`` ... ``COMMIT``, or ``ROLLBACK`` on error. A write transaction also counts itself
+    in the catalogue's :meth:`~Catalog.generation`."""
 
     def __init__(self, db: sqlite3.Connection, begin: str):
         self.db = db
@@ -312,4 +380,10 @@ class _Transaction:
         return self.db
 
     def __exit__(self, exc_type, *exc) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type:
+            self.db.execute("ROLLBACK")
+            return
+        if self.begin == "BEGIN IMMEDIATE":
+            self.db.execute("INSERT INTO meta VALUES ('generation', 1) "
+                            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+        self.db.execute("COMMIT")

@@ -1,24 +1,26 @@
-"""A vector index for similarity search: cosine similarity over embeddings, with FAISS.
+"""The vector-store seam, and its local implementation: cosine search over embeddings with FAISS.
 
-Vectors are L2-normalised on the way in, so an inner product is a cosine. The rows
-(ids + float32 vectors, ``.npy``) are the source of truth on disk; the FAISS index is
-built from them when loaded: exact (``IndexFlatIP``) up to ``exact_limit`` vectors,
-where exact search is still fast, and an inverted-file index (``IndexIVFFlat``, about
-4·√n lists, ``nprobe`` chosen so that recall@10 against exact search stays ≥ 0.95)
-above it. Removal drops rows and rebuilds.
+A :class:`VectorStore` holds the vectors of one embedding space (a track's vector, or its
+segments' vectors) under int64 ids: :meth:`~VectorStore.upsert`, :meth:`~VectorStore.delete`,
+:meth:`~VectorStore.search`. The library keeps every vector in its catalogue too, written in
+the same transaction as the track, with the sums a space's scoring needs
+(:meth:`~tuneseek.store.catalog.Catalog.space_mean`): a store never recomputes anything from
+all its vectors, so one held by a server (Milvus) can take the local one's place.
 
-Not yet used by the library: this is the store behind "similar tracks" to come.
+:class:`FaissStore` is the local store, in this process's memory, built from the catalogue
+when a query first needs it. Vectors are L2-normalised on the way in, so an inner product is
+a cosine. Search is exact (``IndexFlatIP``) up to ``exact_limit`` vectors, where exact search
+is still fast, and uses an inverted-file index (``IndexIVFFlat``, about 4·√n lists,
+``nprobe`` chosen so that recall@10 against exact search stays ≥ 0.95) above it.
 """
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from tuneseek.errors import UsageError
-from tuneseek.fileio import atomic_write_bytes
 
 #: up to this many vectors, search is exact
 EXACT_LIMIT = 1_000_000
@@ -41,8 +43,26 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     return v / np.where(norms > 0, norms, 1.0)
 
 
-class VectorIndex:
-    """Ids (int64) and their unit vectors, searchable by cosine similarity."""
+class VectorStore(Protocol):
+    """Vectors of one embedding space under int64 ids, searchable by cosine similarity."""
+
+    dim: int
+
+    def __len__(self) -> int: ...
+
+    def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add the vectors of ``ids``, replacing any they had."""
+
+    def delete(self, ids: np.ndarray) -> None:
+        """Forget the vectors of ``ids`` (ids it does not hold are ignored)."""
+
+    def search(self, queries: np.ndarray, k: int = 10, *, exclude: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most similar ids per query row: ``(scores (n, k), ids (n, k))``, best first; missing ids are -1."""
+
+
+class FaissStore:
+    """Ids (int64) and their unit vectors in memory, searchable by cosine similarity with FAISS."""
 
     def __init__(self, dim: int, exact_limit: int = EXACT_LIMIT):
         self.dim = dim
@@ -58,8 +78,8 @@ class VectorIndex:
     def exact(self) -> bool:
         return len(self) <= self.exact_limit
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Add (or replace) the vectors of ``ids``."""
+    def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add the vectors of ``ids``, replacing any they had."""
         ids = np.asarray(ids, np.int64)
         vectors = normalise(vectors)
         if vectors.shape != (len(ids), self.dim):
@@ -69,7 +89,8 @@ class VectorIndex:
         self.vectors = np.concatenate([self.vectors[keep], vectors])
         self._index = None
 
-    def remove(self, ids: np.ndarray) -> None:
+    def delete(self, ids: np.ndarray) -> None:
+        """Forget the vectors of ``ids``."""
         keep = ~np.isin(self.ids, np.asarray(ids, np.int64))
         self.ids, self.vectors = self.ids[keep], self.vectors[keep]
         self._index = None
@@ -89,7 +110,8 @@ class VectorIndex:
             self._index = index
         return self._index
 
-    def search(self, queries: np.ndarray, k: int = 10, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int = 10, *, exclude: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` most similar ids per query row: ``(scores (n, k), ids (n, k))``, best first.
 
         ``exclude`` ids (a query track itself) never appear; missing results are id -1.
@@ -110,16 +132,3 @@ class VectorIndex:
             s, i = scores[r][ok][:k], ids[r][ok][:k]
             out_s[r, : len(s)], out_i[r, : len(i)] = s, i
         return out_s, out_i
-
-    def save(self, path: str | Path) -> None:
-        """Write ids and vectors atomically to ``path`` (one ``.npz``)."""
-        buf = io.BytesIO()
-        np.savez(buf, ids=self.ids, vectors=self.vectors, dim=np.int64(self.dim))
-        atomic_write_bytes(Path(path), buf.getvalue())
-
-    @classmethod
-    def load(cls, path: str | Path, exact_limit: int = EXACT_LIMIT) -> "VectorIndex":
-        with np.load(path) as data:
-            index = cls(int(data["dim"]), exact_limit)
-            index.ids, index.vectors = data["ids"], data["vectors"]
-        return index
