@@ -133,7 +133,7 @@ class TextAudioProjection:
         return f"{self.run_version}/{source_version}"
 
     def _run(self):
-        from tuneseek.models.text_audio import load_text_audio
+        from tuneseek.embed.text_audio import load_text_audio
 
         return load_text_audio(self.folder)
 
@@ -152,7 +152,7 @@ class TextAudioProjection:
 
 
 def _text_audio(folder: str) -> TextAudioProjection:
-    from tuneseek.models.text_audio import load_text_audio
+    from tuneseek.embed.text_audio import load_text_audio
 
     run = load_text_audio(folder)
     return TextAudioProjection(run.version, str(run.folder), run.name)
