@@ -104,7 +104,7 @@ class Library:
             if not create:
                 raise LibraryError(root, "no library here (index some music first: tuneseek index DIR)")
             _create(root)
-        manifest.read(root)
+        manifest.read(root, LandmarkIndex.version)
         return cls(root, Catalog(root, create=False))
 
     def close(self) -> None:
@@ -482,7 +482,7 @@ def _create(root: Path) -> None:
                 with WriterLock(root):
                     if not (root / manifest.MANIFEST_NAME).exists():
                         Catalog(root, create=True).close()
-                        manifest.write_new(root)
+                        manifest.write_new(root, LandmarkIndex.version)
                 return
             except LibraryBusyError:
                 # another process is creating it (or already writing to it): wait for its manifest

@@ -22,10 +22,13 @@ import numpy as np
 
 from tuneseek.fingerprint.params import DEFAULT, FingerprintParams
 from tuneseek.fingerprint.peaks import Peaks
+from tuneseek.store.landmarks import HASH_SPACE as SEGMENT_HASH_SPACE
 
 F1_BITS, DF_BITS, DT_BITS = 8, 7, 6
 HASH_BITS = F1_BITS + DF_BITS + DT_BITS
 HASH_SPACE = 1 << HASH_BITS
+if HASH_SPACE != SEGMENT_HASH_SPACE:
+    raise ImportError("landmark hashes and the segment store disagree on the hash space")
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from tuneseek.fileio import fsync_dir
-from tuneseek.fingerprint.hashes import HASH_SPACE
 
 SEGMENTS_DIR = "landmarks"
+#: Hashes are below this (the landmark hashes' 21 bits: :data:`tuneseek.fingerprint.hashes.HASH_BITS`).
+HASH_SPACE = 1 << 21
 LOW_BITS = 8
 N_BUCKETS = HASH_SPACE >> LOW_BITS
 #: bucketed segments larger than this get a CSR table in memory when opened

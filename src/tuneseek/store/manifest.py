@@ -13,27 +13,26 @@ from pathlib import Path
 
 from tuneseek.errors import FormatVersionError, LibraryError
 from tuneseek.fileio import atomic_write_bytes
-from tuneseek.fingerprint.params import FINGERPRINT_VERSION
 
 MANIFEST_NAME = "tuneseek.json"
 FORMAT_NAME = "tuneseek-library"
 FORMAT_VERSION = 1
 
 
-def write_new(root: Path) -> dict:
-    """Write a fresh manifest for an empty library at ``root``."""
+def write_new(root: Path, fingerprint: str) -> dict:
+    """Write a fresh manifest for an empty library at ``root`` whose landmarks are of version ``fingerprint``."""
     data = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
-        "fingerprint": FINGERPRINT_VERSION,
+        "fingerprint": fingerprint,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     atomic_write_bytes(root / MANIFEST_NAME, json.dumps(data, indent=2).encode() + b"\n")
     return data
 
 
-def read(root: Path) -> dict:
-    """Read and check the manifest of the library at ``root``."""
+def read(root: Path, fingerprint: str) -> dict:
+    """Read and check the manifest of the library at ``root``, refusing landmarks of another version than ``fingerprint``."""
     path = root / MANIFEST_NAME
     try:
         data = json.loads(path.read_text())
@@ -50,10 +49,10 @@ def read(root: Path) -> dict:
         raise FormatVersionError(
             root, f"library format version {version!r}, this tuneseek reads version {FORMAT_VERSION}: {hint}"
         )
-    if data.get("fingerprint") != FINGERPRINT_VERSION:
+    if data.get("fingerprint") != fingerprint:
         raise FormatVersionError(
             root,
-            f"fingerprints of kind {data.get('fingerprint')!r}, this tuneseek makes {FINGERPRINT_VERSION!r}: "
+            f"fingerprints of kind {data.get('fingerprint')!r}, this tuneseek makes {fingerprint!r}: "
             "re-index the music into a new library",
         )
     return data
