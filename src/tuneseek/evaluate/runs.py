@@ -1,0 +1,79 @@
+"""Evaluating any run folder of ``tuneseek train``, whichever kind it is (``tuneseek evaluate model RUN``).
+
+A run's ``config.json`` says what it holds, and that decides how it is scored:
+
+- a text–audio run: text→audio retrieval on a split of its pairs, beside the zero-shot mode
+  (:mod:`tuneseek.evaluate.text_audio`);
+- any other run given ``labels``: its embeddings against that labelled dataset
+  (:mod:`tuneseek.evaluate.embeddings`);
+- a tagger or classifier: the field's metrics on a split of the dataset it was trained on
+  (:mod:`tuneseek.evaluate.trained`).
+
+Faces call :func:`evaluate_model` and print :func:`format_model_report`, so that they need not
+know the kinds of runs nor read checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from tuneseek.evaluate.embeddings import evaluate_embeddings, format_embedding_table
+from tuneseek.evaluate.text_audio import evaluate_text_audio, format_text_audio_table
+from tuneseek.evaluate.trained import evaluate_run
+from tuneseek.models import checkpoint
+
+__all__ = ["KINDS", "evaluate_model", "format_model_report"]
+
+#: What ``evaluate_model`` says it scored: the ``kind`` of its result.
+KINDS = ("tagger", "classifier", "embedding", "text-audio")
+
+
+def evaluate_model(run: str | Path, *, split: str = "test", labels: str | None = None, crops: int = 8,
+                   map_method: str = "tsne", cache: str | None = None, say: Callable[[str], None] = print) -> dict:
+    """The metrics of the run folder ``run``, as written to its ``eval/`` folder, and its ``kind`` (:data:`KINDS`).
+
+    ``split`` is the split scored (taggers, classifiers, text–audio runs); ``labels`` a labelled
+    dataset (``KIND:PATH``): an embedding run is scored against it, a text–audio run also
+    classifies it zero-shot by prompts. ``crops`` windows per item are averaged (not for
+    text–audio runs); ``map_method`` draws the map of an embedding run (``"tsne"`` or ``"pca"``);
+    ``cache`` is the decoded-audio cache; ``say`` gets progress lines.
+
+    Raises :class:`~tuneseek.embed.errors.ModelError` when ``run`` is not a readable run folder,
+    and :class:`~tuneseek.errors.UsageError` when it cannot be scored as asked (an embedding run
+    without ``labels``, ``labels`` for a tagger).
+    """
+    if checkpoint.read_config(Path(run).expanduser()).get("task") == "text-audio":
+        return {"kind": "text-audio",
+                **evaluate_text_audio(run, split=split, labels=labels, cache=cache, say=say)}
+    if labels:
+        return {"kind": "embedding", **evaluate_embeddings(run, labels, crops=crops, cache=cache, say=say,
+                                                           map_method=map_method)}
+    result = evaluate_run(run, split=split, crops=crops, cache=cache, say=say)
+    return {"kind": "tagger" if result["task"] == "multi-label" else "classifier", **result}
+
+
+def format_model_report(result: dict, *, show: int = 5) -> str:
+    """The terminal report of :func:`evaluate_model`'s ``result``; a tagger's worst ``show`` tags are listed."""
+    if result["kind"] == "text-audio":
+        return format_text_audio_table(result)
+    if result["kind"] == "embedding":
+        return format_embedding_table(result)
+    lines = [f"{result['run']}: {result['split']} split, {result['items']} items, "
+             f"{result['windows_per_item']} windows each"]
+    if result["kind"] == "tagger":
+        lines += [f"  ROC-AUC (macro)   {result['roc_auc']:.4f}",
+                  f"  PR-AUC (macro)    {result['pr_auc']:.4f}"]
+        worst = sorted(result["per_tag"].items(), key=lambda kv: kv[1]["roc_auc"])
+        lines += [f"    {label:<20} ROC-AUC {m['roc_auc']:.3f}  PR-AUC {m['pr_auc']:.3f}  ({m['positives']} positives)"
+                  for label, m in worst[:show]]
+        if result["tags_without_both_classes"]:
+            lines.append("  not scored (no positive or no negative in this split): "
+                         f"{', '.join(result['tags_without_both_classes'])}")
+    else:
+        lines += [f"  accuracy            {result['accuracy']:.4f}",
+                  f"  balanced accuracy   {result['balanced_accuracy']:.4f}"]
+        lines += [f"    {label:<20} recall {r:.3f}" if r is not None else f"    {label:<20} no example in this split"
+                  for label, r in result["per_class_recall"].items()]
+    lines.append(f"  written: {Path(result['run']) / 'eval' / result['split']}")
+    return "\n".join(lines)
