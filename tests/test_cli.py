@@ -1,8 +1,8 @@
 """The command line, as a person runs it: real processes, real files, one-line errors."""
 
 import json
-import shutil
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import SR
+
 from tuneseek import Library
 from tuneseek.synth import synth_track
 
@@ -48,13 +48,18 @@ def test_index_identify_list_stats_remove_round_trip(indexed, music_dir, tmp_pat
     sf.write(clip, x[int(9.5 * sr) : int(15.5 * sr)], sr)
     out = jsonl(run("identify", "--json", clip, lib=indexed).stdout)[0]
     assert out["match"]["path"] == src and abs(out["match"]["offset"] - 9.5) <= 0.1
+    assert {key: tracks[3][key] for key in ("track_id", "track", "path")} == {  # one name for a track everywhere
+        key: out["match"][key] for key in ("track_id", "track", "path")}
     human = run("identify", clip, lib=indexed).stdout
     assert "at 0:09" in human and "score" in human
 
     stats = jsonl(run("stats", "--json", lib=indexed).stdout)[0]
     assert stats["tracks"] == 6 and stats["index_bytes"] > 0
 
-    run("remove", tracks[3]["id"], lib=indexed)
+    shown = jsonl(run("show", "--json", tracks[3]["track_id"], lib=indexed).stdout)[0]
+    assert {key: shown[key] for key in tracks[3]} == tracks[3]  # list's keys, and what show adds
+    assert shown["tags"] == {} and "landmarks" in shown["extractors"]
+    assert jsonl(run("remove", "--json", tracks[3]["track_id"], lib=indexed).stdout) == [tracks[3]]
     assert jsonl(run("identify", "--json", clip, lib=indexed).stdout)[0]["match"] is None
     assert "no match" in run("identify", clip, lib=indexed).stdout
 
@@ -86,6 +91,9 @@ def test_index_skips_bad_files_with_a_summary(tmp_path, music_dir):
     assert proc.returncode == 0
     assert "broken.ogg" in proc.stderr and "Traceback" not in proc.stderr
     assert "1 added, 1 failed" in proc.stdout
+    again = jsonl(run("index", "--json", bad, lib=tmp_path / "lib").stdout)  # the AddReport, as one object
+    assert len(again) == 1 and again[0]["added"] == [] and again[0]["unchanged"][0].endswith("ok.wav")
+    assert again[0]["failed"][0]["path"].endswith("broken.ogg") and again[0]["failed"][0]["reason"]
 
 
 def test_errors_about_the_library_are_one_line(tmp_path):
@@ -96,12 +104,13 @@ def test_errors_about_the_library_are_one_line(tmp_path):
     assert proc.returncode == 1 and "is a file" in proc.stderr
 
 
-def test_make_queries_then_eval_identify_scores_the_dataset(tmp_path, music_dir):
+@pytest.mark.slow
+def test_make_queries_then_evaluate_identify_scores_the_dataset(tmp_path, music_dir):
     out = tmp_path / "ds"
     made = jsonl(run("make-queries", music_dir, out, "--length", "5", "--per-track", "2", "--holdout", "1",
                      "--degrade", "noise:10db", "--json").stdout)[0]
     assert made["samples"] == 12 and made["not_in_library"] == 2
-    report = jsonl(run("eval", "identify", out, "--json").stdout)[0]
+    report = jsonl(run("evaluate", "identify", out, "--json").stdout)[0]
     assert report["queries"] == 12 and report["in_library"] == 10
     assert report["top1"] >= 0.9 and report["offset_within_0.5s"] >= 0.9
     assert report["false_positive_rate"] == 0.0
@@ -113,6 +122,7 @@ def test_make_queries_rejects_a_bad_degradation_spec(tmp_path, music_dir):
     assert proc.returncode == 1 and "noise" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_killed_indexer_leaves_a_library_that_answers_for_what_it_committed(tmp_path, music_dir):
     many = tmp_path / "many"
     many.mkdir()
@@ -144,12 +154,14 @@ def test_killed_indexer_leaves_a_library_that_answers_for_what_it_committed(tmp_
         assert len(done.tracks()) == n
 
 
+@pytest.mark.slow
 def test_demo_runs_on_a_bare_install_and_prints_its_table():
     proc = run("demo", "--length", "6")
     assert "top-1" in proc.stdout and "clean" in proc.stdout and "not in the library" in proc.stdout
     assert "false positives: 0" in proc.stdout
 
 
+@pytest.mark.slow
 def test_demo_on_a_folder_leaves_out_tracks_the_library_refuses(tmp_path, music_dir):
     from tuneseek.demo import run_demo
 
@@ -164,7 +176,8 @@ def test_demo_on_a_folder_leaves_out_tracks_the_library_refuses(tmp_path, music_
     assert clean["in_library"] == 5 and clean["top1"] == 1.0 and clean["errors"] == 0
 
 
-def test_eval_identify_leaves_out_clips_of_tracks_the_indexer_refused(tmp_path, music_dir):
+@pytest.mark.slow
+def test_evaluate_identify_leaves_out_clips_of_tracks_the_indexer_refused(tmp_path, music_dir):
     src = tmp_path / "src"
     shutil.copytree(music_dir, src)
     out = tmp_path / "ds"
@@ -174,8 +187,17 @@ def test_eval_identify_leaves_out_clips_of_tracks_the_indexer_refused(tmp_path, 
     (out / "test" / "sample" / "silence").mkdir()
     sf.write(out / "test" / "origin" / "silence" / "silence.wav", np.zeros(SR * 20, np.float32), SR)
     sf.write(out / "test" / "sample" / "silence" / "silence_1000_5000.wav", np.zeros(SR * 4, np.float32), SR)
-    report = jsonl(run("eval", "identify", out, "--json").stdout)[0]
+    report = jsonl(run("evaluate", "identify", out, "--json").stdout)[0]
     assert report["origin_not_indexed"] == 1 and report["in_library"] == 6
     assert report["top1"] == 1.0 and report["errors"] == 0
-    human = run("eval", "identify", out).stdout
+    human = run("evaluate", "identify", out).stdout
     assert "left out             1 clips of tracks the library refused" in human
+
+
+def test_evaluate_is_one_verb_for_query_sets_and_models(tmp_path):
+    proc = run("evaluate", "model", tmp_path / "no-run", check=False)
+    assert proc.returncode == 1 and proc.stderr.startswith("tuneseek: error: ") and proc.stderr.count("\n") == 1
+    assert "no such checkpoint folder" in proc.stderr
+    for gone in (["eval", "identify", tmp_path], ["evaluate", tmp_path]):  # the forms before `evaluate identify|model`
+        proc = run(*gone, check=False)
+        assert proc.returncode == 2 and "invalid choice" in proc.stderr and "Traceback" not in proc.stderr

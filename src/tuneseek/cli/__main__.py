@@ -1,0 +1,7 @@
+"""``python -m tuneseek.cli``: the command line, as the ``tuneseek`` script runs it."""
+
+import sys
+
+from tuneseek.cli import main
+
+sys.exit(main())
