@@ -1,11 +1,7 @@
 """Shared fixtures: synthetic music written to disk once per test session."""
 
-import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "src"))
-
 import os
+import pathlib
 import tempfile
 
 import numpy as np
@@ -66,7 +62,6 @@ def standin_models(tmp_path_factory) -> pathlib.Path:
     tests; this checks shapes, storage and plumbing.
     """
     from tfbundle_writer import fake_wheel, musicnn_tf_tensors
-
     from tuneseek.embed.weights import MUSICNN_WHEEL_NAME, convert_wheel
 
     root = tmp_path_factory.mktemp("standin-models")

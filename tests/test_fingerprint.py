@@ -1,9 +1,5 @@
 """The landmark fingerprint engine, on synthetic music and without a library."""
 
-import sys
-import pathlib
-
-sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "src"))
 
 import numpy as np
 import pytest

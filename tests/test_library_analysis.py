@@ -103,6 +103,7 @@ def test_similar_refuses_bad_queries_clearly(lib, tmp_path):
         lib.similar(999)
 
 
+@pytest.mark.slow
 def test_removal_and_reindexing_leave_no_stale_tags_or_vectors(models, songs, tmp_path):
     songs = shutil.copytree(songs, tmp_path / "songs")
     with Library.open(tmp_path / "lib") as lib:
@@ -130,6 +131,7 @@ def no_models(tmp_path, monkeypatch):
     analysis.model.cache_clear()
 
 
+@pytest.mark.slow
 def test_a_library_indexed_without_models_gains_tags_in_place(songs, tmp_path, standin_models, no_models, monkeypatch):
     with Library.open(tmp_path / "lib") as lib:
         first = lib.add([songs], workers=1)
@@ -148,6 +150,7 @@ def test_a_library_indexed_without_models_gains_tags_in_place(songs, tmp_path, s
         assert len(lib.add([songs], workers=1).unchanged) == 5  # and once done, nothing more to do
 
 
+@pytest.mark.slow
 def test_a_changed_model_reruns_only_its_own_extractor(models, songs, tmp_path, monkeypatch):
     with Library.open(tmp_path / "lib") as lib:
         lib.add([songs], workers=1)
@@ -179,6 +182,7 @@ def test_a_file_the_models_cannot_describe_is_still_indexed_for_identification(m
         assert "5 without tags and embeddings" in report.summary()
 
 
+@pytest.mark.slow
 def test_parallel_indexing_stores_the_same_tags_as_serial(models, songs, tmp_path):
     with Library.open(tmp_path / "serial") as a, Library.open(tmp_path / "parallel") as b:
         a.add([songs], workers=1)
@@ -189,6 +193,7 @@ def test_parallel_indexing_stores_the_same_tags_as_serial(models, songs, tmp_pat
             np.testing.assert_allclose(a.tags(ta)["msd"].probs, b.tags(tb)["msd"].probs, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_cli_index_show_similar_and_stats(models, songs, tmp_path, capsys):
     lib = str(tmp_path / "lib")
     assert main(["-L", lib, "index", "-j", "1", str(songs)]) == 0
@@ -212,6 +217,7 @@ def test_cli_index_without_models_says_what_it_skipped(songs, tmp_path, capsys, 
     assert "identification only; tags and embeddings skipped" in captured.err and "\n" not in captured.err.strip()
 
 
+@pytest.mark.slow
 def test_a_file_too_long_to_decode_whole_is_still_described_as_it_streams(models, songs, tmp_path, monkeypatch):
     monkeypatch.setattr(analysis, "MAX_SECONDS", 10.0)  # the songs are 12 s long
     with Library.open(tmp_path / "lib") as lib:

@@ -1,4 +1,3 @@
-import sys, pathlib; sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "src"))  # noqa: E401,E702
 
 import json
 from pathlib import Path

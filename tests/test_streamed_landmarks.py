@@ -5,10 +5,6 @@ The reference below is the one-pass pairing tuneseek used before chunking (one 2
 bytes, whatever the chunk size and wherever a chunk boundary falls.
 """
 
-import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "src"))
 
 import numpy as np
 import pytest

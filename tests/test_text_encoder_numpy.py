@@ -108,6 +108,7 @@ def test_zero_shot_ranking_needs_no_sentence_transformers_nor_torch(encoder, tmp
     assert proc.stdout.split("\n")[:2] == ["1", "[]"]
 
 
+@pytest.mark.slow
 def test_cli_search_imports_neither_sentence_transformers_nor_torch(encoder, models, tmp_path):
     """``tuneseek search`` through the command line, on a library with (stand-in) musicnn tags."""
     music = tmp_path / "music"
