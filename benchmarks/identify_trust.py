@@ -609,7 +609,7 @@ def analyse(rows: dict[str, list[dict]], timing: dict | None) -> dict:
     # grid
     if rows.get("grid"):
         g = {}
-        for spec, title, tg in GRID:
+        for spec, _title, tg in GRID:
             for L, t in zip(LENGTHS, tg):
                 rs = [r for r in rows["grid"] if r["set"] == spec and r["length"] == L]
                 good = [r for r in rs if r["top_correct"]]

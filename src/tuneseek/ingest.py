@@ -126,9 +126,7 @@ def _extractors(catalog: Catalog, wheel: str | None, report: AddReport) -> tuple
             extractors.append(open_extractor(folder=model["folder"], role=model["role"]))
         except TuneseekError as e:
             report.models_skipped.append((name, str(e)))
-    have = {e.name for e in extractors}
-    derived = [e for e in extractors if e.source != AUDIO and e.source in have]
-    return [e for e in extractors if e.source == AUDIO], derived
+    return [e for e in extractors if e.source == AUDIO], [e for e in extractors if e.source != AUDIO]
 
 
 def _jobs(writer: "_Writer", files: list[str], extractors: list[Extractor]) -> list[Job]:

@@ -86,7 +86,7 @@ def timeline(window_stream: Iterable[tuple[float, float, object]], identify: Cal
     covered = 0.0  # the recording is accounted for up to here
     end = 0.0
     index = -1
-    for index, (t0, end, window) in enumerate(window_stream):
+    for index, (t0, end, window) in enumerate(window_stream):  # noqa: B007 - `end` is the recording's end after the loop
         for c in identify(window):
             _extend(open_runs, c, t0, index)
         for run in [r for r in open_runs if index - r.last_window > MAX_MISSED_WINDOWS]:

@@ -21,7 +21,7 @@ def label_colours(n: int) -> list[str]:
     """``n`` distinct ``#rrggbb`` colours, one per label: :data:`PALETTE`, or evenly spaced hues beyond it."""
     if n <= len(PALETTE):
         return list(PALETTE[:n])
-    return ["#%02x%02x%02x" % tuple(round(255 * c) for c in colorsys.hls_to_rgb(i / n, 0.5, 0.65)) for i in range(n)]
+    return ["#{:02x}{:02x}{:02x}".format(*(round(255 * c) for c in colorsys.hls_to_rgb(i / n, 0.5, 0.65))) for i in range(n)]
 
 
 def _pyplot():

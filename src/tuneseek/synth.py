@@ -363,7 +363,7 @@ def _render_drums(rng, beat, n_bars, n, sr) -> np.ndarray:
         fill = bar > 0 and rng.random() < 0.18
         for s in range(16):
             t = b0 + s * six
-            j = lambda: t + rng.normal(0, 0.003)  # noqa: E731 - humanised timing
+            j = lambda t=t: t + rng.normal(0, 0.003)  # humanised timing
             beat_i, sub = divmod(s, 4)
             if sub == 0 and beat_i in (0, 2):
                 kicks.append((j(), rng.uniform(0.85, 1.0)))
