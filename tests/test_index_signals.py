@@ -117,21 +117,25 @@ def test_kill_9_of_index_leaves_no_worker_or_fork_server(music, env, tmp_path):
         f"still running 5 s after kill -9 of their parent: {still_running(family)}"
 
 
-SLOW_FORKED_POOL = """
+SLOW_JOB = """
 import time
-from tuneseek import indexing
 
 def slow(job):
     time.sleep(120)
+"""
+SLOW_POOL = """
+import slowjob
+from tuneseek import indexing
 
-indexing._work = slow  # forked workers inherit it
+indexing._work = slowjob.slow  # the workers import it by name: from slowjob, on the PYTHONPATH
 for outcome in indexing.run_jobs(["a", "b", "c"], workers=2):
     pass
 """
 
 
-def test_kill_9_ends_forked_workers_in_the_middle_of_a_job(env):
-    proc = start(["-c", SLOW_FORKED_POOL], env)
+def test_kill_9_ends_workers_in_the_middle_of_a_job(env, tmp_path):
+    (tmp_path / "slowjob.py").write_text(SLOW_JOB)
+    proc = start(["-c", SLOW_POOL], {**env, "PYTHONPATH": os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])})
     family = workers_started(proc, 2)
     proc.kill()
     proc.communicate()

@@ -1,39 +1,32 @@
 """Indexing many files in parallel, results streamed back in completion order.
 
 Each :class:`Job` says what to compute for one file: its landmark fingerprint, the
-analysis extractors (tags, embeddings) of :mod:`tuneseek.analysis`, or both. Workers are
-separate processes (decoding and FFTs hold the GIL in places) fed through
-:class:`concurrent.futures.ProcessPoolExecutor`; any executor with the same interface (a
-Ray- or Dask-backed one, for a cluster) can be passed in instead. At most a few files per
-worker are in flight, so memory stays bounded however many files there are.
+analysis extractors (tags, embeddings) of :mod:`tuneseek.analysis`, or both. Jobs run in
+worker processes (decoding and FFTs hold the GIL in places) from :func:`tuneseek.processes.pool`,
+which says how they start, how many threads they use and how they end with their parent; any
+executor with the same interface (a Ray- or Dask-backed one, for a cluster) can be passed in
+instead. At most :data:`~tuneseek.processes.IN_FLIGHT_PER_WORKER` files per worker are in
+flight, so memory stays bounded however many files there are.
 
-Jobs that run a network use one torch thread per worker process (one process per core is
-the efficient shape for batch inference on CPUs) and fresh processes from a fork server,
-never forks of a parent that may already have started torch's thread pools.
-
-Workers end with the process that runs the pool, however it ends (``kill -9`` included):
-each watches it (:func:`_watch_parent`). Left alone they would wait for work forever, and the
-fork server with them, as a worker holds it open. SIGINT and SIGTERM stop a run promptly
-(:func:`run_jobs`): no new file starts, files in flight get :data:`GRACE_SECONDS` to finish,
-the workers are ended, and :class:`Interrupted` says how many files were left out.
+SIGINT and SIGTERM stop a run promptly (:func:`run_jobs`): no new file starts, files in flight
+get :data:`GRACE_SECONDS` to finish, the workers are ended, and :class:`Interrupted` says how
+many files were left out.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import select
 import signal
 import threading
-import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from tuneseek import processes
 from tuneseek.analysis import Description, describe_file
 from tuneseek.errors import TuneseekError
 from tuneseek.fingerprint.extract import FileFingerprint, fingerprint_file
+from tuneseek.processes import default_workers
 
 #: After an interrupt, how long files already being computed may take to finish (they are kept).
 GRACE_SECONDS = 1.0
@@ -101,65 +94,6 @@ def _work(job: Job) -> Outcome:
     return Outcome(job.path, fingerprint, None, description, describe_error)
 
 
-def _wait_for_exit(pid: int) -> None:
-    """Return when process ``pid`` has ended (at once if it already has)."""
-    try:
-        fd = os.pidfd_open(pid)  # Linux >= 5.3: readable when the process ends
-    except (AttributeError, OSError):
-        fd = None
-    if fd is not None:
-        select.select([fd], [], [])
-        return
-    while True:  # elsewhere: ask every half second
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        except PermissionError:
-            pass
-        time.sleep(0.5)
-
-
-def _watch_parent(parent: int) -> None:
-    """End this worker process as soon as process ``parent``, which runs the pool, is gone.
-
-    A worker's parent may not be that process (the fork server starts them), so a thread
-    waits for ``parent`` itself to exit; where the parent is that process, on Linux, the
-    kernel also sends SIGKILL when it dies (``PR_SET_PDEATHSIG``).
-    """
-    if os.getppid() == parent and os.uname().sysname == "Linux":
-        import ctypes
-
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-
-    def watch() -> None:
-        _wait_for_exit(parent)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="tuneseek-parent-watch", daemon=True).start()
-
-
-def _worker_init(parent: int, one_thread: bool) -> None:
-    """Pool initializer: end with ``parent``, leave SIGINT to it (it ends the workers), and
-    for network jobs make torch (imported later, in the job) use one thread."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _watch_parent(parent)
-    if one_thread:
-        os.environ["OMP_NUM_THREADS"] = "1"
-        os.environ["MKL_NUM_THREADS"] = "1"
-
-
-def default_workers() -> int:
-    """All the cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 class _JobInterrupted(BaseException):
     """Raised by the signal handler inside a job that runs in this process (``workers=1``)."""
 
@@ -197,14 +131,8 @@ class _Stop:
                 signal.signal(sig, old)
 
 
-def _end_workers(pool: ProcessPoolExecutor) -> None:
-    """Stop the pool's worker processes now (SIGTERM), then the pool."""
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
-        process.terminate()
-    pool.shutdown(wait=False, cancel_futures=True)
-
-
-def run_jobs(jobs: Iterable[Job | str], workers: int | None = None, executor: Executor | None = None) -> Iterator[Outcome]:
+def run_jobs(jobs: Iterable[Job | str], workers: int | None = None,
+             executor: Executor | None = None) -> Iterator[Outcome]:
     """Run ``jobs`` (a bare path is a fingerprint job), yielding an :class:`Outcome` per file as each completes.
 
     While it runs (between yields too), SIGINT and SIGTERM stop it: the files in flight get
@@ -241,23 +169,14 @@ def run_jobs(jobs: Iterable[Job | str], workers: int | None = None, executor: Ex
 
 def _run_pool(jobs: list[Job], workers: int, executor: Executor | None, stop: threading.Event) -> Iterator[Outcome]:
     own = executor is None
-    if own:
-        heavy = any(j.describe for j in jobs)
-        pool = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("forkserver") if heavy else None,
-            initializer=_worker_init,
-            initargs=(os.getpid(), heavy),
-        )
-    else:
-        pool = executor
+    pool = processes.pool(workers) if own else executor
     pending: set = set()
     todo = iter(jobs)
     try:
         while not stop.is_set():
             for job in todo:
                 pending.add(pool.submit(_work, job))
-                if len(pending) >= 2 * workers:
+                if len(pending) >= processes.IN_FLIGHT_PER_WORKER * workers:
                     break
             if not pending:
                 break
@@ -272,6 +191,6 @@ def _run_pool(jobs: list[Job], workers: int, executor: Executor | None, stop: th
             f.cancel()
         if own:
             if stop.is_set() or pending:
-                _end_workers(pool)
+                processes.end_workers(pool)
             else:
                 pool.shutdown(wait=True, cancel_futures=True)
