@@ -45,6 +45,7 @@ from tuneseek.embed.tfbundle import TensorBundle
 from tuneseek.errors import ModelError
 from tuneseek.fileio import atomic_write_bytes
 from tuneseek.models.digest import tensors_digest
+from tuneseek.models.directory import default_models_dir
 
 __all__ = [
     "ModelError",
@@ -160,15 +161,6 @@ TF_TO_TORCH: tuple[tuple[str, str, str], ...] = tuple(
 
 
 # --------------------------------------------------------------------------- places
-
-
-def default_models_dir() -> Path:
-    """``$TUNESEEK_MODELS``, else ``$XDG_CACHE_HOME/tuneseek/models``, else ``~/.cache/tuneseek/models``."""
-    env = os.environ.get("TUNESEEK_MODELS")
-    if env:
-        return Path(env).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME")
-    return (Path(cache).expanduser() if cache else Path.home() / ".cache") / "tuneseek" / "models"
 
 
 def _check_name(name: str) -> tuple[str, str, tuple[str, ...], str]:

@@ -32,8 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tuneseek.embed.errors import ModelError
-from tuneseek.errors import UsageError
+from tuneseek.errors import ModelError, UsageError
 
 __all__ = ["DEFAULT_MODEL", "INSTALL_HINT", "TextEncoder", "EncodedQuery", "CheckedQuery"]
 

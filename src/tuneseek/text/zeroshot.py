@@ -37,6 +37,7 @@ import numpy as np
 
 from tuneseek.errors import UsageError
 from tuneseek.fileio import atomic_write_bytes
+from tuneseek.models.directory import default_models_dir
 from tuneseek.text.encoder import TextEncoder
 from tuneseek.text.tag_text import NO_VOICE_TAGS, VOICE_TAGS, describe_tag
 
@@ -341,8 +342,6 @@ def _tag_vectors(encoder: TextEncoder, tags: tuple[tuple[str, str], ...]) -> np.
 
 def _tag_vectors_file(encoder: TextEncoder, described: list[str], labelled: list[str], absent: np.ndarray) -> Path:
     """Where the tag vectors of these texts, by this encoder (its name and weights), are kept."""
-    from tuneseek.embed.weights import default_models_dir
-
     what = json.dumps([encoder.version, described, labelled, absent.tolist()], ensure_ascii=False)
     return default_models_dir() / TAG_VECTORS_DIR / f"{hashlib.sha256(what.encode()).hexdigest()[:32]}.npy"
 
