@@ -1,6 +1,7 @@
 """Scoring identification on a query set (the origin/sample layout).
 
-Every sample is identified against a library holding the split's origins; a
+Every sample is identified against a library holding the split's origins (anything that answers
+as :class:`tuneseek.Library` does: :class:`Identifies`); a
 sample whose label has an origin is correct when the top match is one of that
 label's tracks, and a sample without one (music not in the library) is a false
 positive when anything matches at all. A sample that cannot be identified (a file that
@@ -13,15 +14,29 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from tuneseek.data.querysets import QuerySet, Sample
 from tuneseek.errors import AudioError, TuneseekError
-from tuneseek.library import Library, Match
+from tuneseek.results import Match, TrackInfo
 
 #: An offset counts as right within this many seconds of the true start.
 OFFSET_TOLERANCE = 0.5
+
+
+class Identifies(Protocol):
+    """What is identified against: a :class:`tuneseek.Library`, or anything that answers as it does."""
+
+    def candidates(self, clip: str | Path, *, k: int = 5) -> list[Match]:
+        """Up to ``k`` matches of the clip, best first (no match: an empty list)."""
+        ...
+
+    def tracks(self) -> list[TrackInfo]:
+        """Every track held, with its path (to tell which origin each is)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -45,7 +60,7 @@ class IdentifyReport:
         return dict(self.metrics)
 
 
-def _track_labels(library: Library, qs: QuerySet) -> dict[int, str]:
+def _track_labels(library: Identifies, qs: QuerySet) -> dict[int, str]:
     """Track id -> label, matching files by their real path (origins are often symlinks)."""
     by_path = {os.path.realpath(o.path): o.label for o in qs.origins}
     labels = {}
@@ -96,7 +111,7 @@ def score(results: list[QueryResult], labels: dict[int, str]) -> dict:
 
 
 def evaluate_identify(
-    library: Library, qs: QuerySet, on_result: Callable[[QueryResult], None] | None = None
+    library: Identifies, qs: QuerySet, on_result: Callable[[QueryResult], None] | None = None
 ) -> IdentifyReport:
     """Identify every sample of ``qs`` in ``library`` (which must hold ``qs.origins``)."""
     results = []
