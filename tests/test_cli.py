@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SR
 
+from conftest import SR
 from tuneseek import Library
 from tuneseek.synth import synth_track
 

@@ -6,7 +6,8 @@ holding their ``cmd_*`` functions:
 - :mod:`~tuneseek.cli.library`: ``index``, ``list``, ``show``, ``remove``, ``stats``, ``compact``
 - :mod:`~tuneseek.cli.identify`: ``identify``, ``monitor``, ``duplicates``
 - :mod:`~tuneseek.cli.describe`: ``tag``, ``embed``, ``similar``, ``search``
-- :mod:`~tuneseek.cli.learn`: ``make-queries``, ``train``, ``evaluate identify``, ``evaluate model``
+- :mod:`~tuneseek.cli.train`: ``train``
+- :mod:`~tuneseek.cli.evaluate`: ``evaluate identify``, ``evaluate model``, ``make-queries``
 - :mod:`~tuneseek.cli.demo`: ``demo``
 
 The commands call the API (``tuneseek.library``, the entry points of ``train``, ``evaluate`` and
@@ -25,14 +26,14 @@ import os
 import sys
 
 from tuneseek import __version__
-from tuneseek.cli import demo, describe, identify, learn, library
+from tuneseek.cli import demo, describe, evaluate, identify, library, train
 from tuneseek.cli.common import common_options, print_error
 from tuneseek.errors import TuneseekError
 
 __all__ = ["main", "build_parser"]
 
 #: The command groups, in the order ``tuneseek --help`` lists their commands.
-GROUPS = (library, identify, describe, learn, demo)
+GROUPS = (library, identify, describe, train, evaluate, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,10 +21,19 @@ def common_options() -> argparse.ArgumentParser:
     what was given before the command's name; :func:`tuneseek.cli.main` fills them in.
     """
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--library", "-L", metavar="DIR", default=argparse.SUPPRESS,
-                        help="library directory (default: $TUNESEEK_LIBRARY or ~/.local/share/tuneseek/library)")
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help="machine-readable output, one JSON object per line")
+    common.add_argument(
+        "--library",
+        "-L",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="library directory (default: $TUNESEEK_LIBRARY or ~/.local/share/tuneseek/library)",
+    )
+    common.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="machine-readable output, one JSON object per line",
+    )
     return common
 
 
@@ -86,6 +95,10 @@ def progress_bar(label: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        TextColumn("{task.fields[file]}"), transient=True,
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[file]}"),
+        transient=True,
     )

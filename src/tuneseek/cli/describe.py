@@ -18,47 +18,77 @@ from tuneseek.errors import TuneseekError, UsageError
 
 def register(sub, common) -> None:
     """Add this group's commands to the ``tuneseek`` subparsers ``sub``; ``common`` holds the shared options."""
-    s = sub.add_parser("search", parents=[common], help="tracks that fit a description: \"calm solo piano, no vocals\"")
+    s = sub.add_parser("search", parents=[common], help='tracks that fit a description: "calm solo piano, no vocals"')
     s.add_argument("query", nargs="+", help="words describing the music (quote them or not)")
     s.add_argument("-k", type=positive_int, default=10, help="results (default 10)")
     s.set_defaults(func=cmd_search)
 
     s = sub.add_parser("similar", parents=[common], help="tracks that sound like a library track, a file or a clip")
-    s.add_argument("query", help="track id, a library track's path, or any audio file (a clip under 30 s is "
-                                 "matched against 3.7 s segments, and each result says where)")
+    s.add_argument(
+        "query",
+        help="track id, a library track's path, or any audio file (a clip under 30 s is "
+        "matched against 3.7 s segments, and each result says where)",
+    )
     s.add_argument("-k", type=positive_int, default=10, help="results (default 10)")
-    s.add_argument("--space", default="musicnn",
-                   help="embedding space: musicnn (default), text-audio (the joint space of `index --text-model`), "
-                        "or the name of a trained embedder given to `index --embedder`")
+    s.add_argument(
+        "--space",
+        default="musicnn",
+        help="embedding space: musicnn (default), text-audio (the joint space of `index --text-model`), "
+        "or the name of a trained embedder given to `index --embedder`",
+    )
     s.set_defaults(func=cmd_similar)
 
     s = sub.add_parser("tag", parents=[common], help="top tags of audio files (pretrained musicnn or a trained model)")
     s.add_argument("files", nargs="+")
-    s.add_argument("--model", default="mtt", metavar="MODEL",
-                   help="mtt: MagnaTagATune top 50 (instruments, moods, genres, default); msd: Million Song Dataset "
-                        "(genres, eras); or a trained tagger or classifier (a `tuneseek train` folder)")
+    s.add_argument(
+        "--model",
+        default="mtt",
+        metavar="MODEL",
+        help="mtt: MagnaTagATune top 50 (instruments, moods, genres, default); msd: Million Song Dataset "
+        "(genres, eras); or a trained tagger or classifier (a `tuneseek train` folder)",
+    )
     s.add_argument("--top", type=positive_int, default=10, help="tags shown (default 10; --json gives all)")
     s.add_argument("--over-time", action="store_true", help="also the tags of every 3 s patch")
     s.add_argument("--wheel", metavar="PATH", help="the musicnn-0.1.0 wheel, to convert the weights offline")
     s.set_defaults(func=cmd_tag)
 
-    s = sub.add_parser("embed", parents=[common],
-                       help="deep embeddings of audio files over time (musicnn or a trained model)")
+    s = sub.add_parser(
+        "embed", parents=[common], help="deep embeddings of audio files over time (musicnn or a trained model)"
+    )
     s.add_argument("files", nargs="*")
-    s.add_argument("--text", metavar="DESCRIPTION",
-                   help="embed a description instead: the library's text-audio model's 128-d vector "
-                        "(or, without one, the sentence encoder's)")
-    s.add_argument("--window", type=float, default=None,
-                   help="window in seconds (0.5, 3.7, 29 or any >= 0.5; default 3.7); a trained model has its own")
+    s.add_argument(
+        "--text",
+        metavar="DESCRIPTION",
+        help="embed a description instead: the library's text-audio model's 128-d vector "
+        "(or, without one, the sentence encoder's)",
+    )
+    s.add_argument(
+        "--window",
+        type=float,
+        default=None,
+        help="window in seconds (0.5, 3.7, 29 or any >= 0.5; default 3.7); a trained model has its own",
+    )
     s.add_argument("--hop", type=float, default=None, help="seconds between windows (default window/2)")
-    s.add_argument("--layer", choices=["penultimate", "max_pool", "mean_pool"], default="penultimate",
-                   help="penultimate: 200-d (default); max_pool / mean_pool: 753-d")
+    s.add_argument(
+        "--layer",
+        choices=["penultimate", "max_pool", "mean_pool"],
+        default="penultimate",
+        help="penultimate: 200-d (default); max_pool / mean_pool: 753-d",
+    )
     s.add_argument("--pool", choices=["none", "mean", "max"], default="none", help="one vector for the whole file")
-    s.add_argument("--model", default="mtt", metavar="MODEL",
-                   help="mtt (default) or msd: pretrained musicnn; or a trained model (a `tuneseek train` folder)")
-    s.add_argument("--output", "-o", metavar="FILE.npy",
-                   help="write the vectors as .npy (and the window start times as FILE.times.npy); "
-                        "else one JSON object per window")
+    s.add_argument(
+        "--model",
+        default="mtt",
+        metavar="MODEL",
+        help="mtt (default) or msd: pretrained musicnn; or a trained model (a `tuneseek train` folder)",
+    )
+    s.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE.npy",
+        help="write the vectors as .npy (and the window start times as FILE.times.npy); "
+        "else one JSON object per window",
+    )
     s.add_argument("--wheel", metavar="PATH", help="the musicnn-0.1.0 wheel, to convert the weights offline")
     s.set_defaults(func=cmd_embed)
 
@@ -72,7 +102,7 @@ def cmd_search(args) -> int:
         return 0
     for notice in result.notices:
         print(f"note: {notice}", file=sys.stderr)
-    print(f"{result.model}: \"{result.query}\"")
+    print(f'{result.model}: "{result.query}"')
     if result.explanation:
         print(f"  {result.explanation}")
     for rank, hit in enumerate(result.hits, 1):
@@ -132,8 +162,9 @@ def cmd_embed(args) -> int:
     status = 0
     for path in args.files:
         try:
-            emb = Library.embed_file(path, window=args.window, hop=args.hop, layer=args.layer, pool=args.pool,
-                                     model=args.model)
+            emb = Library.embed_file(
+                path, window=args.window, hop=args.hop, layer=args.layer, pool=args.pool, model=args.model
+            )
         except TuneseekError as e:
             print_error(str(e))
             status = 1
@@ -156,8 +187,10 @@ def _save_embedding(path: str, emb, out: Path, *, quiet: bool) -> None:
         np.save(out.with_suffix(".times.npy"), emb.times)
     if not quiet:
         extra = f" and {out.with_suffix('.times.npy')}" if len(emb.times) else ""
-        print(f"{path}: {emb.vectors.shape[0]} x {emb.vectors.shape[1]} {emb.layer} vectors "
-              f"({emb.window:g} s windows, hop {emb.hop:g} s) -> {out}{extra}")
+        print(
+            f"{path}: {emb.vectors.shape[0]} x {emb.vectors.shape[1]} {emb.layer} vectors "
+            f"({emb.window:g} s windows, hop {emb.hop:g} s) -> {out}{extra}"
+        )
 
 
 def _embed_text(args) -> int:
@@ -171,7 +204,7 @@ def _embed_text(args) -> int:
 
         np.save(args.output, vector)
         if not args.json:
-            print(f"{len(vector)}-d {space} vector of \"{args.text}\" -> {args.output}")
+            print(f'{len(vector)}-d {space} vector of "{args.text}" -> {args.output}')
     else:
         print_json({"text": args.text, "space": space, "vector": [round(float(x), 4) for x in vector]})
     return 0

@@ -17,22 +17,34 @@ def register(sub, common) -> None:
     """Add this group's commands to the ``tuneseek`` subparsers ``sub``; ``common`` holds the shared options."""
     s = sub.add_parser("identify", parents=[common], help="say which track each clip comes from, and where")
     s.add_argument("clips", nargs="+", help="audio clips (at least 2 s)")
-    s.add_argument("--top", "-k", type=positive_int, default=1,
-                   help="show up to K candidate tracks, e.g. both songs of a clip that holds two (default 1)")
+    s.add_argument(
+        "--top",
+        "-k",
+        type=positive_int,
+        default=1,
+        help="show up to K candidate tracks, e.g. both songs of a clip that holds two (default 1)",
+    )
     s.set_defaults(func=cmd_identify)
 
-    s = sub.add_parser("monitor", parents=[common],
-                       help="the timeline of a long recording (a radio show, a DJ mix): which track plays when")
+    s = sub.add_parser(
+        "monitor",
+        parents=[common],
+        help="the timeline of a long recording (a radio show, a DJ mix): which track plays when",
+    )
     s.add_argument("recordings", nargs="+", help="audio files of any length, read as a stream")
-    s.add_argument("--window", type=float, default=10.0, metavar="SECONDS",
-                   help="seconds identified at once (default 10)")
-    s.add_argument("--hop", type=float, default=5.0, metavar="SECONDS",
-                   help="seconds between window starts (default 5)")
+    s.add_argument(
+        "--window", type=float, default=10.0, metavar="SECONDS", help="seconds identified at once (default 10)"
+    )
+    s.add_argument(
+        "--hop", type=float, default=5.0, metavar="SECONDS", help="seconds between window starts (default 5)"
+    )
     s.set_defaults(func=cmd_monitor)
 
-    s = sub.add_parser("duplicates", parents=[common],
-                       help="tracks of the library that hold the same audio "
-                            "(other encodings, edits, one inside another)")
+    s = sub.add_parser(
+        "duplicates",
+        parents=[common],
+        help="tracks of the library that hold the same audio (other encodings, edits, one inside another)",
+    )
     s.set_defaults(func=cmd_duplicates)
 
 
@@ -48,17 +60,25 @@ def cmd_identify(args) -> int:
             try:
                 long = lib.recording_seconds(clip) > LONG_CLIP_SECONDS
                 if long and not args.json:
-                    print(f"{clip}: longer than {LONG_CLIP_SECONDS:g} s: identified window by window "
-                          "(`tuneseek monitor` gives its whole timeline)", file=sys.stderr)
+                    print(
+                        f"{clip}: longer than {LONG_CLIP_SECONDS:g} s: identified window by window "
+                        "(`tuneseek monitor` gives its whole timeline)",
+                        file=sys.stderr,
+                    )
                 matches = lib.candidates(clip, k=args.top)
             except TuneseekError as e:
                 status = report_failure(args, {"clip": clip}, e)
                 continue
             ms = (time.perf_counter() - t0) * 1000
             if args.json:
-                print_json({"clip": clip, "match": matches[0].to_dict() if matches else None,
-                            **({"candidates": [m.to_dict() for m in matches]} if args.top > 1 else {}),
-                            "ms": round(ms, 1)})
+                print_json(
+                    {
+                        "clip": clip,
+                        "match": matches[0].to_dict() if matches else None,
+                        **({"candidates": [m.to_dict() for m in matches]} if args.top > 1 else {}),
+                        "ms": round(ms, 1),
+                    }
+                )
             elif not matches:
                 print(f"{clip}: no match")
             else:
@@ -75,9 +95,7 @@ def _describe_match(m, span: bool) -> str:
         where += f", starting {m.clip_start:.1f} s into the clip"
     if span:
         where += f" (clip {fmt_time(m.clip_start)}–{fmt_time(m.clip_end)})"
-    extra = "".join(
-        f", {name} x{value:g}" for name, value in (("speed", m.speed), ("tempo", m.tempo)) if value != 1.0
-    )
+    extra = "".join(f", {name} x{value:g}" for name, value in (("speed", m.speed), ("tempo", m.tempo)) if value != 1.0)
     return f"{m.track.name} [track {m.track.id}]{where} (score {m.score}, confidence {m.confidence:.2f}{extra})"
 
 
@@ -96,9 +114,12 @@ def cmd_monitor(args) -> int:
                     elif seg.track is None:
                         print(f"{fmt_time(seg.start):>10} – {fmt_time(seg.end):<10} unknown", flush=True)
                     else:
-                        print(f"{fmt_time(seg.start):>10} – {fmt_time(seg.end):<10} {seg.track.name} "
-                              f"[track {seg.track.id}], its {fmt_time(seg.track_start)}–{fmt_time(seg.track_end)} "
-                              f"(score {seg.score}, confidence {seg.confidence:.2f})", flush=True)
+                        print(
+                            f"{fmt_time(seg.start):>10} – {fmt_time(seg.end):<10} {seg.track.name} "
+                            f"[track {seg.track.id}], its {fmt_time(seg.track_start)}–{fmt_time(seg.track_end)} "
+                            f"(score {seg.score}, confidence {seg.confidence:.2f})",
+                            flush=True,
+                        )
             except TuneseekError as e:
                 status = report_failure(args, {"recording": recording}, e)
     return status
@@ -111,9 +132,11 @@ def cmd_duplicates(args) -> int:
         if args.json:
             print_json(d.to_dict())
         else:
-            print(f"{d.kind:<15} {d.track.name} [track {d.track.id}] {fmt_time(d.start)}–{fmt_time(d.end)}"
-                  f"  =  {d.other.name} [track {d.other.id}] {fmt_time(d.other_start)}–{fmt_time(d.other_end)}"
-                  f"  (score {d.score}, confidence {d.confidence:.2f})")
+            print(
+                f"{d.kind:<15} {d.track.name} [track {d.track.id}] {fmt_time(d.start)}–{fmt_time(d.end)}"
+                f"  =  {d.other.name} [track {d.other.id}] {fmt_time(d.other_start)}–{fmt_time(d.other_end)}"
+                f"  (score {d.score}, confidence {d.confidence:.2f})"
+            )
     if not found and not args.json:
         print("no two tracks share audio")
     return 0

