@@ -273,7 +273,7 @@ def prepare_cache(specs: dict[str, str], rates: set[tuple[str, int]], cache: Pat
         ds = open_dataset(specs[data])
         items = [item for split in SPLITS for item in ds.splits[split]]
         with Timed() as t:
-            failed = prepare(items, rate, cache, workers=2)
+            failed = prepare(items, sample_rate=rate, cache=cache, workers=2)
         out.append({"data": data, "sample_rate": rate, "items": len(items), "seconds": round(t.seconds, 1),
                     "failed": [f"{item.path}: {reason}" for item, reason in failed]})
         log(f"cache: {data} at {rate} Hz, {len(items)} items, {t.seconds:.1f} s")

@@ -16,7 +16,7 @@ from tuneseek.data.datasets import open_dataset
 from tuneseek.errors import UsageError
 from tuneseek.evaluate.embedding_map import clock, write_html
 from tuneseek.evaluate.embeddings import evaluate_embeddings, format_embedding_table
-from tuneseek.evaluate.metrics import embedding
+from tuneseek.train.metrics import embedding
 from tuneseek.synth import synth_catalog
 from training_data import SR, save_run, write_styles
 
@@ -33,7 +33,7 @@ def clusters(per_class: int, seed: int, spread: float = 1.0):
 
 def test_separated_clusters_score_near_one_everywhere():
     (train_x, train_y), (test_x, test_y) = clusters(30, 1), clusters(15, 2)
-    m = embedding(train_x, train_y, test_x, test_y, LABELS)
+    m = embedding(train_x, train_y, test_x, test_y, labels=LABELS)
     assert m["linear_probe"]["accuracy"] >= 0.95 and m["linear_probe"]["macro_f1"] >= 0.95
     assert m["kmeans"]["k"] == 4 and m["kmeans"]["purity"] >= 0.95 and m["kmeans"]["nmi"] >= 0.9
     assert m["kmeans"]["ari"] >= 0.9 and m["knn"]["precision_at_k"] >= 0.95 and m["knn"]["k"] == 5
@@ -45,7 +45,7 @@ def test_separated_clusters_score_near_one_everywhere():
 def test_shuffled_labels_score_near_chance():
     (train_x, train_y), (test_x, test_y) = clusters(30, 1), clusters(15, 2)
     rng = np.random.default_rng(3)
-    m = embedding(train_x, rng.permutation(train_y), test_x, rng.permutation(test_y), LABELS)
+    m = embedding(train_x, rng.permutation(train_y), test_x, rng.permutation(test_y), labels=LABELS)
     assert m["linear_probe"]["accuracy"] < 0.5 and m["linear_probe"]["macro_f1"] < 0.5  # chance: 0.25
     assert m["kmeans"]["purity"] < 0.5 and m["kmeans"]["nmi"] < 0.2 and abs(m["kmeans"]["ari"]) < 0.1
     assert m["knn"]["precision_at_k"] < 0.45
@@ -54,14 +54,14 @@ def test_shuffled_labels_score_near_chance():
 def test_knn_k_is_clipped_to_the_smallest_class_and_lone_items_are_not_queries():
     (train_x, train_y), (test_x, test_y) = clusters(10, 1), clusters(10, 2)
     keep = np.r_[np.arange(20), 20, 21, 22, 30]  # c keeps 3 test items (2 neighbours of its own at most), d one
-    m = embedding(train_x, train_y, test_x[keep], test_y[keep], LABELS, k=5)
+    m = embedding(train_x, train_y, test_x[keep], test_y[keep], labels=LABELS, k=5)
     assert m["knn"]["k"] == 2 and m["knn"]["k_asked"] == 5 and m["knn"]["precision_at_k"] >= 0.95
     assert m["knn"]["queries"] == 23 and m["knn"]["items"] == 24
     assert m["test_items_per_class"] == {"a": 10, "b": 10, "c": 3, "d": 1}
-    alone = embedding(train_x, train_y, test_x[[0, 10]], test_y[[0, 10]], LABELS)["knn"]
+    alone = embedding(train_x, train_y, test_x[[0, 10]], test_y[[0, 10]], labels=LABELS)["knn"]
     assert alone["queries"] == 0 and alone["precision_at_k"] is None and alone["k"] is None
     with pytest.raises(ValueError, match="two classes"):
-        embedding(train_x, np.zeros_like(train_y), test_x, test_y, LABELS)
+        embedding(train_x, np.zeros_like(train_y), test_x, test_y, labels=LABELS)
 
 
 def test_the_map_page_is_self_contained_and_escapes_hostile_names(tmp_path):

@@ -22,11 +22,11 @@ from tuneseek import analysis
 from tuneseek.data.captions import Pair, open_pairs
 from tuneseek.embed.text_audio import load_text_audio
 from tuneseek.errors import ModelError, UsageError
-from tuneseek.evaluate.text_audio import (KS, chance, evaluate_text_audio, format_text_audio_table, queries,
-                                          retrieval)
+from tuneseek.evaluate.text_audio import evaluate_text_audio, format_text_audio_table
 from tuneseek.models import checkpoint
 from tuneseek.models.registry import build
 from tuneseek.models.text_audio import TextAudioModel
+from tuneseek.train.metrics import KS, chance, queries, retrieval
 from tuneseek.train.text_audio import (TextAudioSettings, full_sentence, info_nce, pair_features,
                                        stochastic_sentence, train_text_audio)
 from training_data import save_run, write_styles
@@ -238,14 +238,14 @@ def test_features_are_cached_and_pairs_that_cannot_be_used_are_named(models, sty
              Pair("gone", tmp_path / "gone.wav", None, None, ("x",), (), "c")]
     extractors = ["embedding:musicnn", "tags:mtt"]
     said = []
-    kept, features, failed = pair_features(pairs, extractors, tmp_path / "cache", said.append)
+    kept, features, failed = pair_features(pairs, extractors, tmp_path / "cache", say=said.append)
     assert [p.key for p in kept] == ["whole", "cut"] and "computing musicnn features of 4 pair(s)" in said[0]
     assert features[0]["embedding:musicnn"].shape == (1, 200) and features[0]["tags:mtt"].shape == (50,)
     reasons = {p.key: r for p, r in failed}
     assert reasons["late"] == "the span 30-40 s starts after the end of the audio (4.0 s)"
     assert reasons["gone"].startswith("cannot read") and reasons["junk"]
     said.clear()
-    again = pair_features(pairs[:2], extractors, tmp_path / "cache", said.append)[1]
+    again = pair_features(pairs[:2], extractors, tmp_path / "cache", say=said.append)[1]
     assert not said and all(np.array_equal(a[e], b[e]) for a, b in zip(again, features) for e in extractors)
     with pytest.raises(UsageError, match="unknown extractor"):
         pair_features(pairs, ["embedding:other"], tmp_path / "cache")
@@ -345,7 +345,7 @@ def test_a_run_loads_for_the_library_once_and_projects_segments_and_text(trained
     assert load_text_audio(str(run)) is ta and ta.name == "run" and ta.dim == 128
     assert ta.version.startswith("text-audio/") and len(ta.version.split("/")[1]) == 16
     segments = pair_features(open_pairs(styles / "captions.jsonl").splits["test"], ["embedding:musicnn"],
-                             styles / "cache", quiet)[1][0]["embedding:musicnn"]
+                             styles / "cache", say=quiet)[1][0]["embedding:musicnn"]
     v = ta.audio_vector(segments)
     assert v.shape == (128,) and v.dtype == np.float32 and np.linalg.norm(v) == pytest.approx(1, abs=1e-5)
     np.testing.assert_allclose(ta.audio_vectors([segments, np.concatenate([segments, segments])]), [v, v], atol=1e-6)

@@ -163,9 +163,9 @@ def test_a_separable_generated_task_is_learned_well_above_chance(tmp_path):
 
 
 def test_a_class_with_no_example_in_the_split_has_no_recall_rather_than_zero():
-    from tuneseek.evaluate.metrics import classification
+    from tuneseek.train.metrics import classification
 
     scores = np.array([[0.9, 0.1, 0.0], [0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.2, 0.7]])
-    result = classification(np.array([0, 0, 1, 1]), scores, ["a", "b", "c"])
+    result = classification(np.array([0, 0, 1, 1]), scores, labels=["a", "b", "c"])
     assert result["per_class_recall"] == {"a": 1.0, "b": 0.5, "c": None}
     assert result["classes_without_examples"] == ["c"] and result["balanced_accuracy"] == 0.75

@@ -7,7 +7,7 @@ Each item is embedded as the mean of the unit embeddings of ``crops`` evenly spa
 scaled back to unit length (the triplet loss compares unit vectors, so distances between
 items keep the embedding's own geometry). The labelled dataset's **train** split fits a linear
 probe; its **test** split scores the probe and is the only split that k-means, kNN retrieval
-and the map see (:func:`tuneseek.evaluate.metrics.embedding`). The valid split is not used:
+and the map see (:func:`tuneseek.train.metrics.embedding`). The valid split is not used:
 nothing is tuned.
 
 A class that has no usable item in the train or the test split (its files failed to decode,
@@ -26,14 +26,22 @@ Results go beside the checkpoint, in ``RUN/eval/<labels folder name>/``: ``metri
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
+from tuneseek import plots
 from tuneseek.data.datasets import open_dataset
 from tuneseek.errors import UsageError
+from tuneseek.evaluate.embedding_map import write_html
 from tuneseek.fileio import atomic_write_bytes
 from tuneseek.models import checkpoint
+from tuneseek.train import items as it
+from tuneseek.train import metrics
+from tuneseek.train.run import default_cache
 
 #: the ``task`` a checkpoint's config gives for embedding models (what ``train triplet`` writes)
 EMBEDDING_TASKS = ("triplet",)
@@ -42,15 +50,15 @@ MAP_POINTS = 3000
 KNN_K = 5
 
 
-def evaluate_embeddings(run: str | Path, labels_spec: str, crops: int = 8, cache: str | None = None, say=print,
-                        map_method: str = "tsne") -> dict:
+def evaluate_embeddings(run: str | Path, labels_spec: str, *, crops: int = 8, cache: str | None = None,
+                        say: Callable[[str], None] = print, map_method: str = "tsne") -> dict:
     """Linear probe, k-means and kNN metrics and an embedding map of the embedding model in ``run``,
     against the classes of the labelled dataset ``labels_spec`` (see the module docstring).
 
     ``crops`` windows per item are embedded; ``cache`` is the decoded-audio cache (default
     :func:`~tuneseek.train.run.default_cache`); ``say`` gets progress lines; ``map_method`` is
     ``"tsne"`` or ``"pca"`` (faster, coarser). Returns what ``metrics.json`` holds: the
-    metrics of :func:`tuneseek.evaluate.metrics.embedding` with the split each used, the item
+    metrics of :func:`tuneseek.train.metrics.embedding` with the split each used, the item
     counts, the map, the items left out, the notes and the paths of the written files.
 
     Raises :class:`~tuneseek.errors.UsageError` for a run that is not an embedding (a tagger,
@@ -59,14 +67,6 @@ def evaluate_embeddings(run: str | Path, labels_spec: str, crops: int = 8, cache
     dataset readers raise their own errors (``ModelError``, ``DatasetError``) for files they
     cannot read.
     """
-    import torch
-
-    from tuneseek import plots
-    from tuneseek.evaluate import metrics
-    from tuneseek.evaluate.embedding_map import write_html
-    from tuneseek.train import items as it
-    from tuneseek.train.run import default_cache
-
     if map_method not in MAP_METHODS:
         raise UsageError(f"unknown map method {map_method!r}; known: {', '.join(MAP_METHODS)}")
     if crops < 1:
@@ -88,7 +88,8 @@ def evaluate_embeddings(run: str | Path, labels_spec: str, crops: int = 8, cache
 
     used, left_out = {}, []
     for split in ("train", "test"):
-        items, y, failed = it.usable(ds.splits[split], ds.targets(split), model.spec.sample_rate, cache_dir)
+        items, y, failed = it.usable(ds.splits[split], ds.targets(split), sample_rate=model.spec.sample_rate,
+                                     cache=cache_dir)
         used[split] = (items, y)
         left_out += [{"path": str(item.path), "reason": reason} for item, reason in failed]
     if left_out:
@@ -105,7 +106,7 @@ def evaluate_embeddings(run: str | Path, labels_spec: str, crops: int = 8, cache
             embedded[split] = [_embed_item(model, excerpts, i, crops) for i in range(len(items))]
     (train_items, train_y), (test_items, test_y) = used["train"], used["test"]
     result = metrics.embedding(np.stack([e[0] for e in embedded["train"]]), train_y,
-                               np.stack([e[0] for e in embedded["test"]]), test_y, labels, k=KNN_K)
+                               np.stack([e[0] for e in embedded["test"]]), test_y, labels=labels, k=KNN_K)
     result["linear_probe"].update(fit_split="train", scored_split="test")
     result["kmeans"]["split"] = result["knn"]["split"] = "test"
 
@@ -181,17 +182,12 @@ def _drop_unfittable_classes(used: dict, labels: list[str]) -> tuple[dict, list[
 def _embed_item(model, excerpts, i: int, crops: int) -> tuple[np.ndarray, np.ndarray, list[float]]:
     """Item ``i``'s vector (the normalised mean of its windows' unit vectors), the window vectors, and
     each window's start in seconds."""
-    import torch
-    import torch.nn.functional as F
-
-    from tuneseek.train.items import window_starts
-
     source = excerpts.source(i)
     if source.ndim == 2:  # precomputed log-mel: starts in frames
-        starts = window_starts(source.shape[-1], excerpts.n_frames, crops)
+        starts = it.window_starts(source.shape[-1], excerpts.n_frames, crops)
         seconds = [s * excerpts.spec.hop / excerpts.spec.sample_rate for s in starts]
     else:
-        starts = window_starts(source.shape[-1], excerpts.n_samples, crops)
+        starts = it.window_starts(source.shape[-1], excerpts.n_samples, crops)
         seconds = [s / excerpts.spec.sample_rate for s in starts]
     windows = F.normalize(model.embed(torch.from_numpy(excerpts.windows(i, crops))), dim=1)
     return F.normalize(windows.mean(dim=0), dim=0).numpy(), windows.numpy(), seconds

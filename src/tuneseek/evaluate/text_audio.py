@@ -4,7 +4,7 @@
 default, cut as in training), and scores two ways of finding their audio from their text, side
 by side, with the chance level beside them:
 
-* ``trained``: the run's joint space (:mod:`tuneseek.models.text_audio`): the pair's musicnn
+* ``trained``: the run's joint space (:mod:`tuneseek.embed.text_audio`): the pair's musicnn
   segments and the query projected, ranked by dot product;
 * ``zero_shot``: the search that works before any training (:func:`tuneseek.text.zero_shot`):
   the musicnn tags (MagnaTagATune and MSD vocabularies) of the same audio, weighted by the
@@ -13,12 +13,9 @@ by side, with the chance level beside them:
 Each distinct full sentence of the held-out pairs (:func:`tuneseek.train.text_audio.full_sentence`)
 is one query; its matches are the pairs that carry exactly that sentence (one, for free-text
 captions; every clip tagged just "rock, guitar" for a tag dataset), so that identical queries
-are not counted twice and their matches are not counted as misses. Metrics
-(:func:`retrieval`): R@k, the share of queries with a match among the first k; mAP@10, the mean
-over queries of the average precision of the first 10 (divided by ``min(matches, 10)``); the
-median rank of the first match; and the mean reciprocal rank. Ties count against the query: a
-match is ranked after every non-match of the same score, so a model that scores everything
-alike scores at chance, not better.
+are not counted twice and their matches are not counted as misses. The metrics are those
+training validates with (:mod:`tuneseek.train.metrics`): R@1, R@5, R@10, mAP@10, the median rank
+of the first match and the mean reciprocal rank, ties counted against the query.
 
 With ``labels="folder:DIR"`` (one sub-folder per class), both modes also classify every audio
 file of the folder zero-shot: the class whose prompt ("a {label} song") scores the file
@@ -30,88 +27,43 @@ The result is written to ``RUN/eval/<split>/metrics.json``.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable
+from concurrent.futures import Executor
 from pathlib import Path
 
 import numpy as np
 
-from tuneseek.data.datasets import SPLITS
+from tuneseek import analysis
+from tuneseek.data.captions import Pair, open_pairs
+from tuneseek.data.datasets import SPLITS, open_dataset
+from tuneseek.embed.text_audio import TextAudioRun, load_text_audio
 from tuneseek.errors import UsageError
 from tuneseek.fileio import atomic_write_bytes
+from tuneseek.text import TagTable, TextEncoder, tag_weights, zero_shot
+from tuneseek.train.metrics import KS, MAP_AT, chance, classification, queries, retrieval
+from tuneseek.train.run import default_cache
+from tuneseek.train.text_audio import full_sentence, pair_features
 
-__all__ = ["KS", "PROMPT", "queries", "retrieval", "chance", "evaluate_text_audio", "format_text_audio_table"]
+__all__ = ["PROMPT", "evaluate_text_audio", "format_text_audio_table"]
 
-KS = (1, 5, 10)
-MAP_AT = 10
 #: The zero-shot classification prompt of both modes.
 PROMPT = "a {label} song"
-#: Random rankings averaged for the chance level.
-CHANCE_REPEATS = 20
-_QUERY_CHUNK = 512  # queries ranked at a time: bounds memory on large test splits
 MODES = ("trained", "zero_shot", "chance")
 
 
-def queries(sentences: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """``(first, relevant)`` for items with these sentences: one query per distinct sentence, in order of
-    first appearance; ``first`` ``(q,)`` the index of its first item, ``relevant`` ``(q, n)`` its matches."""
-    index: dict[str, int] = {}
-    for i, s in enumerate(sentences):
-        index.setdefault(s, i)
-    first = np.array(list(index.values()), np.int64)
-    labels = np.array([index[s] for s in sentences], np.int64)
-    return first, labels[None, :] == first[:, None]
-
-
-def retrieval(scores: np.ndarray, relevant: np.ndarray) -> dict[str, float]:
-    """R@1, R@5, R@10, mAP@10, median rank (of the first match) and MRR of ``(queries, items)`` scores.
-
-    ``relevant`` ``(queries, items)`` says which items match each query; every query needs one.
-    Ties are broken against the query (see the module docstring).
-    """
-    scores, relevant = np.asarray(scores, np.float64), np.asarray(relevant, bool)
-    if scores.shape != relevant.shape or not relevant.any(axis=1).all():
-        raise ValueError("every query needs scores for every item and one match at least")
-    firsts, aps = [], []
-    for at in range(0, len(scores), _QUERY_CHUNK):
-        s, r = scores[at:at + _QUERY_CHUNK], relevant[at:at + _QUERY_CHUNK]
-        order = np.lexsort((r, -s), axis=1)  # best first; among equal scores, non-matches first
-        hits = np.take_along_axis(r, order, axis=1)
-        firsts.append(hits.argmax(axis=1) + 1)
-        top = hits[:, :MAP_AT]
-        precision = np.cumsum(top, axis=1) / np.arange(1, top.shape[1] + 1)
-        aps.append((precision * top).sum(axis=1) / np.minimum(r.sum(axis=1), MAP_AT))
-    first, ap = np.concatenate(firsts), np.concatenate(aps)
-    out = {f"R@{k}": float((first <= k).mean()) for k in KS}
-    out.update({f"mAP@{MAP_AT}": float(ap.mean()), "median_rank": float(np.median(first)),
-                "MRR": float((1.0 / first).mean())})
-    return out
-
-
-def chance(relevant: np.ndarray, repeats: int = CHANCE_REPEATS, seed: int = 0) -> dict[str, float]:
-    """The :func:`retrieval` metrics of random rankings, averaged over ``repeats`` (seeded: the same every time)."""
-    rng = np.random.default_rng(seed)
-    runs = [retrieval(rng.random(relevant.shape), relevant) for _ in range(repeats)]
-    return {key: float(np.mean([r[key] for r in runs])) for key in runs[0]}
-
-
-def evaluate_text_audio(run: str | Path, split: str = "test", labels: str | None = None, cache: str | None = None,
-                        say=print, workers: int = 1) -> dict:
+def evaluate_text_audio(run: str | Path, split: str = "test", *, labels: str | None = None, cache: str | None = None,
+                        say: Callable[[str], None] = print, workers: int = 1,
+                        executor: Executor | None = None) -> dict:
     """Retrieval metrics of the run in ``run`` on ``split`` of its pairs, trained and zero-shot side by side;
     with ``labels`` (``folder:DIR``), zero-shot classification accuracy of both. Written to
-    ``RUN/eval/<split>/metrics.json`` and returned. ``workers``: processes computing the musicnn
-    features that are not cached yet (see :func:`~tuneseek.train.text_audio.pair_features`).
+    ``RUN/eval/<split>/metrics.json`` and returned. ``workers`` processes, or ``executor``, compute
+    the musicnn features that are not cached yet (see :func:`~tuneseek.train.text_audio.pair_features`).
 
-    Raises :class:`~tuneseek.embed.errors.ModelError` when ``run`` is not a text–audio run or its
+    Raises :class:`~tuneseek.errors.ModelError` when ``run`` is not a text–audio run or its
     text model is not this machine's, :class:`UsageError` for an unknown split, labels that are
     not one class per item, or no usable audio, and :class:`~tuneseek.errors.DatasetError` when
     the pairs or the labelled folder cannot be read.
     """
-    from tuneseek import analysis
-    from tuneseek.data.captions import open_pairs
-    from tuneseek.embed.text_audio import load_text_audio
-    from tuneseek.train.run import default_cache
-    from tuneseek.train.text_audio import full_sentence, pair_features
-
     ta = load_text_audio(run)
     if split not in SPLITS:
         raise UsageError(f"no split {split!r} (have {', '.join(SPLITS)})")
@@ -120,7 +72,8 @@ def evaluate_text_audio(run: str | Path, split: str = "test", labels: str | None
     cache_dir = Path(cache).expanduser() if cache else default_cache()
     extractors = [analysis.EMBEDDING_EXTRACTOR, *analysis.TAG_EXTRACTORS]
     vocabularies = analysis.vocabularies()
-    kept, features, failed = pair_features(pairs.splits[split], extractors, cache_dir, say, workers)
+    kept, features, failed = pair_features(pairs.splits[split], extractors, cache_dir, say=say, workers=workers,
+                                           executor=executor)
     left_out = [{"key": p.key, "path": str(p.path), "reason": r} for p, r in failed]
     if failed:
         say(f"left out {len(failed)} pair(s) whose audio cannot be used (listed in metrics.json)")
@@ -151,7 +104,8 @@ def evaluate_text_audio(run: str | Path, split: str = "test", labels: str | None
         "notes": notes,
     }
     if labels is not None:
-        result["classification"] = _classification(ta, labels, extractors, vocabularies, cache_dir, say, workers)
+        result["classification"] = _classification(ta, labels, extractors, vocabularies, cache_dir, say=say,
+                                                   workers=workers, executor=executor)
         result["left_out"] += result["classification"].pop("left_out")
 
     folder = ta.folder / "eval" / split
@@ -161,18 +115,14 @@ def evaluate_text_audio(run: str | Path, split: str = "test", labels: str | None
     return result
 
 
-def _tag_table(vocabularies: dict[str, list[str]], features: list[dict[str, np.ndarray]]):
+def _tag_table(vocabularies: dict[str, list[str]], features: list[dict[str, np.ndarray]]) -> TagTable:
     """The zero-shot :class:`~tuneseek.text.TagTable` of the items, in their order (track id = index)."""
-    from tuneseek.text import TagTable
-
     probs = {v: np.stack([f[f"tags:{v}"] for f in features]) for v in vocabularies}
     return TagTable(vocabularies, np.arange(len(features)), probs)
 
 
-def _zero_shot_scores(texts: list[str], encoder, table) -> tuple[np.ndarray, int]:
+def _zero_shot_scores(texts: list[str], encoder: TextEncoder, table: TagTable) -> tuple[np.ndarray, int]:
     """``(queries, items)`` zero-shot scores, and how many queries were refused (their row all zeros: found nothing)."""
-    from tuneseek.text import zero_shot
-
     scores = np.zeros((len(texts), len(table)), np.float64)
     refused = 0
     for q, text in enumerate(texts):
@@ -186,16 +136,9 @@ def _zero_shot_scores(texts: list[str], encoder, table) -> tuple[np.ndarray, int
     return scores, refused
 
 
-def _classification(ta, spec: str, extractors: list[str], vocabularies: dict[str, list[str]], cache: Path,
-                    say, workers: int) -> dict:
+def _classification(ta: TextAudioRun, spec: str, extractors: list[str], vocabularies: dict[str, list[str]],
+                    cache: Path, *, say: Callable[[str], None], workers: int, executor: Executor | None) -> dict:
     """Zero-shot classification of every audio file of a labelled folder, by prompts, in both modes."""
-    from tuneseek import analysis
-    from tuneseek.data.captions import Pair
-    from tuneseek.data.datasets import open_dataset
-    from tuneseek.evaluate import metrics
-    from tuneseek.text import tag_weights
-    from tuneseek.train.text_audio import pair_features
-
     ds = open_dataset(spec)
     if ds.task != "single-label":
         what = "has no labels" if ds.task == "unlabelled" else "gives several labels per item"
@@ -203,7 +146,7 @@ def _classification(ta, spec: str, extractors: list[str], vocabularies: dict[str
                          "(a folder with one sub-folder per class)")
     classes = list(ds.labels)
     items = [Pair(it.key, it.path, None, None, (), it.labels, it.group) for s in SPLITS for it in ds.splits[s]]
-    kept, features, failed = pair_features(items, extractors, cache, say, workers)
+    kept, features, failed = pair_features(items, extractors, cache, say=say, workers=workers, executor=executor)
     if not kept:
         raise UsageError(f"no usable audio in {spec}")
     say(f"classifying {len(kept)} files of {spec} into {len(classes)} classes by prompts")
@@ -218,8 +161,8 @@ def _classification(ta, spec: str, extractors: list[str], vocabularies: dict[str
         "prompt": PROMPT,
         "classes": classes,
         "items": len(kept),
-        "trained": metrics.classification(y, trained, classes),
-        "zero_shot": metrics.classification(y, zero, classes),
+        "trained": classification(y, trained, labels=classes),
+        "zero_shot": classification(y, zero, labels=classes),
         "chance": {"accuracy": float(counts.max() / counts.sum()), "balanced_accuracy": 1.0 / len(classes)},
         "left_out": [{"key": p.key, "path": str(p.path), "reason": r} for p, r in failed],
     }

@@ -2,32 +2,38 @@
 
 Each item is scored by the mean of the model's outputs over evenly spaced windows of it (8 by
 default: the usual practice for taggers evaluated on whole clips), then the field's metrics
-are computed (:mod:`tuneseek.evaluate.metrics`). Results go beside the checkpoint, in
+are computed (:mod:`tuneseek.train.metrics`). Results go beside the checkpoint, in
 ``RUN/eval/<split>/``: ``metrics.json``, and for classifiers ``confusion-matrix.png``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from tuneseek import plots
 from tuneseek.data.datasets import open_dataset
 from tuneseek.errors import UsageError
 from tuneseek.fileio import atomic_write_bytes
 from tuneseek.models import checkpoint
+from tuneseek.train import items as it
+from tuneseek.train import metrics
+from tuneseek.train.run import default_cache
 
 
-def evaluate_run(run: str | Path, split: str = "test", crops: int = 8, cache: str | None = None, say=print) -> dict:
-    """Metrics of the model in ``run`` on ``split`` of the dataset it was trained on."""
-    import torch
+def evaluate_run(run: str | Path, split: str = "test", *, crops: int = 8, cache: str | None = None,
+                 say: Callable[[str], None] = print) -> dict:
+    """Metrics of the model in ``run`` on ``split`` of the dataset it was trained on, written to
+    ``RUN/eval/<split>/`` and returned; ``crops`` windows per item, ``cache`` the decoded-audio cache
+    (default :func:`~tuneseek.train.run.default_cache`), ``say`` gets progress lines.
 
-    from tuneseek import plots
-    from tuneseek.evaluate import metrics
-    from tuneseek.train import items as it
-    from tuneseek.train.run import default_cache
-
+    Raises :class:`UsageError` for a run that has no labels of its own (an embedding or text–audio
+    run), a dataset whose labels changed since training, or an unknown split.
+    """
     run = Path(run).expanduser()
     model, config = checkpoint.load(run)
     task = config.get("task")
@@ -41,7 +47,8 @@ def evaluate_run(run: str | Path, split: str = "test", crops: int = 8, cache: st
     if split not in ds.splits:
         raise UsageError(f"no split {split!r} (have {', '.join(ds.splits)})")
     cache_dir = Path(cache).expanduser() if cache else default_cache()
-    items, y, failed = it.usable(ds.splits[split], ds.targets(split), model.spec.sample_rate, cache_dir)
+    items, y, failed = it.usable(ds.splits[split], ds.targets(split), sample_rate=model.spec.sample_rate,
+                                 cache=cache_dir)
     if failed:
         say(f"left out {len(failed)} item(s) that cannot be decoded")
     excerpts = it.Excerpts(items, None, model.spec, model.window_seconds, cache_dir)
@@ -53,7 +60,8 @@ def evaluate_run(run: str | Path, split: str = "test", crops: int = 8, cache: st
             scores.append(probs.mean(dim=0).numpy())
     scores = np.stack(scores)
     labels = list(ds.labels)
-    result = metrics.tagging(y, scores, labels) if task == "multi-label" else metrics.classification(y, scores, labels)
+    score = metrics.tagging if task == "multi-label" else metrics.classification
+    result = score(y, scores, labels=labels)
     result = {"run": str(run), "split": split, "task": task, "windows_per_item": crops, **result}
     folder = run / "eval" / split
     folder.mkdir(parents=True, exist_ok=True)

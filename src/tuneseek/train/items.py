@@ -3,9 +3,9 @@
 Audio is decoded once, at the model's sample rate, into a cache of 16-bit ``.npy`` files that
 later epochs, later runs and evaluation memory-map: decoding a 4-minute MP3 costs about 0.25 s,
 reading its cached window almost nothing. (16-bit halves the cache: MagnaTagATune at 16 kHz
-takes 24 GB.) :func:`usable` fills the cache in parallel before training (and evaluation),
-keeps the items that can be read and names the others, so that a bad file costs one line,
-never a crashed run.
+takes 24 GB.) :func:`usable` fills the cache in parallel before training (and evaluation), in
+worker processes of :mod:`tuneseek.processes` or on a given executor, keeps the items that can be
+read and names the others, so that a bad file costs one line, never a crashed run.
 
 Training takes one random window per item per epoch (the random start is the time shift) and
 augments it; validation and evaluation take evenly spaced windows, deterministic. Items
@@ -18,13 +18,13 @@ import hashlib
 import io
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from tuneseek import audio
+from tuneseek import audio, processes
 from tuneseek.data.datasets import Item
 from tuneseek.errors import TuneseekError
 from tuneseek.fileio import atomic_write_bytes
@@ -57,35 +57,27 @@ def _decode_into_cache(args: tuple[Item, int, Path]) -> str | None:
     return None
 
 
-def prepare(items: Sequence[Item], sample_rate: int, cache: Path, workers: int = 1,
-            progress: Callable[[int], None] | None = None) -> list[tuple[Item, str]]:
-    """Decode every item that is read as audio (it has no precomputed features) into ``cache``;
-    returns ``(item, reason)`` for those that failed."""
+def prepare(items: Sequence[Item], *, sample_rate: int, cache: Path, workers: int = 1,
+            executor: Executor | None = None, progress: Callable[[int], None] | None = None) -> list[tuple[Item, str]]:
+    """Decode every item that is read as audio (it has no precomputed features) at ``sample_rate`` into
+    ``cache``; returns ``(item, reason)`` for those that failed. ``workers`` processes decode (see
+    :func:`tuneseek.processes.in_order`), or ``executor``; ``progress(1)`` is called per item."""
     cache.mkdir(parents=True, exist_ok=True)
     todo = [(it, sample_rate, cache) for it in items if it.features is None]
     failed = []
-    if workers > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            results = pool.map(_decode_into_cache, todo, chunksize=4)
-            for (item, _, _), reason in zip(todo, results):
-                if reason:
-                    failed.append((item, reason))
-                if progress:
-                    progress(1)
-    else:
-        for job in todo:
-            reason = _decode_into_cache(job)
-            if reason:
-                failed.append((job[0], reason))
-            if progress:
-                progress(1)
+    for (item, _, _), reason in zip(todo, processes.in_order(_decode_into_cache, todo, workers=workers,
+                                                             executor=executor)):
+        if reason:
+            failed.append((item, reason))
+        if progress:
+            progress(1)
     return failed
 
 
-def usable(items: Sequence[Item], targets: np.ndarray | None, sample_rate: int, cache: Path, workers: int = 1
-           ) -> tuple[list[Item], np.ndarray | None, list[tuple[Item, str]]]:
+def usable(items: Sequence[Item], targets: np.ndarray | None, *, sample_rate: int, cache: Path, workers: int = 1,
+           executor: Executor | None = None) -> tuple[list[Item], np.ndarray | None, list[tuple[Item, str]]]:
     """:func:`prepare` ``items``, then keep those that can be read: ``(items, their targets, failures)``."""
-    failed = prepare(items, sample_rate, cache, workers)
+    failed = prepare(items, sample_rate=sample_rate, cache=cache, workers=workers, executor=executor)
     bad = {id(item) for item, _ in failed}
     keep = [i for i, item in enumerate(items) if id(item) not in bad]
     return [items[i] for i in keep], None if targets is None else targets[keep], failed

