@@ -2,7 +2,8 @@
 
 ``train_text_audio(settings)`` reads the pairs (a caption file or a tag dataset, see
 :mod:`tuneseek.data.captions`), computes the musicnn segment vectors of every pair once into the
-cache (:func:`pair_features`; a pair whose audio cannot be decoded is left out and named), and
+cache (:func:`pair_features`, with the functions that describe a library's tracks; a pair whose
+audio cannot be decoded is left out and named), and
 trains the two projections with Lightning, through the same machinery as ``tuneseek train``
 (:mod:`tuneseek.train.run`: seeding, CSV logs, best/last checkpoints, early stopping, resume,
 curves). The run folder ends up holding::
@@ -59,9 +60,9 @@ import torch.nn.functional as F
 
 from tuneseek import analysis, processes
 from tuneseek.data.captions import CAPTION_SUFFIXES, Pair, open_pairs
-from tuneseek.embed.musicnn_extractor import embed, tag
+from tuneseek.embed.musicnn_extractor import tag
 from tuneseek.errors import AudioError, TuneseekError, UsageError
-from tuneseek.features import MUSICNN_SR, musicnn_logmel
+from tuneseek.features import MUSICNN_SR
 from tuneseek.fileio import atomic_write_bytes
 from tuneseek.models.text_audio import TASK, TextAudioModel
 from tuneseek.text import TextEncoder
@@ -152,13 +153,17 @@ def pair_features(pairs: Sequence[Pair], extractors: Sequence[str], cache: Path,
 
     ``extractors``: names of :func:`tuneseek.analysis.extractor_versions` — ``"embedding:musicnn"``
     gives the ``(segments, 200)`` vectors of 3.7 s windows side by side, ``"tags:mtt"`` and
-    ``"tags:msd"`` the ``(50,)`` tag probabilities — computed on the pair's span (the whole
-    file when it has none) exactly as the library computes them for a whole track. Each is cached
-    in ``cache/text-audio/``, keyed by the file's path, modification time and size, the span and
+    ``"tags:msd"`` the ``(50,)`` tag probabilities — computed as the library computes them for a
+    track: a whole file by :func:`tuneseek.analysis.describe_file` (streamed, any length); a pair
+    with a span (``start``/``end``) by :func:`tuneseek.analysis.clip_vectors` and the musicnn
+    tagger on that stretch of the decoded file (:func:`_span_features`), which gives what
+    ``describe_file`` would give for a file holding only the span. Each is cached in
+    ``cache/text-audio/``, keyed by the file's path, modification time and size, the span and
     the extractor's version, so that a changed file or model is recomputed and nothing else.
-    Each file is decoded once, however many pairs cut it. The files are shared out to ``workers``
-    processes, or to ``executor`` (:func:`tuneseek.processes.in_order`): musicnn is fastest one
-    thread per process, and a 25 000-clip dataset takes hours in one.
+    Each file is read once for its whole-file pairs and decoded once for all the spans cut from
+    it. The files are shared out to ``workers`` processes, or to ``executor``
+    (:func:`tuneseek.processes.in_order`): musicnn is fastest one thread per process, and a
+    25 000-clip dataset takes hours in one.
     """
     versions = analysis.extractor_versions()
     unknown = [e for e in extractors if e not in versions]
@@ -197,51 +202,78 @@ def pair_features(pairs: Sequence[Pair], extractors: Sequence[str], cache: Path,
     return [pairs[i] for i in kept], [found[i] for i in kept], [(pairs[i], failed[i]) for i in sorted(failed)]
 
 
+def _reason(e: Exception) -> str:
+    if isinstance(e, TuneseekError):
+        return getattr(e, "reason", None) or str(e)
+    return f"unexpected {type(e).__name__}: {e}"  # a decoder bug costs one file, not the run
+
+
 def _file_features(job: tuple[str, list[tuple[Pair, dict[str, Path]]]]) -> list[dict[str, np.ndarray] | str]:
-    """Each pair's features (written to the cache), or the reason it has none, from one decoding of the file."""
+    """A job of :func:`pair_features` (in a worker process): the features of each pair of one file, written
+    to the cache, or the reason it has none."""
     path, entries = job
-    try:
-        audio = analysis.decode(path)
-    except TuneseekError as e:
-        return [getattr(e, "reason", str(e))] * len(entries)
-    except Exception as e:  # a decoder bug costs one file, not the run
-        return [f"unexpected {type(e).__name__}: {e}"] * len(entries)
-    out: list[dict[str, np.ndarray] | str] = []
-    for pair, files in entries:
+    extractors = list(entries[0][1])
+    out: dict[int, dict[str, np.ndarray] | str] = {}
+    whole = [k for k, (pair, _) in enumerate(entries) if pair.start is None]
+    if whole:
         try:
-            out.append(_compute(pair, audio, files))
-        except TuneseekError as e:
-            out.append(getattr(e, "reason", str(e)))
+            features = _whole_features(analysis.describe_file(path, extractors))
+        except Exception as e:
+            features = _reason(e)
+        out.update((k, features) for k in whole)
+    spans = [k for k in range(len(entries)) if k not in out]
+    if spans:
+        try:
+            audio = analysis.decode(path)
+        except Exception as e:
+            audio = _reason(e)
+        for k in spans:
+            try:
+                out[k] = audio if isinstance(audio, str) else _span_features(entries[k][0], audio, extractors)
+            except Exception as e:
+                out[k] = _reason(e)
+    for k, (_, files) in enumerate(entries):
+        if not isinstance(out[k], str):
+            for extractor, file in files.items():
+                buf = io.BytesIO()
+                np.save(buf, out[k][extractor])
+                atomic_write_bytes(file, buf.getvalue())
+    return [out[k] for k in range(len(entries))]
+
+
+def _whole_features(d: analysis.Description) -> dict[str, np.ndarray]:
+    """Each extractor's features in a file's :class:`~tuneseek.analysis.Description`."""
+    out = {}
+    for extractor in d.extractors:
+        if extractor == analysis.EMBEDDING_EXTRACTOR:
+            out[extractor] = np.asarray(d.embeddings[analysis.SPACE].vectors, np.float32)
+        else:
+            out[extractor] = np.asarray(d.tags[analysis.TAG_EXTRACTORS[extractor]], np.float32)
+    return out
+
+
+def _span_features(pair: Pair, audio_16k: np.ndarray, extractors: Sequence[str]) -> dict[str, np.ndarray]:
+    """The features of the span of ``pair`` cut from its file's decoded audio (refused as a file of that
+    length would be: shorter than 3 s, or silent)."""
+    duration = len(audio_16k) / MUSICNN_SR
+    if pair.start >= duration:
+        raise AudioError(pair.path, f"the span {pair.start:g}-{pair.end:g} s starts after the end of the audio "
+                                    f"({duration:.1f} s)")
+    x = analysis.checked(f"{pair.path} {pair.start:g}-{pair.end:g} s",
+                         audio_16k[int(round(pair.start * MUSICNN_SR)):int(round(pair.end * MUSICNN_SR))])
+    out = {}
+    for extractor in extractors:
+        if extractor == analysis.EMBEDDING_EXTRACTOR:
+            value = analysis.clip_vectors(x, hop=analysis.SEGMENT_HOP)[1]
+        else:
+            value = tag(x, analysis.model(analysis.TAG_EXTRACTORS[extractor]))
+        out[extractor] = np.asarray(value, np.float32)
     return out
 
 
 def _cache_key(pair: Pair, stat: os.stat_result, version: str) -> str:
     text = f"{os.path.abspath(pair.path)}|{stat.st_mtime_ns}|{stat.st_size}|{pair.start!r}|{pair.end!r}|{version}"
     return hashlib.sha1(text.encode()).hexdigest()[:24]
-
-
-def _compute(pair: Pair, audio_16k: np.ndarray, files: dict[str, Path]) -> dict[str, np.ndarray]:
-    """The features of one pair from its file's decoded audio, written to the cache."""
-    x = audio_16k
-    if pair.start is not None:
-        duration = len(x) / MUSICNN_SR
-        if pair.start >= duration:
-            raise AudioError(pair.path, f"the span {pair.start:g}-{pair.end:g} s starts after the end of the audio "
-                                        f"({duration:.1f} s)")
-        x = analysis.checked(f"{pair.path} {pair.start:g}-{pair.end:g} s",
-                             x[int(round(pair.start * MUSICNN_SR)):int(round(pair.end * MUSICNN_SR))])
-    logmel = musicnn_logmel(x)
-    out = {}
-    for extractor, file in files.items():
-        if extractor == analysis.EMBEDDING_EXTRACTOR:
-            value = embed(x, analysis.model("mtt"), analysis.SEGMENT_WINDOW, analysis.SEGMENT_HOP, features=logmel)[1]
-        else:
-            value = tag(x, analysis.model(analysis.TAG_EXTRACTORS[extractor]), features=logmel)
-        buf = io.BytesIO()
-        np.save(buf, np.asarray(value, np.float32))
-        atomic_write_bytes(file, buf.getvalue())
-        out[extractor] = np.asarray(value, np.float32)
-    return out
 
 
 # ----------------------------------------------------------------------------- the Lightning side
