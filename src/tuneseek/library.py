@@ -284,9 +284,10 @@ class Library:
 
     @staticmethod
     def embed_file(path: str | Path, *, window: float | None = None, hop: float | None = None,
-                   layer: str = "penultimate", pool: str = "none", model: str = "mtt") -> Embedding:
+                   layer: str = "penultimate", pool: str = "none", model: str = "mtt",
+                   wheel: str | None = None) -> Embedding:
         """Embeddings of any audio file over time, from musicnn or a trained run (see :func:`tuneseek.analysis.embed_file`)."""
-        return analysis.embed_file(path, window, hop, layer, pool, model)
+        return analysis.embed_file(path, window, hop, layer, pool, model, wheel)
 
     # -- what else sounds like this --------------------------------------------------------
     def spaces(self) -> dict[str, int]:

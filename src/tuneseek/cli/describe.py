@@ -8,7 +8,6 @@ until a command runs.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -157,13 +156,12 @@ def cmd_embed(args) -> int:
         raise UsageError("-o/--output takes one input file")
     from tuneseek.library import Library
 
-    if args.wheel:  # Library.embed_file takes no wheel= (tag_file does); the weights loader reads this variable too
-        os.environ["TUNESEEK_MUSICNN_WHEEL"] = args.wheel
     status = 0
     for path in args.files:
         try:
             emb = Library.embed_file(
-                path, window=args.window, hop=args.hop, layer=args.layer, pool=args.pool, model=args.model
+                path, window=args.window, hop=args.hop, layer=args.layer, pool=args.pool, model=args.model,
+                wheel=args.wheel,
             )
         except TuneseekError as e:
             print_error(str(e))
