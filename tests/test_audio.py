@@ -17,7 +17,6 @@ from tuneseek import audio
 from tuneseek.audio import (
     SUPPORTED_EXTENSIONS,
     AudioInfo,
-    decode_native,
     find_audio_files,
     is_audio_path,
     load,
@@ -163,14 +162,6 @@ def test_tone_keeps_its_pitch_after_resampling(tmp_path):
     assert np.abs(y).max() == pytest.approx(0.4, abs=0.01)
 
 
-def test_decode_native(files):
-    x, sr = decode_native(files[".wav"])
-    assert sr == SR and x.dtype == np.float32 and x.shape == (3 * SR, 2)
-    np.testing.assert_allclose(x, stereo(3.0), atol=1 / 32768 + 1e-6)  # 16-bit PCM
-    y, sr = decode_native(files[".mp3"])
-    assert sr == SR and y.shape[1] == 2 and abs(len(y) - 3 * SR) < 0.05 * SR
-
-
 def test_native_rate_is_not_resampled(tmp_path):
     x = tone(1.0, 16000)
     p = tmp_path / "16k.wav"
@@ -228,7 +219,7 @@ def test_stream_matches_load(tmp_path):
     whole = load(p, 8000)
     np.testing.assert_allclose(s, whole, atol=1e-6)
     # and both equal a one-shot resample of the decoded mono mix, up to tiny differences
-    native, sr = decode_native(p)
+    native, sr = sf.read(p, dtype="float32")
     ref = soxr.resample(native.mean(axis=1), sr, 8000, quality="HQ")
     assert len(ref) == len(s)
     np.testing.assert_allclose(s, ref, atol=1e-4)
@@ -331,7 +322,6 @@ def _all_readers(p):
     yield lambda: probe(p)
     yield lambda: load(p, 8000)
     yield lambda: list(stream(p, 8000))
-    yield lambda: decode_native(p)
 
 
 def _assert_all_raise(p, pattern):

@@ -48,7 +48,6 @@ __all__ = [
     "probe",
     "stream",
     "load",
-    "decode_native",
     "write",
 ]
 
@@ -292,7 +291,7 @@ def _tags(meta: dict) -> tuple[str | None, str | None]:
 
 
 class _Source:
-    """An open file, one backend. ``blocks`` yields float32 native-rate audio."""
+    """An open file, one backend. ``blocks`` yields float32 mono (the channels' mean) at the native rate."""
 
     path: str
     backend: str
@@ -306,7 +305,7 @@ class _Source:
     is_ogg: bool
     eof_at: int | None  # absolute frame index where EOF was met by the last blocks() run
 
-    def blocks(self, start: int, max_frames: int | None, mono: bool) -> Iterator[np.ndarray]:
+    def blocks(self, start: int, max_frames: int | None) -> Iterator[np.ndarray]:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -360,7 +359,7 @@ class _SFSource(_Source):
     def close(self) -> None:
         self._f.close()
 
-    def blocks(self, start: int, max_frames: int | None, mono: bool) -> Iterator[np.ndarray]:
+    def blocks(self, start: int, max_frames: int | None) -> Iterator[np.ndarray]:
         f = self._f
         self.eof_at = None
         block = max(1024, int(_BLOCK_SECONDS * self.sample_rate))
@@ -403,17 +402,14 @@ class _SFSource(_Source):
                 pos += k
                 if remaining is not None:
                     remaining -= k
-                if mono:
-                    if nch == 1:
-                        yield a[:, 0]
-                    else:
-                        m = a[:, 0] + a[:, 1]
-                        for c in range(2, nch):
-                            m += a[:, c]
-                        m *= np.float32(1.0 / nch)
-                        yield m
+                if nch == 1:
+                    yield a[:, 0]
                 else:
-                    yield a
+                    m = a[:, 0] + a[:, 1]
+                    for c in range(2, nch):
+                        m += a[:, c]
+                    m *= np.float32(1.0 / nch)
+                    yield m
             if k < n:
                 self.eof_at = pos
                 return
@@ -519,7 +515,7 @@ class _AVSource(_Source):
         except (OSError, MemoryError) as e:
             raise _DecodeError(str(e)) from e
 
-    def blocks(self, start: int, max_frames: int | None, mono: bool) -> Iterator[np.ndarray]:
+    def blocks(self, start: int, max_frames: int | None) -> Iterator[np.ndarray]:
         import av
 
         self.eof_at = None
@@ -567,8 +563,6 @@ class _AVSource(_Source):
             else:
                 inter = np.frombuffer(bytearray().join(pend[0]), dtype).reshape(-1, nch)
                 chans = [inter[:, c] for c in range(nch)]
-            if not mono:
-                return np.stack([_to_float32(c) for c in chans], axis=1)
             if nch == 1:
                 return _to_float32(chans[0])
             if dtype is np.float32:
@@ -695,11 +689,9 @@ def _check_end(src: _Source, start: int, got: int) -> None:
         raise AudioError(src.path, "no audio samples")
 
 
-def _checked_blocks(
-    src: _Source, start: int, max_frames: int | None, mono: bool
-) -> Iterator[np.ndarray]:
+def _checked_blocks(src: _Source, start: int, max_frames: int | None) -> Iterator[np.ndarray]:
     got = 0
-    for blk in src.blocks(start, max_frames, mono):
+    for blk in src.blocks(start, max_frames):
         got += len(blk)
         yield blk
     if src.eof_at is not None:
@@ -750,7 +742,7 @@ def _resampled(
     src: _Source, sr: int, quality: str, start: int, max_frames: int | None, discard: int = 0
 ) -> Iterator[np.ndarray]:
     """Mono float32 pieces at ``sr``, of whatever size the resampler gives."""
-    native = _checked_blocks(src, start, max_frames, mono=True)
+    native = _checked_blocks(src, start, max_frames)
     if src.sample_rate == sr:
         yield from native
         return
@@ -773,7 +765,7 @@ def _resampled(
 
 
 def stream(
-    path: str | os.PathLike, sr: int, chunk_seconds: float = 30.0, quality: str = "HQ"
+    path: str | os.PathLike, sr: int, *, chunk_seconds: float = 30.0, quality: str = "HQ"
 ) -> Iterator[np.ndarray]:
     """Yield the file as float32 mono at ``sr`` in chunks of ``round(chunk_seconds * sr)``
     samples (the last one shorter), decoding and resampling block by block.
@@ -815,6 +807,7 @@ def _stream_gen(src: _Source, sr: int, quality: str, chunk: int) -> Iterator[np.
 def load(
     path: str | os.PathLike,
     sr: int,
+    *,
     offset: float = 0.0,
     duration: float | None = None,
     quality: str = "HQ",
@@ -856,18 +849,6 @@ def load(
     if want is not None and len(out) > want:
         out = out[:want]
     return np.ascontiguousarray(out, dtype=np.float32)
-
-
-def decode_native(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """The whole file at its own rate: float32 array of shape (frames, channels), rate."""
-    with _open_source(path) as src:
-        blocks = list(_checked_blocks(src, 0, None, mono=False))
-        sr = src.sample_rate
-    nch = max(b.shape[1] for b in blocks)
-    if any(b.shape[1] != nch for b in blocks):  # channel count changed mid-stream: upmix by copy
-        blocks = [b if b.shape[1] == nch else np.repeat(b.mean(axis=1, keepdims=True), nch, axis=1) for b in blocks]
-    out = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
-    return np.ascontiguousarray(out, dtype=np.float32), sr
 
 
 # --------------------------------------------------------------------------- writing

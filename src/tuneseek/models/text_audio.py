@@ -109,9 +109,3 @@ class TextAudioModel(nn.Module):
         """What rebuilds this model (see :func:`tuneseek.models.registry.build`)."""
         return {"architecture": self.architecture, "kwargs": dict(self._kwargs)}
 
-
-def __getattr__(name: str):
-    # Transitional: the run loader left this module (models hold networks only); say where it went.
-    if name in ("load_text_audio", "TextAudioRun"):
-        raise ImportError(f"{name} moved to tuneseek.embed.text_audio: import it from there")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
