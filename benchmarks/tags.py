@@ -58,7 +58,7 @@ def tag_table(n_wesnoth: int, mtt, msd) -> None:
         y = audio.load(path, MUSICNN_SR)
         feats = musicnn_logmel(y)
         name = os.path.relpath(path, "/usr/share/games")
-        print(f"| {name} | {top(tag(y, mtt, feats), mtt.labels)} | {top(tag(y, msd, feats), msd.labels)} |")
+        print(f"| {name} | {top(tag(y, mtt, features=feats), mtt.labels)} | {top(tag(y, msd, features=feats), msd.labels)} |")
 
 
 def main() -> None:
@@ -99,8 +99,8 @@ def main() -> None:
         "log-mel": lambda: musicnn_logmel(x),
     }
     feats = musicnn_logmel(x)
-    steps["MTT tags"] = lambda: tag(x, mtt, feats)
-    steps["MSD tags"] = lambda: tag(x, msd, feats)
+    steps["MTT tags"] = lambda: tag(x, mtt, features=feats)
+    steps["MSD tags"] = lambda: tag(x, msd, features=feats)
     steps["3.7 s embeddings, hop 1.85 s"] = lambda: embed(x, mtt, window=3.7, features=feats)
     print(f"\nWhole path on {os.path.basename(FOUR_MINUTES)} ({seconds:.0f} s):\n")
     print("| step | seconds | x real time |\n| --- | --- | --- |")

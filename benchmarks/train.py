@@ -322,8 +322,8 @@ def untrained_embedding(trained: Path, out: Path, seed: int) -> Path:
     model = registry.build(config)
     if out.exists():
         shutil.rmtree(out)
-    return checkpoint.save(out, model.eval(), {"task": config["task"], "labels": [], "data": config["data"],
-                                               "training": {"epochs_run": 0, "note": "untrained baseline"}})
+    return checkpoint.save(out, model.eval(), extra={"task": config["task"], "labels": [], "data": config["data"],
+                                                     "training": {"epochs_run": 0, "note": "untrained baseline"}})
 
 
 def score(plan: Plan, run: Path, genre_spec: str, cache: Path, seed: int) -> dict:

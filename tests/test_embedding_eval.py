@@ -134,7 +134,7 @@ def test_evaluate_embeddings_writes_metrics_and_both_maps(genres, t2v, tmp_path)
 
 def test_a_tagger_run_and_unlabelled_data_are_refused(genres, t2v, tmp_path):
     tagger = save_run(tmp_path / "fcn", "fcn", "multi-label", ("x", "y", "z"), window_seconds=1.0, n_outputs=3, width=0.02)
-    with pytest.raises(UsageError, match="holds a multi-label: `evaluate --labels` scores embeddings"):
+    with pytest.raises(UsageError, match="holds a multi-label: `evaluate model --labels` scores embeddings"):
         evaluate_embeddings(tagger, f"folder:{genres}", say=quiet)
     loose = tmp_path / "loose"
     loose.mkdir()
@@ -172,13 +172,13 @@ def test_cli_evaluate_with_labels_prints_the_table_or_json(genres, t2v, tmp_path
     from tuneseek.cli import main
 
     cache = str(tmp_path / "cache")
-    assert main(["evaluate", str(t2v), "--labels", f"folder:{genres}", "--map", "pca", "--crops", "2",
+    assert main(["evaluate", "model", str(t2v), "--labels", f"folder:{genres}", "--map", "pca", "--crops", "2",
                  "--cache", cache]) == 0
     out = capsys.readouterr().out
     assert "linear probe" in out and "k-means, k=3" in out and "precision@1" in out
-    assert main(["evaluate", str(t2v), "--labels", f"folder:{genres}", "--map", "pca", "--crops", "2",
+    assert main(["evaluate", "model", str(t2v), "--labels", f"folder:{genres}", "--map", "pca", "--crops", "2",
                  "--cache", cache, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["map"]["method"] == "pca" and result["windows_per_item"] == 2
-    assert main(["evaluate", str(t2v), "--cache", cache]) == 1
+    assert main(["evaluate", "model", str(t2v), "--cache", cache]) == 1
     assert "--labels KIND:PATH" in capsys.readouterr().err

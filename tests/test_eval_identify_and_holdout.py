@@ -18,7 +18,7 @@ def test_eval_identify_lists_each_failed_query_with_its_reason(tmp_path, music_d
     x, sr = sf.read(short, dtype="float32")
     sf.write(short, x[: sr // 2], sr)  # half a second: too short to identify
 
-    assert main(["eval", "identify", str(tmp_path / "ds")]) == 0
+    assert main(["evaluate", "identify", str(tmp_path / "ds")]) == 0
     out = capsys.readouterr().out
     assert "errors               2 (could not be identified)" in out
     lines = {line.strip().split(": ", 1)[0]: line.strip().split(": ", 1)[1] for line in out.splitlines()
@@ -26,7 +26,7 @@ def test_eval_identify_lists_each_failed_query_with_its_reason(tmp_path, music_d
     assert set(lines) == {str(broken), str(short)}
     assert all(reason and str(tmp_path) not in reason for reason in lines.values())  # the reason, not the path again
 
-    assert main(["eval", "identify", "--json", str(tmp_path / "ds")]) == 0
+    assert main(["evaluate", "identify", "--json", str(tmp_path / "ds")]) == 0
     metrics = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert metrics["errors"] == 2
     assert {f["sample"]: f["error"] for f in metrics["failed"]} == lines

@@ -67,7 +67,8 @@ def test_streamed_logmel_equals_one_pass(signal):
 @pytest.mark.parametrize(("n", "h", "per_batch"), [(187, 187, 21), (10, 3, 4), (5, 9, 2), (1000, 1, 3), (1001, 5, 2)])
 def test_window_batches_cut_the_windows_of_one_pass(n, h, per_batch):
     items = np.arange(1000)
-    batches = WindowBatches(n, h, per_batch, lambda block: np.lib.stride_tricks.sliding_window_view(block, n)[::h])
+    batches = WindowBatches(n, h, per_batch=per_batch,
+                            run=lambda block: np.lib.stride_tricks.sliding_window_view(block, n)[::h])
     for i in range(0, 1000, 37):
         batches.feed(items[i:i + 37])
     results = batches.finish()
@@ -89,7 +90,7 @@ def test_musicnn_stream_equals_one_pass_for_every_request(standin_models, signal
         stream.feed(signal[i:i + 480000])
     logmel = musicnn_logmel(signal)
     for (model, n, h, outputs), (starts, out) in zip(requests, stream.finish()):
-        want_starts, want = run_windows(logmel, model, n, h, outputs, batch_frames=1024)
+        want_starts, want = run_windows(logmel, model, n, h, outputs=outputs, batch_frames=1024)
         np.testing.assert_array_equal(starts, want_starts)
         for k in outputs:
             np.testing.assert_allclose(out[k], want[k], atol=1e-5)
@@ -132,7 +133,7 @@ def test_a_trained_model_streams_and_equals_the_whole_signal(runs, song, no_whol
     tags = analysis.tag_file(song, str(runs["tagger"]))
     np.testing.assert_allclose(tags.times, want_times)
     np.testing.assert_allclose(tags.curve, want, atol=1e-5)
-    want_times, want = m.vectors(x, 0.7)
+    want_times, want = m.vectors(x, hop=0.7)
     emb = analysis.embed_file(song, hop=0.7, model_name=str(runs["tagger"]))
     np.testing.assert_allclose(emb.times, want_times)
     np.testing.assert_allclose(emb.vectors, want, atol=1e-5)

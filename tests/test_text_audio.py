@@ -111,7 +111,7 @@ def tiny_model(seed=0) -> TextAudioModel:
 
 def test_model_round_trips_exactly_through_a_checkpoint(tmp_path):
     model = tiny_model()
-    checkpoint.save(tmp_path / "m", model, {"task": "text-audio"})
+    checkpoint.save(tmp_path / "m", model, extra={"task": "text-audio"})
     loaded, config = checkpoint.load(tmp_path / "m")
     assert isinstance(loaded, TextAudioModel) and not loaded.training
     assert config["architecture"] == "text-audio" and config["kwargs"] == {"audio_dim": 12, "text_dim": 10, "dim": 6}
@@ -400,7 +400,7 @@ def test_cli_train_index_search_and_evaluate_a_text_audio_run(models, text_extra
     assert main(["train", "text-audio", "--pairs", str(styles / "captions.jsonl"), "--out", str(run), "--epochs", "2",
                  "--batch-size", "8", "--loader-workers", "1", "--cache", str(styles / "cache")]) == 0
     assert "trained 2 epoch(s)" in capsys.readouterr().out
-    assert main(["evaluate", str(run), "--cache", str(styles / "cache")]) == 0
+    assert main(["evaluate", "model", str(run), "--cache", str(styles / "cache")]) == 0
     assert "R@10" in capsys.readouterr().out
     lib = str(tmp_path / "lib")
     assert main(["--library", lib, "index", str(styles / "audio" / "bright"), "--text-model", str(run), "-j", "1"]) == 0

@@ -147,7 +147,7 @@ def test_cli_train_and_evaluate(genres, tmp_path, capsys):
                  "--batch-size", "4", "--loader-workers", "0", "--model-option", "channels=[4,8]",
                  "--model-option", "hidden=8", "--cache", cache])
     assert code == 0 and "best val_balanced_accuracy" in capsys.readouterr().out
-    assert main(["evaluate", out, "--cache", cache, "--json"]) == 0
+    assert main(["evaluate", "model", out, "--cache", cache, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["items"] == 3
     assert main(["train", "genre", "--data", f"folder:{tmp_path / 'none'}", "--out", str(tmp_path / "x")]) == 1
     assert "no such folder" in capsys.readouterr().err

@@ -96,8 +96,8 @@ def test_saving_a_trained_model_twice_gives_the_same_version(tmp_path):
 
     torch.manual_seed(0)
     model = TextAudioModel(audio_dim=8, text_dim=6, dim=4)
-    one = checkpoint.save(tmp_path / "one", model, {"metrics": {"loss": 1.0}})
-    two = checkpoint.save(tmp_path / "two", model, {"metrics": {"loss": 2.0}})  # trainer extras are not settings
+    one = checkpoint.save(tmp_path / "one", model, extra={"metrics": {"loss": 1.0}})
+    two = checkpoint.save(tmp_path / "two", model, extra={"metrics": {"loss": 2.0}})  # trainer extras are not settings
     (two / checkpoint.WEIGHTS_FILE).write_bytes(reordered((two / checkpoint.WEIGHTS_FILE).read_bytes()))
     assert checkpoint.weights_digest(one) == checkpoint.weights_digest(two)
 

@@ -35,7 +35,7 @@ def save_run(folder, arch: str, task: str, labels=(), features=None, seed: int =
 
     torch.manual_seed(seed)
     model = registry.create(arch, **kwargs)
-    checkpoint.save(folder, model, {
+    checkpoint.save(folder, model, extra={
         "labels": list(labels),
         "task": task,
         "data": {"spec": "folder:/nowhere", "options": {}, "features": features},

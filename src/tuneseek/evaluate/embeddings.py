@@ -1,4 +1,4 @@
-"""Evaluating a self-supervised embedding against labels it never saw (``tuneseek evaluate RUN --labels SPEC``).
+"""Evaluating a self-supervised embedding against labels it never saw (``tuneseek evaluate model RUN --labels SPEC``).
 
 A triplet run learns vectors without labels, so it is judged on a labelled dataset of one
 class per item (GTZAN style, ``folder:/data/gtzan``): does the embedding separate the classes?
@@ -75,7 +75,7 @@ def evaluate_embeddings(run: str | Path, labels_spec: str, *, crops: int = 8, ca
     model, config = checkpoint.load(run)
     task = config.get("task")
     if task not in EMBEDDING_TASKS:
-        raise UsageError(f"{run} holds a {task or 'model without a task'}: `evaluate --labels` scores embeddings "
+        raise UsageError(f"{run} holds a {task or 'model without a task'}: `evaluate model --labels` scores embeddings "
                          f"(a `train triplet` run); evaluate a tagger or classifier without --labels")
     ds = open_dataset(labels_spec)
     if ds.task != "single-label":
@@ -102,7 +102,7 @@ def evaluate_embeddings(run: str | Path, labels_spec: str, *, crops: int = 8, ca
     embedded = {}
     with torch.inference_mode():
         for split, (items, _) in used.items():
-            excerpts = it.Excerpts(items, None, model.spec, model.window_seconds, cache_dir)
+            excerpts = it.Excerpts(items, None, spec=model.spec, window_seconds=model.window_seconds, cache=cache_dir)
             embedded[split] = [_embed_item(model, excerpts, i, crops) for i in range(len(items))]
     (train_items, train_y), (test_items, test_y) = used["train"], used["test"]
     result = metrics.embedding(np.stack([e[0] for e in embedded["train"]]), train_y,
@@ -184,10 +184,10 @@ def _embed_item(model, excerpts, i: int, crops: int) -> tuple[np.ndarray, np.nda
     each window's start in seconds."""
     source = excerpts.source(i)
     if source.ndim == 2:  # precomputed log-mel: starts in frames
-        starts = it.window_starts(source.shape[-1], excerpts.n_frames, crops)
+        starts = it.window_starts(source.shape[-1], excerpts.n_frames, count=crops)
         seconds = [s * excerpts.spec.hop / excerpts.spec.sample_rate for s in starts]
     else:
-        starts = it.window_starts(source.shape[-1], excerpts.n_samples, crops)
+        starts = it.window_starts(source.shape[-1], excerpts.n_samples, count=crops)
         seconds = [s / excerpts.spec.sample_rate for s in starts]
     windows = F.normalize(model.embed(torch.from_numpy(excerpts.windows(i, crops))), dim=1)
     return F.normalize(windows.mean(dim=0), dim=0).numpy(), windows.numpy(), seconds

@@ -1,4 +1,4 @@
-"""Evaluating a trained tagger or classifier on a split of its dataset (``tuneseek evaluate RUN``).
+"""Evaluating a trained tagger or classifier on a split of its dataset (``tuneseek evaluate model RUN``).
 
 Each item is scored by the mean of the model's outputs over evenly spaced windows of it (8 by
 default: the usual practice for taggers evaluated on whole clips), then the field's metrics
@@ -51,7 +51,7 @@ def evaluate_run(run: str | Path, split: str = "test", *, crops: int = 8, cache:
                                  cache=cache_dir)
     if failed:
         say(f"left out {len(failed)} item(s) that cannot be decoded")
-    excerpts = it.Excerpts(items, None, model.spec, model.window_seconds, cache_dir)
+    excerpts = it.Excerpts(items, None, spec=model.spec, window_seconds=model.window_seconds, cache=cache_dir)
     scores = []
     with torch.inference_mode():
         for i in range(len(items)):

@@ -62,7 +62,7 @@ def weights_digest(folder: str | Path) -> str:
     return tensors_digest((folder / WEIGHTS_FILE).read_bytes(), settings)[:16]
 
 
-def save(folder: str | Path, model: MelModel | TextAudioModel, extra: dict[str, Any] | None = None) -> Path:
+def save(folder: str | Path, model: MelModel | TextAudioModel, *, extra: dict[str, Any] | None = None) -> Path:
     """Write ``model`` as a checkpoint in ``folder`` (created if needed); returns the folder.
 
     ``extra`` (JSON-serialisable: labels, training summary...) is stored in ``config.json``

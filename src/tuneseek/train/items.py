@@ -32,7 +32,7 @@ from tuneseek.models.frontend import MelSpec, fit_window
 from tuneseek.train.augment import Augment
 
 
-def cache_path(cache: Path, item: Item, sample_rate: int) -> Path:
+def cache_path(cache: Path, item: Item, *, sample_rate: int) -> Path:
     key = hashlib.sha1(f"{os.path.abspath(item.path)}|{sample_rate}".encode()).hexdigest()[:20]
     return cache / f"{key}.npy"
 
@@ -40,7 +40,7 @@ def cache_path(cache: Path, item: Item, sample_rate: int) -> Path:
 def _decode_into_cache(args: tuple[Item, int, Path]) -> str | None:
     """Decode one item into the cache; ``None`` when done, else the reason it cannot be used."""
     item, sample_rate, cache = args
-    target = cache_path(cache, item, sample_rate)
+    target = cache_path(cache, item, sample_rate=sample_rate)
     if target.exists():
         return None
     try:
@@ -88,18 +88,18 @@ def _as_float(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32) / 32767 if x.dtype == np.int16 else x.astype(np.float32)
 
 
-def shorter_than(items: Sequence[Item], spec: MelSpec, window_seconds: float, cache: Path) -> list[Item]:
+def shorter_than(items: Sequence[Item], *, spec: MelSpec, window_seconds: float, cache: Path) -> list[Item]:
     """The items (already in the cache, or with features) too short for one window: training repeats them to fill it."""
     out = []
     for item in items:
-        x = Excerpts([item], None, spec, window_seconds, cache).source(0)
+        x = Excerpts([item], None, spec=spec, window_seconds=window_seconds, cache=cache).source(0)
         n = spec.frames(window_seconds) if x.ndim == 2 else spec.samples(window_seconds)
         if x.shape[-1] < n:
             out.append(item)
     return out
 
 
-def window_starts(length: int, n: int, count: int) -> list[int]:
+def window_starts(length: int, n: int, *, count: int) -> list[int]:
     """``count`` evenly spaced starts of ``n``-long windows in ``length``: one window is the middle one;
     an item shorter than a window has one, at 0."""
     if length <= n:
@@ -117,7 +117,7 @@ class Excerpts(torch.utils.data.Dataset):
     windows of one item, for evaluation.
     """
 
-    def __init__(self, items: Sequence[Item], targets: np.ndarray | None, spec: MelSpec, window_seconds: float,
+    def __init__(self, items: Sequence[Item], targets: np.ndarray | None, *, spec: MelSpec, window_seconds: float,
                  cache: Path | None, train: bool = False, augment: Augment | None = None):
         self.items = list(items)
         self.targets = targets
@@ -140,13 +140,13 @@ class Excerpts(torch.utils.data.Dataset):
         item = self.items[i]
         if item.features is not None:
             return np.load(item.features, mmap_mode="r", allow_pickle=False)
-        return np.load(cache_path(self.cache, item, self.spec.sample_rate), mmap_mode="r")  # int16
+        return np.load(cache_path(self.cache, item, sample_rate=self.spec.sample_rate), mmap_mode="r")  # int16
 
     def windows(self, i: int, count: int) -> np.ndarray:
         """``count`` (or fewer, for a short item) evenly spaced windows of item ``i``, stacked."""
         x = self.source(i)
         n = self.n_frames if x.ndim == 2 else self.n_samples
-        return np.stack([_as_float(fit_window(x, n, s)) for s in window_starts(x.shape[-1], n, count)])
+        return np.stack([_as_float(fit_window(x, n, s)) for s in window_starts(x.shape[-1], n, count=count)])
 
     def random_window(self, i: int, rng: np.random.Generator, near: int | None = None, spread: int = 0) -> tuple[np.ndarray, int]:
         """A random window of item ``i`` (augmented when training) and its start; with ``near``,
@@ -178,9 +178,10 @@ class Triplets(Excerpts):
     triplets are drawn from a generator seeded by the index, so they are the same every epoch.
     """
 
-    def __init__(self, items: Sequence[Item], spec: MelSpec, window_seconds: float, cache: Path | None,
+    def __init__(self, items: Sequence[Item], *, spec: MelSpec, window_seconds: float, cache: Path | None,
                  train: bool = False, augment: Augment | None = None, neighbourhood_seconds: float = 10.0):
-        super().__init__(items, None, spec, window_seconds, cache, train, augment)
+        super().__init__(items, None, spec=spec, window_seconds=window_seconds, cache=cache, train=train,
+                         augment=augment)
         self.groups = np.array([it.group or it.key for it in self.items])
         if len(set(self.groups.tolist())) < 2:
             raise TuneseekError("triplets need items of at least two tracks (distant patches come from another one)")

@@ -14,7 +14,7 @@ resume from after an interruption. The run folder ends up holding::
     OUT/logs/run-N/metrics.csv Lightning's CSV log (one folder per start or resume)
     OUT/lightning/             best.ckpt, last.ckpt (for --resume)
 
-so that ``OUT`` is itself a model folder: ``tuneseek evaluate OUT``, ``tuneseek tag --model OUT``.
+so that ``OUT`` is itself a model folder: ``tuneseek evaluate model OUT``, ``tuneseek tag --model OUT``.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class TrainSettings:
     cache: str | None = None
 
 
-def prepare_out(out: str, resume: bool) -> Path:
+def prepare_out(out: str, *, resume: bool) -> Path:
     """The run folder ``out``, created; :class:`UsageError` when it already holds a run and
     ``resume`` is not asked, or when ``resume`` is asked and there is nothing to resume."""
     folder = Path(out).expanduser()
@@ -131,7 +131,7 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
         raise UsageError(f"unknown training kind {s.kind!r}; known: {', '.join(KINDS)}")
     quiet_lightning()
     started = time.time()
-    out = prepare_out(s.out, s.resume)
+    out = prepare_out(s.out, resume=s.resume)
     ds = open_dataset(s.data, **s.data_options)
     if s.kind == "tagger" and ds.task != "multi-label":
         raise UsageError(f"a tagger learns tags, but {s.data} is a {ds.task} dataset (use `train genre`)")
@@ -157,13 +157,14 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
         say(f"left out {path}: {reason}")
     if not splits["train"] or not splits["valid"]:
         raise UsageError("no usable audio left in the train or valid split")
-    short = it.shorter_than(splits["train"] + splits["valid"], spec, window, cache)
+    short = it.shorter_than(splits["train"] + splits["valid"], spec=spec, window_seconds=window, cache=cache)
     if short:
         say(f"{len(short)} item(s) shorter than the {window:g} s window are repeated to fill it, e.g. {short[0].key}")
 
     augment = Augment() if s.augment else Augment.none()
     if s.kind == "triplet":
-        train_set = it.Triplets(splits["train"], spec, window, cache, True, augment, s.neighbourhood)
+        train_set = it.Triplets(splits["train"], spec=spec, window_seconds=window, cache=cache, train=True,
+                                augment=augment, neighbourhood_seconds=s.neighbourhood)
         held_out = splits["valid"]
         if len({i.group or i.key for i in held_out}) < 2:  # distant patches need a second track: borrow the test split's
             held_out = held_out + it.usable(ds.splits["test"], None, sample_rate=spec.sample_rate, cache=cache,
@@ -171,13 +172,15 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
         if len({i.group or i.key for i in held_out}) < 2:
             raise UsageError("validation triplets need held-out audio of two tracks at least; the valid and test "
                              "splits together have fewer (add music, or change the split with --data-option seed=N)")
-        valid_set = it.Triplets(held_out, spec, window, cache, False, None, s.neighbourhood)
+        valid_set = it.Triplets(held_out, spec=spec, window_seconds=window, cache=cache,
+                                neighbourhood_seconds=s.neighbourhood)
         task = TripletTask(config, lr=s.lr, weight_decay=s.weight_decay, patience=s.patience)
         task_name = "triplet"
     else:
         train_targets = targets["train"]
-        train_set = it.Excerpts(splits["train"], train_targets, spec, window, cache, True, augment)
-        valid_set = it.Excerpts(splits["valid"], targets["valid"], spec, window, cache, False)
+        train_set = it.Excerpts(splits["train"], train_targets, spec=spec, window_seconds=window, cache=cache,
+                                train=True, augment=augment)
+        valid_set = it.Excerpts(splits["valid"], targets["valid"], spec=spec, window_seconds=window, cache=cache)
         use_pw = s.pos_weight if s.pos_weight is not None else s.kind == "genre"
         pos_weight = _pos_weight(train_targets) if ds.task == "multi-label" and use_pw else None
         task = ClassifierTask(config, ds.task, list(ds.labels), lr=s.lr, weight_decay=s.weight_decay,
@@ -219,7 +222,7 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
                  "features": ds.features.to_dict() if ds.features else None},
         "training": {k: summary[k] for k in ("epochs_run", "monitor", "best", "best_epoch")},
     }
-    export_run(out, trained.model, extra, summary, per_epoch, monitor)
+    export_run(out, trained.model, extra=extra, summary=summary, per_epoch=per_epoch, monitor=monitor)
     return summary
 
 
@@ -268,11 +271,11 @@ def epoch_metrics(out: Path) -> dict[str, dict[int, float]]:
     return plots.read_epoch_metrics(sorted((out / "logs").glob("run-*/metrics.csv")))
 
 
-def export_run(out: Path, model, extra: dict, summary: dict, per_epoch: dict[str, dict[int, float]],
+def export_run(out: Path, model, *, extra: dict, summary: dict, per_epoch: dict[str, dict[int, float]],
                monitor: str) -> None:
     """Make ``out`` a model folder: the checkpoint (``model`` with ``extra`` in its config),
     ``summary.json`` and ``training-curves.png``."""
-    checkpoint.save(out, model, extra)
+    checkpoint.save(out, model, extra=extra)
     atomic_write_bytes(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
     plots.training_curves(per_epoch, monitor, out / "training-curves.png")
 

@@ -420,7 +420,7 @@ def train_text_audio(s: TextAudioSettings, *, say: Callable[[str], None] = print
     source = absolute_source(s.pairs)
     pairs = open_pairs(source, seed=s.seed)
     encoder = TextEncoder(s.text_model)  # before the long part: a missing text model fails now
-    out = prepare_out(s.out, s.resume)
+    out = prepare_out(s.out, resume=s.resume)
     say(pairs.describe())
 
     cache = Path(s.cache).expanduser() if s.cache else default_cache()
@@ -483,7 +483,7 @@ def train_text_audio(s: TextAudioSettings, *, say: Callable[[str], None] = print
         "pairs": {"source": source, "seed": s.seed},
         "training": {k: summary[k] for k in ("epochs_run", "monitor", "best", "best_epoch")},
     }
-    export_run(out, trained.model, extra, summary, per_epoch, R_AT_10)
+    export_run(out, trained.model, extra=extra, summary=summary, per_epoch=per_epoch, monitor=R_AT_10)
     return summary
 
 
