@@ -106,6 +106,7 @@ def workers_started(proc: subprocess.Popen, n: int, timeout: float = 120.0) -> d
     return descendants(proc.pid)
 
 
+@pytest.mark.slow
 def test_kill_9_of_index_leaves_no_worker_or_fork_server(music, env, tmp_path):
     proc = start(["-m", "tuneseek.cli", "-L", str(tmp_path / "lib"), "index", "--workers", "2", str(music)], env)
     family = workers_started(proc, 3)  # the fork server and two workers (the resource tracker too)
@@ -162,6 +163,7 @@ print("completed", flush=True)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("workers", "sig"), [(2, signal.SIGINT), (1, signal.SIGTERM)])
 def test_an_interrupt_commits_what_finished_and_stops_within_seconds(music, env, tmp_path, workers, sig):
     lib = tmp_path / "lib"
@@ -186,6 +188,7 @@ def test_an_interrupt_commits_what_finished_and_stops_within_seconds(music, env,
     assert wait_until(lambda: not still_running(family), 5.0), f"still running: {still_running(family)}"
 
 
+@pytest.mark.slow
 def test_the_index_command_stops_on_sigterm_and_the_library_opens(music, env, tmp_path):
     lib = tmp_path / "lib"
     proc = start(["-m", "tuneseek.cli", "-L", str(lib), "index", "--workers", "2", str(music)], env)

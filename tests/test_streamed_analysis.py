@@ -78,6 +78,7 @@ def test_window_batches_cut_the_windows_of_one_pass(n, h, per_batch):
     assert all(len(r) == per_batch for r in results[:-1])
 
 
+@pytest.mark.slow
 def test_musicnn_stream_equals_one_pass_for_every_request(standin_models, signal):
     from tuneseek.embed.weights import load_musicnn
 
@@ -96,6 +97,7 @@ def test_musicnn_stream_equals_one_pass_for_every_request(standin_models, signal
             np.testing.assert_allclose(out[k], want[k], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_tag_embed_and_describe_stream_and_equal_the_whole_signal(with_models, song, signal, no_whole_decoding):
     net = analysis.model("mtt")
     times, curve = tag_over_time(signal, net)

@@ -254,6 +254,7 @@ def test_features_are_cached_and_pairs_that_cannot_be_used_are_named(models, sty
 # ---- training ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_run_folder_holds_the_model_its_config_summary_curves_and_logs(trained, styles):
     run, summary, said = trained
     for name in ("config.json", "model.safetensors", "summary.json", "training-curves.png", "lightning/best.ckpt",
@@ -277,6 +278,7 @@ def test_a_run_folder_holds_the_model_its_config_summary_curves_and_logs(trained
     assert {"train_loss_epoch", "val_loss", "val_r_at_10", "val_map_at_10", "val_selection", "temperature"} <= set(header)
 
 
+@pytest.mark.slow
 def test_the_trained_space_finds_held_out_clips_of_the_described_timbre(evaluated):
     r = evaluated["retrieval"]
     assert r["pairs"] == 6 and r["queries"] == 3  # "a <timbre> piece", two clips each
@@ -289,6 +291,7 @@ def test_the_trained_space_finds_held_out_clips_of_the_described_timbre(evaluate
     assert c["trained"]["accuracy"] >= 0.8 > c["chance"]["accuracy"] + 0.3
 
 
+@pytest.mark.slow
 def test_evaluation_writes_both_modes_side_by_side(evaluated, trained):
     run, _, _ = trained
     assert json.loads((run / "eval" / "test" / "metrics.json").read_text()) == evaluated
@@ -306,6 +309,7 @@ def test_evaluation_writes_both_modes_side_by_side(evaluated, trained):
     assert table.splitlines()[-1] == f"written: {run / 'eval' / 'test' / 'metrics.json'}"
 
 
+@pytest.mark.slow
 def test_evaluation_refusals(trained, styles, tmp_path):
     run, _, _ = trained
     with pytest.raises(UsageError, match="no split 'dev'"):
@@ -316,6 +320,7 @@ def test_evaluation_refusals(trained, styles, tmp_path):
         evaluate_text_audio(run, labels=f"folder:{tmp_path}", cache=str(styles / "cache"), say=quiet)
 
 
+@pytest.mark.slow
 def test_training_refusals(models, text_extra, styles, trained, tmp_path):
     with pytest.raises(UsageError, match="already holds a run: --resume"):
         train_text_audio(settings(styles), say=quiet)
@@ -339,6 +344,7 @@ def test_an_interrupted_run_resumes(models, text_extra, styles, tmp_path):
 # ---- the loader --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_run_loads_for_the_library_once_and_projects_segments_and_text(trained, styles):
     run, _, _ = trained
     ta = load_text_audio(run)
@@ -358,6 +364,7 @@ def test_a_run_loads_for_the_library_once_and_projects_segments_and_text(trained
         ta.query("   ")
 
 
+@pytest.mark.slow
 def test_the_loader_and_the_other_run_readers_refuse_what_they_cannot_use(trained, tmp_path):
     from tuneseek.embed.trained import load_trained
     from tuneseek.evaluate.trained import evaluate_run
@@ -374,6 +381,7 @@ def test_the_loader_and_the_other_run_readers_refuse_what_they_cannot_use(traine
         evaluate_run(run, say=quiet)
 
 
+@pytest.mark.slow
 def test_a_library_with_the_run_searches_in_the_joint_space_and_finds_the_described_timbre(trained, styles, tmp_path):
     from tuneseek.library import Library
 
@@ -393,6 +401,7 @@ def test_a_library_with_the_run_searches_in_the_joint_space_and_finds_the_descri
         assert len(found) == 3 and track.id not in {h.track.id for h in found}
 
 
+@pytest.mark.slow
 def test_cli_train_index_search_and_evaluate_a_text_audio_run(models, text_extra, styles, tmp_path, capsys):
     from tuneseek.cli import main
 

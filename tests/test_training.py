@@ -58,6 +58,7 @@ def quiet(_msg):
     pass
 
 
+@pytest.mark.slow
 def test_genre_training_exports_a_checkpoint_folder_with_summary_logs_and_curves(genres, tmp_path):
     summary = train(settings(tmp_path, data=genres), say=quiet)
     run = tmp_path / "run"
@@ -153,6 +154,7 @@ def test_cli_train_and_evaluate(genres, tmp_path, capsys):
     assert "no such folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_separable_generated_task_is_learned_well_above_chance(tmp_path):
     """Three "styles" told apart by spectral tilt: dark (low-passed), bright (high-passed), plain."""
     data = write_styles(tmp_path / "styles", 20, 2.5)
