@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from training_data import SR, save_run, write_styles
 from tuneseek.data.datasets import open_dataset
 from tuneseek.errors import UsageError
 from tuneseek.evaluate.embedding_map import clock, write_html
 from tuneseek.evaluate.embeddings import evaluate_embeddings, format_embedding_table
-from tuneseek.train.metrics import embedding
 from tuneseek.synth import synth_catalog
-from training_data import SR, save_run, write_styles
+from tuneseek.train.metrics import embedding
 
 LABELS = ["a", "b", "c", "d"]
 

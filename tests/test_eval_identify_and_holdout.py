@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import soundfile as sf
-from conftest import SR
 
+from conftest import SR
 from tuneseek.cli import main
 from tuneseek.data.querysets import make_queries
 from tuneseek.synth import synth_catalog

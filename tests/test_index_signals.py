@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from conftest import SR
 
+from conftest import SR
 from tuneseek import Library
 from tuneseek.synth import synth_catalog
 

@@ -13,11 +13,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from conftest import REAL_MODELS_DIR, REAL_WHEEL
 from tfbundle_writer import fake_wheel, musicnn_tf_tensors
-
 from tuneseek.embed import weights as W
-from tuneseek.embed.musicnn_extractor import PATCH_FRAMES, embed, prepare, run_windows, seconds_to_frames, tag, tag_over_time
+from tuneseek.embed.musicnn_extractor import (
+    PATCH_FRAMES,
+    embed,
+    prepare,
+    run_windows,
+    seconds_to_frames,
+    tag,
+    tag_over_time,
+)
 from tuneseek.errors import ModelError, UsageError
 from tuneseek.features import musicnn_logmel
 from tuneseek.models.musicnn import Musicnn

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from training_data import save_run
 
+from training_data import save_run
 from tuneseek import Library, analysis, audio
 from tuneseek.cli import main
 from tuneseek.embed.musicnn_extractor import (

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from training_data import save_run, write_styles
 from tuneseek import analysis
 from tuneseek.data.captions import Pair, open_pairs
 from tuneseek.embed.text_audio import load_text_audio
@@ -27,9 +28,14 @@ from tuneseek.models import checkpoint
 from tuneseek.models.registry import build
 from tuneseek.models.text_audio import TextAudioModel
 from tuneseek.train.metrics import KS, chance, queries, retrieval
-from tuneseek.train.text_audio import (TextAudioSettings, full_sentence, info_nce, pair_features,
-                                       stochastic_sentence, train_text_audio)
-from training_data import save_run, write_styles
+from tuneseek.train.text_audio import (
+    TextAudioSettings,
+    full_sentence,
+    info_nce,
+    pair_features,
+    stochastic_sentence,
+    train_text_audio,
+)
 
 CAPTIONS = {
     "bright": ["a bright piece", "crisp and bright music", "a shiny, airy tune", "sparkling treble"],

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from training_data import SR, timbre, write_styles
 from tuneseek import audio
 from tuneseek.cli import main
 from tuneseek.data.datasets import open_dataset
@@ -17,7 +18,6 @@ from tuneseek.evaluate.trained import evaluate_run
 from tuneseek.models import checkpoint
 from tuneseek.synth import synth_catalog
 from tuneseek.train.run import TrainSettings, train
-from training_data import SR, timbre, write_styles
 
 TINY_CRNN = {"channels": [4, 8], "hidden": 8}
 

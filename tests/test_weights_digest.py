@@ -9,8 +9,8 @@ import json
 
 import numpy as np
 import pytest
-from tfbundle_writer import fake_wheel, musicnn_tf_tensors
 
+from tfbundle_writer import fake_wheel, musicnn_tf_tensors
 from tuneseek.embed import weights as W
 from tuneseek.models.digest import tensors_digest
 

@@ -32,9 +32,9 @@ import os
 import secrets
 import stat
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -311,7 +311,7 @@ class _Source:
     def close(self) -> None:
         raise NotImplementedError
 
-    def __enter__(self) -> "_Source":
+    def __enter__(self) -> _Source:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -508,8 +508,7 @@ class _AVSource(_Source):
         cc = st.codec_context
         try:
             for packet in c.demux(st):
-                for frame in cc.decode(packet):
-                    yield frame
+                yield from cc.decode(packet)
         except av.FFmpegError as e:
             raise _DecodeError(_av_reason(e)) from e
         except (OSError, MemoryError) as e:

@@ -84,7 +84,7 @@ class MelSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "MelSpec":
+    def from_dict(cls, d: dict[str, Any]) -> MelSpec:
         """Inverse of :meth:`to_dict`; missing keys take their defaults, unknown keys are refused."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)

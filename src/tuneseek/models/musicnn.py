@@ -96,7 +96,7 @@ class _FreqPooledConv(nn.Module):
 _GEMM_ROWS = 1024
 
 
-def _signed_gemm_weights(block: "_FreqPooledConv"):
+def _signed_gemm_weights(block: _FreqPooledConv):
     """A conv -> ReLU -> batch norm -> max-over-frequency block as a GEMM weight plus a pooled post-op.
 
     Returns ``(weight, post)``: ``weight`` is the kernel flattened to ``(kh*kw, filters)`` with the
@@ -179,7 +179,7 @@ class Musicnn(nn.Module):
         self.gemm_dtype = torch.float32
         self.eval()
 
-    def train(self, mode: bool = True) -> "Musicnn":
+    def train(self, mode: bool = True) -> Musicnn:
         """Always inference mode: the port carries no training behaviour (dropout, batch statistics)."""
         return super().train(False)
 

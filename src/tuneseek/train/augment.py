@@ -25,7 +25,7 @@ class Augment:
     eq_db: float = 6.0  # low shelf, high shelf and one peak, each uniform in +-eq_db
 
     @classmethod
-    def none(cls) -> "Augment":
+    def none(cls) -> Augment:
         return cls(gain_db=0.0, noise_prob=0.0, eq_prob=0.0)
 
     def __call__(self, x: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:

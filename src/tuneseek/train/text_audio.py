@@ -67,8 +67,16 @@ from tuneseek.fileio import atomic_write_bytes
 from tuneseek.models.text_audio import TASK, TextAudioModel
 from tuneseek.text import TextEncoder
 from tuneseek.train.metrics import queries, retrieval
-from tuneseek.train.run import (best_epoch, best_path, default_cache, epoch_metrics, export_run, make_trainer,
-                                prepare_out, quiet_lightning)
+from tuneseek.train.run import (
+    best_epoch,
+    best_path,
+    default_cache,
+    epoch_metrics,
+    export_run,
+    make_trainer,
+    prepare_out,
+    quiet_lightning,
+)
 
 __all__ = ["TextAudioSettings", "train_text_audio", "pair_features", "absolute_source", "full_sentence",
            "stochastic_sentence", "MONITOR"]
