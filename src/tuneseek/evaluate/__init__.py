@@ -1,1 +1,2 @@
-"""Metrics shared by the command line, the benchmarks and the tests."""
+"""Evaluation: identification on a query set, and trained runs (taggers, classifiers, embeddings, the
+text–audio space) on held-out data, with the metrics of :mod:`tuneseek.train.metrics`."""
