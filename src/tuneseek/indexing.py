@@ -169,7 +169,11 @@ def run_jobs(jobs: Iterable[Job | str], workers: int | None = None,
 
 def _run_pool(jobs: list[Job], workers: int, executor: Executor | None, stop: threading.Event) -> Iterator[Outcome]:
     own = executor is None
-    pool = processes.pool(workers) if own else executor
+    if own:  # the fork server imports what the jobs run, once: the networks' torch when files are described
+        preload = ["tuneseek.indexing"] + (["tuneseek.embed.musicnn_extractor"] if any(j.describe for j in jobs) else [])
+        pool = processes.pool(workers, preload=preload)
+    else:
+        pool = executor
     pending: set = set()
     todo = iter(jobs)
     try:

@@ -8,9 +8,11 @@ as each finishes (indexing). One policy for all of them:
 
 * **start method**: :data:`START_METHOD`, a fork server where the platform has one (else spawn),
   never a fork of the calling process: that process may have started torch's thread pools, and
-  a fork of it can hang in its first parallel region. Training's data loaders use the same start
-  method (``DataLoader(multiprocessing_context=START_METHOD)``; their workers are torch's, which
-  already run one thread each and end with their parent).
+  a fork of it can hang in its first parallel region. The fork server imports the modules a
+  pool's jobs need once (``preload``: torch and Lightning take seconds to import, in every worker
+  otherwise; importing starts no thread pool), and each worker is a fork of it. Training's data
+  loaders start the same way (``DataLoader(multiprocessing_context=context(preload=...))``; their
+  workers are torch's, which already run one thread each and end with their parent).
 * **threads**: each worker runs torch and the BLAS libraries on one thread
   (:data:`ONE_THREAD_ENV` set before torch loads; ``torch.set_num_threads(1)`` where it already
   has). One process per core is the efficient shape for many small networks and FFTs; more
@@ -37,14 +39,15 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from multiprocessing.context import BaseContext
 from typing import TypeVar
 
 from tuneseek.errors import UsageError
 
-__all__ = ["START_METHOD", "ONE_THREAD_ENV", "IN_FLIGHT_PER_WORKER", "default_workers", "pool", "end_workers",
-           "in_order"]
+__all__ = ["START_METHOD", "ONE_THREAD_ENV", "IN_FLIGHT_PER_WORKER", "default_workers", "context", "pool",
+           "end_workers", "in_order"]
 
 #: How worker processes start: a fork server where there is one, else spawn (never fork).
 START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
@@ -52,6 +55,8 @@ START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_met
 ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 #: Jobs handed out ahead per worker: enough to keep every worker busy, few enough to bound memory.
 IN_FLIGHT_PER_WORKER = 2
+
+_preload: list[str] = []  # what this process's fork server is asked to import (see context)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -110,20 +115,35 @@ def _init_worker(parent: int) -> None:
     """Every worker, before its first job: one thread, SIGINT left to ``parent``, and an end with it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(ONE_THREAD_ENV)
-    torch = sys.modules.get("torch")  # loaded already (a fork server that imported the main module): tell it too
+    torch = sys.modules.get("torch")  # loaded already (preloaded by the fork server): tell it too
     if torch is not None:
         torch.set_num_threads(1)
     _watch_parent(parent)
 
 
-def pool(workers: int) -> ProcessPoolExecutor:
-    """A pool of ``workers`` processes under the module's policy: started by :data:`START_METHOD`, one
-    thread each, ending with this process. Shut it down when done (``with pool(n) as p:``), or stop
-    it at once with :func:`end_workers`."""
+def context(*, preload: Sequence[str] = ()) -> BaseContext:
+    """The multiprocessing context that starts workers by :data:`START_METHOD`.
+
+    ``preload``: modules the fork server imports before it forks the first worker (with the main
+    module, as by default), so that every worker starts with them. A process has one fork server,
+    started by its first pool: it holds what every call asked for until then; the workers of a
+    pool that asks for more later import it themselves.
+    """
+    ctx = multiprocessing.get_context(START_METHOD)
+    if START_METHOD == "forkserver" and not set(preload) <= set(_preload):
+        _preload.extend(m for m in preload if m not in _preload)
+        ctx.set_forkserver_preload(["__main__", *_preload])
+    return ctx
+
+
+def pool(workers: int, *, preload: Sequence[str] = ()) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes under the module's policy: started by :data:`START_METHOD` (from
+    a fork server holding ``preload``, see :func:`context`), one thread each, ending with this process.
+    Shut it down when done (``with pool(n) as p:``), or stop it at once with :func:`end_workers`."""
     if workers < 1:
         raise UsageError(f"workers must be 1 or more, not {workers}")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(START_METHOD),
-                               initializer=_init_worker, initargs=(os.getpid(),))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context(preload=preload), initializer=_init_worker,
+                               initargs=(os.getpid(),))
 
 
 def end_workers(executor: ProcessPoolExecutor) -> None:
@@ -133,12 +153,13 @@ def end_workers(executor: ProcessPoolExecutor) -> None:
     executor.shutdown(wait=False, cancel_futures=True)
 
 
-def in_order(function: Callable[[T], R], jobs: Iterable[T], *, workers: int = 1,
-             executor: Executor | None = None) -> Iterator[R]:
+def in_order(function: Callable[[T], R], jobs: Iterable[T], *, workers: int = 1, executor: Executor | None = None,
+             preload: Sequence[str] = ()) -> Iterator[R]:
     """``function(job)`` of each job, yielded in the jobs' order.
 
     Here, one after the other, when ``workers`` is 1 or less and no ``executor`` is given (or there
-    is one job only); else on ``executor``, or on a :func:`pool` of ``workers`` made for the call,
+    is one job only); else on ``executor``, or on a :func:`pool` of ``workers`` made for the call
+    (its fork server holding ``preload``),
     at most :data:`IN_FLIGHT_PER_WORKER` jobs per worker (an executor's too: say how many it runs at
     once) handed out ahead of the one awaited, so memory stays bounded however many jobs there are.
     ``function`` and the jobs must pickle (``function`` a module-level function). An exception of
@@ -150,7 +171,7 @@ def in_order(function: Callable[[T], R], jobs: Iterable[T], *, workers: int = 1,
         yield from map(function, jobs)
         return
     own = executor is None
-    runner = pool(workers) if own else executor
+    runner = pool(workers, preload=preload) if own else executor
     pending: deque[Future] = deque()
     todo = iter(jobs)
     finished = False

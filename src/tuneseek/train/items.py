@@ -65,8 +65,8 @@ def prepare(items: Sequence[Item], *, sample_rate: int, cache: Path, workers: in
     cache.mkdir(parents=True, exist_ok=True)
     todo = [(it, sample_rate, cache) for it in items if it.features is None]
     failed = []
-    for (item, _, _), reason in zip(todo, processes.in_order(_decode_into_cache, todo, workers=workers,
-                                                             executor=executor)):
+    decoded = processes.in_order(_decode_into_cache, todo, workers=workers, executor=executor, preload=[__name__])
+    for (item, _, _), reason in zip(todo, decoded):
         if reason:
             failed.append((item, reason))
         if progress:

@@ -143,6 +143,9 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
     spec = MelSpec.from_dict(config["spec"])
     window = config["window_seconds"]
 
+    # Asked for before the decoding pool starts the fork server: the loader's workers unpickle the datasets
+    # (train.items) and Lightning's worker seeding, which the fork server then imports once for all of them
+    context = processes.context(preload=[it.__name__, "lightning"]) if s.loader_workers > 0 else None
     cache = Path(s.cache).expanduser() if s.cache else default_cache()
     if ds.features is None:
         say(f"decoding audio at {spec.sample_rate} Hz into the cache {cache} (once; later runs reuse it)")
@@ -189,7 +192,7 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
     monitor = MONITOR[task_name]
 
     loader = dict(batch_size=s.batch_size, num_workers=s.loader_workers, persistent_workers=s.loader_workers > 0,
-                  multiprocessing_context=processes.START_METHOD if s.loader_workers > 0 else None)
+                  multiprocessing_context=context)
     train_loader = torch.utils.data.DataLoader(train_set, shuffle=True, drop_last=len(train_set) > s.batch_size, **loader)
     valid_loader = torch.utils.data.DataLoader(valid_set, shuffle=False, **loader)
 

@@ -197,7 +197,7 @@ def pair_features(pairs: Sequence[Pair], extractors: Sequence[str], cache: Path,
         n = sum(len(v) for v in todo.values())
         say(f"computing musicnn features of {n} pair(s) into the cache {folder} (once; later runs reuse them)")
     jobs = [(path, [(pairs[i], files) for i, files in entries]) for path, entries in todo.items()]
-    outcomes = processes.in_order(_file_features, jobs, workers=workers, executor=executor)
+    outcomes = processes.in_order(_file_features, jobs, workers=workers, executor=executor, preload=[__name__])
     for done, (entries, file_outcomes) in enumerate(zip(todo.values(), outcomes), 1):
         for (i, _), outcome in zip(entries, file_outcomes):
             if isinstance(outcome, str):
