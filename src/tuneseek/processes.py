@@ -13,6 +13,9 @@ as each finishes (indexing). One policy for all of them:
   otherwise; importing starts no thread pool), and each worker is a fork of it. Training's data
   loaders start the same way (``DataLoader(multiprocessing_context=context(preload=...))``; their
   workers are torch's, which already run one thread each and end with their parent).
+* **environment**: a worker sees this process's environment as it is when its pool is made (a fork
+  server started by an earlier pool would hand it the one it started with): ``TUNESEEK_MODELS``
+  set after the first pool still reaches the next.
 * **threads**: each worker runs torch and the BLAS libraries on one thread
   (:data:`ONE_THREAD_ENV` set before torch loads; ``torch.set_num_threads(1)`` where it already
   has). One process per core is the efficient shape for many small networks and FFTs; more
@@ -111,9 +114,13 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, name="tuneseek-parent-watch", daemon=True).start()
 
 
-def _init_worker(parent: int) -> None:
-    """Every worker, before its first job: one thread, SIGINT left to ``parent``, and an end with it."""
+def _init_worker(parent: int, environ: dict[str, str]) -> None:
+    """Every worker, before its first job: ``parent``'s environment as it was when the pool was made (the
+    fork server keeps the one it started with), one thread, SIGINT left to ``parent``, and an end with it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in set(os.environ) - set(environ):
+        del os.environ[name]
+    os.environ.update(environ)
     os.environ.update(ONE_THREAD_ENV)
     torch = sys.modules.get("torch")  # loaded already (preloaded by the fork server): tell it too
     if torch is not None:
@@ -138,12 +145,13 @@ def context(*, preload: Sequence[str] = ()) -> BaseContext:
 
 def pool(workers: int, *, preload: Sequence[str] = ()) -> ProcessPoolExecutor:
     """A pool of ``workers`` processes under the module's policy: started by :data:`START_METHOD` (from
-    a fork server holding ``preload``, see :func:`context`), one thread each, ending with this process.
-    Shut it down when done (``with pool(n) as p:``), or stop it at once with :func:`end_workers`."""
+    a fork server holding ``preload``, see :func:`context`), with this process's environment as it is
+    now, one thread each, ending with this process. Shut it down when done (``with pool(n) as p:``),
+    or stop it at once with :func:`end_workers`."""
     if workers < 1:
         raise UsageError(f"workers must be 1 or more, not {workers}")
     return ProcessPoolExecutor(max_workers=workers, mp_context=context(preload=preload), initializer=_init_worker,
-                               initargs=(os.getpid(),))
+                               initargs=(os.getpid(), dict(os.environ)))
 
 
 def end_workers(executor: ProcessPoolExecutor) -> None:
