@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tuneseek import audio
+from tuneseek.analysis import vocabularies
 from tuneseek.errors import AudioError, TuneseekError
 from tuneseek.extractors import AUDIO, Extractor, TextAudioProjection, musicnn_extractors, open_extractor
 from tuneseek.fingerprint.extract import content_hash
@@ -114,8 +115,6 @@ def _extractors(catalog: Catalog, wheel: str | None, report: AddReport) -> tuple
     extractors: list[Extractor] = []
     try:
         extractors.extend(musicnn_extractors(wheel))
-        from tuneseek.analysis import vocabularies  # converts the weights once; no torch
-
         with catalog.transaction():
             for name, labels in vocabularies(wheel).items():
                 catalog.set_vocabulary(name, labels)

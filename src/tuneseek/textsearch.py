@@ -53,7 +53,10 @@ def tag_table(catalog: Catalog):
 
 class TextSearch:
     """Text queries over one library: the zero-shot tag table (rebuilt when the catalogue changes) and
-    the sentence encoder (loaded by the first query), shared by the threads that search."""
+    the sentence encoder (loaded by the first query), shared by the threads that search.
+
+    The text modules are imported by the first query, not with the library: ``tuneseek identify``
+    starts without them."""
 
     def __init__(self, catalog: Catalog, root: Path, spaces: Spaces, track: Callable[[int], TrackInfo]):
         self.catalog = catalog
