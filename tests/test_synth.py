@@ -13,11 +13,11 @@ SR = 22050
 
 @pytest.fixture(scope="module")
 def tracks() -> dict[int, np.ndarray]:
-    return {s: synth_track(s, 30.0, SR) for s in (0, 1, 2)}
+    return {s: synth_track(s, duration=30.0, sr=SR) for s in (0, 1, 2)}
 
 
 def test_deterministic(tracks):
-    again = synth_track(1, 30.0, SR)
+    again = synth_track(1, duration=30.0, sr=SR)
     assert np.array_equal(tracks[1], again)
 
 
@@ -30,7 +30,7 @@ def test_different_seeds_differ(tracks):
 
 @pytest.mark.parametrize("duration,sr", [(30.0, 22050), (2.5, 16000), (0.3, 44100)])
 def test_length_dtype_range(duration, sr):
-    a = synth_track(7, duration, sr)
+    a = synth_track(7, duration=duration, sr=sr)
     assert a.dtype == np.float32
     assert a.ndim == 1 and len(a) == round(duration * sr)
     assert np.all(np.isfinite(a))
@@ -41,17 +41,17 @@ def test_length_dtype_range(duration, sr):
 
 def test_bad_arguments():
     with pytest.raises(UsageError):
-        synth_track(0, 0.0)
+        synth_track(0, duration=0.0)
     with pytest.raises(UsageError):
-        synth_track(0, 1.0, sr=100)
+        synth_track(0, duration=1.0, sr=100)
     with pytest.raises(UsageError):
         synth_catalog(-1)
 
 
 def test_fast_enough():
-    synth_track(11, 30.0, SR)  # warm up
+    synth_track(11, duration=30.0, sr=SR)  # warm up
     t0 = time.perf_counter()
-    synth_track(12, 30.0, SR)
+    synth_track(12, duration=30.0, sr=SR)
     assert time.perf_counter() - t0 < 1.0  # ~0.15 s on a laptop core; leave room for busy CI
 
 
@@ -68,7 +68,7 @@ def test_catalog():
         assert 70 <= t.tempo <= 160
         assert t.timbre in TIMBRES
         assert t.sr == SR and len(t.audio) == 3 * SR
-        assert np.array_equal(t.audio, synth_track(t.seed, 3.0, SR))
+        assert np.array_equal(t.audio, synth_track(t.seed, duration=3.0, sr=SR))
     # same arguments, same catalogue; another catalogue seed, other tracks
     again = synth_catalog(4, duration=3.0, seed=5)
     assert [t.name for t in again] == [t.name for t in cat]

@@ -43,7 +43,7 @@ _CHORD_WEIGHTS = np.array([0.24, 0.10, 0.06, 0.20, 0.20, 0.16, 0.04])
 
 @dataclass(frozen=True)
 class SynthTrack:
-    """One synthetic track: ``synth_track(seed, duration, sr)`` gives the same ``audio``."""
+    """One synthetic track: ``synth_track(seed, duration=duration, sr=sr)`` gives the same ``audio``."""
 
     name: str
     seed: int
@@ -74,17 +74,17 @@ class _Params:
         return f"{_ROOT_SLUGS[self.root]}{'minor' if self.minor else 'major'}"
 
 
-def synth_track(seed: int, duration: float = 30.0, sr: int = 22050) -> np.ndarray:
+def synth_track(seed: int, *, duration: float = 30.0, sr: int = 22050) -> np.ndarray:
     """Render the track of ``seed``: float32 mono, ``round(duration*sr)`` samples, peak ≈ 0.9."""
     audio, _ = _render(seed, duration, sr)
     return audio
 
 
-def synth_catalog(n: int, duration: float = 30.0, sr: int = 22050, seed: int = 0) -> list[SynthTrack]:
+def synth_catalog(n: int, *, duration: float = 30.0, sr: int = 22050, seed: int = 0) -> list[SynthTrack]:
     """``n`` distinct tracks named like ``"synth-03-dminor-112bpm"``.
 
     Track ``i`` uses a per-track seed derived from ``(seed, i)``; it is stored in
-    :attr:`SynthTrack.seed`, so ``synth_track(t.seed, duration, sr)`` re-renders ``t.audio``.
+    :attr:`SynthTrack.seed`, so ``synth_track(t.seed, duration=duration, sr=sr)`` re-renders ``t.audio``.
     """
     if n < 0:
         raise UsageError(f"synth_catalog: n must be >= 0, got {n}")
