@@ -21,7 +21,7 @@ ALL = "noise:0db,mp3:32k,phone,speed:1.02,tempo:1.05,reverb,gsm,gain:-3db"
 
 @pytest.fixture(scope="module")
 def music() -> np.ndarray:
-    return synth_track(4, 10.0, SR)
+    return synth_track(4, duration=10.0, sr=SR)
 
 
 def _tone(freq: float, seconds: float, sr: int = SR, amp: float = 0.5) -> np.ndarray:
@@ -188,7 +188,7 @@ def test_mp3_32k_loses_high_frequencies():
 
 def test_mp3_at_other_rates():
     for sr, kbps in ((16000, 320), (48000, 8), (20000, 64)):
-        x = synth_track(1, 1.5, sr)
+        x = synth_track(1, duration=1.5, sr=sr)
         y = degrade(x, sr, [Degradation("mp3", kbps)])
         assert len(y) == len(x) and np.all(np.isfinite(y))
         assert abs(_lag(y, x, max_lag=sr // 10)) < 0.002 * sr
