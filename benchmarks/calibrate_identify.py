@@ -36,15 +36,27 @@ from tuneseek.fingerprint.params import DEFAULT as FP
 
 SR = FP.sr
 LIBRARY = sorted(glob.glob("/usr/share/games/wesnoth/1.16/data/core/music/*.ogg")) + sorted(
-    glob.glob("/usr/share/games/fretsonfire/data/songs/muldjord/*/song.ogg"))
+    glob.glob("/usr/share/games/fretsonfire/data/songs/muldjord/*/song.ogg")
+)
 SOURCES = {
     "rock": sorted(glob.glob("/usr/share/games/fretsonfire/data/songs/sectoid/*/*.ogg")),
     "electronic": sorted(glob.glob("/usr/share/games/singularity/music/**/*.ogg", recursive=True)),
     "warzone": sorted(glob.glob("/usr/share/games/warzone2100/music/**/*.opus", recursive=True)),
-    "asc+hyperrogue": sorted(glob.glob("/usr/share/games/asc/music/*.mp3") + glob.glob("/usr/share/hyperrogue/music/*.ogg")),
+    "asc+hyperrogue": sorted(
+        glob.glob("/usr/share/games/asc/music/*.mp3") + glob.glob("/usr/share/hyperrogue/music/*.ogg")
+    ),
 }
-DEGRADATIONS = ("clean", "noise:0db", "mp3:32k", "phone", "speed:0.96", "speed:1.05", "tempo:0.92", "tempo:1.10",
-                "pitch:+1")
+DEGRADATIONS = (
+    "clean",
+    "noise:0db",
+    "mp3:32k",
+    "phone",
+    "speed:0.96",
+    "speed:1.05",
+    "tempo:0.92",
+    "tempo:1.10",
+    "pitch:+1",
+)
 LENGTHS = (10.0, 5.0, 3.0)
 FEATURES = ("log score", "log score per second", "coverage", "log clip seconds")
 #: wide-stage penalties (log-odds) tried; the largest that costs the calibration half at most
@@ -64,9 +76,16 @@ def degraded(x: np.ndarray, spec: str, rng: np.random.Generator) -> np.ndarray:
 def query_of(lib: Library, clip: np.ndarray, truth: int | None, **meta) -> dict:
     """One clip: its metadata and every pile judged for it."""
     seconds = len(clip) / SR
-    piles = [{"true": track_id == truth, "track": track_id, "score": pile.score, "stage": pile.stage,
-              "features": query.features(pile, FP.frames_per_second, seconds).tolist()}
-             for track_id, pile in lib.identifier.evidence(clip)]
+    piles = [
+        {
+            "true": track_id == truth,
+            "track": track_id,
+            "score": pile.score,
+            "stage": pile.stage,
+            "features": query.features(pile, FP.frames_per_second, seconds).tolist(),
+        }
+        for track_id, pile in lib.identifier.evidence(clip)
+    ]
     return {**meta, "clip_seconds": seconds, "piles": piles}
 
 
@@ -98,8 +117,17 @@ def collect(lib: Library, per_cell: int, per_source: int, out: Path, seed: int) 
             for i in range(per_source):
                 x = load(files[i % len(files)])
                 start = int(rng.integers(0, max(1, len(x) - int(length * SR))))
-                rows.append(query_of(lib, x[start : start + int(length * SR)], None, kind="unrelated",
-                                     source=source, spec="clean", length=length))
+                rows.append(
+                    query_of(
+                        lib,
+                        x[start : start + int(length * SR)],
+                        None,
+                        kind="unrelated",
+                        source=source,
+                        spec="clean",
+                        length=length,
+                    )
+                )
         print(f"  {source}: {len(rows)} clips, {time.time() - started:.0f} s", flush=True)
     out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return rows
@@ -153,8 +181,11 @@ def main() -> None:
     data = work / f"piles-{'quick' if args.quick else 'full'}-{args.seed}.jsonl"
     rows = collect(lib, per_cell, per_source, data, args.seed)
     floor = query.MIN_CONFIDENCE
-    report = ["| fitted on | wide-stage penalty | held-out true-match clips found | held-out false positives "
-              "per source (10 / 5 / 3 s clips) |", "|---|---|---|---|"]
+    report = [
+        "| fitted on | wide-stage penalty | held-out true-match clips found | held-out false positives "
+        "per source (10 / 5 / 3 s clips) |",
+        "|---|---|---|---|",
+    ]
     chosen = None
     for source in SOURCES:
         train = [q for q in rows if (q["kind"] == "library" and q["half"] == 0) or q.get("source") == source]
@@ -167,19 +198,30 @@ def main() -> None:
         fps = []
         for other in SOURCES:
             if other != source:
-                per_len = [f"{sum(a is not None for a in answers_of(rows, w, b, penalty, floor, other, length))}"
-                           f"/{len(answers_of(rows, w, b, penalty, floor, other, length))}" for length in LENGTHS]
+                per_len = [
+                    f"{sum(a is not None for a in answers_of(rows, w, b, penalty, floor, other, length))}"
+                    f"/{len(answers_of(rows, w, b, penalty, floor, other, length))}"
+                    for length in LENGTHS
+                ]
                 fps.append(f"{other} {' / '.join(per_len)}")
         report.append(f"| {source} | {penalty:.2f} | {100 * found:.1f} % | {'; '.join(fps)} |")
     # the weights fingerprint/query.py holds, on this collection (all of it held out from them when
     # they were fitted on another seed's clips)
     stored = (query.CONFIDENCE_WEIGHTS, query.CONFIDENCE_BIAS, query.WIDE_STAGE_PENALTY)
     found = np.mean([(a := answer(q, *stored, floor)) is not None and a[0] for q in rows if q["kind"] == "library"])
-    fps = [f"{source} " + " / ".join(f"{sum(a is not None for a in answers_of(rows, *stored, floor, source, length))}"
-                                     f"/{len(answers_of(rows, *stored, floor, source, length))}" for length in LENGTHS)
-           for source in SOURCES]
-    report.append(f"| the weights in fingerprint/query.py | {stored[2]:.2f} | {100 * found:.1f} % (all tracks) | "
-                  f"{'; '.join(fps)} |")
+    fps = [
+        f"{source} "
+        + " / ".join(
+            f"{sum(a is not None for a in answers_of(rows, *stored, floor, source, length))}"
+            f"/{len(answers_of(rows, *stored, floor, source, length))}"
+            for length in LENGTHS
+        )
+        for source in SOURCES
+    ]
+    report.append(
+        f"| the weights in fingerprint/query.py | {stored[2]:.2f} | {100 * found:.1f} % (all tracks) | "
+        f"{'; '.join(fps)} |"
+    )
     w, b, penalty = chosen
     print("\n".join(report))
     print(f"\nfitted with {args.fit_source}: CONFIDENCE_WEIGHTS = np.array({np.round(w, 3).tolist()})")
@@ -190,14 +232,21 @@ def main() -> None:
     for spec in DEGRADATIONS:
         cells = []
         for length in LENGTHS:
-            qs = [q for q in rows if q["kind"] == "library" and q["half"] == 1 and q["spec"] == spec
-                  and q["length"] == length]
+            qs = [
+                q
+                for q in rows
+                if q["kind"] == "library" and q["half"] == 1 and q["spec"] == spec and q["length"] == length
+            ]
             ok = [(a := answer(q, w, b, penalty, floor)) is not None and a[0] for q in qs]
             cells.append(f"{100 * np.mean(ok):.0f} % ({len(ok)})")
         print(f"| {spec} | {' | '.join(cells)} |")
     # reliability on everything held out from that fit: odd-half library clips, other sources
-    held_rows = [q for q in rows if (q["kind"] == "library" and q["half"] == 1)
-                 or (q["kind"] == "unrelated" and q.get("source") != args.fit_source)]
+    held_rows = [
+        q
+        for q in rows
+        if (q["kind"] == "library" and q["half"] == 1)
+        or (q["kind"] == "unrelated" and q.get("source") != args.fit_source)
+    ]
     answers = [a for a in (answer(q, w, b, penalty, 0.0) for q in held_rows) if a is not None]
     print("\n| stated confidence | answers | observed precision |\n|---|---|---|")
     for lo, hi in ((0.0, 0.5), (0.5, 0.8), (0.8, 0.9), (0.9, 0.99), (0.99, 0.999), (0.999, 1.01)):
@@ -217,6 +266,7 @@ def choose_penalty(library_queries: list[dict], w, b, floor: float) -> float:
     how much more cannot be read off the unrelated clips (too few of them line up at all), so
     the penalty is as large as the true matches of the calibration half allow.
     """
+
     def found(penalty: float) -> float:
         return float(np.mean([(a := answer(q, w, b, penalty, floor)) is not None and a[0] for q in library_queries]))
 

@@ -39,10 +39,12 @@ def code_version(env_var: str) -> dict:
         return json.loads(env)
     out = {"head": None, "src_dirty": None, "src_sha": tree_sha(REPO), "snapshot": None, "src_changed": []}
     try:
-        out["head"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                                     text=True, check=True).stdout.strip()
-        st = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=REPO, capture_output=True,
-                            text=True, check=True).stdout
+        out["head"] = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        st = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout
         out["src_dirty"] = bool(st.strip())
         out["src_changed"] = [ln[3:] for ln in st.splitlines()]
     except (OSError, subprocess.CalledProcessError):
@@ -50,8 +52,9 @@ def code_version(env_var: str) -> dict:
     return out
 
 
-def snapshot_and_reexec(work: Path, script: str, argv: list[str], rev: str | None, env_var: str,
-                        log: Callable[[str], None]) -> None:
+def snapshot_and_reexec(
+    work: Path, script: str, argv: list[str], rev: str | None, env_var: str, log: Callable[[str], None]
+) -> None:
     """Copy src/tuneseek (working tree, or git revision ``rev``) to WORK/snapshot/<name>/ and run
     ``script`` again on that copy with ``argv``; does not return."""
     code = code_version(env_var)
@@ -59,8 +62,13 @@ def snapshot_and_reexec(work: Path, script: str, argv: list[str], rev: str | Non
         name = code["src_sha"]
     else:
         try:
-            short = subprocess.run(["git", "rev-parse", "--short", f"{rev}^{{commit}}"], cwd=REPO,
-                                   capture_output=True, text=True, check=True).stdout.strip()
+            short = subprocess.run(
+                ["git", "rev-parse", "--short", f"{rev}^{{commit}}"],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
         except subprocess.CalledProcessError:
             raise SystemExit(f"--git-rev {rev}: not a commit of this repository") from None
         code = {"head": short, "src_dirty": False, "src_sha": None, "git_rev": rev, "src_changed": []}
@@ -70,10 +78,10 @@ def snapshot_and_reexec(work: Path, script: str, argv: list[str], rev: str | Non
         tmp = work / "snapshot" / f".tmp-{name}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         if rev is None:
-            shutil.copytree(REPO / "src" / "tuneseek", tmp / "tuneseek",
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-            diff = subprocess.run(["git", "diff", "HEAD", "--", "src"], cwd=REPO, capture_output=True,
-                                  text=True).stdout
+            shutil.copytree(
+                REPO / "src" / "tuneseek", tmp / "tuneseek", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
+            diff = subprocess.run(["git", "diff", "HEAD", "--", "src"], cwd=REPO, capture_output=True, text=True).stdout
             (tmp / "src.diff").write_text(diff)
         else:
             tree = tmp / "tree"
@@ -90,8 +98,13 @@ def snapshot_and_reexec(work: Path, script: str, argv: list[str], rev: str | Non
     if rev is not None:
         code["src_sha"] = (snap / "src_sha").read_text().strip()
     code["snapshot"] = str(snap)
-    env = dict(os.environ, **{env_var: json.dumps(code)},
-               PYTHONPATH=os.pathsep.join([str(snap)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    log(f"running on a snapshot of src/ (hash {code['src_sha']}, git {code['head']}"
-        f"{' + uncommitted changes' if code.get('src_dirty') else ''}) in {snap}")
+    env = dict(
+        os.environ,
+        **{env_var: json.dumps(code)},
+        PYTHONPATH=os.pathsep.join([str(snap)] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
+    )
+    log(
+        f"running on a snapshot of src/ (hash {code['src_sha']}, git {code['head']}"
+        f"{' + uncommitted changes' if code.get('src_dirty') else ''}) in {snap}"
+    )
     os.execve(sys.executable, [sys.executable, str(Path(script).resolve()), *argv], env)

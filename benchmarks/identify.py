@@ -79,8 +79,16 @@ SYNTH_SECONDS = 180.0
 SYNTH_SR = 22050
 SYNTH_SEED0 = 1000  # batch b uses synth_catalog(..., seed=SYNTH_SEED0 + b)
 SYNTH_BATCH = 8
-ONE_CORE_ENV = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                 "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")}
+ONE_CORE_ENV = {
+    k: "1"
+    for k in (
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+        "VECLIB_MAXIMUM_THREADS",
+    )
+}
 # latency sets (10 s clips) queried against the 10 h library
 LATENCY_SETS = ("", "noise:10db", "noise:0db", "speed:1.02")
 
@@ -146,9 +154,12 @@ def code_version() -> dict:
 def stamp() -> dict:
     import tuneseek
 
-    return {"when": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "loadavg": [round(x, 2) for x in os.getloadavg()], "code": code_version(),
-            "module": tuneseek.__file__}
+    return {
+        "when": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "code": code_version(),
+        "module": tuneseek.__file__,
+    }
 
 
 def snapshot_and_reexec(work: Path, argv: list[str], rev: str | None = None) -> None:
@@ -219,8 +230,11 @@ def query_sets(work: Path, sources, negatives, per_track: int, neg_per_track: in
     """Make (or reuse: make_queries is a no-op on a finished identical set) every query set.
 
     Returns {(length, spec): dir} for library music and {length: dir} for negatives."""
-    pos = {(L, spec): work / "queries" / f"pt{per_track}-seed{seed}" / f"L{L}-{slug(spec)}"
-           for L in LENGTHS for spec, _, _ in DEGRADATIONS}
+    pos = {
+        (L, spec): work / "queries" / f"pt{per_track}-seed{seed}" / f"L{L}-{slug(spec)}"
+        for L in LENGTHS
+        for spec, _, _ in DEGRADATIONS
+    }
     neg = {L: work / "queries" / f"neg-pt{neg_per_track}-seed{seed}" / f"L{L}" for L in LENGTHS}
     todo = [(sources, d, L, spec, per_track, seed) for (L, spec), d in pos.items()]
     todo += [(negatives, d, L, "", neg_per_track, seed) for L, d in neg.items()]
@@ -233,8 +247,9 @@ def query_sets(work: Path, sources, negatives, per_track: int, neg_per_track: in
                 log(f"  made {Path(out).relative_to(work)}")
         log(f"query sets made in {time.perf_counter() - t0:.0f} s")
     # re-run on finished sets: checks the parameters, returns at once
-    for t in [(sources, d, L, spec, per_track, seed) for (L, spec), d in pos.items()] + \
-             [(negatives, d, L, "", neg_per_track, seed) for L, d in neg.items()]:
+    for t in [(sources, d, L, spec, per_track, seed) for (L, spec), d in pos.items()] + [
+        (negatives, d, L, "", neg_per_track, seed) for L, d in neg.items()
+    ]:
         _make_set(t)
     return {"pos": pos, "neg": neg}
 
@@ -263,22 +278,33 @@ def evaluate_set(lib, d: Path, negative: bool) -> dict:
             continue
         if not r.sample.in_library and top is None:
             continue
-        wrong.append({
-            "sample": r.sample.path.name,
-            "label": r.sample.label,
-            "got": (Path(top.track.path).name if top else None),
-            "score": (top.score if top else None),
-            "offset_err": (round(top.offset - r.sample.start, 2) if top and got_label == r.sample.label else None),
-            "in_top5": any(real_label.get(os.path.realpath(m.track.path)) == r.sample.label for m in r.matches),
-            "error": r.error,
-        })
+        wrong.append(
+            {
+                "sample": r.sample.path.name,
+                "label": r.sample.label,
+                "got": (Path(top.track.path).name if top else None),
+                "score": (top.score if top else None),
+                "offset_err": (round(top.offset - r.sample.start, 2) if top and got_label == r.sample.label else None),
+                "in_top5": any(real_label.get(os.path.realpath(m.track.path)) == r.sample.label for m in r.matches),
+                "error": r.error,
+            }
+        )
     scores_neg = [r.top.score for r in rep.results if not r.sample.in_library and r.top]
     from collections import Counter
 
-    factors = Counter(f"{r.top.speed:g}/{r.top.tempo:g}" for r in rep.results
-                      if r.sample.in_library and r.top and real_label.get(os.path.realpath(r.top.track.path)) == r.sample.label)
-    return {"dir": str(d), "metrics": rep.metrics, "latencies_ms": [round(r.latency * 1000, 3) for r in rep.results],
-            "wrong": wrong, "fp_scores": scores_neg, "factors": dict(factors.most_common())}
+    factors = Counter(
+        f"{r.top.speed:g}/{r.top.tempo:g}"
+        for r in rep.results
+        if r.sample.in_library and r.top and real_label.get(os.path.realpath(r.top.track.path)) == r.sample.label
+    )
+    return {
+        "dir": str(d),
+        "metrics": rep.metrics,
+        "latencies_ms": [round(r.latency * 1000, 3) for r in rep.results],
+        "wrong": wrong,
+        "fp_scores": scores_neg,
+        "factors": dict(factors.most_common()),
+    }
 
 
 def _eval_job(args: tuple) -> tuple:
@@ -310,7 +336,7 @@ def run_child(task: str, params: dict, pin: bool, quiet: bool = True) -> dict:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
         raise SystemExit(f"child {task} failed (exit {proc.returncode})")
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
-    out = json.loads(line[len("RESULT "):])
+    out = json.loads(line[len("RESULT ") :])
     out.update(others_cores=round(others, 3), waited_s=round(waited, 1), child_wall_s=round(wall, 2))
     return out
 
@@ -320,8 +346,10 @@ def child_main(task: str, params: dict) -> None:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     out = {"task": task, "affinity": sorted(os.sched_getaffinity(0)), "start": stamp()}
     out.update(CHILD_TASKS[task](params))
-    out["end"] = {"when": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-                  "loadavg": [round(x, 2) for x in os.getloadavg()]}
+    out["end"] = {
+        "when": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+    }
     print("RESULT " + json.dumps(out), flush=True)
 
 
@@ -349,9 +377,16 @@ def task_index(p: dict) -> dict:
         el = time.perf_counter() - t0
         hwm_add, child_add = vm_hwm_mb(), children_maxrss_mb()
         st_add = lib.stats().to_dict()
-        out = {"elapsed": el, "audio_seconds_indexed": rep.audio_seconds, "added": len(rep.added),
-               "failed": rep.failed, "summary": rep.summary(), "stats_after_add": st_add,
-               "vm_hwm_mb_add": hwm_add, "children_maxrss_mb_add": child_add}
+        out = {
+            "elapsed": el,
+            "audio_seconds_indexed": rep.audio_seconds,
+            "added": len(rep.added),
+            "failed": rep.failed,
+            "summary": rep.summary(),
+            "stats_after_add": st_add,
+            "vm_hwm_mb_add": hwm_add,
+            "children_maxrss_mb_add": child_add,
+        }
         if p.get("compact"):
             t0 = time.perf_counter()
             lib.compact()
@@ -372,8 +407,9 @@ def task_query(p: dict) -> dict:
             out["sets"][name] = evaluate_set(lib, Path(d), negative)
         out["vm_hwm_mb"] = vm_hwm_mb()
         out["stats"] = lib.stats().to_dict()
-        out["breakdown"] = {name: latency_breakdown(lib, Path(d)) for name, d, negative in p["sets"]
-                            if name in p.get("breakdown", ())}
+        out["breakdown"] = {
+            name: latency_breakdown(lib, Path(d)) for name, d, negative in p["sets"] if name in p.get("breakdown", ())
+        }
     return out
 
 
@@ -431,12 +467,21 @@ def step_accuracy(a, work: Path, files, sources, negatives) -> dict:
         for key, res in pool.map(_eval_job, jobs):
             m = res["metrics"]
             L, spec = key
-            what = (f"FP {m['false_positive_rate']:.3f}" if spec == "NEG" else f"top1 {m['top1']:.3f}")
+            what = f"FP {m['false_positive_rate']:.3f}" if spec == "NEG" else f"top1 {m['top1']:.3f}"
             log(f"  {L:>2} s {title_of(spec) if spec != 'NEG' else 'not in library':<30} n={m['queries']:<4} {what}")
             results[f"{L}|{spec}"] = res
-    return {"start": start, "eval_seconds": time.perf_counter() - t0, "library": str(lib_path),
-            "library_stats": stats, "refused": refused, "per_track": a.per_track,
-            "neg_per_track": a.neg_per_track, "seed": a.seed, "jobs": a.jobs, "results": results}
+    return {
+        "start": start,
+        "eval_seconds": time.perf_counter() - t0,
+        "library": str(lib_path),
+        "library_stats": stats,
+        "refused": refused,
+        "per_track": a.per_track,
+        "neg_per_track": a.neg_per_track,
+        "seed": a.seed,
+        "jobs": a.jobs,
+        "results": results,
+    }
 
 
 def step_indexing(a, work: Path, files) -> dict:
@@ -447,18 +492,26 @@ def step_indexing(a, work: Path, files) -> dict:
         for kind, params, pin in (
             ("decode-LQ", {"files": files_s, "quality": "LQ"}, True),
             ("decode-HQ", {"files": files_s, "quality": "HQ"}, True),
-            ("index-w1", {"files": files_s, "workers": 1, "library": str(work / "tmp" / "index-w1"),
-                          "compact": True}, True),
-            ("index-w2", {"files": files_s, "workers": 2, "library": str(work / "tmp" / "index-w2"),
-                          "compact": True}, False),
+            (
+                "index-w1",
+                {"files": files_s, "workers": 1, "library": str(work / "tmp" / "index-w1"), "compact": True},
+                True,
+            ),
+            (
+                "index-w2",
+                {"files": files_s, "workers": 2, "library": str(work / "tmp" / "index-w2"), "compact": True},
+                False,
+            ),
         ):
             task = "decode" if kind.startswith("decode") else "index"
             r = run_child(task, params, pin)
             r["kind"], r["repeat"] = kind, rep
             runs.append(r)
             xrt = r.get("xrt") or (r["stats_after_add"]["audio_hours"] * 3600 / r["elapsed"])
-            log(f"  repeat {rep + 1}/{a.repeats} {kind:<10} {r['elapsed']:6.1f} s  {xrt:6.0f}x real time"
-                f"  (others used {r['others_cores']:.2f} cores meanwhile)")
+            log(
+                f"  repeat {rep + 1}/{a.repeats} {kind:<10} {r['elapsed']:6.1f} s  {xrt:6.0f}x real time"
+                f"  (others used {r['others_cores']:.2f} cores meanwhile)"
+            )
     shutil.rmtree(work / "tmp", ignore_errors=True)
     return {"start": start, "files": len(files_s), "repeats": a.repeats, "runs": runs}
 
@@ -500,13 +553,16 @@ def step_scale(a, work: Path, files, sources, negatives) -> dict:
     synth = synth_files(work, a.hours * 3600 - real_s, a.jobs)
     all_files = [str(f) for f in files] + [str(f) for f in synth]
     lib_path = work / "lib-10h"
-    log(f"indexing {len(all_files)} files ({(real_s + len(synth) * SYNTH_SECONDS) / 3600:.2f} h) into "
-        f"{lib_path.relative_to(work)}: one core, workers=1, fresh library")
+    log(
+        f"indexing {len(all_files)} files ({(real_s + len(synth) * SYNTH_SECONDS) / 3600:.2f} h) into "
+        f"{lib_path.relative_to(work)}: one core, workers=1, fresh library"
+    )
     idx = run_child("index", {"files": all_files, "workers": 1, "library": str(lib_path), "compact": False}, True)
     log(f"  {idx['summary']}; peak RSS {idx['vm_hwm_mb_add']:.0f} MB")
     # compact in its own process: its peak memory apart from the add's
-    comp = run_child("index", {"files": [], "workers": 1, "library": str(lib_path), "fresh": False,
-                               "compact": True}, True)
+    comp = run_child(
+        "index", {"files": [], "workers": 1, "library": str(lib_path), "fresh": False, "compact": True}, True
+    )
     log(f"  compacted in {comp['compact_elapsed']:.1f} s; peak RSS {comp['vm_hwm_mb_after_compact']:.0f} MB")
     sets = query_sets(work, sources, negatives, a.per_track, a.neg_per_track, a.seed, a.jobs)
     qsets = [(f"10|{spec}", str(sets["pos"][(10, spec)]), False) for spec, _, _ in DEGRADATIONS]
@@ -514,23 +570,42 @@ def step_scale(a, work: Path, files, sources, negatives) -> dict:
     warm = next((sets["neg"][5] / "test" / "sample").rglob("*.wav"))
     runs = []
     for rep in range(a.latency_repeats):
-        log(f"querying {len(qsets)} sets of 10 s clips against the 10 h library: one core, one process "
-            f"(run {rep + 1}/{a.latency_repeats})")
-        q = run_child("query", {"library": str(lib_path), "sets": qsets, "warmup": str(warm),
-                                "breakdown": ["10|", "10|speed:1.02", "10|NEG"]}, True)
+        log(
+            f"querying {len(qsets)} sets of 10 s clips against the 10 h library: one core, one process "
+            f"(run {rep + 1}/{a.latency_repeats})"
+        )
+        q = run_child(
+            "query",
+            {
+                "library": str(lib_path),
+                "sets": qsets,
+                "warmup": str(warm),
+                "breakdown": ["10|", "10|speed:1.02", "10|NEG"],
+            },
+            True,
+        )
         for name, res in q["sets"].items():
             lat = res["latencies_ms"]
-            log(f"  {name:<16} n={len(lat):<4} mean {statistics.fmean(lat):6.1f} ms  median "
-                f"{statistics.median(lat):6.1f} ms")
+            log(
+                f"  {name:<16} n={len(lat):<4} mean {statistics.fmean(lat):6.1f} ms  median "
+                f"{statistics.median(lat):6.1f} ms"
+            )
         log(f"  peak RSS while querying {q['vm_hwm_mb']:.0f} MB; others used {q['others_cores']:.2f} cores")
         runs.append(q)
     q = min(runs, key=lambda r: r["others_cores"])  # the run least disturbed by other processes
     # one `tuneseek identify` process, start included
     clip = sorted((sets["pos"][(10, "")] / "test" / "sample").rglob("*.wav"))[0]
     proc = identify_process(work, lib_path, clip)
-    return {"start": start, "real_seconds": real_s, "synth_tracks": len(synth), "index": idx, "compact": comp,
-            "query": q, "query_runs": [{k: v for k, v in r.items() if k != "sets"} | {"pooled_mean_ms": pooled_mean(r)}
-                                 for r in runs], "process": proc}
+    return {
+        "start": start,
+        "real_seconds": real_s,
+        "synth_tracks": len(synth),
+        "index": idx,
+        "compact": comp,
+        "query": q,
+        "query_runs": [{k: v for k, v in r.items() if k != "sets"} | {"pooled_mean_ms": pooled_mean(r)} for r in runs],
+        "process": proc,
+    }
 
 
 def pooled_mean(q: dict) -> float:
@@ -559,16 +634,34 @@ def identify_process(work: Path, lib_path: Path, clip: Path) -> dict:
         if hf:
             out_json = work / "results" / f"hyperfine-identify-{variant}.json"
             out_json.parent.mkdir(parents=True, exist_ok=True)
-            hcmd = [hf, "-N", "--warmup", "3", "--runs", "20", "--export-json", str(out_json), "--style", "basic",
-                    " ".join(cmd)]
+            hcmd = [
+                hf,
+                "-N",
+                "--warmup",
+                "3",
+                "--runs",
+                "20",
+                "--export-json",
+                str(out_json),
+                "--style",
+                "basic",
+                " ".join(cmd),
+            ]
             log(f"timing one `tuneseek identify` process ({variant}) with hyperfine: 3 warm-up runs, 20 runs")
             p = subprocess.run(hcmd, capture_output=True, text=True, env=env)
             if p.returncode != 0:
                 raise SystemExit(f"hyperfine failed: {p.stderr[-2000:]}")
             data = json.loads(out_json.read_text())["results"][0]
             ver = subprocess.run([hf, "--version"], capture_output=True, text=True).stdout.strip()
-            res.update(tool=f"{ver}, -N --warmup 3 --runs 20", mean=data["mean"], stddev=data["stddev"],
-                       median=data["median"], min=data["min"], max=data["max"], runs=len(data["times"]))
+            res.update(
+                tool=f"{ver}, -N --warmup 3 --runs 20",
+                mean=data["mean"],
+                stddev=data["stddev"],
+                median=data["median"],
+                min=data["min"],
+                max=data["max"],
+                runs=len(data["times"]),
+            )
         else:
             log(f"timing one `tuneseek identify` process ({variant}): 1 warm-up + 5 runs (no hyperfine)")
             times = []
@@ -577,9 +670,15 @@ def identify_process(work: Path, lib_path: Path, clip: Path) -> dict:
                 subprocess.run(cmd, capture_output=True, check=True, env=env)
                 if i:
                     times.append(time.perf_counter() - t1)
-            res.update(tool="perf_counter around 5 runs after 1 warm-up", mean=statistics.fmean(times),
-                       median=statistics.median(times), min=min(times), max=max(times), runs=len(times),
-                       stddev=statistics.stdev(times))
+            res.update(
+                tool="perf_counter around 5 runs after 1 warm-up",
+                mean=statistics.fmean(times),
+                median=statistics.median(times),
+                min=min(times),
+                max=max(times),
+                runs=len(times),
+                stddev=statistics.stdev(times),
+            )
         wall = time.perf_counter() - t0
         res["others_cores"] = round(max(0.0, (cpu_busy_seconds() - b0) - (own_children_cpu() - c0)) / wall, 3)
         log(f"  {res['mean'] * 1000:.0f} ms mean, {res['median'] * 1000:.0f} ms median")
@@ -621,13 +720,17 @@ def build_report(work: Path, mode: str, res: dict, cmdline: str, meta: dict) -> 
     w(f"# tuneseek identification benchmark ({mode})\n")
     w(f"- command: `{cmdline}`")
     starts = sorted(r["start"]["when"] for r in (acc, ind, sca) if r)
-    w(f"- measured: {starts[0]}{f' to {starts[-1]} (step starts)' if len(starts) > 1 else ''}; report built {meta['when']}")
+    w(
+        f"- measured: {starts[0]}{f' to {starts[-1]} (step starts)' if len(starts) > 1 else ''}; report built {meta['when']}"
+    )
     m = meta["machine"]
     w(f"- machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB RAM, no GPU; {m['os']}; Python {m['python']}")
     codes = {r["start"]["code"]["src_sha"] for r in (acc, ind, sca) if r}
     c = (acc or ind or sca)["start"]["code"]
-    w(f"- code: git {c['head']}{' + uncommitted changes in src/' if c['src_dirty'] else ''}; src/ hash "
-      f"{', '.join(sorted(codes))}{' (src/ changed between steps)' if len(codes) > 1 else ''}")
+    w(
+        f"- code: git {c['head']}{' + uncommitted changes in src/' if c['src_dirty'] else ''}; src/ hash "
+        f"{', '.join(sorted(codes))}{' (src/ changed between steps)' if len(codes) > 1 else ''}"
+    )
     w("")
     summary = []  # (target, measured, pass)
 
@@ -635,11 +738,13 @@ def build_report(work: Path, mode: str, res: dict, cmdline: str, meta: dict) -> 
         r = acc["results"]
         w("## Accuracy (top-1) per degradation × clip length\n")
         ls = acc["library_stats"]
-        w(f"Library: {ls['tracks']} tracks, {ls['audio_hours']:.2f} h (Wesnoth + 4 muldjord songs); refused at "
-          f"indexing: {', '.join(Path(x).name for x in acc['refused']) or 'none'}. Queries: "
-          f"`make_queries(per_track={acc['per_track']}, seed={acc['seed']})` over the library music "
-          f"(silence excluded), scored by `evaluate_identify`; \"no match\" counts as wrong. Cell: measured "
-          f"(target), n queries.\n")
+        w(
+            f"Library: {ls['tracks']} tracks, {ls['audio_hours']:.2f} h (Wesnoth + 4 muldjord songs); refused at "
+            f"indexing: {', '.join(Path(x).name for x in acc['refused']) or 'none'}. Queries: "
+            f"`make_queries(per_track={acc['per_track']}, seed={acc['seed']})` over the library music "
+            f'(silence excluded), scored by `evaluate_identify`; "no match" counts as wrong. Cell: measured '
+            f"(target), n queries.\n"
+        )
         w("| degradation | 10 s | 5 s | 3 s |")
         w("| --- | --- | --- | --- |")
         misses = []
@@ -657,12 +762,21 @@ def build_report(work: Path, mode: str, res: dict, cmdline: str, meta: dict) -> 
                 cells.append(f"{ok(passed)} **{pct(mm['top1'])}** (≥ {pct(tg, 0)}), n={mm['in_library']}")
             w(f"| {title} | " + " | ".join(cells) + " |")
         n_cells = sum(1 for spec, _, _ in DEGRADATIONS for Lc in LENGTHS if f"{Lc}|{spec}" in r)
-        summary.append(("top-1 accuracy, 21 cells (table below)", f"{n_cells - len(misses)} of {n_cells} cells reach "
-                        "their target", not misses))
+        summary.append(
+            (
+                "top-1 accuracy, 21 cells (table below)",
+                f"{n_cells - len(misses)} of {n_cells} cells reach their target",
+                not misses,
+            )
+        )
         w("")
-        w("Top-1 with 95 % Wilson interval · top-5 · offset within 0.5 s (share of all in-library queries) · "
-          "median |offset error| of top-1 hits · errors (clip refused):\n")
-        w("| degradation | length | n | top-1 [95 % CI] | top-5 | offset ≤ 0.5 s | median offset err | errors | speed/tempo reported with the right track (count) | latency median / p95 (ms) |")
+        w(
+            "Top-1 with 95 % Wilson interval · top-5 · offset within 0.5 s (share of all in-library queries) · "
+            "median |offset error| of top-1 hits · errors (clip refused):\n"
+        )
+        w(
+            "| degradation | length | n | top-1 [95 % CI] | top-5 | offset ≤ 0.5 s | median offset err | errors | speed/tempo reported with the right track (count) | latency median / p95 (ms) |"
+        )
         w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for spec, title, _ in DEGRADATIONS:
             for Lc in LENGTHS:
@@ -673,20 +787,26 @@ def build_report(work: Path, mode: str, res: dict, cmdline: str, meta: dict) -> 
                 k = round(mm["top1"] * mm["in_library"])
                 lo, hi = wilson(k, mm["in_library"])
                 moe = mm["median_offset_error_s"]
-                w(f"| {title} | {Lc} s | {mm['in_library']} | {pct(mm['top1'])} [{pct(lo)}, {pct(hi)}] | "
-                  f"{pct(mm['top5'])} | {pct(mm['offset_within_0.5s'])} | "
-                  f"{'n/a' if moe is None else f'{moe:.3f} s'} | {mm['errors']} | "
-                  f"{', '.join(f'{k} ({v})' for k, v in list(x.get('factors', {}).items())[:3])} | "
-                  f"{mm['latency_ms_median']:.0f} / {mm['latency_ms_p95']:.0f} |")
+                w(
+                    f"| {title} | {Lc} s | {mm['in_library']} | {pct(mm['top1'])} [{pct(lo)}, {pct(hi)}] | "
+                    f"{pct(mm['top5'])} | {pct(mm['offset_within_0.5s'])} | "
+                    f"{'n/a' if moe is None else f'{moe:.3f} s'} | {mm['errors']} | "
+                    f"{', '.join(f'{k} ({v})' for k, v in list(x.get('factors', {}).items())[:3])} | "
+                    f"{mm['latency_ms_median']:.0f} / {mm['latency_ms_p95']:.0f} |"
+                )
         w("")
-        w("(Latency here: 2 evaluation processes at once on the 2.3 h library; the one-core latency "
-          "target is measured on the 10 h library below.)\n")
+        w(
+            "(Latency here: 2 evaluation processes at once on the 2.3 h library; the one-core latency "
+            "target is measured on the 10 h library below.)\n"
+        )
         w("## False positives on music not in the library\n")
-        w("Clean clips of the 4 sectoid songs and their 4 guitar stems (never indexed), "
-          f"`make_queries(per_track={acc['neg_per_track']})`; a false positive is any match at all. "
-          "Caution: the no-match thresholds in `src/tuneseek/fingerprint/query.py` say they were calibrated on "
-          "clips of music not in the library of this same kind (rock songs against the orchestral library), so "
-          "this is not an out-of-sample estimate.\n")
+        w(
+            "Clean clips of the 4 sectoid songs and their 4 guitar stems (never indexed), "
+            f"`make_queries(per_track={acc['neg_per_track']})`; a false positive is any match at all. "
+            "Caution: the no-match thresholds in `src/tuneseek/fingerprint/query.py` say they were calibrated on "
+            "clips of music not in the library of this same kind (rock songs against the orchestral library), so "
+            "this is not an out-of-sample estimate.\n"
+        )
         w("| length | n | false positives | rate | target | highest score of a false match |")
         w("| --- | --- | --- | --- | --- | --- |")
         for Lc in LENGTHS:
@@ -696,11 +816,18 @@ def build_report(work: Path, mode: str, res: dict, cmdline: str, meta: dict) -> 
             mm = x["metrics"]
             k = round(mm["false_positive_rate"] * mm["not_in_library"])
             tgt = f"≤ {pct(FP_TARGET_10S, 0)}" if Lc == 10 else "–"
-            w(f"| {Lc} s | {mm['not_in_library']} | {k} | {pct(mm['false_positive_rate'])} | {tgt} | "
-              f"{max(x['fp_scores']) if x['fp_scores'] else '–'} |")
+            w(
+                f"| {Lc} s | {mm['not_in_library']} | {k} | {pct(mm['false_positive_rate'])} | {tgt} | "
+                f"{max(x['fp_scores']) if x['fp_scores'] else '–'} |"
+            )
             if Lc == 10:
-                summary.append(("false positives, 10 s clips not in library", f"≤ 1 % → {pct(mm['false_positive_rate'])} "
-                                f"({k} of {mm['not_in_library']})", mm["false_positive_rate"] <= FP_TARGET_10S))
+                summary.append(
+                    (
+                        "false positives, 10 s clips not in library",
+                        f"≤ 1 % → {pct(mm['false_positive_rate'])} ({k} of {mm['not_in_library']})",
+                        mm["false_positive_rate"] <= FP_TARGET_10S,
+                    )
+                )
         w("")
         # confusions
         w("### Wrong answers by label (all sets)\n")
@@ -724,94 +851,146 @@ def build_report(work: Path, mode: str, res: dict, cmdline: str, meta: dict) -> 
         for x in runs:
             by.setdefault(x["kind"], []).append(x)
         audio_s = statistics.median(x["audio_seconds"] for x in by["decode-LQ"])
-        w(f"Same {ind['files']} files (the library music, {audio_s / 3600:.2f} h of 44.1 kHz stereo OGG Vorbis), "
-          f"{ind['repeats']} repetition(s), each in a fresh process; ×RT = decoded audio seconds / wall seconds. "
-          "Decode-only consumes `audio.stream(path, 8000, quality=Q)` fully; the indexer decodes with "
-          "`RESAMPLE_QUALITY` (LQ). One-core runs are pinned to one CPU with 1-thread BLAS/OMP.\n")
-        w("| run | cores | wall s (median) | ×RT median | ×RT best | ×RT of each run (CPU used by other processes meanwhile, cores) | peak RSS (MB) |")
+        w(
+            f"Same {ind['files']} files (the library music, {audio_s / 3600:.2f} h of 44.1 kHz stereo OGG Vorbis), "
+            f"{ind['repeats']} repetition(s), each in a fresh process; ×RT = decoded audio seconds / wall seconds. "
+            "Decode-only consumes `audio.stream(path, 8000, quality=Q)` fully; the indexer decodes with "
+            "`RESAMPLE_QUALITY` (LQ). One-core runs are pinned to one CPU with 1-thread BLAS/OMP.\n"
+        )
+        w(
+            "| run | cores | wall s (median) | ×RT median | ×RT best | ×RT of each run (CPU used by other processes meanwhile, cores) | peak RSS (MB) |"
+        )
         w("| --- | --- | --- | --- | --- | --- | --- |")
         med, xrs = {}, {}
-        for kind, label, cores in (("decode-HQ", "decode only, HQ resampling (`stream(path, 8000)`)", 1),
-                                   ("decode-LQ", "decode only, LQ resampling (as the indexer)", 1),
-                                   ("index-w1", "index: `Library.add(files, workers=1, analyse=False)`", 1),
-                                   ("index-w2", "index: `Library.add(files, workers=2, analyse=False)`", 2)):
+        for kind, label, cores in (
+            ("decode-HQ", "decode only, HQ resampling (`stream(path, 8000)`)", 1),
+            ("decode-LQ", "decode only, LQ resampling (as the indexer)", 1),
+            ("index-w1", "index: `Library.add(files, workers=1, analyse=False)`", 1),
+            ("index-w2", "index: `Library.add(files, workers=2, analyse=False)`", 2),
+        ):
             xs = by.get(kind, [])
             if not xs:
                 continue
             xrs[kind] = xr = [audio_s / x["elapsed"] for x in xs]
             med[kind] = statistics.median(xr)
-            rss = (max(x["vm_hwm_mb"] for x in xs) if kind.startswith("decode") else
-                   max(x["vm_hwm_mb_add"] for x in xs) if kind == "index-w1" else
-                   max(max(x["vm_hwm_mb_add"], x["children_maxrss_mb_add"]) for x in xs))
+            rss = (
+                max(x["vm_hwm_mb"] for x in xs)
+                if kind.startswith("decode")
+                else max(x["vm_hwm_mb_add"] for x in xs)
+                if kind == "index-w1"
+                else max(max(x["vm_hwm_mb_add"], x["children_maxrss_mb_add"]) for x in xs)
+            )
             each = ", ".join(f"{v:.0f} ({x.get('others_cores', float('nan')):.2f})" for v, x in zip(xr, xs))
-            w(f"| {label} | {cores} | {statistics.median(x['elapsed'] for x in xs):.1f} | {med[kind]:.0f}× | "
-              f"{max(xr):.0f}× | {each} | {rss:.0f}{' (largest process)' if kind == 'index-w2' else ''} |")
+            w(
+                f"| {label} | {cores} | {statistics.median(x['elapsed'] for x in xs):.1f} | {med[kind]:.0f}× | "
+                f"{max(xr):.0f}× | {each} | {rss:.0f}{' (largest process)' if kind == 'index-w2' else ''} |"
+            )
         w("")
         if "index-w1" in med and "decode-LQ" in med:
             per_rep = [i / d for i, d in zip(xrs["index-w1"], xrs["decode-LQ"])]
             per_rep_hq = [i / d for i, d in zip(xrs["index-w1"], xrs["decode-HQ"])]
             per_rep_sc = [w2 / w1 for w2, w1 in zip(xrs["index-w2"], xrs["index-w1"])]
             r1, rh, sc = (statistics.median(v) for v in (per_rep, per_rep_hq, per_rep_sc))
-            w(f"- indexing / decode-only, one core (median over repetitions of the ratio within a repetition): "
-              f"**{pct(r1, 0)}** of decode-only with the indexer's own resampling (LQ) "
-              f"[{', '.join(pct(v, 0) for v in per_rep)}], {pct(rh, 0)} of decode-only with HQ resampling "
-              f"[{', '.join(pct(v, 0) for v in per_rep_hq)}] (target ≥ 80 %)")
-            w(f"- 2 workers / 1 worker: **{sc:.2f}×** [{', '.join(f'{v:.2f}' for v in per_rep_sc)}] (linear would be 2×)")
-            summary.append(("indexing ≥ 80 % of decode-only throughput (one core)",
-                            f"{pct(r1, 0)} of decode-only (LQ resampling, as the indexer), {pct(rh, 0)} (HQ); "
-                            f"{med['index-w1']:.0f}× vs {med['decode-LQ']:.0f}× RT (2.4 h of OGG)",
-                            round(r1, 2) >= INDEX_RATIO_TARGET))
-            summary.append(("indexing ~linear in cores (counted here as ≥ 1.8× on 2 cores)",
-                            f"2 workers: {sc:.2f}× one worker ({med['index-w2']:.0f}× RT)", round(sc, 2) >= 1.8))
+            w(
+                f"- indexing / decode-only, one core (median over repetitions of the ratio within a repetition): "
+                f"**{pct(r1, 0)}** of decode-only with the indexer's own resampling (LQ) "
+                f"[{', '.join(pct(v, 0) for v in per_rep)}], {pct(rh, 0)} of decode-only with HQ resampling "
+                f"[{', '.join(pct(v, 0) for v in per_rep_hq)}] (target ≥ 80 %)"
+            )
+            w(
+                f"- 2 workers / 1 worker: **{sc:.2f}×** [{', '.join(f'{v:.2f}' for v in per_rep_sc)}] (linear would be 2×)"
+            )
+            summary.append(
+                (
+                    "indexing ≥ 80 % of decode-only throughput (one core)",
+                    f"{pct(r1, 0)} of decode-only (LQ resampling, as the indexer), {pct(rh, 0)} (HQ); "
+                    f"{med['index-w1']:.0f}× vs {med['decode-LQ']:.0f}× RT (2.4 h of OGG)",
+                    round(r1, 2) >= INDEX_RATIO_TARGET,
+                )
+            )
+            summary.append(
+                (
+                    "indexing ~linear in cores (counted here as ≥ 1.8× on 2 cores)",
+                    f"2 workers: {sc:.2f}× one worker ({med['index-w2']:.0f}× RT)",
+                    round(sc, 2) >= 1.8,
+                )
+            )
         x = by["index-w1"][-1]
         sa, sc_ = x["stats_after_add"], x["stats_after_compact"]
         mbh_a = sa["index_bytes"] / 1e6 / sa["audio_hours"]
         mbh_c = sc_["index_bytes"] / 1e6 / sc_["audio_hours"]
-        w(f"- index size: {sa['index_bytes'] / 1e6:.1f} MB in {sa['segments']} segment(s) after add = "
-          f"**{mbh_a:.2f} MB per audio hour**; after `compact()`: {sc_['index_bytes'] / 1e6:.1f} MB in "
-          f"{sc_['segments']} segment(s) = **{mbh_c:.2f} MB/h** ({sa['landmarks'] / sa['audio_hours'] / 1e6:.2f} M "
-          f"landmarks per hour, {sc_['index_bytes'] / max(sc_['landmarks'], 1):.2f} bytes per landmark compacted; catalogue {sa['catalog_bytes'] / 1e6:.2f} MB, not counted)")
+        w(
+            f"- index size: {sa['index_bytes'] / 1e6:.1f} MB in {sa['segments']} segment(s) after add = "
+            f"**{mbh_a:.2f} MB per audio hour**; after `compact()`: {sc_['index_bytes'] / 1e6:.1f} MB in "
+            f"{sc_['segments']} segment(s) = **{mbh_c:.2f} MB/h** ({sa['landmarks'] / sa['audio_hours'] / 1e6:.2f} M "
+            f"landmarks per hour, {sc_['index_bytes'] / max(sc_['landmarks'], 1):.2f} bytes per landmark compacted; catalogue {sa['catalog_bytes'] / 1e6:.2f} MB, not counted)"
+        )
         w("")
-        summary.append(("index size ≤ 5 MB per audio hour (2.4 h real library)", f"{mbh_a:.2f} MB/h after add, {mbh_c:.2f} MB/h compacted",
-                        max(mbh_a, mbh_c) <= MB_PER_HOUR_TARGET))
-        w("Other processes' CPU use is measured from /proc/stat around each run (the machine is shared with "
-          "another engineer's work); each timed run waits first (up to 2 min) for the machine to be quiet.\n")
+        summary.append(
+            (
+                "index size ≤ 5 MB per audio hour (2.4 h real library)",
+                f"{mbh_a:.2f} MB/h after add, {mbh_c:.2f} MB/h compacted",
+                max(mbh_a, mbh_c) <= MB_PER_HOUR_TARGET,
+            )
+        )
+        w(
+            "Other processes' CPU use is measured from /proc/stat around each run (the machine is shared with "
+            "another engineer's work); each timed run waits first (up to 2 min) for the machine to be quiet.\n"
+        )
 
     if sca:
         idx, comp, q, proc = sca["index"], sca["compact"], sca["query"], sca["process"]
         st = q["stats"]
         w("## 10-hour library\n")
-        w(f"The library music ({sca['real_seconds'] / 3600:.2f} h) + {sca['synth_tracks']} synthetic tracks of "
-          f"{SYNTH_SECONDS:g} s (`synth_catalog(8, duration=180, sr=22050, seed=1000+b)`, 22.05 kHz mono FLAC) = "
-          f"{st['tracks']} tracks, **{st['audio_hours']:.2f} h**; index {st['index_bytes'] / 1e6:.1f} MB in "
-          f"{st['segments']} segment(s) after compact ({st['index_bytes'] / 1e6 / st['audio_hours']:.2f} MB/h; "
-          f"{st['landmarks'] / st['audio_hours'] / 1e6:.2f} M landmarks per hour, "
-          f"{st['index_bytes'] / max(st['landmarks'], 1):.2f} bytes per landmark).\n")
+        w(
+            f"The library music ({sca['real_seconds'] / 3600:.2f} h) + {sca['synth_tracks']} synthetic tracks of "
+            f"{SYNTH_SECONDS:g} s (`synth_catalog(8, duration=180, sr=22050, seed=1000+b)`, 22.05 kHz mono FLAC) = "
+            f"{st['tracks']} tracks, **{st['audio_hours']:.2f} h**; index {st['index_bytes'] / 1e6:.1f} MB in "
+            f"{st['segments']} segment(s) after compact ({st['index_bytes'] / 1e6 / st['audio_hours']:.2f} MB/h; "
+            f"{st['landmarks'] / st['audio_hours'] / 1e6:.2f} M landmarks per hour, "
+            f"{st['index_bytes'] / max(st['landmarks'], 1):.2f} bytes per landmark).\n"
+        )
         sa = idx["stats_after_add"]
-        w(f"- indexing (fresh library, one core, `workers=1`): {idx['elapsed']:.0f} s, "
-          f"{sa['audio_hours'] * 3600 / idx['elapsed']:.0f}× real time; {sa['index_bytes'] / 1e6:.1f} MB in "
-          f"{sa['segments']} segment(s) after add ({sa['index_bytes'] / 1e6 / sa['audio_hours']:.2f} MB/h); "
-          f"**peak RSS {idx['vm_hwm_mb_add']:.0f} MB**")
-        w(f"- `compact()` in its own process: {comp['compact_elapsed']:.1f} s, peak RSS {comp['vm_hwm_mb_after_compact']:.0f} MB")
+        w(
+            f"- indexing (fresh library, one core, `workers=1`): {idx['elapsed']:.0f} s, "
+            f"{sa['audio_hours'] * 3600 / idx['elapsed']:.0f}× real time; {sa['index_bytes'] / 1e6:.1f} MB in "
+            f"{sa['segments']} segment(s) after add ({sa['index_bytes'] / 1e6 / sa['audio_hours']:.2f} MB/h); "
+            f"**peak RSS {idx['vm_hwm_mb_add']:.0f} MB**"
+        )
+        w(
+            f"- `compact()` in its own process: {comp['compact_elapsed']:.1f} s, peak RSS {comp['vm_hwm_mb_after_compact']:.0f} MB"
+        )
         if ind:
             small = max(x["vm_hwm_mb_add"] for x in ind["runs"] if x["kind"] == "index-w1")
             small_h = ind["runs"][0]["audio_seconds"] / 3600
             grow = idx["vm_hwm_mb_add"] / small
-            w(f"- peak RSS indexing {small_h:.2f} h vs {sa['audio_hours']:.2f} h (one core, same code): "
-              f"{small:.0f} MB vs {idx['vm_hwm_mb_add']:.0f} MB ({grow:.2f}×)")
-            summary.append(("peak memory while indexing independent of library size",
-                            f"{small:.0f} MB ({small_h:.1f} h) vs {idx['vm_hwm_mb_add']:.0f} MB ({sa['audio_hours']:.1f} h)",
-                            grow <= 1.25))
-        summary.append(("index size ≤ 5 MB per audio hour (10 h library)",
-                        f"{sa['index_bytes'] / 1e6 / sa['audio_hours']:.2f} MB/h after add, "
-                        f"{st['index_bytes'] / 1e6 / st['audio_hours']:.2f} MB/h compacted",
-                        max(sa['index_bytes'] / sa['audio_hours'], st['index_bytes'] / st['audio_hours']) / 1e6
-                        <= MB_PER_HOUR_TARGET))
+            w(
+                f"- peak RSS indexing {small_h:.2f} h vs {sa['audio_hours']:.2f} h (one core, same code): "
+                f"{small:.0f} MB vs {idx['vm_hwm_mb_add']:.0f} MB ({grow:.2f}×)"
+            )
+            summary.append(
+                (
+                    "peak memory while indexing independent of library size",
+                    f"{small:.0f} MB ({small_h:.1f} h) vs {idx['vm_hwm_mb_add']:.0f} MB ({sa['audio_hours']:.1f} h)",
+                    grow <= 1.25,
+                )
+            )
+        summary.append(
+            (
+                "index size ≤ 5 MB per audio hour (10 h library)",
+                f"{sa['index_bytes'] / 1e6 / sa['audio_hours']:.2f} MB/h after add, "
+                f"{st['index_bytes'] / 1e6 / st['audio_hours']:.2f} MB/h compacted",
+                max(sa["index_bytes"] / sa["audio_hours"], st["index_bytes"] / st["audio_hours"]) / 1e6
+                <= MB_PER_HOUR_TARGET,
+            )
+        )
         w("")
-        w("Query latency, 10 s clips, one process pinned to one core (1-thread BLAS/OMP), the sets queried one "
-          "after another in a batch (`evaluate_identify`, which times `Library.candidates(path, k=5)`: WAV decode + "
-          "resample + fingerprint + search); one warm-up query first, not counted. Top-1 / false positives here "
-          "are against the 10 h library.\n")
+        w(
+            "Query latency, 10 s clips, one process pinned to one core (1-thread BLAS/OMP), the sets queried one "
+            "after another in a batch (`evaluate_identify`, which times `Library.candidates(path, k=5)`: WAV decode + "
+            "resample + fingerprint + search); one warm-up query first, not counted. Top-1 / false positives here "
+            "are against the 10 h library.\n"
+        )
         w("| set (10 s clips) | n | mean ms | median ms | p95 ms | max ms | top-1 (10 h library) |")
         w("| --- | --- | --- | --- | --- | --- | --- |")
         pooled = []
@@ -821,71 +1000,115 @@ def build_report(work: Path, mode: str, res: dict, cmdline: str, meta: dict) -> 
             if spec in LATENCY_SETS:
                 pooled += lat
             mm = x["metrics"]
-            acc_s = (f"FP {pct(mm['false_positive_rate'])}" if spec == "NEG" else pct(mm["top1"]))
-            w(f"| {'not in library' if spec == 'NEG' else title_of(spec)} | {len(lat)} | {statistics.fmean(lat):.1f} | "
-              f"{statistics.median(lat):.1f} | {p95(lat):.1f} | {max(lat):.1f} | {acc_s} |")
+            acc_s = f"FP {pct(mm['false_positive_rate'])}" if spec == "NEG" else pct(mm["top1"])
+            w(
+                f"| {'not in library' if spec == 'NEG' else title_of(spec)} | {len(lat)} | {statistics.fmean(lat):.1f} | "
+                f"{statistics.median(lat):.1f} | {p95(lat):.1f} | {max(lat):.1f} | {acc_s} |"
+            )
         if pooled:
-            w(f"| **clean + noise 10/0 dB + speed, pooled** | {len(pooled)} | **{statistics.fmean(pooled):.1f}** | "
-              f"{statistics.median(pooled):.1f} | {p95(pooled):.1f} | {max(pooled):.1f} | |")
+            w(
+                f"| **clean + noise 10/0 dB + speed, pooled** | {len(pooled)} | **{statistics.fmean(pooled):.1f}** | "
+                f"{statistics.median(pooled):.1f} | {p95(pooled):.1f} | {max(pooled):.1f} | |"
+            )
             means = {s_: statistics.fmean(q["sets"][f"10|{s_}"]["latencies_ms"]) for s_ in LATENCY_SETS}
-            summary.append(("query ≤ 40 ms per 10 s clip, one core, 10 h library: pooled over clean + noisy + speed sets",
-                            f"mean {statistics.fmean(pooled):.1f} ms (median {statistics.median(pooled):.1f}, p95 "
-                            f"{p95(pooled):.1f})", statistics.fmean(pooled) <= LATENCY_TARGET_MS))
+            summary.append(
+                (
+                    "query ≤ 40 ms per 10 s clip, one core, 10 h library: pooled over clean + noisy + speed sets",
+                    f"mean {statistics.fmean(pooled):.1f} ms (median {statistics.median(pooled):.1f}, p95 "
+                    f"{p95(pooled):.1f})",
+                    statistics.fmean(pooled) <= LATENCY_TARGET_MS,
+                )
+            )
             slow = {title_of(k): v for k, v in means.items() if v > LATENCY_TARGET_MS}
             neg = q["sets"].get("10|NEG")
             if neg:
                 means["NEG"] = statistics.fmean(neg["latencies_ms"])
                 if means["NEG"] > LATENCY_TARGET_MS:
                     slow["not in library (no match)"] = means["NEG"]
-            summary.append(("… and the mean of every set (each degradation; clips not in the library)",
-                            ("over 40 ms: " + ", ".join(f"{k} {v:.1f} ms" for k, v in slow.items())) if slow
-                            else f"slowest {max(means.values()):.1f} ms", not slow))
+            summary.append(
+                (
+                    "… and the mean of every set (each degradation; clips not in the library)",
+                    ("over 40 ms: " + ", ".join(f"{k} {v:.1f} ms" for k, v in slow.items()))
+                    if slow
+                    else f"slowest {max(means.values()):.1f} ms",
+                    not slow,
+                )
+            )
         w("")
         if q.get("breakdown"):
-            w("Where the time goes (same process, after the timed batch; the same clips again, step by step): "
-              "decode = `audio.load(clip, 8000)`, fingerprint = `fingerprint.query.clip_pairs` (peaks + pairs), "
-              "search = the rest of `Library.candidates` (hashing under each hypothesis, lookups, voting). "
-              "Mean (median) ms:\n")
+            w(
+                "Where the time goes (same process, after the timed batch; the same clips again, step by step): "
+                "decode = `audio.load(clip, 8000)`, fingerprint = `fingerprint.query.clip_pairs` (peaks + pairs), "
+                "search = the rest of `Library.candidates` (hashing under each hypothesis, lookups, voting). "
+                "Mean (median) ms:\n"
+            )
             w("| set (10 s clips) | n | decode | fingerprint | search |")
             w("| --- | --- | --- | --- | --- |")
             for name, b in q["breakdown"].items():
                 spec = name.split("|", 1)[1]
-                cells = " | ".join(f"{b[k]['mean']:.1f} ({b[k]['median']:.1f})" for k in ("decode", "fingerprint", "search"))
+                cells = " | ".join(
+                    f"{b[k]['mean']:.1f} ({b[k]['median']:.1f})" for k in ("decode", "fingerprint", "search")
+                )
                 w(f"| {'not in library' if spec == 'NEG' else title_of(spec)} | {b['n']} | {cells} |")
             w("")
-        w(f"- peak RSS of the querying process: **{q['vm_hwm_mb']:.0f} MB** (after the warm-up query: "
-          f"{q['vm_hwm_mb_after_warmup']:.0f} MB)")
-        summary.append(("peak memory while querying a 10 h library < 1 GB", f"{q['vm_hwm_mb']:.0f} MB",
-                        q["vm_hwm_mb"] < QUERY_RSS_TARGET_MB))
+        w(
+            f"- peak RSS of the querying process: **{q['vm_hwm_mb']:.0f} MB** (after the warm-up query: "
+            f"{q['vm_hwm_mb_after_warmup']:.0f} MB)"
+        )
+        summary.append(
+            (
+                "peak memory while querying a 10 h library < 1 GB",
+                f"{q['vm_hwm_mb']:.0f} MB",
+                q["vm_hwm_mb"] < QUERY_RSS_TARGET_MB,
+            )
+        )
         if len(sca.get("query_runs", [])) > 1:
-            w("- the table is the query run during which other processes used the least CPU; pooled means of "
-              "every run (others' CPU, cores): " + ", ".join(
-                  f"{r['pooled_mean_ms']:.1f} ms ({r['others_cores']:.2f})" for r in sca["query_runs"]))
+            w(
+                "- the table is the query run during which other processes used the least CPU; pooled means of "
+                "every run (others' CPU, cores): "
+                + ", ".join(f"{r['pooled_mean_ms']:.1f} ms ({r['others_cores']:.2f})" for r in sca["query_runs"])
+            )
         else:
             w(f"- other processes used {q['others_cores']:.2f} cores during the query run")
-        w(f"- one `tuneseek identify` process, start included, 10 s clip, 10 h library: `{proc['command']}` "
-          f"(output: `{proc['output'][:160]}`)")
-        for variant, label in (("bytecode_cached", "with Python's bytecode cache (as after a normal install)"),
-                               ("no_bytecode_cache", "without a bytecode cache (PYTHONDONTWRITEBYTECODE=1, as "
-                                                     "this sandbox sets: tuneseek's modules compiled at each start)")):
+        w(
+            f"- one `tuneseek identify` process, start included, 10 s clip, 10 h library: `{proc['command']}` "
+            f"(output: `{proc['output'][:160]}`)"
+        )
+        for variant, label in (
+            ("bytecode_cached", "with Python's bytecode cache (as after a normal install)"),
+            (
+                "no_bytecode_cache",
+                "without a bytecode cache (PYTHONDONTWRITEBYTECODE=1, as "
+                "this sandbox sets: tuneseek's modules compiled at each start)",
+            ),
+        ):
             v = proc.get(variant)
             if v:
-                w(f"  - {label}: mean **{v['mean'] * 1000:.0f} ms** ± {v['stddev'] * 1000:.0f} ms (median "
-                  f"{v['median'] * 1000:.0f}, min {v['min'] * 1000:.0f}, max {v['max'] * 1000:.0f}) over {v['runs']} "
-                  f"runs; {v['tool']}; others' CPU {v['others_cores']:.2f} cores")
+                w(
+                    f"  - {label}: mean **{v['mean'] * 1000:.0f} ms** ± {v['stddev'] * 1000:.0f} ms (median "
+                    f"{v['median'] * 1000:.0f}, min {v['min'] * 1000:.0f}, max {v['max'] * 1000:.0f}) over {v['runs']} "
+                    f"runs; {v['tool']}; others' CPU {v['others_cores']:.2f} cores"
+                )
         pc, pn = proc.get("bytecode_cached"), proc.get("no_bytecode_cache")
         if pc and pn:
-            summary.append(("one `tuneseek identify` process < 1 s",
-                            f"{pc['mean'] * 1000:.0f} ms mean (bytecode cached), {pn['mean'] * 1000:.0f} ms (none)",
-                            max(pc["mean"], pn["mean"]) < PROCESS_TARGET_S))
+            summary.append(
+                (
+                    "one `tuneseek identify` process < 1 s",
+                    f"{pc['mean'] * 1000:.0f} ms mean (bytecode cached), {pn['mean'] * 1000:.0f} ms (none)",
+                    max(pc["mean"], pn["mean"]) < PROCESS_TARGET_S,
+                )
+            )
         w("")
 
     head = ["## Summary: targets vs measured\n", "| target | measured | |", "| --- | --- | --- |"]
     head += [f"| {t} | {mv} | {ok(p)} |" for t, mv, p in summary]
     if acc:
-        miss = [f"{title} {Lc} s: {pct(r[f'{Lc}|{spec}']['metrics']['top1'])} (target {pct(tg, 0)})"
-                for spec, title, tgs in DEGRADATIONS for Lc, tg in zip(LENGTHS, tgs)
-                if f"{Lc}|{spec}" in r and r[f"{Lc}|{spec}"]["metrics"]["top1"] < tg - 1e-9]
+        miss = [
+            f"{title} {Lc} s: {pct(r[f'{Lc}|{spec}']['metrics']['top1'])} (target {pct(tg, 0)})"
+            for spec, title, tgs in DEGRADATIONS
+            for Lc, tg in zip(LENGTHS, tgs)
+            if f"{Lc}|{spec}" in r and r[f"{Lc}|{spec}"]["metrics"]["top1"] < tg - 1e-9
+        ]
         if miss:
             head.append("\nAccuracy cells below target: " + "; ".join(miss) + ".")
     head.append("")
@@ -903,11 +1126,15 @@ def main(argv=None) -> int:
     if argv and argv[0] == "--child":
         child_main(argv[1], json.loads(argv[2]))
         return 0
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true",
-                    help="smaller run: per_track=1 (negatives 5), indexing measured once")
-    ap.add_argument("--work", type=Path, default=REPO / "bench-work", help="where generated data goes (default bench-work/)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="smaller run: per_track=1 (negatives 5), indexing measured once"
+    )
+    ap.add_argument(
+        "--work", type=Path, default=REPO / "bench-work", help="where generated data goes (default bench-work/)"
+    )
     ap.add_argument("--steps", default="accuracy,indexing,scale", help="comma-separated: accuracy,indexing,scale")
     ap.add_argument("--per-track", type=int, help="clips per library track and degradation (default 3; quick 1)")
     ap.add_argument("--neg-per-track", type=int, help="clips per not-in-library file (default 15; quick 5)")
@@ -916,12 +1143,18 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2, help="processes for making and scoring query sets (default 2)")
     ap.add_argument("--report", type=Path, help="Markdown report file (default WORK/report-<mode>.md)")
-    ap.add_argument("--git-rev", metavar="REV",
-                    help="measure src/ as committed at git revision REV (a snapshot of it, like --snapshot); "
-                         "results and report get a -<REV> suffix")
-    ap.add_argument("--snapshot", action="store_true",
-                    help="copy src/tuneseek into WORK/snapshot/<hash>/ and measure that copy (PYTHONPATH), so "
-                         "that edits to src/ during the run do not mix code versions")
+    ap.add_argument(
+        "--git-rev",
+        metavar="REV",
+        help="measure src/ as committed at git revision REV (a snapshot of it, like --snapshot); "
+        "results and report get a -<REV> suffix",
+    )
+    ap.add_argument(
+        "--snapshot",
+        action="store_true",
+        help="copy src/tuneseek into WORK/snapshot/<hash>/ and measure that copy (PYTHONPATH), so "
+        "that edits to src/ during the run do not mix code versions",
+    )
     a = ap.parse_args(argv)
     mode = "quick" if a.quick else "full"
     a.per_track = a.per_track or (1 if a.quick else 3)
@@ -957,8 +1190,11 @@ def main(argv=None) -> int:
         out["command"] = cmdline
         (results_dir / f"{step}.json").write_text(json.dumps(out, indent=1))
         log(f"== {step} done in {out['seconds'] / 60:.1f} min")
-    res = {s: json.loads((results_dir / f"{s}.json").read_text())
-           for s in ("accuracy", "indexing", "scale") if (results_dir / f"{s}.json").exists()}
+    res = {
+        s: json.loads((results_dir / f"{s}.json").read_text())
+        for s in ("accuracy", "indexing", "scale")
+        if (results_dir / f"{s}.json").exists()
+    }
     if not res:
         return 0
     meta = {"when": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine()}

@@ -61,8 +61,16 @@ from __future__ import annotations
 
 import os
 
-ONE_CORE_ENV = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                 "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")}
+ONE_CORE_ENV = {
+    k: "1"
+    for k in (
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+        "VECLIB_MAXIMUM_THREADS",
+    )
+}
 os.environ.update(ONE_CORE_ENV)
 
 import argparse
@@ -79,8 +87,9 @@ from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import code_snapshot as snapshot
 import numpy as np
+
+import code_snapshot as snapshot
 from machine_load import cpu_busy_seconds, wait_quiet
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,8 +101,10 @@ SINGULARITY = Path("/usr/share/games/singularity/music")
 WARZONE = Path("/usr/share/games/warzone2100")
 ASC = Path("/usr/share/games/asc/music")
 HYPERROGUE = Path("/usr/share/hyperrogue/music")
-APT_HINT = ("apt-get install wesnoth-1.16-music fretsonfire-songs-muldjord fretsonfire-songs-sectoid "
-            "singularity-music warzone2100-music asc-music hyperrogue-music")
+APT_HINT = (
+    "apt-get install wesnoth-1.16-music fretsonfire-songs-muldjord fretsonfire-songs-sectoid "
+    "singularity-music warzone2100-music asc-music hyperrogue-music"
+)
 QSR = 8000  # the rate clips are handed to the library at (its fingerprint rate)
 LENGTHS = (10, 5, 3)
 LEAD_SECONDS = (2.0, 40.0)
@@ -118,13 +129,18 @@ def in_sample_sources() -> tuple[tuple[str, ...], str]:
         from tuneseek.fingerprint import query as Q
 
         if hasattr(Q, "MIN_CONFIDENCE"):
-            return ("warzone2100",), ("warzone2100 is **in-sample**: the confidence model was fitted against it "
-                                      "(`benchmarks/calibrate_identify.py`, default `--fit-source warzone`); the "
-                                      "others are out of sample for the fit")
+            return ("warzone2100",), (
+                "warzone2100 is **in-sample**: the confidence model was fitted against it "
+                "(`benchmarks/calibrate_identify.py`, default `--fit-source warzone`); the "
+                "others are out of sample for the fit"
+            )
     except Exception:  # noqa: BLE001
         pass
-    return ("sectoid_song", "sectoid_guitar"), ("sectoid is **in-sample** (the score thresholds were calibrated on "
-                                                "it); the others are out of sample")
+    return ("sectoid_song", "sectoid_guitar"), (
+        "sectoid is **in-sample** (the score thresholds were calibrated on it); the others are out of sample"
+    )
+
+
 PARTS = ("leadin", "shifts", "grid", "unrelated", "timing")
 CONF_BINS = (0.0, 0.5, 0.7, 0.9, 0.99, 0.999, 0.9999, 1.0000001)
 
@@ -153,9 +169,13 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"cores": os.cpu_count(), "cpu": model,
-            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-            "os": platform.platform(), "python": platform.python_version()}
+    return {
+        "cores": os.cpu_count(),
+        "cpu": model,
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
 
 
 # ----------------------------------------------------------------------------- music
@@ -174,8 +194,10 @@ def music() -> dict[str, list[str]]:
         "hyperrogue": sorted(HYPERROGUE.glob("*.ogg")),
     }
     if len(src["wesnoth"]) < 40 or len(src["muldjord"]) != 4 or len(src["sectoid_song"]) != 4:
-        sys.exit(f"music not found (wesnoth {len(src['wesnoth'])}, muldjord {len(src['muldjord'])}, "
-                 f"sectoid {len(src['sectoid_song'])}): {APT_HINT}")
+        sys.exit(
+            f"music not found (wesnoth {len(src['wesnoth'])}, muldjord {len(src['muldjord'])}, "
+            f"sectoid {len(src['sectoid_song'])}): {APT_HINT}"
+        )
     return {k: [str(p) for p in v] for k, v in src.items() if v}
 
 
@@ -265,7 +287,9 @@ def _start(rng: np.random.Generator, dur: float, need: float) -> float:
 def recipes(part: str, src: dict, seed: int, quick: bool) -> list[dict]:
     lib_all = [(s, f) for s in ("wesnoth", "muldjord") for f in src[s] if not f.endswith("/silence.ogg")]
 
-    def lib_q_of(need: float) -> list[tuple[str, str]]:  # tracks long enough (like make_queries, which skips the others)
+    def lib_q_of(
+        need: float,
+    ) -> list[tuple[str, str]]:  # tracks long enough (like make_queries, which skips the others)
         return [(s, f) for s, f in lib_all if probe(f)[1] >= need]
 
     lib_q = lib_q_of(10.5)
@@ -276,7 +300,9 @@ def recipes(part: str, src: dict, seed: int, quick: bool) -> list[dict]:
         for i in range(len(lib_q)):
             chosen += [(i, True), (i, False)]
         r0 = np.random.default_rng([seed, 1])
-        chosen = [chosen[j] for j in sorted(r0.choice(len(chosen), min(len(chosen), 16 if quick else 64), replace=False))]
+        chosen = [
+            chosen[j] for j in sorted(r0.choice(len(chosen), min(len(chosen), 16 if quick else 64), replace=False))
+        ]
         for lead in LEAD_SECONDS:
             for kind in LEAD_KINDS:
                 for i, at_start in chosen:
@@ -286,18 +312,39 @@ def recipes(part: str, src: dict, seed: int, quick: bool) -> list[dict]:
                     lo = min(30.0, dur / 3)  # the middle: not the first 30 s (or third) of the track
                     start = 0.0 if at_start else round(float(rng.uniform(lo, max(lo, dur - 10.5))), 3)
                     lf = lead_music[int(rng.integers(len(lead_music)))]
-                    r = {"kind": "leadin", "file": f, "start": start, "length": 10.0, "lead": lead,
-                         "lead_kind": kind, "rng": [seed, 12, i, int(at_start), int(lead), LEAD_KINDS.index(kind)]}
+                    r = {
+                        "kind": "leadin",
+                        "file": f,
+                        "start": start,
+                        "length": 10.0,
+                        "lead": lead,
+                        "lead_kind": kind,
+                        "rng": [seed, 12, i, int(at_start), int(lead), LEAD_KINDS.index(kind)],
+                    }
                     if kind == "music":
                         r["lead_file"] = lf
                         r["lead_start"] = _start(rng, probe(lf)[1], lead)
-                    out.append({"id": f"leadin/{kind.replace(' ', '_')}/{lead:g}s/{Path(f).stem if s == 'wesnoth' else Path(f).parent.name}/"
-                                      f"{'start' if at_start else 'mid'}",
-                                "part": "leadin", "set": f"{kind}, {lead:g} s", "length": 10.0, "source": s,
-                                "in_library": True, "file": f, "start": start, "recipe": r,
-                                "at_track_start": at_start,
-                                "truth": {"path": f, "offset": round(start - lead, 3), "clip_start": lead,
-                                          "clip_end": lead + 10.0}})
+                    out.append(
+                        {
+                            "id": f"leadin/{kind.replace(' ', '_')}/{lead:g}s/{Path(f).stem if s == 'wesnoth' else Path(f).parent.name}/"
+                            f"{'start' if at_start else 'mid'}",
+                            "part": "leadin",
+                            "set": f"{kind}, {lead:g} s",
+                            "length": 10.0,
+                            "source": s,
+                            "in_library": True,
+                            "file": f,
+                            "start": start,
+                            "recipe": r,
+                            "at_track_start": at_start,
+                            "truth": {
+                                "path": f,
+                                "offset": round(start - lead, 3),
+                                "clip_start": lead,
+                                "clip_end": lead + 10.0,
+                            },
+                        }
+                    )
     elif part == "shifts":
         n = 16 if quick else 60
         for L in LENGTHS:
@@ -308,13 +355,35 @@ def recipes(part: str, src: dict, seed: int, quick: bool) -> list[dict]:
                 rng = np.random.default_rng([seed, 21, L, j])
                 start = _start(rng, probe(f)[1], L + 0.05)
                 for sh in SHIFTS_MS:
-                    r = {"kind": "excerpt", "file": f, "start": start, "length": float(L), "shift_ms": sh,
-                         "rng": [seed, 22, L, j]}
-                    out.append({"id": f"shifts/L{L}/{j}/{sh}ms", "part": "shifts", "set": f"shift {sh} ms",
-                                "clip_key": f"L{L}/{j}", "shift_ms": sh, "length": float(L), "source": s,
-                                "in_library": True, "file": f, "start": start + sh / 1000.0, "recipe": r,
-                                "truth": {"path": f, "offset": round(start + sh / 1000.0, 3), "clip_start": 0.0,
-                                          "clip_end": float(L)}})
+                    r = {
+                        "kind": "excerpt",
+                        "file": f,
+                        "start": start,
+                        "length": float(L),
+                        "shift_ms": sh,
+                        "rng": [seed, 22, L, j],
+                    }
+                    out.append(
+                        {
+                            "id": f"shifts/L{L}/{j}/{sh}ms",
+                            "part": "shifts",
+                            "set": f"shift {sh} ms",
+                            "clip_key": f"L{L}/{j}",
+                            "shift_ms": sh,
+                            "length": float(L),
+                            "source": s,
+                            "in_library": True,
+                            "file": f,
+                            "start": start + sh / 1000.0,
+                            "recipe": r,
+                            "truth": {
+                                "path": f,
+                                "offset": round(start + sh / 1000.0, 3),
+                                "clip_start": 0.0,
+                                "clip_end": float(L),
+                            },
+                        }
+                    )
     elif part == "grid":
         for L in LENGTHS:
             lib_q = lib_q_of(L + 0.1)
@@ -327,12 +396,28 @@ def recipes(part: str, src: dict, seed: int, quick: bool) -> list[dict]:
                 start = _start(rng, probe(f)[1], L)
                 for gi, (spec, _, _) in enumerate(GRID):
                     factor = float(spec.split(":")[1]) if spec.split(":")[0] in ("speed", "tempo") else 1.0
-                    r = {"kind": "excerpt", "file": f, "start": start, "length": float(L), "spec": spec,
-                         "rng": [seed, 32, L, i, k, gi]}
-                    out.append({"id": f"grid/L{L}/{spec}/{i}-{k}", "part": "grid", "set": spec, "length": float(L),
-                                "source": s, "in_library": True, "file": f, "start": start, "recipe": r,
-                                "truth": {"path": f, "offset": start, "clip_start": 0.0,
-                                          "clip_end": round(L / factor, 3)}})
+                    r = {
+                        "kind": "excerpt",
+                        "file": f,
+                        "start": start,
+                        "length": float(L),
+                        "spec": spec,
+                        "rng": [seed, 32, L, i, k, gi],
+                    }
+                    out.append(
+                        {
+                            "id": f"grid/L{L}/{spec}/{i}-{k}",
+                            "part": "grid",
+                            "set": spec,
+                            "length": float(L),
+                            "source": s,
+                            "in_library": True,
+                            "file": f,
+                            "start": start,
+                            "recipe": r,
+                            "truth": {"path": f, "offset": start, "clip_start": 0.0, "clip_end": round(L / factor, 3)},
+                        }
+                    )
     elif part == "unrelated":
         targets = {10: 24, 5: 12, 3: 12} if quick else {10: 100, 5: 60, 3: 60}  # clips per source
         for s in ("sectoid_song", "sectoid_guitar", "singularity", "warzone2100", "asc", "hyperrogue"):
@@ -346,10 +431,27 @@ def recipes(part: str, src: dict, seed: int, quick: bool) -> list[dict]:
                     for k in range(per_file):
                         rng = np.random.default_rng([seed, 41, L, hash_str(f), k])
                         start = _start(rng, dur, L)
-                        r = {"kind": "excerpt", "file": f, "start": start, "length": float(L), "rng": [seed, 42, L, fi, k]}
-                        out.append({"id": f"unrelated/{s}/L{L}/{fi}-{k}", "part": "unrelated", "set": s,
-                                    "length": float(L), "source": s, "in_library": False, "file": f, "start": start,
-                                    "recipe": r, "truth": None})
+                        r = {
+                            "kind": "excerpt",
+                            "file": f,
+                            "start": start,
+                            "length": float(L),
+                            "rng": [seed, 42, L, fi, k],
+                        }
+                        out.append(
+                            {
+                                "id": f"unrelated/{s}/L{L}/{fi}-{k}",
+                                "part": "unrelated",
+                                "set": s,
+                                "length": float(L),
+                                "source": s,
+                                "in_library": False,
+                                "file": f,
+                                "start": start,
+                                "recipe": r,
+                                "truth": None,
+                            }
+                        )
     return out
 
 
@@ -393,11 +495,21 @@ def _raw_features(x: np.ndarray, truth_path: str | None) -> dict:
         second = max((q.score for t, q in here if t != tid), default=0)
         track = _LIB.catalog.track(tid)
         c = p.located(tid, fps, seconds, track.n_frames)
-        feat = {"score": int(p.score), "hypothesis": [p.time_scale, p.freq_scale], "second_score": int(second),
-                "features": [round(float(z), 4) for z in Q.features(p, fps, seconds)],
-                "track": track.name, "path": track.path, "offset": c.offset, "clip_start": c.clip_start,
-                "clip_end": c.clip_end, "coverage": c.coverage, "speed": c.speed, "tempo": c.tempo,
-                "confidence": round(float(c.confidence), 6)}
+        feat = {
+            "score": int(p.score),
+            "hypothesis": [p.time_scale, p.freq_scale],
+            "second_score": int(second),
+            "features": [round(float(z), 4) for z in Q.features(p, fps, seconds)],
+            "track": track.name,
+            "path": track.path,
+            "offset": c.offset,
+            "clip_start": c.clip_start,
+            "clip_end": c.clip_end,
+            "coverage": c.coverage,
+            "speed": c.speed,
+            "tempo": c.tempo,
+            "confidence": round(float(c.confidence), 6),
+        }
         if truth_path is not None:
             feat["correct"] = os.path.realpath(track.path) == os.path.realpath(truth_path)
         out[name] = feat
@@ -405,11 +517,20 @@ def _raw_features(x: np.ndarray, truth_path: str | None) -> dict:
 
 
 def _match_dict(m, truth_path: str | None) -> dict:
-    d = {"track": m.track.name, "track_id": m.track.id, "path": m.track.path, "score": int(m.score),
-         "confidence": round(float(m.confidence), 6), "coverage": round(float(m.coverage), 3),
-         "offset": round(float(m.offset), 3), "track_start": round(float(m.track_start), 3),
-         "clip_start": round(float(m.clip_start), 3), "clip_end": round(float(m.clip_end), 3),
-         "speed": float(m.speed), "tempo": float(m.tempo)}
+    d = {
+        "track": m.track.name,
+        "track_id": m.track.id,
+        "path": m.track.path,
+        "score": int(m.score),
+        "confidence": round(float(m.confidence), 6),
+        "coverage": round(float(m.coverage), 3),
+        "offset": round(float(m.offset), 3),
+        "track_start": round(float(m.track_start), 3),
+        "clip_start": round(float(m.clip_start), 3),
+        "clip_end": round(float(m.clip_end), 3),
+        "speed": float(m.speed),
+        "tempo": float(m.tempo),
+    }
     d["correct"] = (os.path.realpath(m.track.path) == os.path.realpath(truth_path)) if truth_path else False
     return d
 
@@ -433,9 +554,9 @@ def _query_chunk(items: list[dict]) -> list[dict]:
             row["raw"] = _raw_features(x, truth_path)
             if hash_str(it["id"]) % 16 == 0:  # identify() must agree with candidates()[0]
                 m = _LIB.identify(x, sr=QSR)
-                row["identify_agrees"] = ((m is None and not cands) or
-                                          (m is not None and bool(cands) and m.track.id == cands[0].track.id
-                                           and m.score == cands[0].score))
+                row["identify_agrees"] = (m is None and not cands) or (
+                    m is not None and bool(cands) and m.track.id == cands[0].track.id and m.score == cands[0].score
+                )
             row["error"] = None
         except Exception as e:
             row.update(candidates=[], top_correct=None, error=f"{type(e).__name__}: {e}"[:300])
@@ -463,8 +584,13 @@ def build_library(lib_path: Path, files: list[str], jobs: int, code: dict) -> di
         stats = lib.stats().to_dict()
     log(f"  {rep.summary()}")
     marker.write_text(json.dumps(want))
-    return {"reused": False, "summary": rep.summary(), "failed": rep.failed, "seconds": time.perf_counter() - t0,
-            "stats": stats}
+    return {
+        "reused": False,
+        "summary": rep.summary(),
+        "failed": rep.failed,
+        "seconds": time.perf_counter() - t0,
+        "stats": stats,
+    }
 
 
 # ----------------------------------------------------------------------------- timing
@@ -475,20 +601,43 @@ def step_timing(lib_path: Path, src: dict, seed: int, quick: bool) -> dict:
     from tuneseek import Library
 
     n = 20 if quick else 60
-    lib_q = [(s, f) for s in ("wesnoth", "muldjord") for f in src[s] if probe(f)[1] >= 10.5 and not f.endswith("/silence.ogg")]
-    outs = [(s, f) for s in ("sectoid_song", "singularity", "warzone2100", "asc", "hyperrogue") for f in src.get(s, [])
-            if probe(f)[1] >= 10.5]
+    lib_q = [
+        (s, f)
+        for s in ("wesnoth", "muldjord")
+        for f in src[s]
+        if probe(f)[1] >= 10.5 and not f.endswith("/silence.ogg")
+    ]
+    outs = [
+        (s, f)
+        for s in ("sectoid_song", "singularity", "warzone2100", "asc", "hyperrogue")
+        for f in src.get(s, [])
+        if probe(f)[1] >= 10.5
+    ]
     sets: dict[str, list[np.ndarray]] = {"matching, clean": [], "matching, tempo +10 %": [], "unrelated": []}
     for j in range(n):
         rng = np.random.default_rng([seed, 51, j])
         s, f = lib_q[int(rng.integers(len(lib_q)))]
         st = _start(rng, probe(f)[1], 10)
-        sets["matching, clean"].append(make_clip({"kind": "excerpt", "file": f, "start": st, "length": 10.0, "rng": [seed, 52, j]}))
-        sets["matching, tempo +10 %"].append(make_clip({"kind": "excerpt", "file": f, "start": st, "length": 10.0,
-                                                        "spec": "tempo:1.1", "rng": [seed, 53, j]}))
+        sets["matching, clean"].append(
+            make_clip({"kind": "excerpt", "file": f, "start": st, "length": 10.0, "rng": [seed, 52, j]})
+        )
+        sets["matching, tempo +10 %"].append(
+            make_clip(
+                {"kind": "excerpt", "file": f, "start": st, "length": 10.0, "spec": "tempo:1.1", "rng": [seed, 53, j]}
+            )
+        )
         s, f = outs[int(rng.integers(len(outs)))]
-        sets["unrelated"].append(make_clip({"kind": "excerpt", "file": f, "start": _start(rng, probe(f)[1], 10),
-                                            "length": 10.0, "rng": [seed, 54, j]}))
+        sets["unrelated"].append(
+            make_clip(
+                {
+                    "kind": "excerpt",
+                    "file": f,
+                    "start": _start(rng, probe(f)[1], 10),
+                    "length": 10.0,
+                    "rng": [seed, 54, j],
+                }
+            )
+        )
     aff = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {sorted(aff)[0]})
     out = {"n_per_set": n, "sets": {}}
@@ -510,8 +659,12 @@ def step_timing(lib_path: Path, src: dict, seed: int, quick: bool) -> dict:
             others = max(0.0, (cpu_busy_seconds() - b0) - (time.process_time() - c0)) / wall
     finally:
         os.sched_setaffinity(0, aff)
-    out.update(waited_s=round(waited, 1), others_cores=round(others, 2), wall_s=round(wall, 1),
-               loadavg=[round(v, 2) for v in os.getloadavg()])
+    out.update(
+        waited_s=round(waited, 1),
+        others_cores=round(others, 2),
+        wall_s=round(wall, 1),
+        loadavg=[round(v, 2) for v in os.getloadavg()],
+    )
     return out
 
 
@@ -563,7 +716,8 @@ def analyse(rows: dict[str, list[dict]], timing: dict | None) -> dict:
                 e_off = [r["candidates"][0]["offset"] - r["truth"]["offset"] for r in good]
                 e_end = [r["candidates"][0]["clip_end"] - r["truth"]["clip_end"] for r in good]
                 cells[f"{kind}|{lead:g}"] = {
-                    "n": len(rs), "top1": len(good) / len(rs) if rs else None,
+                    "n": len(rs),
+                    "top1": len(good) / len(rs) if rs else None,
                     "top1_start": _rate([r for r in rs if r["at_track_start"]]),
                     "top1_mid": _rate([r for r in rs if not r["at_track_start"]]),
                     "no_match": sum(1 for r in rs if not r["candidates"]),
@@ -600,11 +754,16 @@ def analyse(rows: dict[str, list[dict]], timing: dict | None) -> dict:
                     ratios.append(min(sc) / max(sc))
                 ans = {(d[s]["candidates"][0]["track_id"] if d[s]["candidates"] else None) for s in SHIFTS_MS if s in d}
                 changed += len(ans) > 1
-                zero_some += (min(sc) == 0 and max(sc) > 0)
-            out[str(L)] = {"clips": len(keys), "ratio_median": statistics.median(ratios) if ratios else None,
-                           "ratio_p10": q(ratios, 0.1), "ratio_min": min(ratios) if ratios else None,
-                           "top1_per_shift": {s: sum(v) / len(v) for s, v in per_shift.items()},
-                           "answer_changes": changed, "found_at_some_shift_only": zero_some}
+                zero_some += min(sc) == 0 and max(sc) > 0
+            out[str(L)] = {
+                "clips": len(keys),
+                "ratio_median": statistics.median(ratios) if ratios else None,
+                "ratio_p10": q(ratios, 0.1),
+                "ratio_min": min(ratios) if ratios else None,
+                "top1_per_shift": {s: sum(v) / len(v) for s, v in per_shift.items()},
+                "answer_changes": changed,
+                "found_at_some_shift_only": zero_some,
+            }
         res["shifts"] = out
     # grid
     if rows.get("grid"):
@@ -618,13 +777,17 @@ def analyse(rows: dict[str, list[dict]], timing: dict | None) -> dict:
                 for r in good:
                     c = r["candidates"][0]
                     fac[f"{c['speed']:g}/{c['tempo']:g}"] += 1
-                g[f"{spec}|{L}"] = {"n": len(rs), "top1": _rate(rs), "target": t,
-                                    "no_match": sum(1 for r in rs if not r["candidates"]),
-                                    "wrong_track": sum(1 for r in rs if r["candidates"] and not r["top_correct"]),
-                                    "errors": sum(1 for r in rs if r["error"]),
-                                    "offset_within_0_5": (sum(e <= 0.5 for e in e_off) / len(e_off)) if e_off else None,
-                                    "speed_tempo_top": sorted(fac.items(), key=lambda kv: -kv[1])[:4],
-                                    "raw_best_of_misses": sorted([_raw_best(r) for r in rs if not r["top_correct"]], reverse=True)[:6]}
+                g[f"{spec}|{L}"] = {
+                    "n": len(rs),
+                    "top1": _rate(rs),
+                    "target": t,
+                    "no_match": sum(1 for r in rs if not r["candidates"]),
+                    "wrong_track": sum(1 for r in rs if r["candidates"] and not r["top_correct"]),
+                    "errors": sum(1 for r in rs if r["error"]),
+                    "offset_within_0_5": (sum(e <= 0.5 for e in e_off) / len(e_off)) if e_off else None,
+                    "speed_tempo_top": sorted(fac.items(), key=lambda kv: -kv[1])[:4],
+                    "raw_best_of_misses": sorted([_raw_best(r) for r in rs if not r["top_correct"]], reverse=True)[:6],
+                }
         res["grid"] = g
     # unrelated
     if rows.get("unrelated"):
@@ -633,26 +796,58 @@ def analyse(rows: dict[str, list[dict]], timing: dict | None) -> dict:
             for L in LENGTHS:
                 rs = [r for r in rows["unrelated"] if r["source"] == s and r["length"] == L and not r["error"]]
                 fp = [r for r in rs if r["candidates"]]
-                conf = [r["raw"][st]["confidence"] for r in rs for st in ("plain", "wide")
-                        if ((r.get("raw") or {}).get(st) or {}).get("confidence") is not None]
+                conf = [
+                    r["raw"][st]["confidence"]
+                    for r in rs
+                    for st in ("plain", "wide")
+                    if ((r.get("raw") or {}).get(st) or {}).get("confidence") is not None
+                ]
                 plain = [r["raw"]["plain"]["score"] for r in rs if (r.get("raw") or {}).get("plain")]
                 wide = [r["raw"]["wide"]["score"] for r in rs if (r.get("raw") or {}).get("wide")]
-                u[f"{s}|{L}"] = {"n": len(rs), "files": len({r["file"] for r in rs}), "fp": len(fp),
-                                 "errors": sum(1 for r in rows["unrelated"] if r["source"] == s and r["length"] == L and r["error"]),
-                                 "fp_rate": len(fp) / len(rs) if rs else None,
-                                 "max_score": max((r["candidates"][0]["score"] for r in fp), default=None),
-                                 "max_conf": max((r["candidates"][0]["confidence"] for r in fp), default=None),
-                                 "raw_plain_max": max(plain, default=None), "raw_plain_median": statistics.median(plain) if plain else None,
-                                 "raw_plain_p99": q(plain, 0.99), "raw_wide_max": max(wide, default=None),
-                                 "raw_wide_median": statistics.median(wide) if wide else None, "raw_wide_p99": q(wide, 0.99),
-                                 "raw_conf_max": max(conf, default=None), "raw_conf_over_0_1": sum(c_ >= 0.1 for c_ in conf)}
+                u[f"{s}|{L}"] = {
+                    "n": len(rs),
+                    "files": len({r["file"] for r in rs}),
+                    "fp": len(fp),
+                    "errors": sum(1 for r in rows["unrelated"] if r["source"] == s and r["length"] == L and r["error"]),
+                    "fp_rate": len(fp) / len(rs) if rs else None,
+                    "max_score": max((r["candidates"][0]["score"] for r in fp), default=None),
+                    "max_conf": max((r["candidates"][0]["confidence"] for r in fp), default=None),
+                    "raw_plain_max": max(plain, default=None),
+                    "raw_plain_median": statistics.median(plain) if plain else None,
+                    "raw_plain_p99": q(plain, 0.99),
+                    "raw_wide_max": max(wide, default=None),
+                    "raw_wide_median": statistics.median(wide) if wide else None,
+                    "raw_wide_p99": q(wide, 0.99),
+                    "raw_conf_max": max(conf, default=None),
+                    "raw_conf_over_0_1": sum(c_ >= 0.1 for c_ in conf),
+                }
         res["unrelated"] = u
         allfp = [r for r in rows["unrelated"] if r["candidates"]]
         allfp.sort(key=lambda r: -r["candidates"][0]["score"])
-        res["fp_list"] = [{"id": r["id"], "file": r["file"], "start": r["start"], "clip_seconds": r.get("clip_seconds"),
-                           **{k: r["candidates"][0][k] for k in ("track", "score", "confidence", "coverage", "clip_start",
-                                                                 "clip_end", "speed", "tempo", "offset")},
-                           "n_candidates": len(r["candidates"])} for r in allfp[:15]]
+        res["fp_list"] = [
+            {
+                "id": r["id"],
+                "file": r["file"],
+                "start": r["start"],
+                "clip_seconds": r.get("clip_seconds"),
+                **{
+                    k: r["candidates"][0][k]
+                    for k in (
+                        "track",
+                        "score",
+                        "confidence",
+                        "coverage",
+                        "clip_start",
+                        "clip_end",
+                        "speed",
+                        "tempo",
+                        "offset",
+                    )
+                },
+                "n_candidates": len(r["candidates"]),
+            }
+            for r in allfp[:15]
+        ]
         near = []
         for r in rows["unrelated"]:
             for stage in ("plain", "wide"):
@@ -660,34 +855,73 @@ def analyse(rows: dict[str, list[dict]], timing: dict | None) -> dict:
                 if f:
                     near.append((f["score"], stage, r))
         near.sort(key=lambda t: -t[0])
-        res["near_misses"] = [{"id": r["id"], "stage": st, "clip_seconds": r.get("clip_seconds"),
-                               **{k: r["raw"][st].get(k) for k in ("score", "second_score", "hypothesis", "track", "confidence",
-                                                                   "coverage", "clip_start", "clip_end", "speed", "tempo",
-                                                                   "features")}}
-                              for sc, st, r in near[:12]]
+        res["near_misses"] = [
+            {
+                "id": r["id"],
+                "stage": st,
+                "clip_seconds": r.get("clip_seconds"),
+                **{
+                    k: r["raw"][st].get(k)
+                    for k in (
+                        "score",
+                        "second_score",
+                        "hypothesis",
+                        "track",
+                        "confidence",
+                        "coverage",
+                        "clip_start",
+                        "clip_end",
+                        "speed",
+                        "tempo",
+                        "features",
+                    )
+                },
+            }
+            for sc, st, r in near[:12]
+        ]
     # reliability
     allrows = [r for p in ("leadin", "shifts", "grid", "unrelated") for r in rows.get(p, []) if not r["error"]]
     if allrows:
-        res["reliability_top1"] = _reliability([(r["candidates"][0]["confidence"], bool(r["top_correct"]), r["in_library"])
-                                                for r in allrows if r["candidates"]])
-        res["reliability_all"] = _reliability([(c["confidence"], c["correct"], r["in_library"])
-                                               for r in allrows for c in r["candidates"]])
+        res["reliability_top1"] = _reliability(
+            [
+                (r["candidates"][0]["confidence"], bool(r["top_correct"]), r["in_library"])
+                for r in allrows
+                if r["candidates"]
+            ]
+        )
+        res["reliability_all"] = _reliability(
+            [(c["confidence"], c["correct"], r["in_library"]) for r in allrows for c in r["candidates"]]
+        )
         raw_best = []
         for r in allrows:
-            fs = [f for f in ((r.get("raw") or {}).get(st) for st in ("plain", "wide")) if f and f.get("confidence") is not None]
+            fs = [
+                f
+                for f in ((r.get("raw") or {}).get(st) for st in ("plain", "wide"))
+                if f and f.get("confidence") is not None
+            ]
             if fs:
                 f = max(fs, key=lambda f: f["confidence"])
                 raw_best.append((f["confidence"], bool(f.get("correct")), r["in_library"]))
         res["reliability_raw"] = _reliability(raw_best)
-        res["answered"] = {"queries": len(allrows), "answered": sum(1 for r in allrows if r["candidates"]),
-                           "true_queries": sum(1 for r in allrows if r["in_library"]),
-                           "identify_checked": sum(1 for r in allrows if "identify_agrees" in r),
-                           "identify_disagrees": sum(1 for r in allrows if r.get("identify_agrees") is False)}
+        res["answered"] = {
+            "queries": len(allrows),
+            "answered": sum(1 for r in allrows if r["candidates"]),
+            "true_queries": sum(1 for r in allrows if r["in_library"]),
+            "identify_checked": sum(1 for r in allrows if "identify_agrees" in r),
+            "identify_disagrees": sum(1 for r in allrows if r.get("identify_agrees") is False),
+        }
     if timing:
-        res["timing"] = {name: {"n": len(v["latencies_ms"]), "median": statistics.median(v["latencies_ms"]),
-                                "p95": q(v["latencies_ms"], 0.95), "mean": statistics.fmean(v["latencies_ms"]),
-                                "max": max(v["latencies_ms"]), "found": v["found"]}
-                         for name, v in timing["sets"].items()}
+        res["timing"] = {
+            name: {
+                "n": len(v["latencies_ms"]),
+                "median": statistics.median(v["latencies_ms"]),
+                "p95": q(v["latencies_ms"], 0.95),
+                "mean": statistics.fmean(v["latencies_ms"]),
+                "max": max(v["latencies_ms"]),
+                "found": v["found"],
+            }
+            for name, v in timing["sets"].items()
+        }
     return res
 
 
@@ -703,7 +937,17 @@ def _within(good: list[dict]) -> float | None:
 def _hist_cs(errs: list[float]) -> dict:
     bins = {"< -3 s": 0, "-3..-0.5 s": 0, "±0.5 s": 0, "0.5..3 s": 0, "> 3 s": 0}
     for e in errs:
-        k = "< -3 s" if e < -3 else "-3..-0.5 s" if e < -0.5 else "±0.5 s" if e <= 0.5 else "0.5..3 s" if e <= 3 else "> 3 s"
+        k = (
+            "< -3 s"
+            if e < -3
+            else "-3..-0.5 s"
+            if e < -0.5
+            else "±0.5 s"
+            if e <= 0.5
+            else "0.5..3 s"
+            if e <= 3
+            else "> 3 s"
+        )
         bins[k] += 1
     return bins
 
@@ -721,10 +965,17 @@ def _reliability(items: list[tuple[float, bool, bool]]) -> list[dict]:
             out.append({"bin": [lo, min(hi, 1.0)], "n": 0})
             continue
         right = sum(1 for c, ok_, _ in b if ok_)
-        out.append({"bin": [lo, min(hi, 1.0)], "n": len(b), "correct": right,
-                    "wrong_unrelated": sum(1 for c, ok_, inl in b if not ok_ and not inl),
-                    "wrong_other_track": sum(1 for c, ok_, inl in b if not ok_ and inl),
-                    "precision": right / len(b), "mean_confidence": statistics.fmean(c for c, _, _ in b)})
+        out.append(
+            {
+                "bin": [lo, min(hi, 1.0)],
+                "n": len(b),
+                "correct": right,
+                "wrong_unrelated": sum(1 for c, ok_, inl in b if not ok_ and not inl),
+                "wrong_other_track": sum(1 for c, ok_, inl in b if not ok_ and inl),
+                "precision": right / len(b),
+                "mean_confidence": statistics.fmean(c for c, _, _ in b),
+            }
+        )
     return out
 
 
@@ -735,70 +986,105 @@ def report(res: dict, meta: dict) -> str:
     L: list[str] = []
     w = L.append
     code = meta["code"]
-    w(f"Command: `{meta['command']}` — {meta['mode']} run, started {meta['start']}, {meta['minutes']:.1f} min wall; "
-      f"load average at start {meta['load_start']}, at end {meta['load_end']} (2 cores, shared with other agents). "
-      f"Code: snapshot `{code.get('src_sha')}` of src/ (git `{code.get('head')}`"
-      f"{' + uncommitted changes in ' + ', '.join(code.get('src_changed') or []) if code.get('src_dirty') else ''}). "
-      f"Library: {meta['library']['stats'].get('tracks')} tracks, {meta['library']['stats'].get('audio_hours', 0):.2f} h "
-      f"(41 Wesnoth incl. the refused silence.ogg + 4 muldjord). Queries: `Library.candidates(clip, sr=8000, k=3)` on "
-      f"clips made at the source rate and resampled to 8 kHz; raw features per query in `{meta['jsonl']}`.\n")
+    w(
+        f"Command: `{meta['command']}` — {meta['mode']} run, started {meta['start']}, {meta['minutes']:.1f} min wall; "
+        f"load average at start {meta['load_start']}, at end {meta['load_end']} (2 cores, shared with other agents). "
+        f"Code: snapshot `{code.get('src_sha')}` of src/ (git `{code.get('head')}`"
+        f"{' + uncommitted changes in ' + ', '.join(code.get('src_changed') or []) if code.get('src_dirty') else ''}). "
+        f"Library: {meta['library']['stats'].get('tracks')} tracks, {meta['library']['stats'].get('audio_hours', 0):.2f} h "
+        f"(41 Wesnoth incl. the refused silence.ogg + 4 muldjord). Queries: `Library.candidates(clip, sr=8000, k=3)` on "
+        f"clips made at the source rate and resampled to 8 kHz; raw features per query in `{meta['jsonl']}`.\n"
+    )
     summ: list[tuple[str, str, bool]] = []
     if "leadin" in res:
         c = res["leadin"]
         w("### Lead-in: 10 s of the song after other audio\n")
-        w("Half of the songs start at the track's first sample (truth: `offset` = −lead, `clip_start` = lead), "
-          "half in its middle (`clip_start` = lead, `offset` = start − lead). Music lead-ins: sectoid songs and "
-          "singularity tracks at the song's loudness; pink noise at the song's active power (0 dB); silence = zeros. "
-          "Errors are over the correct answers.\n")
-        w("| lead-in | n | top-1 (target ≥ 97 %) | from track start / middle | no match / wrong | clip_start − truth: median | "
-          "\\|err\\| p90 | within 0.5 s (start / middle) | \\|offset err\\| median | clip_end − truth median |")
+        w(
+            "Half of the songs start at the track's first sample (truth: `offset` = −lead, `clip_start` = lead), "
+            "half in its middle (`clip_start` = lead, `offset` = start − lead). Music lead-ins: sectoid songs and "
+            "singularity tracks at the song's loudness; pink noise at the song's active power (0 dB); silence = zeros. "
+            "Errors are over the correct answers.\n"
+        )
+        w(
+            "| lead-in | n | top-1 (target ≥ 97 %) | from track start / middle | no match / wrong | clip_start − truth: median | "
+            "\\|err\\| p90 | within 0.5 s (start / middle) | \\|offset err\\| median | clip_end − truth median |"
+        )
         w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for lead in LEAD_SECONDS:
             for kind in LEAD_KINDS:
                 x = c[f"{kind}|{lead:g}"]
-                w(f"| {kind}, {lead:g} s | {x['n']} | {pct(x['top1'])} {ok((x['top1'] or 0) >= LEAD_TARGET)} | "
-                  f"{pct(x['top1_start'], 0)} / {pct(x['top1_mid'], 0)} | {x['no_match']} / {x['wrong_track']} | "
-                  f"{f2(x['clip_start_err_median'])} s | {f2(x['clip_start_abs_p90'])} s | {pct(x['clip_start_within_0_5'], 0)} "
-                  f"({pct(x['clip_start_within_0_5_start'], 0)} / {pct(x['clip_start_within_0_5_mid'], 0)}) | "
-                  f"{f2(x['offset_abs_median'], 3)} s | {f2(x['clip_end_err_median'])} s |")
-                summ.append((f"lead-in {kind}, {lead:g} s: top-1 ≥ 97 %", pct(x["top1"]), (x["top1"] or 0) >= LEAD_TARGET))
+                w(
+                    f"| {kind}, {lead:g} s | {x['n']} | {pct(x['top1'])} {ok((x['top1'] or 0) >= LEAD_TARGET)} | "
+                    f"{pct(x['top1_start'], 0)} / {pct(x['top1_mid'], 0)} | {x['no_match']} / {x['wrong_track']} | "
+                    f"{f2(x['clip_start_err_median'])} s | {f2(x['clip_start_abs_p90'])} s | {pct(x['clip_start_within_0_5'], 0)} "
+                    f"({pct(x['clip_start_within_0_5_start'], 0)} / {pct(x['clip_start_within_0_5_mid'], 0)}) | "
+                    f"{f2(x['offset_abs_median'], 3)} s | {f2(x['clip_end_err_median'])} s |"
+                )
+                summ.append(
+                    (f"lead-in {kind}, {lead:g} s: top-1 ≥ 97 %", pct(x["top1"]), (x["top1"] or 0) >= LEAD_TARGET)
+                )
         w("")
-        w("clip_start − truth, histogram over correct answers: " + "; ".join(
-            f"{k.replace('|', ' ')} s: " + ", ".join(f"{b} {n}" for b, n in v["clip_start_hist"].items() if n)
-            for k, v in c.items()) + "\n")
+        w(
+            "clip_start − truth, histogram over correct answers: "
+            + "; ".join(
+                f"{k.replace('|', ' ')} s: " + ", ".join(f"{b} {n}" for b, n in v["clip_start_hist"].items() if n)
+                for k, v in c.items()
+            )
+            + "\n"
+        )
     if "shifts" in res:
         w("### Sub-frame shifts: the same clean clip cut 0 / 8 / 16 / 24 ms later\n")
         w("Score of the correct answer at each cut (0 when not found), min/max across the four cuts per clip.\n")
-        w("| clip | clips | min/max score: median | p10 | worst | top-1 at 0 / 8 / 16 / 24 ms | answer differs between cuts |")
+        w(
+            "| clip | clips | min/max score: median | p10 | worst | top-1 at 0 / 8 / 16 / 24 ms | answer differs between cuts |"
+        )
         w("| --- | --- | --- | --- | --- | --- | --- |")
         for Lc in LENGTHS:
             x = res["shifts"][str(Lc)]
             tps = " / ".join(pct(x["top1_per_shift"].get(s, x["top1_per_shift"].get(str(s))), 0) for s in SHIFTS_MS)
-            w(f"| {Lc} s | {x['clips']} | {f2(x['ratio_median'])} | {f2(x['ratio_p10'])} | {f2(x['ratio_min'])} | {tps} | "
-              f"{x['answer_changes']} |")
+            w(
+                f"| {Lc} s | {x['clips']} | {f2(x['ratio_median'])} | {f2(x['ratio_p10'])} | {f2(x['ratio_min'])} | {tps} | "
+                f"{x['answer_changes']} |"
+            )
         w("")
     if "grid" in res:
         w("### New grid cells (top-1)\n")
-        w("`L` s of the source cut, then degraded (a speed/tempo clip is L/F s long, as in `make_queries`). "
-          "Speed and tempo from `tuneseek.degrade`; pitch with `pedalboard.PitchShift(semitones=1)`.\n")
-        w("| degradation | 10 s | 5 s | 3 s | n per cell | no match / wrong track (10 / 5 / 3 s) | offset within 0.5 s (10 / 5 / 3 s) | speed/tempo reported (10 s, most common) |")
+        w(
+            "`L` s of the source cut, then degraded (a speed/tempo clip is L/F s long, as in `make_queries`). "
+            "Speed and tempo from `tuneseek.degrade`; pitch with `pedalboard.PitchShift(semitones=1)`.\n"
+        )
+        w(
+            "| degradation | 10 s | 5 s | 3 s | n per cell | no match / wrong track (10 / 5 / 3 s) | offset within 0.5 s (10 / 5 / 3 s) | speed/tempo reported (10 s, most common) |"
+        )
         w("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for spec, title, tg in GRID:
             cells = [res["grid"][f"{spec}|{Lc}"] for Lc in LENGTHS]
-            txt = " | ".join(f"{pct(x['top1'])} (≥ {t * 100:.0f}) {ok((x['top1'] or 0) >= t - 1e-9)}" for x, t in zip(cells, tg))
-            w(f"| {title} (`{spec}`) | {txt} | {cells[0]['n']} | " + " / ".join(f"{x['no_match']}+{x['wrong_track']}" for x in cells)
-              + " | " + " / ".join(pct(x["offset_within_0_5"], 0) for x in cells) + " | "
-              + ", ".join(f"{k} ×{n}" for k, n in cells[0]["speed_tempo_top"][:3]) + " |")
+            txt = " | ".join(
+                f"{pct(x['top1'])} (≥ {t * 100:.0f}) {ok((x['top1'] or 0) >= t - 1e-9)}" for x, t in zip(cells, tg)
+            )
+            w(
+                f"| {title} (`{spec}`) | {txt} | {cells[0]['n']} | "
+                + " / ".join(f"{x['no_match']}+{x['wrong_track']}" for x in cells)
+                + " | "
+                + " / ".join(pct(x["offset_within_0_5"], 0) for x in cells)
+                + " | "
+                + ", ".join(f"{k} ×{n}" for k, n in cells[0]["speed_tempo_top"][:3])
+                + " |"
+            )
             for Lc, x, t in zip(LENGTHS, cells, tg):
                 summ.append((f"{title} {Lc} s ≥ {t * 100:.0f} %", pct(x["top1"]), (x["top1"] or 0) >= t - 1e-9))
         w("")
     if "unrelated" in res:
         u = res["unrelated"]
         w("### False positives: music from sources not in the library\n")
-        w("A false positive is any match returned (k=3). *Raw*: the best pile of any track in each stage whatever "
-          f"the no-match decision ({meta['decision']}); raw confidence = what verification gave that pile (max over "
-          f"both stages). {in_sample_sources()[1]}.\n")
-        w("| source | clip | files | n | false positives | rate | top FP score / confidence | raw plain score: median / p99 / max | raw wide score: median / p99 / max | raw confidence: max (piles ≥ 0.1) |")
+        w(
+            "A false positive is any match returned (k=3). *Raw*: the best pile of any track in each stage whatever "
+            f"the no-match decision ({meta['decision']}); raw confidence = what verification gave that pile (max over "
+            f"both stages). {in_sample_sources()[1]}.\n"
+        )
+        w(
+            "| source | clip | files | n | false positives | rate | top FP score / confidence | raw plain score: median / p99 / max | raw wide score: median / p99 / max | raw confidence: max (piles ≥ 0.1) |"
+        )
         w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         pooled = defaultdict(lambda: [0, 0])
         ins = in_sample_sources()[0]
@@ -807,65 +1093,102 @@ def report(res: dict, meta: dict) -> str:
             oos = s not in ins
             pooled[(Lc, oos)][0] += x["fp"]
             pooled[(Lc, oos)][1] += x["n"]
-            w(f"| {s}{'' if oos else ' (in-sample)'} | {Lc} s | {x['files']} | {x['n']} | {x['fp']} | {pct(x['fp_rate'])} | "
-              f"{x['max_score'] if x['max_score'] is not None else '–'} / {f2(x['max_conf'], 4)} | "
-              f"{f2(x['raw_plain_median'], 0)} / {f2(x['raw_plain_p99'], 0)} / {x['raw_plain_max']} | "
-              f"{f2(x['raw_wide_median'], 0)} / {f2(x['raw_wide_p99'], 0)} / {x['raw_wide_max']} | "
-              f"{f2(x.get('raw_conf_max'), 3)} ({x.get('raw_conf_over_0_1', '–')}) |")
+            w(
+                f"| {s}{'' if oos else ' (in-sample)'} | {Lc} s | {x['files']} | {x['n']} | {x['fp']} | {pct(x['fp_rate'])} | "
+                f"{x['max_score'] if x['max_score'] is not None else '–'} / {f2(x['max_conf'], 4)} | "
+                f"{f2(x['raw_plain_median'], 0)} / {f2(x['raw_plain_p99'], 0)} / {x['raw_plain_max']} | "
+                f"{f2(x['raw_wide_median'], 0)} / {f2(x['raw_wide_p99'], 0)} / {x['raw_wide_max']} | "
+                f"{f2(x.get('raw_conf_max'), 3)} ({x.get('raw_conf_over_0_1', '–')}) |"
+            )
         w("")
         w("| pooled | 10 s | 5 s | 3 s |")
         w("| --- | --- | --- | --- |")
         srcs = list(dict.fromkeys(k.split("|")[0] for k in u))
-        for oos, name in ((True, "out of sample (" + ", ".join(x for x in srcs if x not in ins) + ")"),
-                          (False, "in-sample (" + ", ".join(x for x in srcs if x in ins) + ")")):
-            w(f"| {name} | " + " | ".join(f"{pooled[(str(Lc), oos)][0]} of {pooled[(str(Lc), oos)][1]} "
-                                           f"({pct(pooled[(str(Lc), oos)][0] / max(1, pooled[(str(Lc), oos)][1]), 2)})"
-                                           for Lc in LENGTHS) + " |")
+        for oos, name in (
+            (True, "out of sample (" + ", ".join(x for x in srcs if x not in ins) + ")"),
+            (False, "in-sample (" + ", ".join(x for x in srcs if x in ins) + ")"),
+        ):
+            w(
+                f"| {name} | "
+                + " | ".join(
+                    f"{pooled[(str(Lc), oos)][0]} of {pooled[(str(Lc), oos)][1]} "
+                    f"({pct(pooled[(str(Lc), oos)][0] / max(1, pooled[(str(Lc), oos)][1]), 2)})"
+                    for Lc in LENGTHS
+                )
+                + " |"
+            )
         fp10, n10 = pooled[("10", True)]
-        summ.append(("false positives ≤ 0.5 % at 10 s, out of sample (pooled)", f"{fp10} of {n10} ({pct(fp10 / max(1, n10), 2)})",
-                     n10 > 0 and fp10 / n10 <= FP_TARGET_10S))
+        summ.append(
+            (
+                "false positives ≤ 0.5 % at 10 s, out of sample (pooled)",
+                f"{fp10} of {n10} ({pct(fp10 / max(1, n10), 2)})",
+                n10 > 0 and fp10 / n10 <= FP_TARGET_10S,
+            )
+        )
         for key, x in u.items():
             s, Lc = key.split("|")
             if Lc == "10":
-                summ.append((f"false positives ≤ 0.5 % at 10 s, {s}", f"{x['fp']} of {x['n']}", (x["fp_rate"] or 0) <= FP_TARGET_10S))
+                summ.append(
+                    (
+                        f"false positives ≤ 0.5 % at 10 s, {s}",
+                        f"{x['fp']} of {x['n']}",
+                        (x["fp_rate"] or 0) <= FP_TARGET_10S,
+                    )
+                )
         w("")
         if res.get("fp_list"):
             w("Highest-scoring false positives (top candidate):\n")
-            w("| query | clip s | matched track | score | confidence | coverage | clip_start–end | speed / tempo | candidates |")
+            w(
+                "| query | clip s | matched track | score | confidence | coverage | clip_start–end | speed / tempo | candidates |"
+            )
             w("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
             for x in res["fp_list"][:10]:
-                w(f"| `{x['id']}` ({Path(x['file']).name} @ {x['start']:.1f} s) | {x['clip_seconds']} | {x['track']} | {x['score']} | "
-                  f"{x['confidence']:.4f} | {x['coverage']:.2f} | {x['clip_start']:.1f}–{x['clip_end']:.1f} | "
-                  f"{x['speed']:g} / {x['tempo']:g} | {x['n_candidates']} |")
+                w(
+                    f"| `{x['id']}` ({Path(x['file']).name} @ {x['start']:.1f} s) | {x['clip_seconds']} | {x['track']} | {x['score']} | "
+                    f"{x['confidence']:.4f} | {x['coverage']:.2f} | {x['clip_start']:.1f}–{x['clip_end']:.1f} | "
+                    f"{x['speed']:g} / {x['tempo']:g} | {x['n_candidates']} |"
+                )
             w("")
         if res.get("near_misses"):
             w("Highest raw piles of unrelated clips (returned or not):\n")
-            w("| query | stage | score | 2nd track | hypothesis (time, freq) | confidence | coverage | clip_start–end | features |")
+            w(
+                "| query | stage | score | 2nd track | hypothesis (time, freq) | confidence | coverage | clip_start–end | features |"
+            )
             w("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
             for x in res["near_misses"][:8]:
                 hyp = x.get("hypothesis") or [None, None]
-                w(f"| `{x['id']}` | {x['stage']} | {x['score']} | {x['second_score']} | {hyp[0]:g}, {hyp[1]:.3f} | "
-                  f"{f2(x.get('confidence'), 3)} | {f2(x.get('coverage'))} | {f2(x.get('clip_start'), 1)}–{f2(x.get('clip_end'), 1)} | "
-                  f"{x.get('features') or '–'} |")
+                w(
+                    f"| `{x['id']}` | {x['stage']} | {x['score']} | {x['second_score']} | {hyp[0]:g}, {hyp[1]:.3f} | "
+                    f"{f2(x.get('confidence'), 3)} | {f2(x.get('coverage'))} | {f2(x.get('clip_start'), 1)}–{f2(x.get('clip_end'), 1)} | "
+                    f"{x.get('features') or '–'} |"
+                )
             w("")
     if "reliability_top1" in res:
         a = res["answered"]
         w("### Reliability: stated confidence vs observed precision\n")
-        w(f"Over all {a['queries']} queries of the parts above ({a['true_queries']} of library music, the rest unrelated); "
-          f"{a['answered']} answered. Top answer, and (right) every returned candidate of k=3 (ranks 2–3 of a "
-          f"library clip are other tracks, hence wrong). `identify()` checked against `candidates()[0]` on "
-          f"{a['identify_checked']} queries: {a['identify_disagrees']} disagreements.\n")
-        w("*Raw best pile* (last columns): per query, the pile of either stage with the highest confidence, "
-          "returned or not (below the no-match floor too): how the confidence model is calibrated where the "
-          "decision is taken.\n")
-        w("| stated confidence | top-1: n | correct | wrong (unrelated / other track) | precision | mean stated | all k=3: n | precision | mean stated | raw best pile: n | precision | mean stated |")
+        w(
+            f"Over all {a['queries']} queries of the parts above ({a['true_queries']} of library music, the rest unrelated); "
+            f"{a['answered']} answered. Top answer, and (right) every returned candidate of k=3 (ranks 2–3 of a "
+            f"library clip are other tracks, hence wrong). `identify()` checked against `candidates()[0]` on "
+            f"{a['identify_checked']} queries: {a['identify_disagrees']} disagreements.\n"
+        )
+        w(
+            "*Raw best pile* (last columns): per query, the pile of either stage with the highest confidence, "
+            "returned or not (below the no-match floor too): how the confidence model is calibrated where the "
+            "decision is taken.\n"
+        )
+        w(
+            "| stated confidence | top-1: n | correct | wrong (unrelated / other track) | precision | mean stated | all k=3: n | precision | mean stated | raw best pile: n | precision | mean stated |"
+        )
         w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for b1, b2, b3 in zip(res["reliability_top1"], res["reliability_all"], res["reliability_raw"]):
             lo, hi = b1["bin"]
             rng_s = f"[{lo:g}, {hi:g})" if hi < 1 else f"≥ {lo:g}"
             if b1["n"]:
-                left = (f"{b1['n']} | {b1['correct']} | {b1['wrong_unrelated']} / {b1['wrong_other_track']} | "
-                        f"{pct(b1['precision'], 2)} | {b1['mean_confidence']:.5f}")
+                left = (
+                    f"{b1['n']} | {b1['correct']} | {b1['wrong_unrelated']} / {b1['wrong_other_track']} | "
+                    f"{pct(b1['precision'], 2)} | {b1['mean_confidence']:.5f}"
+                )
             else:
                 left = "0 | | | | "
             right = f"{b2['n']} | {pct(b2['precision'], 2)} | {b2['mean_confidence']:.5f}" if b2["n"] else "0 | | "
@@ -875,13 +1198,17 @@ def report(res: dict, meta: dict) -> str:
     if "timing" in res:
         t = meta["timing"]
         w("### Query time (10 s clips, one process pinned to one core)\n")
-        w(f"`Library.candidates(samples, sr=8000, k=1)` (= `identify`), clips already decoded and at 8 kHz: "
-          f"fingerprinting (4 shifted analyses) + search. Other processes used {t['others_cores']:.2f} cores during the "
-          f"timed loop (waited {t['waited_s']:.0f} s for a quiet machine; load average after {t['loadavg']}).\n")
+        w(
+            f"`Library.candidates(samples, sr=8000, k=1)` (= `identify`), clips already decoded and at 8 kHz: "
+            f"fingerprinting (4 shifted analyses) + search. Other processes used {t['others_cores']:.2f} cores during the "
+            f"timed loop (waited {t['waited_s']:.0f} s for a quiet machine; load average after {t['loadavg']}).\n"
+        )
         w("| clips | n | found | median ms | p95 ms | mean ms | max ms |")
         w("| --- | --- | --- | --- | --- | --- | --- |")
         for name, x in res["timing"].items():
-            w(f"| {name} | {x['n']} | {x['found']} | {x['median']:.1f} | {x['p95']:.1f} | {x['mean']:.1f} | {x['max']:.1f} |")
+            w(
+                f"| {name} | {x['n']} | {x['found']} | {x['median']:.1f} | {x['p95']:.1f} | {x['mean']:.1f} | {x['max']:.1f} |"
+            )
         w("")
     head = ["### Targets\n", "| target | measured | |", "| --- | --- | --- |"]
     head += [f"| {t} | {m} | {ok(p)} |" for t, m, p in summ]
@@ -897,16 +1224,23 @@ def report(res: dict, meta: dict) -> str:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--quick", action="store_true", help="about a quarter of the clips (16 per cell, 12-24 per source)")
-    ap.add_argument("--work", type=Path, default=REPO / "bench-work", help="where generated data goes (default bench-work/)")
+    ap.add_argument(
+        "--work", type=Path, default=REPO / "bench-work", help="where generated data goes (default bench-work/)"
+    )
     ap.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2, help="query processes (default 2)")
     ap.add_argument("--limit", type=int, help="at most this many queries per part (smoke test; report not meaningful)")
     ap.add_argument("--report", type=Path, help="Markdown report (default WORK/trust/report-<mode>.md)")
-    ap.add_argument("--no-snapshot", action="store_true", help="measure the installed package as it is, no snapshot of src/")
+    ap.add_argument(
+        "--no-snapshot", action="store_true", help="measure the installed package as it is, no snapshot of src/"
+    )
     ap.add_argument("--git-rev", metavar="REV", help="measure src/ as committed at REV (a snapshot of it)")
     a = ap.parse_args(argv)
     parts = [p.strip() for p in a.parts.split(",") if p.strip()]
@@ -940,7 +1274,7 @@ def main(argv=None) -> int:
     items = [it for p in qparts for it in todo[p]]
     # interleave expensive (unrelated, long lead-ins) and cheap queries over chunks of ~8
     order = np.random.default_rng(a.seed).permutation(len(items))
-    chunks = [[items[j] for j in order[i:i + 8]] for i in range(0, len(items), 8)]
+    chunks = [[items[j] for j in order[i : i + 8]] for i in range(0, len(items), 8)]
     t0 = time.perf_counter()
     done = 0
     got: list[dict] = []
@@ -950,8 +1284,10 @@ def main(argv=None) -> int:
             done += len(res)
             if done % 400 < 8 or done == len(items):
                 el = time.perf_counter() - t0
-                log(f"  {done}/{len(items)} queries, {el / 60:.1f} min, ETA {el / done * (len(items) - done) / 60:.1f} min, "
-                    f"load {os.getloadavg()[0]:.2f}")
+                log(
+                    f"  {done}/{len(items)} queries, {el / 60:.1f} min, ETA {el / done * (len(items) - done) / 60:.1f} min, "
+                    f"load {os.getloadavg()[0]:.2f}"
+                )
     query_minutes = (time.perf_counter() - t0) / 60
     for p in qparts:
         rows[p] = sorted([r for r in got if r["part"] == p], key=lambda r: r["id"])
@@ -963,12 +1299,23 @@ def main(argv=None) -> int:
         log("timing 10 s queries in one process pinned to one core")
         timing = step_timing(lib_path, src, a.seed, a.quick)
     res = analyse(rows, timing)
-    meta = {"command": "python benchmarks/identify_trust.py " + " ".join(argv), "mode": mode, "start": start,
-            "load_start": load_start, "load_end": [round(v, 2) for v in os.getloadavg()],
-            "minutes": (time.perf_counter() - t_all) / 60, "query_minutes": query_minutes, "code": code,
-            "library": libinfo, "machine": machine(), "jsonl": str((out_dir / "<part>.jsonl").relative_to(REPO))
-            if out_dir.is_relative_to(REPO) else str(out_dir / "<part>.jsonl"), "timing": timing,
-            "counts": {p: len(v) for p, v in rows.items()}}
+    meta = {
+        "command": "python benchmarks/identify_trust.py " + " ".join(argv),
+        "mode": mode,
+        "start": start,
+        "load_start": load_start,
+        "load_end": [round(v, 2) for v in os.getloadavg()],
+        "minutes": (time.perf_counter() - t_all) / 60,
+        "query_minutes": query_minutes,
+        "code": code,
+        "library": libinfo,
+        "machine": machine(),
+        "jsonl": str((out_dir / "<part>.jsonl").relative_to(REPO))
+        if out_dir.is_relative_to(REPO)
+        else str(out_dir / "<part>.jsonl"),
+        "timing": timing,
+        "counts": {p: len(v) for p, v in rows.items()},
+    }
     meta["decision"] = decision_text()
     md = report(res, meta)
     (out_dir / f"results-{mode}.json").write_text(json.dumps({"meta": meta, "results": res}, indent=1, default=str))

@@ -31,7 +31,10 @@ def wait_quiet(max_wait: float = 120.0, threshold: float = 0.3) -> float:
         waited = time.perf_counter() - t0
         if busy < threshold or waited >= max_wait:
             if waited > 2.5:
-                print(f"  waited {waited:.0f} s for the machine to be quiet (others: {busy:.2f} cores)",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"  waited {waited:.0f} s for the machine to be quiet (others: {busy:.2f} cores)",
+                    file=sys.stderr,
+                    flush=True,
+                )
             break
     return time.perf_counter() - t0

@@ -54,7 +54,7 @@ def make_long_file(work: Path, hours: float, part: int) -> Path:
     if suffix == "ogg":
         tracks = sorted(str(p) for p in MUSIC.glob("*.ogg") if p.name != "silence.ogg")
         if part == 2:
-            tracks = tracks[len(tracks) // 2:] + tracks[: len(tracks) // 2]
+            tracks = tracks[len(tracks) // 2 :] + tracks[: len(tracks) // 2]
         total = sum(float(x) for x in subprocess.check_output(["soxi", "-D", *tracks], text=True).split())
         repeats = int(hours * 3600 // total) + 1
         subprocess.run(["sox", *(tracks * repeats), "-C", "3", str(tmp), "trim", "0", str(hours * 3600)], check=True)
@@ -151,9 +151,12 @@ def measure(argv: list[str], env: dict[str, str]) -> dict:
         by_role[role] = max(by_role.get(role, 0), kb)
     by_role["main"] = max(by_role.get("main", 0), usage.ru_maxrss)
     return {
-        "argv": argv[2:], "exit": proc.returncode, "seconds": round(time.perf_counter() - t0, 1),
+        "argv": argv[2:],
+        "exit": proc.returncode,
+        "seconds": round(time.perf_counter() - t0, 1),
         "peak_mb": {role: round(kb / 1024) for role, kb in sorted(by_role.items())},
-        "tree_peak_mb": round(tree_peak / 1024), "workers_seen": sum(r == "worker" for r, _ in peaks.values()),
+        "tree_peak_mb": round(tree_peak / 1024),
+        "workers_seen": sum(r == "worker" for r, _ in peaks.values()),
         "stderr_tail": err[-300:],
     }
 
@@ -201,8 +204,10 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for case, r in results.items():
         m = r["peak_mb"]
-        print(f"| {case} | {r['exit']} | {r['seconds']} | {m.get('main', '')} | {m.get('worker', '')} | "
-              f"{m.get('forkserver', '')} | {r['tree_peak_mb']} |")
+        print(
+            f"| {case} | {r['exit']} | {r['seconds']} | {m.get('main', '')} | {m.get('worker', '')} | "
+            f"{m.get('forkserver', '')} | {r['tree_peak_mb']} |"
+        )
 
 
 if __name__ == "__main__":

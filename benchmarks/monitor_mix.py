@@ -37,10 +37,13 @@ from tuneseek import Library, audio
 
 SR = 16000
 LIBRARY = sorted(glob.glob("/usr/share/games/wesnoth/1.16/data/core/music/*.ogg")) + sorted(
-    glob.glob("/usr/share/games/fretsonfire/data/songs/muldjord/*/song.ogg"))
-OUTSIDE = (sorted(glob.glob("/usr/share/games/fretsonfire/data/songs/sectoid/*/song.ogg"))
-           + sorted(glob.glob("/usr/share/games/singularity/music/*.ogg"))
-           + sorted(glob.glob("/usr/share/games/warzone2100/music/albums/*/*.opus"))[:8])
+    glob.glob("/usr/share/games/fretsonfire/data/songs/muldjord/*/song.ogg")
+)
+OUTSIDE = (
+    sorted(glob.glob("/usr/share/games/fretsonfire/data/songs/sectoid/*/song.ogg"))
+    + sorted(glob.glob("/usr/share/games/singularity/music/*.ogg"))
+    + sorted(glob.glob("/usr/share/games/warzone2100/music/albums/*/*.opus"))[:8]
+)
 FADE = 3.0
 
 
@@ -98,9 +101,15 @@ def make_mix(path: Path, minutes: float, seed: int, track_ids: dict[str, int]) -
                 write(babble(float(rng.uniform(3, 8)), rng))
                 begin, skip = written, 0
                 body = piece[:-n_fade]
-            truth.append({"start": round(begin / SR, 2), "end": None, "path": src,
-                          "track_id": track_ids.get(src) if inside else None,
-                          "track_start": round(start + skip / SR, 2)})
+            truth.append(
+                {
+                    "start": round(begin / SR, 2),
+                    "end": None,
+                    "path": src,
+                    "track_id": track_ids.get(src) if inside else None,
+                    "track_start": round(start + skip / SR, 2),
+                }
+            )
             write(body)
             held = piece[-n_fade:].copy()
         write(held)
@@ -110,8 +119,18 @@ def make_mix(path: Path, minutes: float, seed: int, track_ids: dict[str, int]) -
 
 def run_monitor(library: Path, mix: Path) -> tuple[list[dict], float, int]:
     """``tuneseek monitor --json`` under /usr/bin/time: segments, wall seconds, peak RSS (kB)."""
-    cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "tuneseek.cli", "monitor", "--json", "-L", str(library),
-           str(mix)]
+    cmd = [
+        "/usr/bin/time",
+        "-v",
+        sys.executable,
+        "-m",
+        "tuneseek.cli",
+        "monitor",
+        "--json",
+        "-L",
+        str(library),
+        str(mix),
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
     wall = time.perf_counter() - t0
@@ -139,14 +158,19 @@ def score(truth: list[dict], found: list[dict]) -> dict:
             matched += 1
             s = max(hits, key=lambda s: overlap(p, s))
             errors += [abs(s["start"] - p["start"]), abs(s["end"] - p["end"])]
-    good = sum(any(same_place(p, s) and overlap(p, s) >= 0.5 * (s["end"] - s["start"]) for p in pieces)
-               for s in segments)
+    good = sum(
+        any(same_place(p, s) and overlap(p, s) >= 0.5 * (s["end"] - s["start"]) for p in pieces) for s in segments
+    )
     errors = np.array(errors) if errors else np.zeros(1)
     return {
-        "library_excerpts": len(pieces), "outside_excerpts": len(truth) - len(pieces), "segments": len(segments),
-        "recall": matched / max(1, len(pieces)), "precision": good / max(1, len(segments)),
+        "library_excerpts": len(pieces),
+        "outside_excerpts": len(truth) - len(pieces),
+        "segments": len(segments),
+        "recall": matched / max(1, len(pieces)),
+        "precision": good / max(1, len(segments)),
         "false_segments": [s for s in segments if not any(same_place(p, s) for p in pieces)],
-        "boundary_median_s": float(np.median(errors)), "boundary_p95_s": float(np.percentile(errors, 95)),
+        "boundary_median_s": float(np.median(errors)),
+        "boundary_p95_s": float(np.percentile(errors, 95)),
         "boundary_within_2s": float(np.mean(errors <= 2.0)),
     }
 
@@ -173,8 +197,12 @@ def main() -> None:
     found, wall, rss = run_monitor(library, mix)
     result = score(truth, found)
     duration = sf.info(mix).duration
-    result.update(mix_seconds=duration, wall_s=round(wall, 1), real_time_factor=round(duration / wall, 1),
-                  peak_rss_mb=round(rss / 1024, 1))
+    result.update(
+        mix_seconds=duration,
+        wall_s=round(wall, 1),
+        real_time_factor=round(duration / wall, 1),
+        peak_rss_mb=round(rss / 1024, 1),
+    )
     (work / f"result-{args.minutes:g}min-{args.seed}.json").write_text(json.dumps(result, indent=1))
     false = result.pop("false_segments")
     print(json.dumps(result, indent=1))

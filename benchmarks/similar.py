@@ -53,8 +53,17 @@ def library_queries(n_tracks: int, segments: int) -> None:
         rng = np.random.default_rng(5)
         with catalog.transaction():
             for i, centre in enumerate(centres):
-                fields = dict(path=f"/music/{i}.flac", content_hash=f"{i:032x}", size=1, mtime_ns=0, duration=240.0,
-                              sample_rate=44100, channels=2, title=None, artist=None)
+                fields = dict(
+                    path=f"/music/{i}.flac",
+                    content_hash=f"{i:032x}",
+                    size=1,
+                    mtime_ns=0,
+                    duration=240.0,
+                    sample_rate=44100,
+                    channels=2,
+                    title=None,
+                    artist=None,
+                )
                 track_id = catalog.insert_track(fields)
                 segs = centre + 0.3 * rng.standard_normal((segments, len(centre))).astype(np.float32)
                 catalog.set_embedding(track_id, SPACE, SEGMENT_WINDOW, SEGMENT_HOP, segs.mean(axis=0), segs)
@@ -71,9 +80,11 @@ def library_queries(n_tracks: int, segments: int) -> None:
                 lib.similar(int(track_id), k=10)
                 ms.append((time.perf_counter() - t0) * 1000)
             ms = np.array(ms)
-            print(f"- `Library.similar(track, k=10)` on a library of {n_tracks} tracks: mean {ms.mean():.2f} ms, "
-                  f"p95 {np.percentile(ms, 95):.2f} ms warm; the first query {cold * 1000:.0f} ms (reads the track "
-                  f"vectors from the catalogue and builds the index); library made in {made:.0f} s")
+            print(
+                f"- `Library.similar(track, k=10)` on a library of {n_tracks} tracks: mean {ms.mean():.2f} ms, "
+                f"p95 {np.percentile(ms, 95):.2f} ms warm; the first query {cold * 1000:.0f} ms (reads the track "
+                f"vectors from the catalogue and builds the index); library made in {made:.0f} s"
+            )
             space = lib._spaces.get(SPACE)  # the space behind similar(), to time its segment search alone
             t0 = time.perf_counter()
             _ = space.segments  # built here, to time the build alone
@@ -85,9 +96,11 @@ def library_queries(n_tracks: int, segments: int) -> None:
                 space.by_segment(q, 10, set())
                 ms.append((time.perf_counter() - t0) * 1000)
             ms = np.array(ms)
-            print(f"- clip queries, search over {n_tracks * segments:,} segment vectors (network time not included): "
-                  f"mean {ms.mean():.1f} ms, p95 {np.percentile(ms, 95):.1f} ms; loading the segment index "
-                  f"{build:.1f} s on the first clip query")
+            print(
+                f"- clip queries, search over {n_tracks * segments:,} segment vectors (network time not included): "
+                f"mean {ms.mean():.1f} ms, p95 {np.percentile(ms, 95):.1f} ms; loading the segment index "
+                f"{build:.1f} s on the first clip query"
+            )
 
 
 def main() -> None:
@@ -103,8 +116,10 @@ def main() -> None:
     index = FaissStore(200)
     index.upsert(ids, vectors)
     ms = timed_queries(index, vectors, ids)
-    print(f"- {args.tracks} tracks, exact: query from a track, k=10: mean {ms.mean():.2f} ms, "
-          f"p95 {np.percentile(ms, 95):.2f} ms (one thread)")
+    print(
+        f"- {args.tracks} tracks, exact: query from a track, k=10: mean {ms.mean():.2f} ms, "
+        f"p95 {np.percentile(ms, 95):.2f} ms (one thread)"
+    )
 
     library_queries(args.tracks, args.segments)
 
@@ -121,8 +136,10 @@ def main() -> None:
     recall = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found)])
     ms_exact = timed_queries(exact, big, np.arange(len(big)), 50)
     ms_ivf = timed_queries(ivf, big, np.arange(len(big)), 50)
-    print(f"- {args.ivf} vectors: IVF recall@10 against exact {recall:.3f}; query mean {ms_ivf.mean():.2f} ms "
-          f"(exact {ms_exact.mean():.2f} ms); IVF build {build:.1f} s")
+    print(
+        f"- {args.ivf} vectors: IVF recall@10 against exact {recall:.3f}; query mean {ms_ivf.mean():.2f} ms "
+        f"(exact {ms_exact.mean():.2f} ms); IVF build {build:.1f} s"
+    )
 
 
 if __name__ == "__main__":

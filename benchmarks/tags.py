@@ -58,13 +58,19 @@ def tag_table(n_wesnoth: int, mtt, msd) -> None:
         y = audio.load(path, MUSICNN_SR)
         feats = musicnn_logmel(y)
         name = os.path.relpath(path, "/usr/share/games")
-        print(f"| {name} | {top(tag(y, mtt, features=feats), mtt.labels)} | {top(tag(y, msd, features=feats), msd.labels)} |")
+        print(
+            f"| {name} | {top(tag(y, mtt, features=feats), mtt.labels)} | {top(tag(y, msd, features=feats), msd.labels)} |"
+        )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--wesnoth", type=int, default=6,
-                    help="Wesnoth tracks to tag, besides the rock songs (alphabetical; default 6; -1 skips the table)")
+    ap.add_argument(
+        "--wesnoth",
+        type=int,
+        default=6,
+        help="Wesnoth tracks to tag, besides the rock songs (alphabetical; default 6; -1 skips the table)",
+    )
     ap.add_argument("--wheel", help="musicnn-0.1.0 wheel, if the weights are not converted yet")
     ap.add_argument("--index", type=int, default=6, help="3-5 minute Wesnoth tracks to index (default 6; 0 skips)")
     args = ap.parse_args()
@@ -87,10 +93,14 @@ def main() -> None:
     a, b = torch.randn(n, n), torch.randn(n, n)
     gflops = 2 * n**3 / best_of(lambda: a @ b) / 1e9
     limit = gflops * 1e9 / (2 * macs_per_second)
-    print(f"- network: {macs_patch / 1e6:.1f} M multiply-adds per {PATCH_FRAMES}-frame patch "
-          f"({patch_seconds:.2f} s) = {macs_per_second / 1e6:.0f} M per second of audio")
-    print(f"- float32 matmul ({n}x{n}, one thread): {gflops:.1f} GFLOP/s -> limit {limit:.0f}x real time "
-          "per network pass per core")
+    print(
+        f"- network: {macs_patch / 1e6:.1f} M multiply-adds per {PATCH_FRAMES}-frame patch "
+        f"({patch_seconds:.2f} s) = {macs_per_second / 1e6:.0f} M per second of audio"
+    )
+    print(
+        f"- float32 matmul ({n}x{n}, one thread): {gflops:.1f} GFLOP/s -> limit {limit:.0f}x real time "
+        "per network pass per core"
+    )
 
     x = audio.load(FOUR_MINUTES, MUSICNN_SR)
     seconds = len(x) / MUSICNN_SR
@@ -111,9 +121,11 @@ def main() -> None:
         print(f"| {name} | {t:.2f} | {seconds / t:.0f}x |")
     print(f"| **all** | {total:.2f} | **{seconds / total:.1f}x** |")
     passes = 4  # two tagging passes over the audio; embeddings with 50 % overlap cover it twice
-    print(f"\nThat workload is about {passes:.0f} network passes over the audio, so its limit is "
-          f"{limit / passes:.0f}x real time; measured {seconds / total:.1f}x = "
-          f"{100 * (seconds / total) / (limit / passes):.0f} % of it.")
+    print(
+        f"\nThat workload is about {passes:.0f} network passes over the audio, so its limit is "
+        f"{limit / passes:.0f}x real time; measured {seconds / total:.1f}x = "
+        f"{100 * (seconds / total) / (limit / passes):.0f} % of it."
+    )
     if args.index:
         index_speed(args.index, limit, args.wheel)
 
@@ -127,9 +139,11 @@ def index_speed(n: int, limit: float, wheel: str | None) -> None:
     hours = sum(audio.probe(p).duration for p in files) / 3600
     passes = 3  # MTT tags, MSD tags (3 s patches side by side), 3.7 s segment embeddings side by side
     print("\n### Indexing into a library: `Library.add(files, workers=W)`\n")
-    print(f"{len(files)} Wesnoth tracks of 3-5 min, {hours * 60:.1f} min of audio. The library stores landmarks, "
-          f"tags in both vocabularies and 3.7 s segment embeddings: {passes} network passes, so the limit is "
-          f"{limit / passes:.0f}x real time per core.\n")
+    print(
+        f"{len(files)} Wesnoth tracks of 3-5 min, {hours * 60:.1f} min of audio. The library stores landmarks, "
+        f"tags in both vocabularies and 3.7 s segment embeddings: {passes} network passes, so the limit is "
+        f"{limit / passes:.0f}x real time per core.\n"
+    )
     print("| what | workers | seconds | x real time | of the limit |\n| --- | --- | --- | --- | --- |")
     for analyse, workers in ((True, 1), (True, default_workers()), (False, 1)):
         with tempfile.TemporaryDirectory(prefix="tuneseek-bench-") as tmp, Library.open(Path(tmp) / "lib") as lib:

@@ -31,15 +31,25 @@ from unittest import mock
 import numpy as np
 
 from tuneseek.embed.weights import MSD_LABELS, MTT_LABELS
-from tuneseek.text import TagTable, TextEncoder, tag_weights, zero_shot
-from tuneseek.text import zeroshot
+from tuneseek.text import TagTable, TextEncoder, tag_weights, zero_shot, zeroshot
 
 VOCABULARIES = {"mtt": MTT_LABELS, "msd": MSD_LABELS}
 FEMALE = {"female", "woman", "female vocal", "female voice", "female vocalists", "female vocalist"}
 MALE = {"male", "man", "male vocal", "male voice", "male vocalists"}
 # query -> the tags (of either vocabulary) that it means
 QUERIES = {
-    "calm solo piano": {"piano", "solo", "soft", "quiet", "slow", "Mellow", "chill", "new age", "classical", "chillout"},
+    "calm solo piano": {
+        "piano",
+        "solo",
+        "soft",
+        "quiet",
+        "slow",
+        "Mellow",
+        "chill",
+        "new age",
+        "classical",
+        "chillout",
+    },
     "piano": {"piano"},
     "female singer": FEMALE,
     "male vocals": MALE,
@@ -48,7 +58,17 @@ QUERIES = {
     "opera": {"opera"},
     "heavy metal": {"metal", "heavy metal", "hard rock"},
     "metal": {"metal", "heavy metal"},
-    "electronic dance music": {"electronic", "dance", "techno", "electro", "House", "electronica", "beats", "beat", "synth"},
+    "electronic dance music": {
+        "electronic",
+        "dance",
+        "techno",
+        "electro",
+        "House",
+        "electronica",
+        "beats",
+        "beat",
+        "synth",
+    },
     "techno": {"techno", "electronic", "electro", "beats", "beat", "House"},
     "electronic": {"electronic", "electronica", "electro", "synth", "techno"},
     "jazz": {"jazz"},
@@ -91,8 +111,16 @@ QUERIES = {
     "female vocal pop from the 90s": FEMALE | {"pop", "90s"},
 }
 # Timed queries: the described ones and some with negations, all distinct.
-NEGATED = ["calm piano, no vocals", "rock without drums", "not metal", "slow ambient, no singing",
-           "electronic beats w/o vocals", "acoustic guitar but no drums", "jazz, not too fast", "no vocals or drums"]
+NEGATED = [
+    "calm piano, no vocals",
+    "rock without drums",
+    "not metal",
+    "slow ambient, no singing",
+    "electronic beats w/o vocals",
+    "acoustic guitar but no drums",
+    "jazz, not too fast",
+    "no vocals or drums",
+]
 
 
 def stats(ms: np.ndarray) -> str:
@@ -115,7 +143,9 @@ def ranking(encoder: TextEncoder, queries: list[str], n_tracks: int) -> None:
     probs = {v: rng.beta(0.4, 2.5, (n_tracks, len(labels))).astype(np.float32) for v, labels in VOCABULARIES.items()}
     t0 = time.perf_counter()
     table = TagTable(VOCABULARIES, np.arange(1, n_tracks + 1), probs)
-    print(f"(b) {n_tracks} synthetic tracks: TagTable built in {(time.perf_counter() - t0) * 1000:.1f} ms (once per library state)")
+    print(
+        f"(b) {n_tracks} synthetic tracks: TagTable built in {(time.perf_counter() - t0) * 1000:.1f} ms (once per library state)"
+    )
     zero_shot(queries[0], encoder, table, k=10)  # tag vectors are computed on the first query
     weights, ranks, whole = [], [], []
     for q in queries:
@@ -161,8 +191,10 @@ def joint_space(encoder: TextEncoder, queries: list[str], n_tracks: int) -> None
             joint = model.embed_text(torch.from_numpy(vector[None])).numpy()[0]
         index.search(joint, 10)
         times.append((time.perf_counter() - t0) * 1000)
-    print(f"(d) trained text-audio space, {n_tracks} tracks: encode + project + search top 10: {stats(np.array(times))}"
-          "  (target <= 50 ms)")
+    print(
+        f"(d) trained text-audio space, {n_tracks} tracks: encode + project + search top 10: {stats(np.array(times))}"
+        "  (target <= 50 ms)"
+    )
 
 
 def placement(encoder: TextEncoder) -> None:
@@ -175,11 +207,15 @@ def placement(encoder: TextEncoder) -> None:
             with mock.patch.object(zeroshot, "WORD_SHARE", share):
                 w = np.stack([tag_weights(q, encoder, VOCABULARIES, temperature).weights for q in queries])
             on = (w * meant).sum(axis=1)
-            seen = [len({tags[j][1] for j in np.flatnonzero(meant[i] & (w[i] >= 0.03))}) / len(QUERIES[q])
-                    for i, q in enumerate(queries)]
+            seen = [
+                len({tags[j][1] for j in np.flatnonzero(meant[i] & (w[i] >= 0.03))}) / len(QUERIES[q])
+                for i, q in enumerate(queries)
+            ]
             mark = "  <- default" if temperature == zeroshot.TEMPERATURE and share == zeroshot.WORD_SHARE else ""
-            print(f"    temperature {temperature:<4}  word share {share:.1f}:  on the tags meant {on.mean():.3f} "
-                  f"(worst {on.min():.2f}, {queries[int(on.argmin())]!r}),  tags meant seen {np.mean(seen):.3f}{mark}")
+            print(
+                f"    temperature {temperature:<4}  word share {share:.1f}:  on the tags meant {on.mean():.3f} "
+                f"(worst {on.min():.2f}, {queries[int(on.argmin())]!r}),  tags meant seen {np.mean(seen):.3f}{mark}"
+            )
 
 
 def main() -> None:
@@ -194,13 +230,17 @@ def main() -> None:
 
     threads = args.threads or None
     print("command: python benchmarks/text_search.py " + " ".join(sys.argv[1:]))
-    print(f"torch {torch.__version__}, encoding on {threads or torch.get_num_threads()} thread(s), "
-          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"torch {torch.__version__}, encoding on {threads or torch.get_num_threads()} thread(s), "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
+    )
     t0 = time.perf_counter()
     encoder = TextEncoder(threads=threads)
-    print(f"text model {encoder.version}: loaded in {time.perf_counter() - t0:.2f} s (imports included), "
-          f"{encoder.dim}-d, reads {encoder.max_tokens} word pieces")
-    queries = (list(QUERIES) + NEGATED)[:args.queries]
+    print(
+        f"text model {encoder.version}: loaded in {time.perf_counter() - t0:.2f} s (imports included), "
+        f"{encoder.dim}-d, reads {encoder.max_tokens} word pieces"
+    )
+    queries = (list(QUERIES) + NEGATED)[: args.queries]
     encoding(encoder, queries)
     ranking(encoder, queries, args.tracks)
     joint_space(encoder, queries, args.tracks)

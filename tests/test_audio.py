@@ -63,8 +63,22 @@ def files(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_extensions_and_is_audio_path():
-    assert {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aif", ".aiff",
-            ".wma", ".mp4", ".webm", ".mka"} == SUPPORTED_EXTENSIONS
+    assert {
+        ".wav",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".mp3",
+        ".m4a",
+        ".aac",
+        ".aif",
+        ".aiff",
+        ".wma",
+        ".mp4",
+        ".webm",
+        ".mka",
+    } == SUPPORTED_EXTENSIONS
     assert all(e.startswith(".") and e == e.lower() for e in SUPPORTED_EXTENSIONS)
     assert is_audio_path("a/b/song.MP3")
     assert is_audio_path(Path("x.flac"))
@@ -89,8 +103,15 @@ def test_find_audio_files(tmp_path):
 
 
 def test_probe_formats(files):
-    expect = {".wav": "WAV", ".flac": "FLAC", ".ogg": "ogg", ".aiff": "AIFF", ".mp3": "mp3", ".m4a": "mp4",
-              ".opus": "ogg"}
+    expect = {
+        ".wav": "WAV",
+        ".flac": "FLAC",
+        ".ogg": "ogg",
+        ".aiff": "AIFF",
+        ".mp3": "mp3",
+        ".m4a": "mp4",
+        ".opus": "ogg",
+    }
     for ext, p in files.items():
         info = probe(p)
         assert isinstance(info, AudioInfo)

@@ -26,13 +26,18 @@ def jsonl(path: Path, rows: list) -> Path:
 
 
 def given_split_rows(n_per_split: int = 1) -> list[dict]:
-    return [{"audio": f"clips/{s}{i}.wav", "caption": f"{s} clip {i}", "split": s}
-            for s in SPLITS for i in range(n_per_split)]
+    return [
+        {"audio": f"clips/{s}{i}.wav", "caption": f"{s} clip {i}", "split": s}
+        for s in SPLITS
+        for i in range(n_per_split)
+    ]
 
 
 @pytest.fixture
 def clips(tmp_path) -> Path:
-    return touch(tmp_path, *(f"clips/{s}{i}.wav" for s in SPLITS for i in range(3)), *(f"clips/c{i}.wav" for i in range(30)))
+    return touch(
+        tmp_path, *(f"clips/{s}{i}.wav" for s in SPLITS for i in range(3)), *(f"clips/c{i}.wav" for i in range(30))
+    )
 
 
 def all_pairs(pairs):
@@ -59,20 +64,25 @@ def test_jsonl_rows_of_one_clip_merge_into_one_pair_with_several_captions(clips)
 
 def test_csv_with_spans_keeps_each_span_a_pair_of_its_own(clips):
     text = "\ufeffaudio,caption,start,end,split\n"  # a spreadsheet's byte-order mark is fine
-    text += "clips/train0.wav,\"calm, slow piano\",0,10,train\nclips/train0.wav,strings enter,10,20.5,train\n"
+    text += 'clips/train0.wav,"calm, slow piano",0,10,train\nclips/train0.wav,strings enter,10,20.5,train\n'
     text += "clips/train0.wav,calm piano again,0,10,train\nclips/valid0.wav,v,,,valid\nclips/test0.wav,t,,,test\n"
     (clips / "c.csv").write_text(text, encoding="utf-8")
     pairs = read_captions(clips / "c.csv")
     train = sorted(pairs.splits["train"], key=lambda p: p.start)
-    assert [(p.key, p.start, p.end) for p in train] == [("clips/train0.wav@0-10", 0.0, 10.0),
-                                                         ("clips/train0.wav@10-20.5", 10.0, 20.5)]
+    assert [(p.key, p.start, p.end) for p in train] == [
+        ("clips/train0.wav@0-10", 0.0, 10.0),
+        ("clips/train0.wav@10-20.5", 10.0, 20.5),
+    ]
     assert train[0].captions == ("calm, slow piano", "calm piano again") and train[0].group == train[1].group
     assert pairs.splits["valid"][0].start is None
 
 
 def test_without_a_split_column_the_split_is_ours_deterministic_and_by_file(clips):
-    rows = [{"audio": f"clips/c{i}.wav", "caption": f"clip {i}", "start": s, "end": s + 5}
-            for i in range(30) for s in (0, 5)]
+    rows = [
+        {"audio": f"clips/c{i}.wav", "caption": f"clip {i}", "start": s, "end": s + 5}
+        for i in range(30)
+        for s in (0, 5)
+    ]
     path = jsonl(clips / "c.jsonl", rows)
     pairs = open_pairs(path, seed=3)
     assert pairs.split_source == "deterministic 80/10/10 (seed 3)"
@@ -92,8 +102,10 @@ def test_rows_whose_audio_is_missing_are_left_out_with_a_note(clips):
     pairs = open_pairs(jsonl(clips / "c.jsonl", rows))
     assert len(all_pairs(pairs)) == 3
     (note,) = pairs.notes
-    assert note.startswith("5 row(s) left out, their audio is missing: clips/gone0.wav (line 4), clips/gone1.wav "
-                           "(line 5), clips/gone2.wav (line 6), ...")
+    assert note.startswith(
+        "5 row(s) left out, their audio is missing: clips/gone0.wav (line 4), clips/gone1.wav "
+        "(line 5), clips/gone2.wav (line 6), ..."
+    )
     assert "note     5 row(s) left out" in pairs.describe()
 
 
@@ -103,21 +115,33 @@ def test_a_file_whose_audio_is_all_missing_is_an_error(tmp_path):
         open_pairs(path)
 
 
-@pytest.mark.parametrize("row, message", [
-    ('{"audio": "clips/c0.wav", "caption": "x"', "line 2: not valid JSON"),
-    ('["clips/c0.wav", "x"]', "line 2: expected a JSON object"),
-    ({"caption": "x"}, "line 2: no audio path"),
-    ({"audio": "clips/c0.wav", "caption": "  "}, "line 2: no caption"),
-    ({"audio": "clips/c0.wav", "caption": "x", "start": 5}, "line 2: give both start and end, or neither"),
-    ({"audio": "clips/c0.wav", "caption": "x", "end": 5}, "line 2: give both start and end, or neither"),
-    ({"audio": "clips/c0.wav", "caption": "x", "start": 5, "end": 5}, "line 2: start 5 s must be at least 0 and before end 5 s"),
-    ({"audio": "clips/c0.wav", "caption": "x", "start": 9, "end": 3}, "line 2: start 9 s must be at least 0 and before end 3 s"),
-    ({"audio": "clips/c0.wav", "caption": "x", "start": -1, "end": 3}, "line 2: start -1 s must be at least 0"),
-    ({"audio": "clips/c0.wav", "caption": "x", "start": "soon", "end": 3}, "line 2: start 'soon' is not a number"),
-    ({"audio": "clips/c0.wav", "caption": "x", "start": True, "end": 3}, "line 2: start True is not a number"),
-    ({"audio": "clips/c0.wav", "caption": "x", "start": 0, "end": "inf"}, "line 2: end 'inf' is not a number"),
-    ({"audio": "clips/c0.wav", "caption": "x", "split": "dev"}, "line 2: split 'dev' is not one of train, valid, test"),
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ('{"audio": "clips/c0.wav", "caption": "x"', "line 2: not valid JSON"),
+        ('["clips/c0.wav", "x"]', "line 2: expected a JSON object"),
+        ({"caption": "x"}, "line 2: no audio path"),
+        ({"audio": "clips/c0.wav", "caption": "  "}, "line 2: no caption"),
+        ({"audio": "clips/c0.wav", "caption": "x", "start": 5}, "line 2: give both start and end, or neither"),
+        ({"audio": "clips/c0.wav", "caption": "x", "end": 5}, "line 2: give both start and end, or neither"),
+        (
+            {"audio": "clips/c0.wav", "caption": "x", "start": 5, "end": 5},
+            "line 2: start 5 s must be at least 0 and before end 5 s",
+        ),
+        (
+            {"audio": "clips/c0.wav", "caption": "x", "start": 9, "end": 3},
+            "line 2: start 9 s must be at least 0 and before end 3 s",
+        ),
+        ({"audio": "clips/c0.wav", "caption": "x", "start": -1, "end": 3}, "line 2: start -1 s must be at least 0"),
+        ({"audio": "clips/c0.wav", "caption": "x", "start": "soon", "end": 3}, "line 2: start 'soon' is not a number"),
+        ({"audio": "clips/c0.wav", "caption": "x", "start": True, "end": 3}, "line 2: start True is not a number"),
+        ({"audio": "clips/c0.wav", "caption": "x", "start": 0, "end": "inf"}, "line 2: end 'inf' is not a number"),
+        (
+            {"audio": "clips/c0.wav", "caption": "x", "split": "dev"},
+            "line 2: split 'dev' is not one of train, valid, test",
+        ),
+    ],
+)
 def test_bad_jsonl_rows_are_named_by_file_and_line(clips, row, message):
     path = jsonl(clips / "c.jsonl", [{"audio": "clips/c1.wav", "caption": "fine"}, row])
     with pytest.raises(DatasetError, match=message) as e:

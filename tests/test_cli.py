@@ -21,8 +21,9 @@ def run(*args, lib=None, check=True, **kw):
     env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "src"))
     if lib is not None:
         env["TUNESEEK_LIBRARY"] = str(lib)
-    proc = subprocess.run([sys.executable, "-m", "tuneseek.cli", *map(str, args)], capture_output=True, text=True,
-                          env=env, **kw)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tuneseek.cli", *map(str, args)], capture_output=True, text=True, env=env, **kw
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -49,7 +50,8 @@ def test_index_identify_list_stats_remove_round_trip(indexed, music_dir, tmp_pat
     out = jsonl(run("identify", "--json", clip, lib=indexed).stdout)[0]
     assert out["match"]["path"] == src and abs(out["match"]["offset"] - 9.5) <= 0.1
     assert {key: tracks[3][key] for key in ("track_id", "track", "path")} == {  # one name for a track everywhere
-        key: out["match"][key] for key in ("track_id", "track", "path")}
+        key: out["match"][key] for key in ("track_id", "track", "path")
+    }
     human = run("identify", clip, lib=indexed).stdout
     assert "at 0:09" in human and "score" in human
 
@@ -107,8 +109,22 @@ def test_errors_about_the_library_are_one_line(tmp_path):
 @pytest.mark.slow
 def test_make_queries_then_evaluate_identify_scores_the_dataset(tmp_path, music_dir):
     out = tmp_path / "ds"
-    made = jsonl(run("make-queries", music_dir, out, "--length", "5", "--per-track", "2", "--holdout", "1",
-                     "--degrade", "noise:10db", "--json").stdout)[0]
+    made = jsonl(
+        run(
+            "make-queries",
+            music_dir,
+            out,
+            "--length",
+            "5",
+            "--per-track",
+            "2",
+            "--holdout",
+            "1",
+            "--degrade",
+            "noise:10db",
+            "--json",
+        ).stdout
+    )[0]
     assert made["samples"] == 12 and made["not_in_library"] == 2
     report = jsonl(run("evaluate", "identify", out, "--json").stdout)[0]
     assert report["queries"] == 12 and report["in_library"] == 10
@@ -131,9 +147,12 @@ def test_killed_indexer_leaves_a_library_that_answers_for_what_it_committed(tmp_
         sf.write(many / f"t{i:03d}.flac", synth_track(100 + i, duration=6.0, sr=SR), SR)
     lib = tmp_path / "lib"
     env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "src"), TUNESEEK_LIBRARY=str(lib))
-    proc = subprocess.Popen([sys.executable, "-m", "tuneseek.cli", "index", str(many), "--workers", "1",
-                             "--commit-every", "0.05"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tuneseek.cli", "index", str(many), "--workers", "1", "--commit-every", "0.05"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 60
     while time.time() < deadline:  # wait for a first commit, then kill mid-run
         if (lib / "tuneseek.json").exists():

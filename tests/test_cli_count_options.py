@@ -25,4 +25,3 @@ def test_count_options_below_one_or_not_a_number_exit_2_with_a_usage_message(com
     assert f"argument {command[-1]}" in err or "argument --top/-k" in err
     assert ("must be at least 1" in err) if value != "two" else ("expected a whole number, got 'two'" in err)
     assert not (tmp_path / "lib").exists()  # refused before anything ran
-

@@ -28,11 +28,16 @@ def test_reader_threads_answer_rightly_while_another_process_adds_tracks(tmp_pat
         lib.add(first, workers=1, analyse=False)
         known = {str(p): clip(p) for p in first}
         writer = subprocess.Popen(
-            [sys.executable, "-c",
-             "import sys; from tuneseek import Library; "
-             "Library.open(sys.argv[1]).add(sys.argv[2:], workers=1, analyse=False)",
-             str(root), *map(str, later)],
-            stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-c",
+                "import sys; from tuneseek import Library; "
+                "Library.open(sys.argv[1]).add(sys.argv[2:], workers=1, analyse=False)",
+                str(root),
+                *map(str, later),
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
         )
         wrong, errors, answered = [], [], [0]
 

@@ -150,7 +150,12 @@ def test_open_dataset_expands_home(tmp_path, monkeypatch):
 
 
 def test_precomputed_mel_to_dict():
-    assert PrecomputedMel(12000, 512, 256, 96).to_dict() == {"sample_rate": 12000, "n_fft": 512, "hop": 256, "n_mels": 96}
+    assert PrecomputedMel(12000, 512, 256, 96).to_dict() == {
+        "sample_rate": 12000,
+        "n_fft": 512,
+        "hop": 256,
+        "n_mels": 96,
+    }
 
 
 # ----------------------------------------------------------------------------- folder
@@ -277,7 +282,11 @@ def test_folder_files_in_a_sub_folder_of_a_label_share_the_group_label_and_sub_f
     make_songs(tmp_path, "rock", 3, excerpts=2)
     make_genres(tmp_path, {"jazz": 3})
     groups = groups_of(open_dataset(f"folder:{tmp_path}"))
-    assert groups["rock/rock-song-1/rock-song-1-00.wav"] == groups["rock/rock-song-1/rock-song-1-01.wav"] == "rock/rock-song-1"
+    assert (
+        groups["rock/rock-song-1/rock-song-1-00.wav"]
+        == groups["rock/rock-song-1/rock-song-1-01.wav"]
+        == "rock/rock-song-1"
+    )
 
 
 def test_folder_files_directly_in_a_label_folder_stay_their_own_group(tmp_path):
@@ -310,7 +319,9 @@ def test_folder_excerpts_of_one_song_never_straddle_splits(tmp_path):
 def test_folder_label_with_fewer_than_three_sub_folders_is_an_error_though_it_has_many_files(tmp_path):
     make_songs(tmp_path, "rock", 2, excerpts=5)
     make_genres(tmp_path, {"jazz": 3})
-    with pytest.raises(DatasetError, match=r"fewer than 3 audio files \(a sub-folder's files count as one\).*'rock' \(2\)"):
+    with pytest.raises(
+        DatasetError, match=r"fewer than 3 audio files \(a sub-folder's files count as one\).*'rock' \(2\)"
+    ):
         open_dataset(f"folder:{tmp_path}")
 
 
@@ -416,8 +427,9 @@ def test_mtat_official_split_files_are_used(tmp_path, folder):
     binary = np.array([[1, 0, 0], [0, 1, 1], [0, 1, 0], [0, 0, 0], [1, 1, 0], [0, 1, 0]])
     entries = [f"{i}\t{paths[5 - i]}" for i in range(6)]  # binary row i is clip 5 - i
     split_dir = tmp_path / folder
-    write_mtat_split(split_dir, ["tagA", "tagB", "tagC"], binary,
-                     {"train": entries[:4], "valid": entries[4:5], "test": entries[5:]})
+    write_mtat_split(
+        split_dir, ["tagA", "tagB", "tagC"], binary, {"train": entries[:4], "valid": entries[4:5], "test": entries[5:]}
+    )
     ds = open_dataset(f"mtat:{tmp_path}")
     assert ds.split_source == "official"
     assert ds.labels == ("tagB", "tagA", "tagC")  # 4, 2, 1 positives
@@ -463,7 +475,11 @@ def test_mtat_duplicate_clip_id_is_an_error(tmp_path):
 def test_mtat_split_path_not_in_annotations_is_an_error(tmp_path):
     paths = [mtat_path(s, 0) for s in range(3)]
     make_mtat(tmp_path, ["a"], np.ones((3, 1), dtype=int), paths)
-    entries = {"train": [f"0\t{paths[0]}"], "valid": [f"1\t{paths[1]}", "2\tz/unknown-1-2.mp3"], "test": [f"2\t{paths[2]}"]}
+    entries = {
+        "train": [f"0\t{paths[0]}"],
+        "valid": [f"1\t{paths[1]}", "2\tz/unknown-1-2.mp3"],
+        "test": [f"2\t{paths[2]}"],
+    }
     write_mtat_split(tmp_path, ["a"], np.ones((3, 1), dtype=int), entries)
     with pytest.raises(DatasetError, match=r"valid.npy\[1\]: z/unknown-1-2.mp3 is not in .*annotations_final.csv"):
         open_dataset(f"mtat:{tmp_path}")
@@ -581,7 +597,9 @@ def test_jamendo_official_split_files_are_used(tmp_path):
 def test_jamendo_asking_for_an_absent_official_split_is_an_error(tmp_path):
     artists_jamendo(tmp_path)
     (tmp_path / "splits" / "split-0").mkdir(parents=True)
-    with pytest.raises(DatasetError, match=r"split-3: official split files missing: autotagging-train.tsv.*present: split-0"):
+    with pytest.raises(
+        DatasetError, match=r"split-3: official split files missing: autotagging-train.tsv.*present: split-0"
+    ):
         open_dataset(f"jamendo:{tmp_path}", split=3)
 
 
@@ -662,7 +680,9 @@ def test_summary_is_json_and_describe_names_splits_and_labels(tmp_path):
     summary = json.loads(json.dumps(ds.summary()))
     assert summary["name"] == "jamendo" and summary["n_labels"] == 4 and summary["features"] is None
     assert sum(summary["splits"][s]["items"] for s in SPLITS) == 60
-    assert summary["splits"]["train"]["label_counts"]["rock"] == int(ds.targets("train")[:, ds.labels.index("rock")].sum())
+    assert summary["splits"]["train"]["label_counts"]["rock"] == int(
+        ds.targets("train")[:, ds.labels.index("rock")].sum()
+    )
     text = ds.describe()
     assert "jamendo dataset at" in text and "multi-label, 4 labels" in text and "train " in text and "jazz (20)" in text
 

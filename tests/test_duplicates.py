@@ -50,10 +50,16 @@ def test_duplicates_finds_a_reencoding_and_a_track_inside_another_and_nothing_el
 
 def test_duplicates_command_prints_each_pair_once(library):
     lib, _ = library
-    env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "src"), TUNESEEK_LIBRARY=str(lib.root))
+    env = dict(
+        os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "src"), TUNESEEK_LIBRARY=str(lib.root)
+    )
     cmd = [sys.executable, "-m", "tuneseek.cli", "duplicates"]
-    rows = [json.loads(x) for x in subprocess.run([*cmd, "--json"], capture_output=True, text=True, env=env,
-                                                  check=True).stdout.splitlines()]
+    rows = [
+        json.loads(x)
+        for x in subprocess.run(
+            [*cmd, "--json"], capture_output=True, text=True, env=env, check=True
+        ).stdout.splitlines()
+    ]
     assert len(rows) == 2 and {"same recording"} <= {r["kind"] for r in rows}
     human = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
     assert "same recording" in human and "first-remaster.ogg" in human

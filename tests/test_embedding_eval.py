@@ -68,8 +68,16 @@ def test_the_map_page_is_self_contained_and_escapes_hostile_names(tmp_path):
     xy = np.array([[0.0, 0.0], [1.0, 2.0], [3.0, 1.0]])
     tracks = ["</script><b>x", "</script><b>x", "plain.wav"]
     labels = ["<i>rock</i>", "r&b"]
-    path = write_html(tmp_path / "map.html", xy, np.array([0, 0, 1]), labels, tracks, [0.0, 83.4, 5.0],
-                      "run </title><b>", "caption <x>")
+    path = write_html(
+        tmp_path / "map.html",
+        xy,
+        np.array([0, 0, 1]),
+        labels,
+        tracks,
+        [0.0, 83.4, 5.0],
+        "run </title><b>",
+        "caption <x>",
+    )
     page = path.read_text(encoding="utf-8")
     assert page.count("</script>") == 1 and page.count("<script>") == 1  # our own script element only
     assert "<b>" not in page and "<i>" not in page and "&lt;i&gt;rock&lt;/i&gt;" in page and "r&amp;b" in page
@@ -95,7 +103,9 @@ def genres(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def t2v(tmp_path_factory):
-    return save_run(tmp_path_factory.mktemp("t2v") / "run", "resnet18", "triplet", window_seconds=1.0, width=0.05, dim=8)
+    return save_run(
+        tmp_path_factory.mktemp("t2v") / "run", "resnet18", "triplet", window_seconds=1.0, width=0.05, dim=8
+    )
 
 
 def quiet(_msg):
@@ -106,8 +116,11 @@ def test_evaluate_embeddings_writes_metrics_and_both_maps(genres, t2v, tmp_path)
     said = []
     result = evaluate_embeddings(t2v, f"folder:{genres}", crops=3, cache=str(tmp_path / "cache"), say=said.append)
     folder = t2v / "eval" / genres.name
-    assert result["files"] == {"metrics": str(folder / "metrics.json"), "map_png": str(folder / "embedding-map.png"),
-                               "map_html": str(folder / "embedding-map.html")}
+    assert result["files"] == {
+        "metrics": str(folder / "metrics.json"),
+        "map_png": str(folder / "embedding-map.png"),
+        "map_html": str(folder / "embedding-map.html"),
+    }
     assert json.loads((folder / "metrics.json").read_text()) == json.loads(json.dumps(result))
     assert (folder / "embedding-map.png").stat().st_size > 1000
     assert result["classes"] == ["bright", "dark", "plain"] and result["notes"] == [] and result["left_out"] == []
@@ -116,8 +129,13 @@ def test_evaluate_embeddings_writes_metrics_and_both_maps(genres, t2v, tmp_path)
     assert probe["fit_split"] == "train" and probe["scored_split"] == "test" and probe["train_items"] == 33
     assert result["kmeans"]["split"] == result["knn"]["split"] == "test"
     assert result["knn"]["k"] == 1 and result["knn"]["queries"] == 6  # two test items a class: one neighbour each
-    for value in (probe["accuracy"], probe["macro_f1"], result["kmeans"]["purity"], result["kmeans"]["nmi"],
-                  result["knn"]["precision_at_k"]):
+    for value in (
+        probe["accuracy"],
+        probe["macro_f1"],
+        result["kmeans"]["purity"],
+        result["kmeans"]["nmi"],
+        result["knn"]["precision_at_k"],
+    ):
         assert 0.0 <= value <= 1.0
     assert -1.0 <= result["kmeans"]["ari"] <= 1.0
     # 2 s items, 1 s windows, 3 crops: windows at 0, 0.5 and 1 s of each of the 6 test tracks
@@ -133,7 +151,9 @@ def test_evaluate_embeddings_writes_metrics_and_both_maps(genres, t2v, tmp_path)
 
 
 def test_a_tagger_run_and_unlabelled_data_are_refused(genres, t2v, tmp_path):
-    tagger = save_run(tmp_path / "fcn", "fcn", "multi-label", ("x", "y", "z"), window_seconds=1.0, n_outputs=3, width=0.02)
+    tagger = save_run(
+        tmp_path / "fcn", "fcn", "multi-label", ("x", "y", "z"), window_seconds=1.0, n_outputs=3, width=0.02
+    )
     with pytest.raises(UsageError, match="holds a multi-label: `evaluate model --labels` scores embeddings"):
         evaluate_embeddings(tagger, f"folder:{genres}", say=quiet)
     loose = tmp_path / "loose"
@@ -157,8 +177,9 @@ def test_a_class_missing_from_a_split_is_left_out_and_named(t2v, tmp_path):
     root = write_styles(tmp_path / "small", 3, 1.5)
     broken = _break_the_file_of(root, "plain", "test")
     said = []
-    result = evaluate_embeddings(t2v, f"folder:{root}", crops=2, cache=str(tmp_path / "cache"), say=said.append,
-                                 map_method="pca")
+    result = evaluate_embeddings(
+        t2v, f"folder:{root}", crops=2, cache=str(tmp_path / "cache"), say=said.append, map_method="pca"
+    )
     assert result["classes"] == ["bright", "dark"] and result["left_out"][0]["path"] == str(broken)
     assert result["notes"] == ["class 'plain' left out: no usable item in the test split (1 train item(s) not used)"]
     assert result["notes"][0] in said and result["splits"]["train"]["items"] == 2
@@ -172,12 +193,45 @@ def test_cli_evaluate_with_labels_prints_the_table_or_json(genres, t2v, tmp_path
     from tuneseek.cli import main
 
     cache = str(tmp_path / "cache")
-    assert main(["evaluate", "model", str(t2v), "--labels", f"folder:{genres}", "--map", "pca", "--crops", "2",
-                 "--cache", cache]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "model",
+                str(t2v),
+                "--labels",
+                f"folder:{genres}",
+                "--map",
+                "pca",
+                "--crops",
+                "2",
+                "--cache",
+                cache,
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "linear probe" in out and "k-means, k=3" in out and "precision@1" in out
-    assert main(["evaluate", "model", str(t2v), "--labels", f"folder:{genres}", "--map", "pca", "--crops", "2",
-                 "--cache", cache, "--json"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "model",
+                str(t2v),
+                "--labels",
+                f"folder:{genres}",
+                "--map",
+                "pca",
+                "--crops",
+                "2",
+                "--cache",
+                cache,
+                "--json",
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert result["map"]["method"] == "pca" and result["windows_per_item"] == 2
     assert main(["evaluate", "model", str(t2v), "--cache", cache]) == 1

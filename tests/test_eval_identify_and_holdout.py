@@ -21,8 +21,11 @@ def test_eval_identify_lists_each_failed_query_with_its_reason(tmp_path, music_d
     assert main(["evaluate", "identify", str(tmp_path / "ds")]) == 0
     out = capsys.readouterr().out
     assert "errors               2 (could not be identified)" in out
-    lines = {line.strip().split(": ", 1)[0]: line.strip().split(": ", 1)[1] for line in out.splitlines()
-             if line.startswith(f"  {tmp_path}")}
+    lines = {
+        line.strip().split(": ", 1)[0]: line.strip().split(": ", 1)[1]
+        for line in out.splitlines()
+        if line.startswith(f"  {tmp_path}")
+    }
     assert set(lines) == {str(broken), str(short)}
     assert all(reason and str(tmp_path) not in reason for reason in lines.values())  # the reason, not the path again
 

@@ -1,6 +1,5 @@
 """The landmark fingerprint engine, on synthetic music and without a library."""
 
-
 import numpy as np
 import pytest
 import soxr

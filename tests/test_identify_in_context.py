@@ -103,13 +103,15 @@ def test_identify_command_says_where_in_the_recording_the_song_starts(lib, songs
     track = lib.tracks()[1]
     path = tmp_path / "lead-in.wav"
     sf.write(path, np.concatenate([lead_in("noise", 3.0, other_music), songs[track.id][: 6 * SR]]), SR)
-    env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "src"),
-               TUNESEEK_LIBRARY=str(lib.root))
+    env = dict(
+        os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "src"), TUNESEEK_LIBRARY=str(lib.root)
+    )
     cmd = [sys.executable, "-m", "tuneseek.cli", "identify"]
     human = subprocess.run([*cmd, str(path)], capture_output=True, text=True, env=env, check=True).stdout
     assert f"[track {track.id}] at 0:00.0, starting 3.0 s into the clip" in human
-    match = json.loads(subprocess.run([*cmd, "--json", str(path)], capture_output=True, text=True, env=env,
-                                      check=True).stdout)["match"]
+    match = json.loads(
+        subprocess.run([*cmd, "--json", str(path)], capture_output=True, text=True, env=env, check=True).stdout
+    )["match"]
     assert match["offset"] == pytest.approx(-3.0, abs=0.1) and match["clip_start"] == pytest.approx(3.0, abs=0.1)
 
 
@@ -128,8 +130,9 @@ def test_a_clip_with_its_tempo_changed_by_up_to_ten_percent_gets_tempo_and_offse
     from tuneseek.degrade import degrade, parse_degradations
 
     track = lib.tracks()[3]
-    clip = degrade(songs[track.id][4 * SR : 16 * SR], SR, parse_degradations(f"tempo:{tempo}"),
-                   np.random.default_rng(0))[: 10 * SR]
+    clip = degrade(
+        songs[track.id][4 * SR : 16 * SR], SR, parse_degradations(f"tempo:{tempo}"), np.random.default_rng(0)
+    )[: 10 * SR]
     match = lib.identify(clip, sr=SR)
     assert match.track.id == track.id
     assert match.tempo == pytest.approx(tempo, abs=0.006) and match.speed == 1.0

@@ -84,17 +84,21 @@ def music(tmp_path_factory):
 @pytest.fixture
 def env(standin_models):
     """The subprocess's environment: the package from this checkout, the stand-in musicnn models."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]),
-            "TUNESEEK_MODELS": str(standin_models), "TUNESEEK_OFFLINE": "1"}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]),
+        "TUNESEEK_MODELS": str(standin_models),
+        "TUNESEEK_OFFLINE": "1",
+    }
 
 
 def start(argv: list[str], env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen([sys.executable, *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def workers_started(proc: subprocess.Popen, n: int, timeout: float = 120.0) -> dict[int, int]:
     """Wait until ``proc`` has ``n`` or more processes below it besides the resource tracker."""
+
     def busy() -> int:
         return sum(b"resource_tracker" not in _cmdline(pid) for pid in descendants(proc.pid))
 
@@ -114,8 +118,9 @@ def test_kill_9_of_index_leaves_no_worker_or_fork_server(music, env, tmp_path):
     family.update(descendants(proc.pid))
     proc.kill()
     proc.communicate()
-    assert wait_until(lambda: not still_running(family), 5.0), \
+    assert wait_until(lambda: not still_running(family), 5.0), (
         f"still running 5 s after kill -9 of their parent: {still_running(family)}"
+    )
 
 
 SLOW_JOB = """

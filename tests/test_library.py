@@ -219,7 +219,9 @@ def test_a_damaged_index_gives_one_clear_error(lib):
             again.identify(clip, sr=sr)
 
 
-@pytest.mark.parametrize("spec, speed, tempo", [("tempo:1.05", 1.0, 1.05), ("speed:1.02", 1.02, 1.0), ("speed:0.97", 0.97, 1.0)])
+@pytest.mark.parametrize(
+    "spec, speed, tempo", [("tempo:1.05", 1.0, 1.05), ("speed:1.02", 1.02, 1.0), ("speed:0.97", 0.97, 1.0)]
+)
 def test_stretched_clips_report_their_speed_or_tempo_and_the_start_of_the_clip(lib, spec, speed, tempo):
     from tuneseek.degrade import degrade, parse_degradations
 

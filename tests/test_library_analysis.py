@@ -158,15 +158,21 @@ def test_a_changed_model_reruns_only_its_own_extractor(models, songs, tmp_path, 
         before = dict(lib.extractors(track))
         vector = lib.embedding(track).vectors.copy()
         real = analysis.extractor_versions
-        monkeypatch.setattr(analysis, "extractor_versions", lambda *a, **k: {**real(*a, **k), "tags:msd": "musicnn-msd/new"})
+        monkeypatch.setattr(
+            analysis, "extractor_versions", lambda *a, **k: {**real(*a, **k), "tags:msd": "musicnn-msd/new"}
+        )
         ran = []
         describe = analysis.describe_file
-        monkeypatch.setattr("tuneseek.indexing.describe_file", lambda path, ex, **kw: ran.append(tuple(ex)) or describe(path, ex, **kw))
+        monkeypatch.setattr(
+            "tuneseek.indexing.describe_file", lambda path, ex, **kw: ran.append(tuple(ex)) or describe(path, ex, **kw)
+        )
         report = lib.add([songs], workers=1)
         assert len(report.analysed) == 5 and set(ran) == {("tags:msd",)}
         after = lib.extractors(track)
         assert after["tags:msd"] == "musicnn-msd/new"
-        assert {k: v for k, v in after.items() if k != "tags:msd"} == {k: v for k, v in before.items() if k != "tags:msd"}
+        assert {k: v for k, v in after.items() if k != "tags:msd"} == {
+            k: v for k, v in before.items() if k != "tags:msd"
+        }
         np.testing.assert_array_equal(lib.embedding(track).vectors, vector)
 
 

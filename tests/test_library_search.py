@@ -47,12 +47,15 @@ def first(lib, query):
     return lib.search(query, k=4).hits[0].track.path.rsplit("/", 1)[1]
 
 
-@pytest.mark.parametrize("query, expected", [
-    ("calm solo piano", "piano.wav"),
-    ("a woman singing pop", "singer.wav"),
-    ("aggressive metal with fast drums", "metal.wav"),
-    ("dark ambient drone", "ambient.wav"),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("calm solo piano", "piano.wav"),
+        ("a woman singing pop", "singer.wav"),
+        ("aggressive metal with fast drums", "metal.wav"),
+        ("dark ambient drone", "ambient.wav"),
+    ],
+)
 def test_zero_shot_search_finds_the_described_track(library, query, expected):
     with Library.open(library) as lib:
         assert first(lib, query) == expected

@@ -90,13 +90,19 @@ def test_monitor_command_prints_a_timeline_and_json_lines(lib, mix, tmp_path):
     samples, truth = mix
     path = tmp_path / "show.flac"
     sf.write(path, samples, SR)
-    env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "src"), TUNESEEK_LIBRARY=str(lib.root))
+    env = dict(
+        os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "src"), TUNESEEK_LIBRARY=str(lib.root)
+    )
     cmd = [sys.executable, "-m", "tuneseek.cli", "monitor"]
     human = subprocess.run([*cmd, str(path)], capture_output=True, text=True, env=env, check=True).stdout
     first = lib.track(truth[0][2])
     assert first.name in human and "unknown" in human
-    rows = [json.loads(line) for line in
-            subprocess.run([*cmd, "--json", str(path)], capture_output=True, text=True, env=env, check=True).stdout.splitlines()]
+    rows = [
+        json.loads(line)
+        for line in subprocess.run(
+            [*cmd, "--json", str(path)], capture_output=True, text=True, env=env, check=True
+        ).stdout.splitlines()
+    ]
     assert [r["track_id"] for r in rows if r["track_id"]] == [row[2] for row in truth if row[2] is not None]
     assert all({"start", "end", "track_id"} <= set(r) for r in rows)
     bad = subprocess.run([*cmd, str(tmp_path / "missing.wav")], capture_output=True, text=True, env=env)

@@ -109,8 +109,13 @@ def test_parity_with_tensorflow(name, pretrained_dir):
     with torch.inference_mode():
         for reference_path in (False, True):
             out = model(x, reference=reference_path)
-            d = {k: np.abs(out[k].numpy() - ref[f"{key}/{k}"]) for k in ("prob", "penultimate", "max_pool", "mean_pool")}
-            print(f"\n{key} ({'layer by layer' if reference_path else 'fast'}): " + ", ".join(f"max|d {k}| {v.max():.2e}" for k, v in d.items()))
+            d = {
+                k: np.abs(out[k].numpy() - ref[f"{key}/{k}"]) for k in ("prob", "penultimate", "max_pool", "mean_pool")
+            }
+            print(
+                f"\n{key} ({'layer by layer' if reference_path else 'fast'}): "
+                + ", ".join(f"max|d {k}| {v.max():.2e}" for k, v in d.items())
+            )
             assert d["prob"].max() <= 1e-4
             assert d["penultimate"].max() <= 1e-3
             for k in ("max_pool", "mean_pool"):  # 753-d pooled layers reach ~100: relative bound
@@ -275,7 +280,9 @@ def test_convert_and_load_round_trip(tmp_path):
     assert config["preprocessing"]["sample_rate"] == 16000 and config["preprocessing"]["log"] == "log10(10000 * x + 1)"
     # the layouts were converted: TF (kh, kw, in, out) -> torch (out, in, kh, kw); dense (in, out) -> (out, in)
     np.testing.assert_array_equal(model.timbral74.conv.weight.numpy(), tensors["conv2d/kernel"].transpose(3, 2, 0, 1))
-    np.testing.assert_array_equal(model.midend1.conv.weight.numpy(), tensors["conv2d_5/kernel"][:, :, 0, :].transpose(2, 1, 0))
+    np.testing.assert_array_equal(
+        model.midend1.conv.weight.numpy(), tensors["conv2d_5/kernel"][:, :, 0, :].transpose(2, 1, 0)
+    )
     np.testing.assert_array_equal(model.dense.weight.numpy(), tensors["dense/kernel"].T)
     np.testing.assert_array_equal(model.pool_bn.running_var.numpy(), tensors["batch_normalization_9/moving_variance"])
     reference_model = random_model(seed=3)
@@ -389,7 +396,16 @@ def test_converted_weights_of_the_wrong_shape_or_damaged(tmp_path, monkeypatch):
 def test_offline_without_a_wheel_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.delenv("TUNESEEK_MUSICNN_WHEEL", raising=False)
     monkeypatch.delenv("TUNESEEK_OFFLINE")
-    monkeypatch.setattr(W, "PIP_DOWNLOAD_COMMAND", [sys.executable, "-c", "import sys; print('ERROR: No matching distribution found for musicnn==0.1.0', file=sys.stderr); sys.exit(1)", "-d"])
+    monkeypatch.setattr(
+        W,
+        "PIP_DOWNLOAD_COMMAND",
+        [
+            sys.executable,
+            "-c",
+            "import sys; print('ERROR: No matching distribution found for musicnn==0.1.0', file=sys.stderr); sys.exit(1)",
+            "-d",
+        ],
+    )
     with pytest.raises(ModelError) as info:
         W.load_musicnn("mtt", tmp_path / "models")
     message = str(info.value)
@@ -425,4 +441,7 @@ def test_download_path_converts_what_pip_fetched(tmp_path, monkeypatch):
         W.load_musicnn("mtt", tmp_path / "models")
     monkeypatch.setattr(W, "MUSICNN_WHEEL_SHA256", hashlib.sha256(source.read_bytes()).hexdigest())
     model, config = W.load_musicnn("mtt", tmp_path / "models")
-    assert config["labels"][:2] == ["guitar", "classical"] and (tmp_path / "models" / "musicnn-msd" / "config.json").exists()
+    assert (
+        config["labels"][:2] == ["guitar", "classical"]
+        and (tmp_path / "models" / "musicnn-msd" / "config.json").exists()
+    )

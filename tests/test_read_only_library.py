@@ -36,7 +36,10 @@ def _read_only_lock_prefix(lib):
         lock.chmod(0o444)
         return []
     prefix = ["unshare", "-m", "sh", "-c", _READ_ONLY_FILE, str(lock), "x"]
-    if shutil.which("unshare") is None or subprocess.run([*prefix, "true"], check=False, capture_output=True).returncode != 0:
+    if (
+        shutil.which("unshare") is None
+        or subprocess.run([*prefix, "true"], check=False, capture_output=True).returncode != 0
+    ):
         pytest.skip("running as root without the right to bind-mount a file read-only")
     return prefix
 
@@ -46,8 +49,13 @@ def test_writing_commands_on_a_read_only_library_fail_in_one_line(command, libra
     prefix = _read_only_lock_prefix(library)
     args = [a.format(music=music_dir) for a in command]
     env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "src"))
-    proc = subprocess.run([*prefix, sys.executable, "-m", "tuneseek.cli", "-L", str(library), *args],
-                          check=False, capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [*prefix, sys.executable, "-m", "tuneseek.cli", "-L", str(library), *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.startswith(f"tuneseek: error: library {library}: read-only: cannot write here (")
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
@@ -67,4 +75,6 @@ def test_permission_and_read_only_errors_on_the_lock_are_library_errors(error, l
     monkeypatch.setattr(os, "open", refuse_lock)
     assert main(["-L", str(library), "remove", "1"]) == 1
     err = capsys.readouterr().err
-    assert err == f"tuneseek: error: library {library}: read-only: cannot write here ({os.strerror(error)}: {LOCK_NAME})\n"
+    assert (
+        err == f"tuneseek: error: library {library}: read-only: cannot write here ({os.strerror(error)}: {LOCK_NAME})\n"
+    )

@@ -48,6 +48,7 @@ def song(tmp_path_factory, signal):
 @pytest.fixture
 def no_whole_decoding(monkeypatch):
     """Fail any attempt to decode a file whole: what is measured here must stream."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("decoded the whole file")
 
@@ -58,8 +59,9 @@ def test_streamed_logmel_equals_one_pass(signal):
     whole = musicnn_logmel(signal)
     for piece in (16000, 480000, 12345):
         stream = LogmelStream()
-        got = np.concatenate([*(stream.feed(signal[i:i + piece]) for i in range(0, len(signal), piece)),
-                              stream.finish()])
+        got = np.concatenate(
+            [*(stream.feed(signal[i : i + piece]) for i in range(0, len(signal), piece)), stream.finish()]
+        )
         assert got.shape == whole.shape
         np.testing.assert_allclose(got, whole, atol=1e-5)
 
@@ -67,10 +69,11 @@ def test_streamed_logmel_equals_one_pass(signal):
 @pytest.mark.parametrize(("n", "h", "per_batch"), [(187, 187, 21), (10, 3, 4), (5, 9, 2), (1000, 1, 3), (1001, 5, 2)])
 def test_window_batches_cut_the_windows_of_one_pass(n, h, per_batch):
     items = np.arange(1000)
-    batches = WindowBatches(n, h, per_batch=per_batch,
-                            run=lambda block: np.lib.stride_tricks.sliding_window_view(block, n)[::h])
+    batches = WindowBatches(
+        n, h, per_batch=per_batch, run=lambda block: np.lib.stride_tricks.sliding_window_view(block, n)[::h]
+    )
     for i in range(0, 1000, 37):
-        batches.feed(items[i:i + 37])
+        batches.feed(items[i : i + 37])
     results = batches.finish()
     got = np.concatenate(results) if results else np.zeros((0, n), int)
     want = np.lib.stride_tricks.sliding_window_view(items, n)[::h] if n <= 1000 else np.zeros((0, n), int)
@@ -84,11 +87,14 @@ def test_musicnn_stream_equals_one_pass_for_every_request(standin_models, signal
 
     torch.set_num_threads(1)
     net = load_musicnn("mtt", standin_models)[0]
-    requests = [(net, PATCH_FRAMES, PATCH_FRAMES, ("prob",)), (net, 231, 115, ("penultimate",)),
-                (net, 31, 7, ("max_pool", "mean_pool"))]
+    requests = [
+        (net, PATCH_FRAMES, PATCH_FRAMES, ("prob",)),
+        (net, 231, 115, ("penultimate",)),
+        (net, 31, 7, ("max_pool", "mean_pool")),
+    ]
     stream = MusicnnStream(requests, batch_frames=1024)
     for i in range(0, len(signal), 480000):
-        stream.feed(signal[i:i + 480000])
+        stream.feed(signal[i : i + 480000])
     logmel = musicnn_logmel(signal)
     for (model, n, h, outputs), (starts, out) in zip(requests, stream.finish()):
         want_starts, want = run_windows(logmel, model, n, h, outputs=outputs, batch_frames=1024)
@@ -119,8 +125,16 @@ def test_tag_embed_and_describe_stream_and_equal_the_whole_signal(with_models, s
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     return {
-        "tagger": save_run(root / "tagger", "crnn", "multi-label", ("a", "b", "c"), n_outputs=3, window_seconds=2.0,
-                           channels=[4, 8], hidden=8),
+        "tagger": save_run(
+            root / "tagger",
+            "crnn",
+            "multi-label",
+            ("a", "b", "c"),
+            n_outputs=3,
+            window_seconds=2.0,
+            channels=[4, 8],
+            hidden=8,
+        ),
         "long": save_run(root / "long-embedder", "resnet18", "triplet", dim=16, window_seconds=8.0, width=0.125),
     }
 
@@ -177,8 +191,9 @@ def test_a_trained_model_refuses_audio_shorter_than_its_window(with_models, runs
     with pytest.raises(AudioError, match=r"five.wav: too short: 5.00 s \(at least 8 s, the window of long-embedder\)"):
         analysis.embed_file(clip, model_name=str(runs["long"]))
     # the library still gets musicnn's tags and embeddings; the trained model is left out, and says why
-    d = analysis.describe_file(clip, ["tags:mtt", "embedding:long-embedder"],
-                               trained={"embedding:long-embedder": str(runs["long"])})
+    d = analysis.describe_file(
+        clip, ["tags:mtt", "embedding:long-embedder"], trained={"embedding:long-embedder": str(runs["long"])}
+    )
     assert d.extractors == ("tags:mtt",) and set(d.tags) == {"mtt"} and not d.embeddings
     assert d.skipped == (("embedding:long-embedder", "too short: 5.00 s (at least 8 s, the window of long-embedder)"),)
 

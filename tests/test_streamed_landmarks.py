@@ -5,7 +5,6 @@ The reference below is the one-pass pairing tuneseek used before chunking (one 2
 bytes, whatever the chunk size and wherever a chunk boundary falls.
 """
 
-
 import numpy as np
 import pytest
 import soundfile as sf
@@ -88,8 +87,10 @@ def test_landmark_stream_equals_one_pass_whatever_the_pieces(peaks, piece, monke
     n = min(len(peaks), 20 * piece + 5000)  # enough pieces to cross chunk and lookahead boundaries
     part = Peaks(peaks.t[:n], peaks.f[:n], peaks.strength[:n], 0, 0)
     want_h, want_t = quantise(one_pass_pairs(part))
-    out = [stream.feed(Peaks(part.t[i:i + piece], part.f[i:i + piece], part.strength[i:i + piece], 0, 0))
-           for i in range(0, n, piece)]
+    out = [
+        stream.feed(Peaks(part.t[i : i + piece], part.f[i : i + piece], part.strength[i : i + piece], 0, 0))
+        for i in range(0, n, piece)
+    ]
     out.append(stream.finish())
     h = np.concatenate([x for x, _ in out])
     t = np.concatenate([x for _, x in out])

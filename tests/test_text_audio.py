@@ -76,16 +76,26 @@ def styles(tmp_path_factory):
             texts = [captions[i % 4], captions[(i + 1) % 4]] if split == "train" else [captions[0]]
             rows += [{"audio": f"audio/{style}/{style}{i}.wav", "caption": t, "split": split} for t in texts]
     (root / "audio" / "dark" / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
-    rows += [{"audio": "audio/dark/broken.wav", "caption": "a broken file", "split": "train"},
-             {"audio": "audio/dark/dark0.wav", "caption": "past the end", "start": 30, "end": 40, "split": "train"},
-             {"audio": "audio/gone.wav", "caption": "a missing file", "split": "train"}]
+    rows += [
+        {"audio": "audio/dark/broken.wav", "caption": "a broken file", "split": "train"},
+        {"audio": "audio/dark/dark0.wav", "caption": "past the end", "start": 30, "end": 40, "split": "train"},
+        {"audio": "audio/gone.wav", "caption": "a missing file", "split": "train"},
+    ]
     (root / "captions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return root
 
 
 def settings(root, **kw) -> TextAudioSettings:
-    base = dict(pairs=str(root / "captions.jsonl"), out=str(root / "run"), epochs=25, batch_size=8, lr=1e-2,
-                patience=25, cache=str(root / "cache"), device="cpu")
+    base = dict(
+        pairs=str(root / "captions.jsonl"),
+        out=str(root / "run"),
+        epochs=25,
+        batch_size=8,
+        lr=1e-2,
+        patience=25,
+        cache=str(root / "cache"),
+        device="cpu",
+    )
     return TextAudioSettings(**{**base, **kw})
 
 
@@ -184,10 +194,12 @@ def test_the_loss_falls_over_a_few_steps_on_tiny_generated_pairs():
 
 def test_info_nce_is_clips_loss_for_distinct_sentences_and_counts_same_sentences_as_matches():
     logits = torch.randn(4, 4, generator=torch.Generator().manual_seed(1))
-    clip = (torch.nn.functional.cross_entropy(logits, torch.arange(4))
-            + torch.nn.functional.cross_entropy(logits.T, torch.arange(4))) / 2
+    clip = (
+        torch.nn.functional.cross_entropy(logits, torch.arange(4))
+        + torch.nn.functional.cross_entropy(logits.T, torch.arange(4))
+    ) / 2
     assert torch.allclose(info_nce(logits, ["a", "b", "c", "d"]), clip)
-    target = torch.tensor([[.5, .5, 0, 0], [.5, .5, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    target = torch.tensor([[0.5, 0.5, 0, 0], [0.5, 0.5, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
     soft = (-(target * logits.log_softmax(1)).sum(1).mean() - (target * logits.T.log_softmax(1)).sum(1).mean()) / 2
     assert torch.allclose(info_nce(logits, ["a", "a", "c", "d"]), soft)
 
@@ -207,7 +219,9 @@ def test_stochastic_text_joins_a_random_non_empty_subset_of_captions_and_tags():
         pieces = sentence.split(". ")
         assert pieces and all(p in parts for p in pieces) and len(pieces) == len(set(pieces))
     assert {"piano", "slow", "calm solo piano", "a quiet piece", "slow, piano"} <= seen
-    assert "a quiet piece. piano, slow. calm solo piano" in seen or "calm solo piano. slow, piano. a quiet piece" in seen
+    assert (
+        "a quiet piece. piano, slow. calm solo piano" in seen or "calm solo piano. slow, piano. a quiet piece" in seen
+    )
     assert len(seen) > 30  # 4 singles, orders and groupings of 2, 3 and 4 parts
     only_tags = Pair("k", None, None, None, (), ("rock",), "g")
     assert stochastic_sentence(only_tags, rng) == full_sentence(only_tags) == "rock"
@@ -220,9 +234,13 @@ def test_retrieval_metrics_by_hand_with_ties_against_the_query():
     first, relevant = queries(["x", "y", "x", "z"])
     assert first.tolist() == [0, 1, 3]
     assert relevant.tolist() == [[True, False, True, False], [False, True, False, False], [False, False, False, True]]
-    scores = np.array([[0.9, 0.1, 0.2, 0.5],  # x: matches 0 (rank 1) and 2 (rank 3)
-                       [0.9, 0.1, 0.2, 0.5],  # y: match 1 ranked last (4)
-                       [0.3, 0.3, 0.3, 0.3]])  # z: all tied: ranked after every non-match (4)
+    scores = np.array(
+        [
+            [0.9, 0.1, 0.2, 0.5],  # x: matches 0 (rank 1) and 2 (rank 3)
+            [0.9, 0.1, 0.2, 0.5],  # y: match 1 ranked last (4)
+            [0.3, 0.3, 0.3, 0.3],
+        ]
+    )  # z: all tied: ranked after every non-match (4)
     m = retrieval(scores, relevant)
     assert m["R@1"] == pytest.approx(1 / 3) and m["R@5"] == m["R@10"] == 1.0
     assert m["median_rank"] == 4.0 and m["MRR"] == pytest.approx((1 + 1 / 4 + 1 / 4) / 3)
@@ -239,9 +257,13 @@ def test_retrieval_metrics_by_hand_with_ties_against_the_query():
 
 def test_features_are_cached_and_pairs_that_cannot_be_used_are_named(models, styles, tmp_path):
     clip = styles / "audio" / "bright" / "bright0.wav"
-    pairs = [Pair("whole", clip, None, None, ("x",), (), "a"), Pair("cut", clip, 0.0, 3.0, ("x",), (), "a"),
-             Pair("late", clip, 30.0, 40.0, ("x",), (), "a"), Pair("junk", styles / "audio" / "dark" / "broken.wav", None, None, ("x",), (), "b"),
-             Pair("gone", tmp_path / "gone.wav", None, None, ("x",), (), "c")]
+    pairs = [
+        Pair("whole", clip, None, None, ("x",), (), "a"),
+        Pair("cut", clip, 0.0, 3.0, ("x",), (), "a"),
+        Pair("late", clip, 30.0, 40.0, ("x",), (), "a"),
+        Pair("junk", styles / "audio" / "dark" / "broken.wav", None, None, ("x",), (), "b"),
+        Pair("gone", tmp_path / "gone.wav", None, None, ("x",), (), "c"),
+    ]
     extractors = ["embedding:musicnn", "tags:mtt"]
     said = []
     kept, features, failed = pair_features(pairs, extractors, tmp_path / "cache", say=said.append)
@@ -263,8 +285,15 @@ def test_features_are_cached_and_pairs_that_cannot_be_used_are_named(models, sty
 @pytest.mark.slow
 def test_a_run_folder_holds_the_model_its_config_summary_curves_and_logs(trained, styles):
     run, summary, said = trained
-    for name in ("config.json", "model.safetensors", "summary.json", "training-curves.png", "lightning/best.ckpt",
-                 "lightning/last.ckpt", "logs/run-1/metrics.csv"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "summary.json",
+        "training-curves.png",
+        "lightning/best.ckpt",
+        "lightning/last.ckpt",
+        "logs/run-1/metrics.csv",
+    ):
         assert (run / name).exists(), name
     config = json.loads((run / "config.json").read_text())
     from tuneseek.text import TextEncoder
@@ -281,7 +310,9 @@ def test_a_run_folder_holds_the_model_its_config_summary_curves_and_logs(trained
     assert any(line.startswith("left out audio/dark/broken.wav: ") for line in said)
     assert any("valid split has 3 pairs" in line for line in said)
     header = (run / "logs" / "run-1" / "metrics.csv").read_text().splitlines()[0].split(",")
-    assert {"train_loss_epoch", "val_loss", "val_r_at_10", "val_map_at_10", "val_selection", "temperature"} <= set(header)
+    assert {"train_loss_epoch", "val_loss", "val_r_at_10", "val_map_at_10", "val_selection", "temperature"} <= set(
+        header
+    )
 
 
 @pytest.mark.slow
@@ -301,12 +332,24 @@ def test_the_trained_space_finds_held_out_clips_of_the_described_timbre(evaluate
 def test_evaluation_writes_both_modes_side_by_side(evaluated, trained):
     run, _, _ = trained
     assert json.loads((run / "eval" / "test" / "metrics.json").read_text()) == evaluated
-    assert {"run", "model", "text_model", "pairs_source", "split", "retrieval", "classification", "left_out", "notes",
-            "files"} == set(evaluated)
+    assert {
+        "run",
+        "model",
+        "text_model",
+        "pairs_source",
+        "split",
+        "retrieval",
+        "classification",
+        "left_out",
+        "notes",
+        "files",
+    } == set(evaluated)
     for mode in ("trained", "zero_shot", "chance"):
         assert set(evaluated["retrieval"][mode]) == METRICS
     for mode in ("trained", "zero_shot"):
-        assert {"accuracy", "balanced_accuracy", "confusion", "per_class_recall"} <= set(evaluated["classification"][mode])
+        assert {"accuracy", "balanced_accuracy", "confusion", "per_class_recall"} <= set(
+            evaluated["classification"][mode]
+        )
     assert [x["key"] for x in evaluated["left_out"]] == ["dark/broken.wav"]  # from the labelled folder
     table = format_text_audio_table(evaluated)
     assert "trained  zero-shot    chance" in table and f"R@1{evaluated['retrieval']['trained']['R@1']:>27.4f}" in table
@@ -356,8 +399,9 @@ def test_a_run_loads_for_the_library_once_and_projects_segments_and_text(trained
     ta = load_text_audio(run)
     assert load_text_audio(str(run)) is ta and ta.name == "run" and ta.dim == 128
     assert ta.version.startswith("text-audio/") and len(ta.version.split("/")[1]) == 16
-    segments = pair_features(open_pairs(styles / "captions.jsonl").splits["test"], ["embedding:musicnn"],
-                             styles / "cache", say=quiet)[1][0]["embedding:musicnn"]
+    segments = pair_features(
+        open_pairs(styles / "captions.jsonl").splits["test"], ["embedding:musicnn"], styles / "cache", say=quiet
+    )[1][0]["embedding:musicnn"]
     v = ta.audio_vector(segments)
     assert v.shape == (128,) and v.dtype == np.float32 and np.linalg.norm(v) == pytest.approx(1, abs=1e-5)
     np.testing.assert_allclose(ta.audio_vectors([segments, np.concatenate([segments, segments])]), [v, v], atol=1e-6)
@@ -412,8 +456,27 @@ def test_cli_train_index_search_and_evaluate_a_text_audio_run(models, text_extra
     from tuneseek.cli import main
 
     run = tmp_path / "ttm"
-    assert main(["train", "text-audio", "--pairs", str(styles / "captions.jsonl"), "--out", str(run), "--epochs", "2",
-                 "--batch-size", "8", "--loader-workers", "1", "--cache", str(styles / "cache")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "text-audio",
+                "--pairs",
+                str(styles / "captions.jsonl"),
+                "--out",
+                str(run),
+                "--epochs",
+                "2",
+                "--batch-size",
+                "8",
+                "--loader-workers",
+                "1",
+                "--cache",
+                str(styles / "cache"),
+            ]
+        )
+        == 0
+    )
     assert "trained 2 epoch(s)" in capsys.readouterr().out
     assert main(["evaluate", "model", str(run), "--cache", str(styles / "cache")]) == 0
     assert "R@10" in capsys.readouterr().out

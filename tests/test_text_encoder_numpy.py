@@ -13,8 +13,8 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SR
 
+from conftest import SR
 from tuneseek import Library
 from tuneseek.synth import synth_catalog
 from tuneseek.text import TextEncoder, tag_weights, zeroshot
@@ -125,8 +125,9 @@ def test_cli_search_imports_neither_sentence_transformers_nor_torch(encoder, mod
         "sys.exit(code)\n"
     )
     env = dict(os.environ, TUNESEEK_MODELS=str(models))
-    proc = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "lib")], capture_output=True, text=True,
-                          env=env, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "lib")], capture_output=True, text=True, env=env, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert '"mode": "zero-shot"' in lines[0] and lines[-1] == "[]"

@@ -29,6 +29,7 @@ def encoder() -> TextEncoder:
 
 # ---- the encoder -------------------------------------------------------------------------
 
+
 def test_encode_gives_unit_float32_rows(encoder):
     vectors = encoder.encode(["calm solo piano", "aggressive metal with fast drums", "x"])
     assert vectors.shape == (3, encoder.dim) and encoder.dim == 384
@@ -88,8 +89,15 @@ def test_very_long_query_is_cut_and_says_so(encoder):
     assert not encoder.encode_query("calm piano").truncated
 
 
-@pytest.mark.parametrize("query, script", [("Спокойная фортепианная музыка", "Cyrillic"), ("安静的钢琴音乐", "CJK"),
-                                           ("موسيقى بيانو هادئة", "Arabic"), ("calm piano, 静か", "CJK")])
+@pytest.mark.parametrize(
+    "query, script",
+    [
+        ("Спокойная фортепианная музыка", "Cyrillic"),
+        ("安静的钢琴音乐", "CJK"),
+        ("موسيقى بيانو هادئة", "Arabic"),
+        ("calm piano, 静か", "CJK"),
+    ],
+)
 def test_other_scripts_work_with_a_notice(encoder, query, script):
     encoded = encoder.encode_query(query)
     assert encoded.vector.shape == (384,) and abs(np.linalg.norm(encoded.vector) - 1) < 1e-5
@@ -121,6 +129,7 @@ def test_missing_default_model_says_what_to_install(monkeypatch):
 
 # ---- tag descriptions and query parsing (no model needed) --------------------------------
 
+
 def test_every_musicnn_tag_has_a_description():
     for name, labels in VOCABULARIES.items():
         assert set(TAG_DESCRIPTIONS[name]) == set(labels)
@@ -129,20 +138,23 @@ def test_every_musicnn_tag_has_a_description():
             assert tags <= set(VOCABULARIES[name])
 
 
-@pytest.mark.parametrize("query, phrases", [
-    ("calm solo piano", [("calm solo piano", False)]),
-    ("calm solo piano, no vocals", [("calm solo piano", False), ("vocals", True)]),
-    ("piano without drums", [("piano", False), ("drums", True)]),
-    ("no vocals or drums", [("vocals", True), ("drums", True)]),
-    ("neither vocals nor drums", [("vocals", True), ("drums", True)]),
-    ("no vocals but heavy drums", [("vocals", True), ("heavy drums", False)]),
-    ("music that is not sad", [("sad", True)]),
-    ("I don't want any singing", [("singing", True)]),
-    ("non-vocal rock and roll", [("vocal", True), ("rock and roll", False)]),
-    ("hip-hop beats -vocals", [("hip-hop beats", False), ("vocals", True)]),
-    ("instrumental", [("instrumental", False)]),
-    ("songs", [("songs", False)]),
-])
+@pytest.mark.parametrize(
+    "query, phrases",
+    [
+        ("calm solo piano", [("calm solo piano", False)]),
+        ("calm solo piano, no vocals", [("calm solo piano", False), ("vocals", True)]),
+        ("piano without drums", [("piano", False), ("drums", True)]),
+        ("no vocals or drums", [("vocals", True), ("drums", True)]),
+        ("neither vocals nor drums", [("vocals", True), ("drums", True)]),
+        ("no vocals but heavy drums", [("vocals", True), ("heavy drums", False)]),
+        ("music that is not sad", [("sad", True)]),
+        ("I don't want any singing", [("singing", True)]),
+        ("non-vocal rock and roll", [("vocal", True), ("rock and roll", False)]),
+        ("hip-hop beats -vocals", [("hip-hop beats", False), ("vocals", True)]),
+        ("instrumental", [("instrumental", False)]),
+        ("songs", [("songs", False)]),
+    ],
+)
 def test_parse_query(query, phrases):
     assert [(p.text, p.negated) for p in parse_query(query)] == phrases
 
@@ -150,20 +162,82 @@ def test_parse_query(query, phrases):
 # ---- zero-shot ranking on a synthetic tag matrix -----------------------------------------
 
 PROFILES = {  # track id -> tags well above the background, per vocabulary
-    101: {"mtt": {"piano": .95, "solo": .7, "soft": .7, "quiet": .6, "classical": .5, "no vocal": .7, "no vocals": .7,
-                  "no voice": .6}, "msd": {"instrumental": .8, "Mellow": .6}},
-    102: {"mtt": {"female": .9, "woman": .8, "female vocal": .9, "female voice": .8, "vocal": .8, "vocals": .8,
-                  "singing": .8, "pop": .8}, "msd": {"female vocalists": .9, "female vocalist": .9, "pop": .8}},
-    103: {"mtt": {"male": .85, "man": .7, "male vocal": .8, "male voice": .7, "vocal": .8, "vocals": .8, "singing": .7,
-                  "drums": .9, "rock": .9, "loud": .7}, "msd": {"rock": .9, "male vocalists": .8, "hard rock": .5}},
-    104: {"mtt": {"techno": .9, "drums": .85, "beat": .9, "beats": .8, "electronic": .9, "no vocal": .8,
-                  "no vocals": .8, "no voice": .7}, "msd": {"electronic": .9, "instrumental": .8, "dance": .7}},
-    105: {"mtt": {"ambient": .9, "slow": .8, "quiet": .8, "soft": .8, "synth": .6, "no vocal": .9, "no vocals": .9,
-                  "no voice": .8, "new age": .6}, "msd": {"ambient": .9, "instrumental": .9, "chillout": .8}},
-    106: {"mtt": {"strings": .9, "violin": .8, "cello": .7, "classical": .9, "classic": .8, "no vocal": .7},
-          "msd": {"instrumental": .7}},
-    107: {"mtt": {"metal": .9, "loud": .9, "rock": .8, "guitar": .8, "drums": .8, "male vocal": .5, "vocal": .6},
-          "msd": {"metal": .9, "heavy metal": .9, "hard rock": .8}},
+    101: {
+        "mtt": {
+            "piano": 0.95,
+            "solo": 0.7,
+            "soft": 0.7,
+            "quiet": 0.6,
+            "classical": 0.5,
+            "no vocal": 0.7,
+            "no vocals": 0.7,
+            "no voice": 0.6,
+        },
+        "msd": {"instrumental": 0.8, "Mellow": 0.6},
+    },
+    102: {
+        "mtt": {
+            "female": 0.9,
+            "woman": 0.8,
+            "female vocal": 0.9,
+            "female voice": 0.8,
+            "vocal": 0.8,
+            "vocals": 0.8,
+            "singing": 0.8,
+            "pop": 0.8,
+        },
+        "msd": {"female vocalists": 0.9, "female vocalist": 0.9, "pop": 0.8},
+    },
+    103: {
+        "mtt": {
+            "male": 0.85,
+            "man": 0.7,
+            "male vocal": 0.8,
+            "male voice": 0.7,
+            "vocal": 0.8,
+            "vocals": 0.8,
+            "singing": 0.7,
+            "drums": 0.9,
+            "rock": 0.9,
+            "loud": 0.7,
+        },
+        "msd": {"rock": 0.9, "male vocalists": 0.8, "hard rock": 0.5},
+    },
+    104: {
+        "mtt": {
+            "techno": 0.9,
+            "drums": 0.85,
+            "beat": 0.9,
+            "beats": 0.8,
+            "electronic": 0.9,
+            "no vocal": 0.8,
+            "no vocals": 0.8,
+            "no voice": 0.7,
+        },
+        "msd": {"electronic": 0.9, "instrumental": 0.8, "dance": 0.7},
+    },
+    105: {
+        "mtt": {
+            "ambient": 0.9,
+            "slow": 0.8,
+            "quiet": 0.8,
+            "soft": 0.8,
+            "synth": 0.6,
+            "no vocal": 0.9,
+            "no vocals": 0.9,
+            "no voice": 0.8,
+            "new age": 0.6,
+        },
+        "msd": {"ambient": 0.9, "instrumental": 0.9, "chillout": 0.8},
+    },
+    106: {
+        "mtt": {"strings": 0.9, "violin": 0.8, "cello": 0.7, "classical": 0.9, "classic": 0.8, "no vocal": 0.7},
+        "msd": {"instrumental": 0.7},
+    },
+    107: {
+        "mtt": {"metal": 0.9, "loud": 0.9, "rock": 0.8, "guitar": 0.8, "drums": 0.8, "male vocal": 0.5, "vocal": 0.6},
+        "msd": {"metal": 0.9, "heavy metal": 0.9, "hard rock": 0.8},
+    },
 }
 VOCAL, DRUMS = {102, 103, 107}, {103, 104, 107}
 
@@ -172,7 +246,9 @@ VOCAL, DRUMS = {102, 103, 107}, {103, 104, 107}
 def table() -> TagTable:
     rng = np.random.default_rng(5)
     ids = list(PROFILES) + list(range(1, 41))  # 40 tracks of low random tags around them
-    probs = {v: rng.uniform(0.0, 0.25, (len(ids), len(labels))).astype(np.float32) for v, labels in VOCABULARIES.items()}
+    probs = {
+        v: rng.uniform(0.0, 0.25, (len(ids), len(labels))).astype(np.float32) for v, labels in VOCABULARIES.items()
+    }
     for row, track in enumerate(PROFILES):
         for v, tags in PROFILES[track].items():
             for tag, p in tags.items():
@@ -184,9 +260,18 @@ def ranked(query, encoder, table, k=None):
     return [t for t, _ in zero_shot(query, encoder, table, k=k).tracks]
 
 
-@pytest.mark.parametrize("query, first", [("piano", 101), ("calm solo piano", 101), ("female singer", 102),
-                                          ("metal", 107), ("slow ambient, no vocals", 105), ("string quartet", 106),
-                                          ("techno", 104)])
+@pytest.mark.parametrize(
+    "query, first",
+    [
+        ("piano", 101),
+        ("calm solo piano", 101),
+        ("female singer", 102),
+        ("metal", 107),
+        ("slow ambient, no vocals", 105),
+        ("string quartet", 106),
+        ("techno", 104),
+    ],
+)
 def test_zero_shot_ranks_the_matching_track_first(encoder, table, query, first):
     assert ranked(query, encoder, table)[0] == first
 
@@ -256,8 +341,10 @@ def test_zero_shot_passes_notices_and_refuses_bad_requests(encoder, table):
 
 
 def test_tag_table_tracks_without_a_vocabulary_count_as_average(encoder):
-    probs = {"mtt": np.array([[0.9 if t == "piano" else 0.1 for t in MTT_LABELS], [0.1] * 50, [0.1] * 50], np.float32),
-             "msd": np.array([[np.nan] * 50, [0.1] * 50, [0.2] * 50], np.float32)}
+    probs = {
+        "mtt": np.array([[0.9 if t == "piano" else 0.1 for t in MTT_LABELS], [0.1] * 50, [0.1] * 50], np.float32),
+        "msd": np.array([[np.nan] * 50, [0.1] * 50, [0.2] * 50], np.float32),
+    }
     table = TagTable(VOCABULARIES, [7, 8, 9], probs)
     assert np.isfinite(table.z).all()
     assert ranked("piano", encoder, table)[0] == 7

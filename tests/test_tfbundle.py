@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tfbundle_writer import bundle_bytes, write_bundle
 
+from tfbundle_writer import bundle_bytes, write_bundle
 from tuneseek.embed.errors import ModelError
 from tuneseek.embed.tfbundle import TensorBundle, _raw_crc_small, crc32c, is_training_state, mask_crc, unmask_crc
 from tuneseek.errors import TuneseekError
@@ -47,7 +47,13 @@ def test_round_trip(tmp_path):
         assert got.dtype == arr.dtype and got.shape == arr.shape
         np.testing.assert_array_equal(got, arr)
     weights = bundle.read_all()
-    assert set(weights) == {"conv2d/kernel", "conv2d/bias", "batch_normalization/gamma", "batch_normalization_1/gamma", "ids"}
+    assert set(weights) == {
+        "conv2d/kernel",
+        "conv2d/bias",
+        "batch_normalization/gamma",
+        "batch_normalization_1/gamma",
+        "ids",
+    }
     assert bundle.shapes()["conv2d/kernel"] == (7, 38, 1, 20)
     assert is_training_state("x/Adam_1") and is_training_state("global_step") and not is_training_state("dense/kernel")
 

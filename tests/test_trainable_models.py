@@ -28,7 +28,10 @@ TINY = {
     "fcn": ("fcn", dict(n_outputs=5, window_seconds=1.0, width=1 / 16)),
     "short-chunk-res": ("short-chunk-res", dict(n_outputs=5, window_seconds=1.0, channels=4)),
     "crnn": ("crnn", dict(n_outputs=5, window_seconds=1.0, channels=(4, 8), hidden=8)),
-    "crnn-last": ("crnn", dict(n_outputs=5, window_seconds=1.0, channels=(4, 8), hidden=8, summary="last", rnn_layers=2)),
+    "crnn-last": (
+        "crnn",
+        dict(n_outputs=5, window_seconds=1.0, channels=(4, 8), hidden=8, summary="last", rnn_layers=2),
+    ),
     "resnet18": ("resnet18", dict(dim=16, window_seconds=1.0, width=1 / 16, stem_stride=1, stem_pool=False)),
 }
 
@@ -69,11 +72,14 @@ def numpy_logmel(x: np.ndarray, spec: MelSpec) -> np.ndarray:
     return np.log10(1 + 10000 * mel).T
 
 
-@pytest.mark.parametrize("spec, atol", [
-    (MelSpec(), 2e-3),  # dB: 2e-3 dB is a relative power error of 5e-4
-    (MelSpec(sample_rate=12000, n_mels=96, log="log1p"), 2e-4),
-    (MelSpec(sample_rate=22050, n_fft=1024, hop=512, n_mels=64, fmin=30.0, fmax=8000.0, pad_mode="constant"), 2e-3),
-])
+@pytest.mark.parametrize(
+    "spec, atol",
+    [
+        (MelSpec(), 2e-3),  # dB: 2e-3 dB is a relative power error of 5e-4
+        (MelSpec(sample_rate=12000, n_mels=96, log="log1p"), 2e-4),
+        (MelSpec(sample_rate=22050, n_fft=1024, hop=512, n_mels=64, fmin=30.0, fmax=8000.0, pad_mode="constant"), 2e-3),
+    ],
+)
 def test_logmel_matches_a_numpy_reference(spec, atol):
     x = signal_batch(spec, 0.7)
     got = LogMel(spec)(x)
@@ -101,12 +107,16 @@ def test_logmel_filterbank_is_not_saved_with_the_weights():
 def test_melspec_counts_frames_like_the_papers_and_round_trips_through_json():
     assert MelSpec(sample_rate=12000, n_mels=96).frames(29.12) == 1366  # Choi et al.'s 96 x 1366 input
     assert MelSpec().samples(59049 / 16000) == 59049 and MelSpec().frames(59049 / 16000) == 231  # Won et al.'s chunk
-    spec = MelSpec(sample_rate=22050, n_fft=1024, hop=512, n_mels=64, fmin=30.0, fmax=8000.0, log="log1p", pad_mode="constant")
+    spec = MelSpec(
+        sample_rate=22050, n_fft=1024, hop=512, n_mels=64, fmin=30.0, fmax=8000.0, log="log1p", pad_mode="constant"
+    )
     assert MelSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
     assert MelSpec.from_dict({"n_mels": 96}) == MelSpec(n_mels=96)
 
 
-@pytest.mark.parametrize("bad", [dict(log="ln"), dict(pad_mode="edge"), dict(fmax=9000.0), dict(fmin=8000.0), dict(hop=0)])
+@pytest.mark.parametrize(
+    "bad", [dict(log="ln"), dict(pad_mode="edge"), dict(fmax=9000.0), dict(fmin=8000.0), dict(hop=0)]
+)
 def test_melspec_refuses_impossible_settings(bad):
     with pytest.raises(UsageError):
         MelSpec(**bad)
@@ -167,12 +177,15 @@ def test_resnet_embeddings_are_unit_vectors():
     torch.testing.assert_close(model.embed(signal_batch(model.spec, 1.0, batch=4)).detach(), z)
 
 
-@pytest.mark.parametrize("cls, kwargs, low, high", [
-    (FCN, dict(n_outputs=50), 24e6, 26e6),  # FCN-5: 128 ... 2048 channels
-    (ShortChunkResCNN, dict(n_outputs=50), 11e6, 13e6),
-    (CRNN, dict(n_outputs=10), 0.5e6, 1.5e6),
-    (ResNet18, dict(), 10.5e6, 12e6),  # torchvision's resnet18 has 11.7 M with its 1000-class head
-])
+@pytest.mark.parametrize(
+    "cls, kwargs, low, high",
+    [
+        (FCN, dict(n_outputs=50), 24e6, 26e6),  # FCN-5: 128 ... 2048 channels
+        (ShortChunkResCNN, dict(n_outputs=50), 11e6, 13e6),
+        (CRNN, dict(n_outputs=10), 0.5e6, 1.5e6),
+        (ResNet18, dict(), 10.5e6, 12e6),  # torchvision's resnet18 has 11.7 M with its 1000-class head
+    ],
+)
 def test_parameter_counts_at_default_sizes(cls, kwargs, low, high):
     n = sum(p.numel() for p in cls(**kwargs).parameters())
     assert low <= n <= high
@@ -180,7 +193,11 @@ def test_parameter_counts_at_default_sizes(cls, kwargs, low, high):
 
 @pytest.mark.parametrize("key", TINY)
 def test_a_few_gradient_steps_reduce_the_loss_on_a_fixed_batch(key):
-    no_dropout = {"resnet18": {}, "crnn": {"dropout": 0.0, "conv_dropout": 0.0}, "crnn-last": {"dropout": 0.0, "conv_dropout": 0.0}}
+    no_dropout = {
+        "resnet18": {},
+        "crnn": {"dropout": 0.0, "conv_dropout": 0.0},
+        "crnn-last": {"dropout": 0.0, "conv_dropout": 0.0},
+    }
     model = tiny(key, **no_dropout.get(key, {"dropout": 0.0})).train()
     torch.manual_seed(1)
     mels = torch.randn(6, model.spec.n_mels, model.spec.frames(1.0))
@@ -212,7 +229,9 @@ def test_registry_knows_the_four_architectures_and_rebuilds_from_config():
         model = tiny(key)
         rebuilt = build(json.loads(json.dumps(model.config())))
         assert type(rebuilt) is type(model) and rebuilt.config() == model.config()
-        assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+        assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {
+            k: v.shape for k, v in model.state_dict().items()
+        }
 
 
 def test_registry_refuses_unknown_names_listing_the_known_ones():
@@ -269,10 +288,17 @@ def edit_config(folder, **changes) -> None:
 
 def test_checkpoint_weights_of_another_shape_name_the_tensor(tmp_path):
     folder = checkpoint.save(tmp_path / "ckpt", tiny("fcn"))
-    edit_config(folder, kwargs={"n_outputs": 5, "channels": [128, 256, 512, 1024, 2048], "width": 1 / 8, "dropout": 0.5})
-    with pytest.raises(ModelError, match=r"tensor 'blocks.0.conv.weight' has shape \(8, 1, 3, 3\), the architecture expects \(16, 1, 3, 3\)"):
+    edit_config(
+        folder, kwargs={"n_outputs": 5, "channels": [128, 256, 512, 1024, 2048], "width": 1 / 8, "dropout": 0.5}
+    )
+    with pytest.raises(
+        ModelError,
+        match=r"tensor 'blocks.0.conv.weight' has shape \(8, 1, 3, 3\), the architecture expects \(16, 1, 3, 3\)",
+    ):
         checkpoint.load(folder)
-    edit_config(folder, kwargs={"n_outputs": 5, "channels": [128, 256, 512, 1024, 2048, 2048], "width": 1 / 16, "dropout": 0.5})
+    edit_config(
+        folder, kwargs={"n_outputs": 5, "channels": [128, 256, 512, 1024, 2048, 2048], "width": 1 / 16, "dropout": 0.5}
+    )
     with pytest.raises(ModelError, match=r"tensor 'blocks.5.conv.weight' \(128, 128, 3, 3\) is missing"):
         checkpoint.load(folder)
     folder = checkpoint.save(tmp_path / "crnn", tiny("crnn-last"))  # a 2-layer LSTM, read as a 1-layer one

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from training_data import save_run
 from tuneseek import analysis
 from tuneseek.cli import main
 from tuneseek.embed.errors import ModelError
 from tuneseek.errors import AudioError, UsageError
 from tuneseek.library import Library
 from tuneseek.synth import synth_catalog
-from training_data import save_run
 
 SR = 16000
 
@@ -25,10 +25,26 @@ SR = 16000
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     return {
-        "tagger": save_run(root / "tiny-tagger", "crnn", "multi-label", ("loud", "quiet", "bright"),
-                           n_outputs=3, window_seconds=2.0, channels=[4, 8], hidden=8),
-        "genre": save_run(root / "genre", "crnn", "single-label", ("rock", "orchestral"),
-                          n_outputs=2, window_seconds=2.0, channels=[4, 8], hidden=8),
+        "tagger": save_run(
+            root / "tiny-tagger",
+            "crnn",
+            "multi-label",
+            ("loud", "quiet", "bright"),
+            n_outputs=3,
+            window_seconds=2.0,
+            channels=[4, 8],
+            hidden=8,
+        ),
+        "genre": save_run(
+            root / "genre",
+            "crnn",
+            "single-label",
+            ("rock", "orchestral"),
+            n_outputs=2,
+            window_seconds=2.0,
+            channels=[4, 8],
+            hidden=8,
+        ),
         "t2v": save_run(root / "t2v", "resnet18", "triplet", dim=16, window_seconds=1.0, width=0.125),
     }
 
@@ -76,9 +92,17 @@ def test_an_embedding_run_has_no_tags(runs, music):
 
 
 def test_a_model_trained_on_precomputed_mels_refuses_audio(tmp_path, music):
-    run = save_run(tmp_path / "jamendo-genre", "crnn", "single-label", ("a", "b"), n_outputs=2, window_seconds=2.0,
-                   channels=[4, 8], hidden=8,
-                   features={"sample_rate": 12000, "n_fft": 512, "hop": 256, "n_mels": 96})
+    run = save_run(
+        tmp_path / "jamendo-genre",
+        "crnn",
+        "single-label",
+        ("a", "b"),
+        n_outputs=2,
+        window_seconds=2.0,
+        channels=[4, 8],
+        hidden=8,
+        features={"sample_rate": 12000, "n_fft": 512, "hop": 256, "n_mels": 96},
+    )
     with pytest.raises(ModelError, match="precomputed mel-spectrograms"):
         analysis.tag_file(music / "song0.wav", str(run))
 
@@ -89,8 +113,16 @@ def test_a_folder_that_is_no_run_and_a_run_named_like_musicnn_are_refused(tmp_pa
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelError, match="config.json is missing"):
         analysis.tag_file(music / "song0.wav", str(tmp_path / "empty"))
-    clash = save_run(tmp_path / "mtt" / ".." / "MTT", "crnn", "multi-label", ("x",), n_outputs=1,
-                     window_seconds=2.0, channels=[4, 8], hidden=8)
+    clash = save_run(
+        tmp_path / "mtt" / ".." / "MTT",
+        "crnn",
+        "multi-label",
+        ("x",),
+        n_outputs=1,
+        window_seconds=2.0,
+        channels=[4, 8],
+        hidden=8,
+    )
     with pytest.raises(UsageError, match="cannot be called 'mtt'"):
         analysis.tag_file(music / "song0.wav", str(clash))
 
@@ -154,14 +186,27 @@ def test_retrained_weights_rerun_only_that_model(runs, music, tmp_path, monkeypa
         before = lib.extractors(lib.tracks()[0])
         ran = []
         describe = analysis.describe_file
-        monkeypatch.setattr("tuneseek.indexing.describe_file",
-                            lambda path, ex, **kw: ran.append(tuple(ex)) or describe(path, ex, **kw))
-        save_run(tagger, "crnn", "multi-label", ("loud", "quiet", "bright"), seed=1,
-                 n_outputs=3, window_seconds=2.0, channels=[4, 8], hidden=8)
+        monkeypatch.setattr(
+            "tuneseek.indexing.describe_file", lambda path, ex, **kw: ran.append(tuple(ex)) or describe(path, ex, **kw)
+        )
+        save_run(
+            tagger,
+            "crnn",
+            "multi-label",
+            ("loud", "quiet", "bright"),
+            seed=1,
+            n_outputs=3,
+            window_seconds=2.0,
+            channels=[4, 8],
+            hidden=8,
+        )
         report = lib.add([music], workers=1)
         assert len(report.analysed) == 4 and not report.added and set(ran) == {("tags:tiny-tagger",)}
         after = lib.extractors(lib.tracks()[0])
-        assert after["tags:tiny-tagger"] != before["tags:tiny-tagger"] and after["embedding:t2v"] == before["embedding:t2v"]
+        assert (
+            after["tags:tiny-tagger"] != before["tags:tiny-tagger"]
+            and after["embedding:t2v"] == before["embedding:t2v"]
+        )
 
 
 def test_a_tagger_role_refuses_an_embedding_run(runs, tmp_path):
@@ -188,8 +233,23 @@ def test_cli_tag_embed_index_show_similar_and_stats_with_trained_models(runs, mu
     assert main(["embed", "--model", str(runs["t2v"]), str(music / "song0.wav"), "-o", str(vectors)]) == 0
     assert np.load(vectors).shape == (11, 16)
 
-    assert main(["--library", lib, "index", str(music), "--tagger", str(runs["genre"]),
-                 "--embedder", str(runs["t2v"]), "-j", "1"]) == 0
+    assert (
+        main(
+            [
+                "--library",
+                lib,
+                "index",
+                str(music),
+                "--tagger",
+                str(runs["genre"]),
+                "--embedder",
+                str(runs["t2v"]),
+                "-j",
+                "1",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "tags:genre" in err and "embedding:t2v" in err
     assert main(["--library", lib, "show", "1"]) == 0

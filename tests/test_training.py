@@ -47,9 +47,18 @@ def mtat(tmp_path_factory):
 
 
 def settings(tmp_path, **kw) -> TrainSettings:
-    base = dict(kind="genre", data=f"folder:{kw.pop('data')}", out=str(tmp_path / "run"), window=2.0,
-                model_options=dict(TINY_CRNN), epochs=2, batch_size=4, loader_workers=0, patience=5,
-                cache=str(tmp_path / "cache"))
+    base = dict(
+        kind="genre",
+        data=f"folder:{kw.pop('data')}",
+        out=str(tmp_path / "run"),
+        window=2.0,
+        model_options=dict(TINY_CRNN),
+        epochs=2,
+        batch_size=4,
+        loader_workers=0,
+        patience=5,
+        cache=str(tmp_path / "cache"),
+    )
     base.update(kw)
     return TrainSettings(**base)
 
@@ -62,8 +71,14 @@ def quiet(_msg):
 def test_genre_training_exports_a_checkpoint_folder_with_summary_logs_and_curves(genres, tmp_path):
     summary = train(settings(tmp_path, data=genres), say=quiet)
     run = tmp_path / "run"
-    for name in ("config.json", "model.safetensors", "summary.json", "training-curves.png", "lightning/last.ckpt",
-                 "logs/run-1/metrics.csv"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "summary.json",
+        "training-curves.png",
+        "lightning/last.ckpt",
+        "logs/run-1/metrics.csv",
+    ):
         assert (run / name).exists(), name
     assert summary["epochs_run"] == 2 and summary["monitor"] == "val_balanced_accuracy"
     assert summary["dataset"]["split_source"].startswith("deterministic") and 0 <= summary["best"] <= 1
@@ -80,7 +95,9 @@ def test_evaluate_reports_accuracy_balanced_accuracy_and_a_confusion_matrix(genr
     assert result["items"] == 3 and set(result["per_class_recall"]) == {"bright", "dark", "plain"}
     assert np.array(result["confusion"]).sum() == 3
     assert (tmp_path / "run" / "eval" / "test" / "confusion-matrix.png").exists()
-    assert json.loads((tmp_path / "run" / "eval" / "test" / "metrics.json").read_text())["accuracy"] == result["accuracy"]
+    assert (
+        json.loads((tmp_path / "run" / "eval" / "test" / "metrics.json").read_text())["accuracy"] == result["accuracy"]
+    )
 
 
 def test_the_same_seed_trains_the_same_model(genres, tmp_path):
@@ -113,8 +130,11 @@ def test_files_that_cannot_be_decoded_are_left_out_and_named(genres, tmp_path):
 
     data = shutil.copytree(genres, tmp_path / "data")
     (data / "dark" / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
-    seed = next(seed for seed in range(20)  # a split that puts the broken file where training reads it
-                if any(i.path.name == "broken.wav" for i in open_dataset(f"folder:{data}", seed=seed).splits["train"]))
+    seed = next(
+        seed
+        for seed in range(20)  # a split that puts the broken file where training reads it
+        if any(i.path.name == "broken.wav" for i in open_dataset(f"folder:{data}", seed=seed).splits["train"])
+    )
     said = []
     summary = train(settings(tmp_path, data=data, data_options={"seed": seed}), say=said.append)
     assert [x["path"] for x in summary["left_out"]] == [str(data / "dark" / "broken.wav")]
@@ -122,9 +142,20 @@ def test_files_that_cannot_be_decoded_are_left_out_and_named(genres, tmp_path):
 
 
 def test_tagger_trains_on_the_mtat_layout_and_reports_macro_auc(mtat, tmp_path):
-    summary = train(TrainSettings(kind="tagger", data=f"mtat:{mtat}", out=str(tmp_path / "fcn"), window=1.0,
-                                  model_options={"width": 0.02}, epochs=2, batch_size=4, loader_workers=0,
-                                  cache=str(tmp_path / "cache")), say=quiet)
+    summary = train(
+        TrainSettings(
+            kind="tagger",
+            data=f"mtat:{mtat}",
+            out=str(tmp_path / "fcn"),
+            window=1.0,
+            model_options={"width": 0.02},
+            epochs=2,
+            batch_size=4,
+            loader_workers=0,
+            cache=str(tmp_path / "cache"),
+        ),
+        say=quiet,
+    )
     assert summary["task"] == "multi-label" and summary["monitor"] == "val_roc_auc"
     result = evaluate_run(tmp_path / "fcn", cache=str(tmp_path / "cache"), say=quiet)
     assert 0.0 <= result["roc_auc"] <= 1.0 or result["tags_without_both_classes"]
@@ -133,9 +164,20 @@ def test_tagger_trains_on_the_mtat_layout_and_reports_macro_auc(mtat, tmp_path):
 def test_a_tagger_refuses_single_label_data_and_evaluate_refuses_embedding_models(genres, tmp_path):
     with pytest.raises(UsageError, match="a tagger learns tags"):
         train(settings(tmp_path, data=genres, kind="tagger"), say=quiet)
-    train(TrainSettings(kind="triplet", data=f"folder:{genres}", out=str(tmp_path / "t2v"), window=1.0,
-                        model_options={"width": 0.05, "dim": 8}, epochs=1, batch_size=4, loader_workers=0,
-                        cache=str(tmp_path / "cache")), say=quiet)
+    train(
+        TrainSettings(
+            kind="triplet",
+            data=f"folder:{genres}",
+            out=str(tmp_path / "t2v"),
+            window=1.0,
+            model_options={"width": 0.05, "dim": 8},
+            epochs=1,
+            batch_size=4,
+            loader_workers=0,
+            cache=str(tmp_path / "cache"),
+        ),
+        say=quiet,
+    )
     model, config = checkpoint.load(tmp_path / "t2v")
     assert config["task"] == "triplet" and model.embedding_dim == 8
     with pytest.raises(UsageError, match="with --labels KIND:PATH"):
@@ -144,9 +186,30 @@ def test_a_tagger_refuses_single_label_data_and_evaluate_refuses_embedding_model
 
 def test_cli_train_and_evaluate(genres, tmp_path, capsys):
     out, cache = str(tmp_path / "run"), str(tmp_path / "cache")
-    code = main(["train", "genre", "--data", f"folder:{genres}", "--out", out, "--window", "2", "--epochs", "1",
-                 "--batch-size", "4", "--loader-workers", "0", "--model-option", "channels=[4,8]",
-                 "--model-option", "hidden=8", "--cache", cache])
+    code = main(
+        [
+            "train",
+            "genre",
+            "--data",
+            f"folder:{genres}",
+            "--out",
+            out,
+            "--window",
+            "2",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--loader-workers",
+            "0",
+            "--model-option",
+            "channels=[4,8]",
+            "--model-option",
+            "hidden=8",
+            "--cache",
+            cache,
+        ]
+    )
     assert code == 0 and "best val_balanced_accuracy" in capsys.readouterr().out
     assert main(["evaluate", "model", out, "--cache", cache, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["items"] == 3

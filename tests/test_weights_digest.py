@@ -19,8 +19,10 @@ def reordered(blob: bytes) -> bytes:
     """The same safetensors file with its header's entries, metadata included, in reverse order."""
     size = int.from_bytes(blob[:8], "little")
     header = json.loads(blob[8 : 8 + size])
-    flipped = {key: (dict(reversed(value.items())) if key == "__metadata__" else value)
-               for key, value in reversed(header.items())}
+    flipped = {
+        key: (dict(reversed(value.items())) if key == "__metadata__" else value)
+        for key, value in reversed(header.items())
+    }
     text = json.dumps(flipped, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
     out = len(text).to_bytes(8, "little") + text + blob[8 + size :]

@@ -143,7 +143,16 @@ def musicnn_tf_tensors(seed: int = 0, num_classes: int = 50) -> dict[str, np.nda
         t[f"{name}/bias"] = rng.normal(0, 0.05, shape[-1]).astype(np.float32)
 
     bn("batch_normalization", 1)
-    shapes = [(7, 38, 1, 204), (7, 67, 1, 204), (128, 1, 1, 51), (64, 1, 1, 51), (32, 1, 1, 51), (7, 561, 1, 64), (7, 64, 1, 64), (7, 64, 1, 64)]
+    shapes = [
+        (7, 38, 1, 204),
+        (7, 67, 1, 204),
+        (128, 1, 1, 51),
+        (64, 1, 1, 51),
+        (32, 1, 1, 51),
+        (7, 561, 1, 64),
+        (7, 64, 1, 64),
+        (7, 64, 1, 64),
+    ]
     for i, shape in enumerate(shapes):
         conv("conv2d" if i == 0 else f"conv2d_{i}", shape)
         bn(f"batch_normalization_{i + 1}", shape[-1])
@@ -158,7 +167,9 @@ def musicnn_tf_tensors(seed: int = 0, num_classes: int = 50) -> dict[str, np.nda
     return t
 
 
-def fake_wheel(tensors: dict[str, np.ndarray] | None, prefixes=("musicnn/MTT_musicnn/", "musicnn/MSD_musicnn/"), **kw) -> bytes:
+def fake_wheel(
+    tensors: dict[str, np.ndarray] | None, prefixes=("musicnn/MTT_musicnn/", "musicnn/MSD_musicnn/"), **kw
+) -> bytes:
     """The bytes of a zip laid out like the musicnn wheel, one checkpoint per prefix."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:

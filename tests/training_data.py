@@ -35,10 +35,14 @@ def save_run(folder, arch: str, task: str, labels=(), features=None, seed: int =
 
     torch.manual_seed(seed)
     model = registry.create(arch, **kwargs)
-    checkpoint.save(folder, model, extra={
-        "labels": list(labels),
-        "task": task,
-        "data": {"spec": "folder:/nowhere", "options": {}, "features": features},
-        "training": {"epochs_run": 1, "monitor": "val_triplet_accuracy", "best": 0.5, "best_epoch": 1},
-    })
+    checkpoint.save(
+        folder,
+        model,
+        extra={
+            "labels": list(labels),
+            "task": task,
+            "data": {"spec": "folder:/nowhere", "options": {}, "features": features},
+            "training": {"epochs_run": 1, "monitor": "val_triplet_accuracy", "best": 0.5, "best_epoch": 1},
+        },
+    )
     return folder

@@ -164,8 +164,14 @@ def decode(path: str | Path, sr: int = MUSICNN_SR, min_seconds: float = MIN_SECO
 
 def checked(name: str, x: np.ndarray, sr: int = MUSICNN_SR, min_seconds: float = MIN_SECONDS) -> np.ndarray:
     """``x`` (mono at ``sr``) if it can be described, else an :class:`AudioError` naming ``name``."""
-    _refuse(name, len(x), bool(np.any(np.abs(x) > SILENCE)), sr, round(min_seconds * sr),
-            _MUSICNN_WHY if min_seconds == MIN_SECONDS else "the model's input window")
+    _refuse(
+        name,
+        len(x),
+        bool(np.any(np.abs(x) > SILENCE)),
+        sr,
+        round(min_seconds * sr),
+        _MUSICNN_WHY if min_seconds == MIN_SECONDS else "the model's input window",
+    )
     return x
 
 
@@ -192,8 +198,10 @@ def _trained_need(m) -> tuple[int, str]:
 def trained_model(name: str):
     """The :class:`~tuneseek.embed.trained.TrainedModel` of a run folder named where a model is asked for."""
     if not Path(name).expanduser().is_dir():
-        raise UsageError(f"unknown model {name!r}: not {' or '.join(MODELS)} (pretrained musicnn), "
-                         "and no such folder (a run made by `tuneseek train`)")
+        raise UsageError(
+            f"unknown model {name!r}: not {' or '.join(MODELS)} (pretrained musicnn), "
+            "and no such folder (a run made by `tuneseek train`)"
+        )
     _require_models_extra()
     from tuneseek.embed.trained import load_trained
 
@@ -337,8 +345,9 @@ def trained_extractors(folder: str | Path, role: str) -> dict[str, str]:
     raise UsageError(f"unknown model role {role!r} (tagger or embedder)")
 
 
-def describe_file(path: str | Path, extractors: Iterable[str], wheel: str | None = None,
-                  trained: Mapping[str, str] | None = None) -> Description:
+def describe_file(
+    path: str | Path, extractors: Iterable[str], wheel: str | None = None, trained: Mapping[str, str] | None = None
+) -> Description:
     """Tags and/or embeddings of ``path`` for the named ``extractors`` (keys of :func:`extractor_versions`,
     and of :func:`trained_extractors` for the runs in ``trained``, ``{extractor: run folder}``).
 
@@ -378,8 +387,11 @@ def describe_file(path: str | Path, extractors: Iterable[str], wheel: str | None
     tags, embeddings, skipped, seconds = {}, {}, [], None
     for sr, consumers in passes.items():
         # the pass is refused below musicnn's window when musicnn runs in it, else below the shortest trained window
-        need, why = ((_musicnn_need(), _MUSICNN_WHY) if consumers[0][0] is None
-                     else min(_trained_need(models[ex]) for ex, _ in consumers))
+        need, why = (
+            (_musicnn_need(), _MUSICNN_WHY)
+            if consumers[0][0] is None
+            else min(_trained_need(models[ex]) for ex, _ in consumers)
+        )
         n = _read(path, sr, [c for _, c in consumers], need, why)
         seconds = n / sr if seconds is None else seconds
         for extractor, consumer in consumers:
@@ -400,10 +412,11 @@ def describe_file(path: str | Path, extractors: Iterable[str], wheel: str | None
     return Description(str(path), seconds, done, tags, embeddings, tuple(skipped))
 
 
-def clip_vectors(audio_16k: np.ndarray, hop: float = SEGMENT_WINDOW / 2, wheel: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def clip_vectors(
+    audio_16k: np.ndarray, hop: float = SEGMENT_WINDOW / 2, wheel: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Window start times and vectors of a query in the library's space (windows every ``hop`` s)."""
     _require_models_extra()
     from tuneseek.embed.musicnn_extractor import embed
 
     return embed(audio_16k, model("mtt", wheel), SEGMENT_WINDOW, hop)
-

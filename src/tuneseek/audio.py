@@ -53,8 +53,20 @@ __all__ = [
 
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
     {
-        ".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac",
-        ".aif", ".aiff", ".wma", ".mp4", ".webm", ".mka",
+        ".wav",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".mp3",
+        ".m4a",
+        ".aac",
+        ".aif",
+        ".aiff",
+        ".wma",
+        ".mp4",
+        ".webm",
+        ".mka",
     }
 )
 
@@ -416,8 +428,12 @@ class _SFSource(_Source):
 
 
 _AV_DTYPES = {
-    "u8": np.uint8, "s16": np.int16, "s32": np.int32, "s64": np.int64,
-    "flt": np.float32, "dbl": np.float64,
+    "u8": np.uint8,
+    "s16": np.int16,
+    "s32": np.int32,
+    "s64": np.int64,
+    "flt": np.float32,
+    "dbl": np.float64,
 }
 
 
@@ -584,9 +600,7 @@ class _AVSource(_Source):
                 if n <= 0:
                     continue
                 if frame.sample_rate != sr:
-                    raise AudioError(
-                        self.path, f"sample rate changes mid-stream ({sr} -> {frame.sample_rate} Hz)"
-                    )
+                    raise AudioError(self.path, f"sample rate changes mid-stream ({sr} -> {frame.sample_rate} Hz)")
                 skip = 0
                 if pos < start:
                     skip = min(n, start - pos)
@@ -679,9 +693,7 @@ def _check_end(src: _Source, start: int, got: int) -> None:
     sr = src.sample_rate
     p = src.promised
     if p is not None and p - end > _TRUNC_MIN_SECONDS * sr and end < _TRUNC_MIN_FRACTION * p:
-        raise AudioError(
-            src.path, f"truncated: header promises {p / sr:.1f} s, only {end / sr:.1f} s decodable"
-        )
+        raise AudioError(src.path, f"truncated: header promises {p / sr:.1f} s, only {end / sr:.1f} s decodable")
     if src.is_ogg and _ogg_tail_is_cut(src.path):
         raise AudioError(src.path, f"truncated or corrupt after {end / sr:.1f} s")
     if start == 0 and got == 0:
@@ -852,8 +864,14 @@ def load(
 
 # --------------------------------------------------------------------------- writing
 
-_SF_WRITE = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS"),
-             ".oga": ("OGG", "VORBIS"), ".aif": ("AIFF", "PCM_16"), ".aiff": ("AIFF", "PCM_16")}
+_SF_WRITE = {
+    ".wav": ("WAV", "PCM_16"),
+    ".flac": ("FLAC", "PCM_16"),
+    ".ogg": ("OGG", "VORBIS"),
+    ".oga": ("OGG", "VORBIS"),
+    ".aif": ("AIFF", "PCM_16"),
+    ".aiff": ("AIFF", "PCM_16"),
+}
 _MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 _AAC_RATES = (7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
 _OPUS_RATES = (8000, 12000, 16000, 24000, 48000)

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from scipy import signal
@@ -129,9 +129,7 @@ class Degradation:
                 )
             lo_hi = _LIMITS.get(self.kind)
             if lo_hi and not (lo_hi[0] <= v <= lo_hi[1]):
-                raise UsageError(
-                    f"{self.kind} value {_fmt(v)} is out of range {_fmt(lo_hi[0])}..{_fmt(lo_hi[1])}"
-                )
+                raise UsageError(f"{self.kind} value {_fmt(v)} is out of range {_fmt(lo_hi[0])}..{_fmt(lo_hi[1])}")
             object.__setattr__(self, "value", v)
 
     def label(self) -> str:

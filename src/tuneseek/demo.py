@@ -70,7 +70,9 @@ def run_demo(
     with tempfile.TemporaryDirectory(prefix="tuneseek-demo-") as tmp:
         work = Path(tmp)
         if music is None:
-            say(f"synthesising {tracks} tracks for the library and {held_out} that stay out of it ({duration:g} s each)")
+            say(
+                f"synthesising {tracks} tracks for the library and {held_out} that stay out of it ({duration:g} s each)"
+            )
             synthesise(work / "catalog", tracks, duration, seed)
             synthesise(work / "unknown", held_out, duration, seed + 10_000)
             catalog_src, unknown_src, held = work / "catalog", work / "unknown", 0
@@ -82,8 +84,13 @@ def run_demo(
         for title, spec in CONDITIONS:
             say(f"cutting {clip:g} s clips: {title}")
             qs = make_queries(
-                catalog_src, work / "queries" / (spec.replace(":", "-") or "clean"),
-                length=clip, degradations=spec, per_track=per_track, seed=seed, holdout=held,
+                catalog_src,
+                work / "queries" / (spec.replace(":", "-") or "clean"),
+                length=clip,
+                degradations=spec,
+                per_track=per_track,
+                seed=seed,
+                holdout=held,
             )
             sets.append((title, qs))
         negatives_qs = None

@@ -32,8 +32,18 @@ from tuneseek import analysis
 from tuneseek.errors import UsageError
 from tuneseek.features import MUSICNN_SR
 
-__all__ = ["Extractor", "Musicnn", "TrainedRun", "TextAudioProjection", "open_extractor", "musicnn_extractors",
-           "TEXT_AUDIO_SPACE", "TEXT_AUDIO_EXTRACTOR", "AUDIO", "ROLES"]
+__all__ = [
+    "Extractor",
+    "Musicnn",
+    "TrainedRun",
+    "TextAudioProjection",
+    "open_extractor",
+    "musicnn_extractors",
+    "TEXT_AUDIO_SPACE",
+    "TEXT_AUDIO_EXTRACTOR",
+    "AUDIO",
+    "ROLES",
+]
 
 #: The joint text–audio space (128-d, compared by dot product) and the extractor that fills it.
 TEXT_AUDIO_SPACE = "text-audio"
@@ -158,8 +168,9 @@ def _text_audio(folder: str) -> TextAudioProjection:
     return TextAudioProjection(run.version, str(run.folder), run.name)
 
 
-def open_extractor(name: str | None = None, *, folder: str | Path | None = None, role: str | None = None,
-                   wheel: str | None = None) -> Extractor:
+def open_extractor(
+    name: str | None = None, *, folder: str | Path | None = None, role: str | None = None, wheel: str | None = None
+) -> Extractor:
     """The extractor called ``name``, or the one a trained run's ``folder`` is as a ``role``.
 
     ``open_extractor("tags:mtt")`` and ``open_extractor("embedding:musicnn")`` give the
@@ -174,6 +185,8 @@ def open_extractor(name: str | None = None, *, folder: str | Path | None = None,
     for extractor in musicnn_extractors(wheel):
         if extractor.name == name:
             return extractor
-    raise UsageError(f"unknown extractor {name!r}: the pretrained ones are "
-                     f"{', '.join([*analysis.TAG_EXTRACTORS, analysis.EMBEDDING_EXTRACTOR])}; "
-                     "a trained model is opened from its folder")
+    raise UsageError(
+        f"unknown extractor {name!r}: the pretrained ones are "
+        f"{', '.join([*analysis.TAG_EXTRACTORS, analysis.EMBEDDING_EXTRACTOR])}; "
+        "a trained model is opened from its folder"
+    )

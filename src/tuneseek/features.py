@@ -82,7 +82,9 @@ def _mel_to_hz_slaney(m: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def mel_filterbank(sr: int = 16000, n_fft: int = 512, n_mels: int = 96, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
+def mel_filterbank(
+    sr: int = 16000, n_fft: int = 512, n_mels: int = 96, fmin: float = 0.0, fmax: float | None = None
+) -> np.ndarray:
     """Mel filterbank ``(n_mels, n_fft // 2 + 1)`` float32, equal to ``librosa.filters.mel`` defaults.
 
     Triangular filters between Slaney-scale mel points spaced evenly from ``fmin`` to ``fmax``

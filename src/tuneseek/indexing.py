@@ -131,8 +131,9 @@ class _Stop:
                 signal.signal(sig, old)
 
 
-def run_jobs(jobs: Iterable[Job | str], workers: int | None = None,
-             executor: Executor | None = None) -> Iterator[Outcome]:
+def run_jobs(
+    jobs: Iterable[Job | str], workers: int | None = None, executor: Executor | None = None
+) -> Iterator[Outcome]:
     """Run ``jobs`` (a bare path is a fingerprint job), yielding an :class:`Outcome` per file as each completes.
 
     While it runs (between yields too), SIGINT and SIGTERM stop it: the files in flight get
@@ -170,7 +171,9 @@ def run_jobs(jobs: Iterable[Job | str], workers: int | None = None,
 def _run_pool(jobs: list[Job], workers: int, executor: Executor | None, stop: threading.Event) -> Iterator[Outcome]:
     own = executor is None
     if own:  # the fork server imports what the jobs run, once: the networks' torch when files are described
-        preload = ["tuneseek.indexing"] + (["tuneseek.embed.musicnn_extractor"] if any(j.describe for j in jobs) else [])
+        preload = ["tuneseek.indexing"] + (
+            ["tuneseek.embed.musicnn_extractor"] if any(j.describe for j in jobs) else []
+        )
         pool = processes.pool(workers, preload=preload)
     else:
         pool = executor

@@ -128,7 +128,7 @@ def _extractors(catalog: Catalog, wheel: str | None, report: AddReport) -> tuple
     return [e for e in extractors if e.source == AUDIO], [e for e in extractors if e.source != AUDIO]
 
 
-def _jobs(writer: "_Writer", files: list[str], extractors: list[Extractor]) -> list[Job]:
+def _jobs(writer: _Writer, files: list[str], extractors: list[Extractor]) -> list[Job]:
     """What each file needs: unchanged files only the extractors they lack; the rest everything."""
     catalog, report = writer.catalog, writer.report
     done = catalog.extractors()

@@ -50,8 +50,18 @@ from tuneseek.fingerprint.index import LandmarkIndex
 from tuneseek.fingerprint.params import DEFAULT as FP
 from tuneseek.identifier import Candidate
 from tuneseek.indexing import Interrupted
-from tuneseek.results import (AddReport, Duplicate, Embedding, LibraryStats, Match, SearchResult, Segment, Similar,
-                              Tags, TrackInfo)
+from tuneseek.results import (
+    AddReport,
+    Duplicate,
+    Embedding,
+    LibraryStats,
+    Match,
+    SearchResult,
+    Segment,
+    Similar,
+    Tags,
+    TrackInfo,
+)
 from tuneseek.similarity import Spaces
 from tuneseek.store import manifest
 from tuneseek.store.catalog import CATALOG_NAME, Catalog, Track
@@ -59,8 +69,21 @@ from tuneseek.store.landmarks import SEGMENTS_DIR, segment_size
 from tuneseek.store.lock import LOCK_NAME, WriterLock
 from tuneseek.textsearch import TextSearch
 
-__all__ = ["Library", "Match", "Segment", "Duplicate", "Similar", "SearchResult", "TrackInfo", "AddReport",
-           "LibraryStats", "Interrupted", "default_library_path", "MIN_CLIP_SECONDS", "LONG_CLIP_SECONDS"]
+__all__ = [
+    "Library",
+    "Match",
+    "Segment",
+    "Duplicate",
+    "Similar",
+    "SearchResult",
+    "TrackInfo",
+    "AddReport",
+    "LibraryStats",
+    "Interrupted",
+    "default_library_path",
+    "MIN_CLIP_SECONDS",
+    "LONG_CLIP_SECONDS",
+]
 
 #: Shorter clips are refused: too few landmarks to tell tracks apart.
 MIN_CLIP_SECONDS = 2.0
@@ -90,7 +113,7 @@ class Library:
 
     # -- opening -----------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path | None = None, *, create: bool = True) -> "Library":
+    def open(cls, path: str | Path | None = None, *, create: bool = True) -> Library:
         """Open the library at ``path`` (default: :func:`default_library_path`), creating it if asked.
 
         Raises :class:`LibraryError` for a directory that is not a library, and
@@ -111,7 +134,7 @@ class Library:
         self._landmarks.close()
         self._catalog.close()
 
-    def __enter__(self) -> "Library":
+    def __enter__(self) -> Library:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -202,8 +225,14 @@ class Library:
             return len(clip) / sr
         return audio.probe(os.fspath(clip)).duration or 0.0
 
-    def monitor(self, recording: str | Path | np.ndarray, *, sr: int | None = None,
-                window: float = monitoring.WINDOW_SECONDS, hop: float = monitoring.HOP_SECONDS) -> Iterator[Segment]:
+    def monitor(
+        self,
+        recording: str | Path | np.ndarray,
+        *,
+        sr: int | None = None,
+        window: float = monitoring.WINDOW_SECONDS,
+        hop: float = monitoring.HOP_SECONDS,
+    ) -> Iterator[Segment]:
         """The timeline of a recording of any length (a radio show, a DJ mix), segment by segment.
 
         Yields :class:`~tuneseek.results.Segment` objects in recording order as the
@@ -261,8 +290,9 @@ class Library:
         times = np.arange(len(stored.segments)) * stored.hop
         return Embedding(track.path, stored.window, stored.hop, space, times, stored.segments)
 
-    def set_tags(self, ref: int | str | TrackInfo, vocabulary: str, probs: np.ndarray, *,
-                 labels: list[str] | None = None) -> None:
+    def set_tags(
+        self, ref: int | str | TrackInfo, vocabulary: str, probs: np.ndarray, *, labels: list[str] | None = None
+    ) -> None:
         """Store tags a track got elsewhere (another tagger, hand labelling): one probability per label of
         ``vocabulary`` (its ``labels`` given the first time, in order). Zero-shot :meth:`search` reads them."""
         track = ref if isinstance(ref, TrackInfo) else self.track(ref)
@@ -283,9 +313,16 @@ class Library:
         return analysis.tag_file(path, model, wheel)
 
     @staticmethod
-    def embed_file(path: str | Path, *, window: float | None = None, hop: float | None = None,
-                   layer: str = "penultimate", pool: str = "none", model: str = "mtt",
-                   wheel: str | None = None) -> Embedding:
+    def embed_file(
+        path: str | Path,
+        *,
+        window: float | None = None,
+        hop: float | None = None,
+        layer: str = "penultimate",
+        pool: str = "none",
+        model: str = "mtt",
+        wheel: str | None = None,
+    ) -> Embedding:
         """Embeddings of any audio file over time, from musicnn or a trained run (see :func:`tuneseek.analysis.embed_file`)."""
         return analysis.embed_file(path, window, hop, layer, pool, model, wheel)
 
@@ -294,8 +331,14 @@ class Library:
         """``{embedding space: tracks embedded in it}``: "musicnn", and one per trained embedder."""
         return {space: self._catalog.count_embedded(space) for space in self._catalog.spaces()}
 
-    def similar(self, query: int | str | Path | TrackInfo | np.ndarray, *, k: int = 10, sr: int | None = None,
-                space: str = analysis.SPACE) -> list[Similar]:
+    def similar(
+        self,
+        query: int | str | Path | TrackInfo | np.ndarray,
+        *,
+        k: int = 10,
+        sr: int | None = None,
+        space: str = analysis.SPACE,
+    ) -> list[Similar]:
         """Tracks that sound like ``query``, most similar first, the query's own track left out.
 
         ``query`` is a library track (a :class:`TrackInfo`, an id, or its path), any audio file,
@@ -313,14 +356,18 @@ class Library:
             raise UsageError(f"no embedding space {space!r} in this library (it has: {known})")
         index = self._spaces.get(space, centred=space != TEXT_AUDIO_SPACE)
         if len(index) == 0:
-            raise LibraryError(self.root, f"no track has {space} embeddings yet: run `tuneseek index` on your music "
-                                          "with the models available (pip install 'tuneseek[models]')")
+            raise LibraryError(
+                self.root,
+                f"no track has {space} embeddings yet: run `tuneseek index` on your music "
+                "with the models available (pip install 'tuneseek[models]')",
+            )
         track = self._as_track(query)
         if track is not None:
             stored = next(self._catalog.embeddings(space, track.id, segments=False), None)
             if stored is None:
-                raise LibraryError(self.root, f"track {track.id} has no {space} embeddings yet: "
-                                              f"run `tuneseek index {track.path}`")
+                raise LibraryError(
+                    self.root, f"track {track.id} has no {space} embeddings yet: run `tuneseek index {track.path}`"
+                )
             found = index.by_track(stored.track_vector, k, exclude={track.id})
         else:
             extractor = self._space_extractor(space, models)  # a track query needs no model: loaded only here
@@ -439,10 +486,12 @@ class Library:
         extractor = open_extractor(folder=folder, role=role)
         with WriterLock(self.root), self._catalog.transaction():
             if role == "tagger":
-                self._catalog.set_vocabulary(extractor.name.partition(":")[2],
-                                             list(analysis.trained_model(extractor.folder).labels))
-            self._catalog.set_models({**self._catalog.models(),
-                                      extractor.name: {"folder": str(extractor.folder), "role": role}})
+                self._catalog.set_vocabulary(
+                    extractor.name.partition(":")[2], list(analysis.trained_model(extractor.folder).labels)
+                )
+            self._catalog.set_models(
+                {**self._catalog.models(), extractor.name: {"folder": str(extractor.folder), "role": role}}
+            )
         return extractor.name
 
     def models(self) -> dict[str, dict[str, str]]:
@@ -472,7 +521,11 @@ _OWN_NAMES = {manifest.MANIFEST_NAME, LOCK_NAME, SEGMENTS_DIR} | {
 
 def _create(root: Path) -> None:
     """Make an empty library at ``root``; safe against another process doing the same at once."""
-    strangers = [p.name for p in root.iterdir() if not p.name.startswith(".") and p.name not in _OWN_NAMES] if root.exists() else []
+    strangers = (
+        [p.name for p in root.iterdir() if not p.name.startswith(".") and p.name not in _OWN_NAMES]
+        if root.exists()
+        else []
+    )
     if strangers:
         raise LibraryError(root, "directory is not empty and is not a tuneseek library")
     try:

@@ -51,8 +51,9 @@ class _Run:
     windows: int = 1
 
 
-def windows(chunks: Iterable[np.ndarray], sr: int, window: float = WINDOW_SECONDS,
-            hop: float = HOP_SECONDS) -> Iterator[tuple[float, float, np.ndarray]]:
+def windows(
+    chunks: Iterable[np.ndarray], sr: int, window: float = WINDOW_SECONDS, hop: float = HOP_SECONDS
+) -> Iterator[tuple[float, float, np.ndarray]]:
     """``(start, end seconds, samples)`` of overlapping windows over a stream of sample chunks.
 
     Only one window (plus one chunk) is held at a time. The last window ends with
@@ -71,8 +72,11 @@ def windows(chunks: Iterable[np.ndarray], sr: int, window: float = WINDOW_SECOND
         yield at / sr, (at + len(buf)) / sr, buf
 
 
-def timeline(window_stream: Iterable[tuple[float, float, object]], identify: Callable[[object], list[Candidate]],
-             track_of: Callable[[int], object]) -> Iterator[Segment]:
+def timeline(
+    window_stream: Iterable[tuple[float, float, object]],
+    identify: Callable[[object], list[Candidate]],
+    track_of: Callable[[int], object],
+) -> Iterator[Segment]:
     """Segments of the recording in order, unknown stretches included, as the windows are identified.
 
     ``window_stream`` gives ``(start, end seconds, window)`` (see :func:`windows`: the
@@ -146,7 +150,9 @@ def _shadowed(run: _Run, others: Iterable[_Run]) -> bool:
     """
     span = run.end - run.start
     return any(
-        o is not run and o.track_id == run.track_id and (o.windows, o.best.score) > (run.windows, run.best.score)
+        o is not run
+        and o.track_id == run.track_id
+        and (o.windows, o.best.score) > (run.windows, run.best.score)
         and min(o.end, run.end) - max(o.start, run.start) >= 0.5 * span
         for o in others
     )
@@ -155,9 +161,16 @@ def _shadowed(run: _Run, others: Iterable[_Run]) -> bool:
 def _segment(run: _Run, track_of: Callable[[int], object]) -> Segment:
     b = run.best
     return Segment(
-        start=round(run.start, 2), end=round(run.end, 2), track=track_of(run.track_id),
-        track_start=max(0.0, run.align + run.start * run.rate), track_end=run.align + run.end * run.rate,
-        score=b.score, confidence=b.confidence, speed=b.speed, tempo=b.tempo, coverage=b.coverage,
+        start=round(run.start, 2),
+        end=round(run.end, 2),
+        track=track_of(run.track_id),
+        track_start=max(0.0, run.align + run.start * run.rate),
+        track_end=run.align + run.end * run.rate,
+        score=b.score,
+        confidence=b.confidence,
+        speed=b.speed,
+        tempo=b.tempo,
+        coverage=b.coverage,
         windows=run.windows,
     )
 
@@ -178,8 +191,17 @@ def longest_per_track(segments: Iterable[Segment], k: int) -> list[Match]:
                 best[seg.track.id] = seg
     ranked = sorted(best.values(), key=lambda s: (-s.confidence, -(s.end - s.start)))[:k]
     return [
-        Match(s.track, s.track_start - s.start * s.speed * s.tempo, s.score, s.confidence, s.speed, s.tempo,
-              s.start, s.end, s.coverage)
+        Match(
+            s.track,
+            s.track_start - s.start * s.speed * s.tempo,
+            s.score,
+            s.confidence,
+            s.speed,
+            s.tempo,
+            s.start,
+            s.end,
+            s.coverage,
+        )
         for s in ranked
     ]
 
@@ -205,8 +227,9 @@ def duplicates(index, track_of: Callable[[int], TrackInfo]) -> list[Duplicate]:
 
         def identify(window, track_id=track_id):
             h, anchor, seconds = window
-            return [c for c in index.landmark_candidates(h, anchor, seconds, WINDOW_CANDIDATES)
-                    if c.track_id != track_id]
+            return [
+                c for c in index.landmark_candidates(h, anchor, seconds, WINDOW_CANDIDATES) if c.track_id != track_id
+            ]
 
         for seg in timeline(stretches(), identify, track_of):
             if seg.track is None:

@@ -9,11 +9,28 @@ from pathlib import Path
 
 import numpy as np
 
-
 #: matplotlib's tab20, dark shades first: 20 distinguishable label colours without importing matplotlib
 PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-    "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#aec7e8",
+    "#ffbb78",
+    "#98df8a",
+    "#ff9896",
+    "#c5b0d5",
+    "#c49c94",
+    "#f7b6d2",
+    "#c7c7c7",
+    "#dbdb8d",
+    "#9edae5",
 )
 
 
@@ -21,7 +38,9 @@ def label_colours(n: int) -> list[str]:
     """``n`` distinct ``#rrggbb`` colours, one per label: :data:`PALETTE`, or evenly spaced hues beyond it."""
     if n <= len(PALETTE):
         return list(PALETTE[:n])
-    return ["#{:02x}{:02x}{:02x}".format(*(round(255 * c) for c in colorsys.hls_to_rgb(i / n, 0.5, 0.65))) for i in range(n)]
+    return [
+        "#{:02x}{:02x}{:02x}".format(*(round(255 * c) for c in colorsys.hls_to_rgb(i / n, 0.5, 0.65))) for i in range(n)
+    ]
 
 
 def _pyplot():
@@ -61,8 +80,13 @@ def training_curves(per_epoch: dict[str, dict[int, float]], monitor: str, path: 
     ax_loss.legend()
     for key in sorted(k for k in per_epoch if k.startswith("val_") and k != "val_loss"):
         epochs = sorted(per_epoch[key])
-        ax_metric.plot([e + 1 for e in epochs], [per_epoch[key][e] for e in epochs], "-o", label=key,
-                       linewidth=2.5 if key == monitor else 1.0)
+        ax_metric.plot(
+            [e + 1 for e in epochs],
+            [per_epoch[key][e] for e in epochs],
+            "-o",
+            label=key,
+            linewidth=2.5 if key == monitor else 1.0,
+        )
     ax_metric.set(xlabel="epoch", title=f"validation (best epoch: highest {monitor})")
     ax_metric.legend()
     from matplotlib.ticker import MaxNLocator
@@ -108,8 +132,14 @@ def embedding_map(xy: np.ndarray, classes: np.ndarray, labels: Sequence[str], pa
     ax.scatter(xy[order, 0], xy[order, 1], c=colours[classes[order]], s=10, alpha=0.8, linewidths=0)
     present = np.unique(classes)
     handles = [Line2D([], [], marker="o", linestyle="", color=colours[c]) for c in present]
-    ax.legend(handles, [_literal(labels[c]) for c in present], loc="center left", bbox_to_anchor=(1.0, 0.5),
-              frameon=False, ncol=1 if len(present) <= 25 else 2)
+    ax.legend(
+        handles,
+        [_literal(labels[c]) for c in present],
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        frameon=False,
+        ncol=1 if len(present) <= 25 else 2,
+    )
     ax.set(xticks=[], yticks=[], title=_literal(title))
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -49,8 +49,16 @@ from typing import TypeVar
 
 from tuneseek.errors import UsageError
 
-__all__ = ["START_METHOD", "ONE_THREAD_ENV", "IN_FLIGHT_PER_WORKER", "default_workers", "context", "pool",
-           "end_workers", "in_order"]
+__all__ = [
+    "START_METHOD",
+    "ONE_THREAD_ENV",
+    "IN_FLIGHT_PER_WORKER",
+    "default_workers",
+    "context",
+    "pool",
+    "end_workers",
+    "in_order",
+]
 
 #: How worker processes start: a fork server where there is one, else spawn (never fork).
 START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
@@ -150,8 +158,12 @@ def pool(workers: int, *, preload: Sequence[str] = ()) -> ProcessPoolExecutor:
     or stop it at once with :func:`end_workers`."""
     if workers < 1:
         raise UsageError(f"workers must be 1 or more, not {workers}")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context(preload=preload), initializer=_init_worker,
-                               initargs=(os.getpid(), dict(os.environ)))
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context(preload=preload),
+        initializer=_init_worker,
+        initargs=(os.getpid(), dict(os.environ)),
+    )
 
 
 def end_workers(executor: ProcessPoolExecutor) -> None:
@@ -161,8 +173,14 @@ def end_workers(executor: ProcessPoolExecutor) -> None:
     executor.shutdown(wait=False, cancel_futures=True)
 
 
-def in_order(function: Callable[[T], R], jobs: Iterable[T], *, workers: int = 1, executor: Executor | None = None,
-             preload: Sequence[str] = ()) -> Iterator[R]:
+def in_order(
+    function: Callable[[T], R],
+    jobs: Iterable[T],
+    *,
+    workers: int = 1,
+    executor: Executor | None = None,
+    preload: Sequence[str] = (),
+) -> Iterator[R]:
     """``function(job)`` of each job, yielded in the jobs' order.
 
     Here, one after the other, when ``workers`` is 1 or less and no ``executor`` is given (or there

@@ -15,8 +15,21 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TrackInfo", "Match", "Segment", "Duplicate", "Similar", "SearchResult", "Tags", "Embedding",
-           "AddReport", "LibraryStats", "track_time", "DUPLICATE_WHOLE", "DUPLICATE_SLACK"]
+__all__ = [
+    "TrackInfo",
+    "Match",
+    "Segment",
+    "Duplicate",
+    "Similar",
+    "SearchResult",
+    "Tags",
+    "Embedding",
+    "AddReport",
+    "LibraryStats",
+    "track_time",
+    "DUPLICATE_WHOLE",
+    "DUPLICATE_SLACK",
+]
 
 
 def track_time(offset: float, clip_time: float, speed: float, tempo: float) -> float:
@@ -50,16 +63,24 @@ class TrackInfo:
         return Path(self.path).name
 
     @classmethod
-    def of(cls, record) -> "TrackInfo":
+    def of(cls, record) -> TrackInfo:
         """The public fields of any record that has them (the catalogue's row holds more)."""
         return cls(**{f.name: getattr(record, f.name) for f in fields(cls)})
 
     def to_dict(self) -> dict:
         return {
-            "track_id": self.id, "track": self.name, "path": self.path, "duration": round(self.duration, 3),
-            "sample_rate": self.sample_rate, "channels": self.channels, "title": self.title,
-            "artist": self.artist, "content_hash": self.content_hash, "size": self.size,
-            "landmarks": self.n_landmarks, "added_at": round(self.added_at, 3),
+            "track_id": self.id,
+            "track": self.name,
+            "path": self.path,
+            "duration": round(self.duration, 3),
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "title": self.title,
+            "artist": self.artist,
+            "content_hash": self.content_hash,
+            "size": self.size,
+            "landmarks": self.n_landmarks,
+            "added_at": round(self.added_at, 3),
         }
 
 
@@ -124,8 +145,12 @@ class Segment:
         out = {"start": round(self.start, 2), "end": round(self.end, 2), **_track_keys(self.track)}
         if self.track is not None:
             out.update(
-                track_start=round(self.track_start, 2), track_end=round(self.track_end, 2),
-                score=self.score, confidence=round(self.confidence, 4), speed=self.speed, tempo=self.tempo,
+                track_start=round(self.track_start, 2),
+                track_end=round(self.track_end, 2),
+                score=self.score,
+                confidence=round(self.confidence, 4),
+                speed=self.speed,
+                tempo=self.tempo,
                 windows=self.windows,
             )
         return out
@@ -151,11 +176,12 @@ class Duplicate:
     confidence: float
 
     @classmethod
-    def of(cls, queried: TrackInfo, seg: Segment) -> "Duplicate":
+    def of(cls, queried: TrackInfo, seg: Segment) -> Duplicate:
         """From a monitored segment of ``queried``'s own landmarks that matched ``seg.track``; older track first."""
         if queried.id < seg.track.id:
-            return cls(queried, seg.start, seg.end, seg.track, seg.track_start, seg.track_end, seg.score,
-                       seg.confidence)
+            return cls(
+                queried, seg.start, seg.end, seg.track, seg.track_start, seg.track_end, seg.score, seg.confidence
+            )
         return cls(seg.track, seg.track_start, seg.track_end, queried, seg.start, seg.end, seg.score, seg.confidence)
 
     @property
@@ -164,7 +190,7 @@ class Duplicate:
 
     @property
     def kind(self) -> str:
-        """"same recording" when the span is (nearly) all of both, "contained" when all of one, else "shared"."""
+        """ "same recording" when the span is (nearly) all of both, "contained" when all of one, else "shared"."""
         whole = [self.seconds >= DUPLICATE_WHOLE * t.duration - DUPLICATE_SLACK for t in (self.track, self.other)]
         return "same recording" if all(whole) else "contained" if any(whole) else "shared"
 
@@ -172,10 +198,15 @@ class Duplicate:
         return {
             "kind": self.kind,
             **_track_keys(self.track),
-            "start": round(self.start, 2), "end": round(self.end, 2),
-            "other_id": self.other.id, "other": self.other.name, "other_path": self.other.path,
-            "other_start": round(self.other_start, 2), "other_end": round(self.other_end, 2),
-            "score": self.score, "confidence": round(self.confidence, 4),
+            "start": round(self.start, 2),
+            "end": round(self.end, 2),
+            "other_id": self.other.id,
+            "other": self.other.name,
+            "other_path": self.other.path,
+            "other_start": round(self.other_start, 2),
+            "other_end": round(self.other_end, 2),
+            "score": self.score,
+            "confidence": round(self.confidence, 4),
         }
 
 
@@ -206,9 +237,14 @@ class SearchResult:
     notices: tuple[str, ...]  # for the person who typed the query (cut, non-English script)
 
     def to_dict(self) -> dict:
-        return {"query": self.query, "mode": self.mode, "model": self.model,
-                "results": [h.to_dict() for h in self.hits], "explanation": self.explanation,
-                "notices": list(self.notices)}
+        return {
+            "query": self.query,
+            "mode": self.mode,
+            "model": self.model,
+            "results": [h.to_dict() for h in self.hits],
+            "explanation": self.explanation,
+            "notices": list(self.notices),
+        }
 
 
 def _r4(x: float) -> float:
@@ -250,9 +286,14 @@ class Embedding:
     vectors: np.ndarray  # (frames, dims), or (1, dims) when pooled
 
     def to_dict(self) -> dict:
-        return {"file": self.path, "window": self.window, "hop": self.hop, "layer": self.layer,
-                "times": [round(float(t), 3) for t in self.times],
-                "vectors": [[_r4(v) for v in row] for row in self.vectors]}
+        return {
+            "file": self.path,
+            "window": self.window,
+            "hop": self.hop,
+            "layer": self.layer,
+            "times": [round(float(t), 3) for t in self.times],
+            "vectors": [[_r4(v) for v in row] for row in self.vectors],
+        }
 
 
 @dataclass
@@ -268,7 +309,9 @@ class AddReport:
     analysed: list[TrackInfo] = field(default_factory=list)  # already indexed; given tags/embeddings they lacked
     analysis_failed: list[tuple[str, str]] = field(default_factory=list)  # indexed, but without tags/embeddings
     analysis_skipped: str | None = None  # why no file got musicnn tags/embeddings, when none could
-    models_skipped: list[tuple[str, str]] = field(default_factory=list)  # (trained model's extractor, why it did not run)
+    models_skipped: list[tuple[str, str]] = field(
+        default_factory=list
+    )  # (trained model's extractor, why it did not run)
     audio_seconds: float = 0.0
     elapsed: float = 0.0
 
@@ -285,7 +328,9 @@ class AddReport:
         ):
             if items:
                 parts.append(f"{len(items)} {name}")
-        speed = f", {self.audio_seconds / self.elapsed:.0f}x real time" if self.elapsed > 0 and self.audio_seconds else ""
+        speed = (
+            f", {self.audio_seconds / self.elapsed:.0f}x real time" if self.elapsed > 0 and self.audio_seconds else ""
+        )
         return f"{', '.join(parts)} ({self.audio_seconds / 3600:.2f} h of audio in {self.elapsed:.1f} s{speed})"
 
     def to_dict(self) -> dict:

@@ -75,24 +75,37 @@ class TextSearch:
 
         table = self._tag_table()
         if table is None:
-            raise LibraryError(self.root, "no track has tags yet: run `tuneseek index` on your music with the models "
-                                          "available (pip install 'tuneseek[models]')")
+            raise LibraryError(
+                self.root,
+                "no track has tags yet: run `tuneseek index` on your music with the models "
+                "available (pip install 'tuneseek[models]')",
+            )
         encoder = self.encoder()
         ranking = zero_shot(query, encoder, table, k)
         hits = [Similar(self.track(tid), score) for tid, score in ranking.tracks]
-        return SearchResult(ranking.query, "zero-shot", f"zero-shot from musicnn tags ({encoder.name})", hits,
-                            ranking.explain(), ranking.notices)
+        return SearchResult(
+            ranking.query,
+            "zero-shot",
+            f"zero-shot from musicnn tags ({encoder.name})",
+            hits,
+            ranking.explain(),
+            ranking.notices,
+        )
 
     def _search_trained(self, query: str, k: int, trained: TextAudioProjection) -> SearchResult:
         """Rank the tracks' joint-space vectors by dot product with the query's."""
         q = trained.text_query(query)
         index = self.spaces.get(TEXT_AUDIO_SPACE, centred=False)
         if len(index) == 0:
-            raise LibraryError(self.root, f"no track has {TEXT_AUDIO_SPACE} vectors yet: run `tuneseek index` on your "
-                                          "music with the models available")
+            raise LibraryError(
+                self.root,
+                f"no track has {TEXT_AUDIO_SPACE} vectors yet: run `tuneseek index` on your "
+                "music with the models available",
+            )
         hits = [Similar(self.track(tid), score) for tid, score, _ in index.by_track(q.vector, k, set())]
-        return SearchResult(q.text, "trained", f"text–audio model {trained.model_name} ({trained.folder})", hits, "",
-                            q.notices)
+        return SearchResult(
+            q.text, "trained", f"text–audio model {trained.model_name} ({trained.folder})", hits, "", q.notices
+        )
 
     def _tag_table(self):
         generation = self.catalog.generation()

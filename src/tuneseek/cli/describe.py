@@ -160,7 +160,12 @@ def cmd_embed(args) -> int:
     for path in args.files:
         try:
             emb = Library.embed_file(
-                path, window=args.window, hop=args.hop, layer=args.layer, pool=args.pool, model=args.model,
+                path,
+                window=args.window,
+                hop=args.hop,
+                layer=args.layer,
+                pool=args.pool,
+                model=args.model,
                 wheel=args.wheel,
             )
         except TuneseekError as e:

@@ -36,7 +36,15 @@ import numpy as np
 from tuneseek.data.datasets import SPLITS, Dataset, at_line, open_dataset, own_split_source, split_by_group
 from tuneseek.errors import DatasetError
 
-__all__ = ["Pair", "Pairs", "open_pairs", "read_captions", "pairs_from_dataset", "pairs_from_library", "CAPTION_SUFFIXES"]
+__all__ = [
+    "Pair",
+    "Pairs",
+    "open_pairs",
+    "read_captions",
+    "pairs_from_dataset",
+    "pairs_from_library",
+    "CAPTION_SUFFIXES",
+]
 
 CAPTION_SUFFIXES = (".jsonl", ".csv")
 #: Library tracks: stored musicnn tags at least this probable become words of the track's text...
@@ -77,8 +85,13 @@ class Pairs:
 
     def summary(self) -> dict:
         """A JSON-able account of the pairs, for a run's summary: where, how split, how many, the notes."""
-        return {"name": self.name, "root": str(self.root), "split_source": self.split_source,
-                "splits": {s: len(self.splits[s]) for s in SPLITS}, "notes": list(self.notes)}
+        return {
+            "name": self.name,
+            "root": str(self.root),
+            "split_source": self.split_source,
+            "splits": {s: len(self.splits[s]) for s in SPLITS},
+            "notes": list(self.notes),
+        }
 
 
 def open_pairs(source: str | Path, seed: int = 0) -> Pairs:
@@ -129,8 +142,10 @@ def pairs_from_library(root: Path, seed: int = 0, min_prob: float = LIBRARY_TAG_
         raise DatasetError(root, f"{len(pairs)} track(s) with any text (titles, folders, tags): at least 3 are needed")
     chosen = split_by_group([p.group for p in pairs], seed)
     notes = (f"{bare} track(s) with no title, folder name or tag above {min_prob:g} left out",) if bare else ()
-    notes += (f"text: titles and artists from the files' tags, folder names, musicnn tags with probability "
-              f">= {min_prob:g} ({', '.join(sorted(labels)) or 'none stored'})",)
+    notes += (
+        f"text: titles and artists from the files' tags, folder names, musicnn tags with probability "
+        f">= {min_prob:g} ({', '.join(sorted(labels)) or 'none stored'})",
+    )
     return Pairs("library", root, {s: [pairs[i] for i in chosen[s]] for s in SPLITS}, own_split_source(seed), notes)
 
 
@@ -153,10 +168,15 @@ def pairs_from_dataset(ds: Dataset) -> Pairs:
     }
     empty = [s for s in SPLITS if not splits[s]]
     if empty:
-        raise DatasetError(ds.root, f"no item of the {', '.join(empty)} split(s) has a tag: no text to pair its audio with")
+        raise DatasetError(
+            ds.root, f"no item of the {', '.join(empty)} split(s) has a tag: no text to pair its audio with"
+        )
     unlabelled = sum(len(items) for items in ds.splits.values()) - sum(len(p) for p in splits.values())
-    notes = ds.notes + ((f"as text–audio pairs, the {unlabelled} item(s) without tags are left out: no text to pair "
-                         "them with",) if unlabelled else ())
+    notes = ds.notes + (
+        (f"as text–audio pairs, the {unlabelled} item(s) without tags are left out: no text to pair them with",)
+        if unlabelled
+        else ()
+    )
     return Pairs(ds.name, ds.root, splits, ds.split_source, notes)
 
 
@@ -171,8 +191,9 @@ def read_captions(path: Path, seed: int = 0) -> Pairs:
     with_split = [line for line, *_, split in rows if split]
     without = [line for line, *_, split in rows if not split]
     if with_split and without:
-        raise DatasetError(path, f"line {with_split[0]} gives a split and line {without[0]} does not: "
-                                 "give it on every row or on none")
+        raise DatasetError(
+            path, f"line {with_split[0]} gives a split and line {without[0]} does not: give it on every row or on none"
+        )
     merged: dict[tuple[str, float | None, float | None], dict] = {}
     missing: list[str] = []
     for line, audio, caption, start, end, split in rows:
@@ -182,8 +203,10 @@ def read_captions(path: Path, seed: int = 0) -> Pairs:
             continue
         entry = merged.setdefault((str(target), start, end), {"captions": [], "split": split, "line": line})
         if split != entry["split"]:
-            raise DatasetError(at_line(path, line), f"{audio} is in split {entry['split']!r} on line {entry['line']} "
-                                                    f"and {split!r} here")
+            raise DatasetError(
+                at_line(path, line),
+                f"{audio} is in split {entry['split']!r} on line {entry['line']} and {split!r} here",
+            )
         entry["captions"].append(caption)
     notes = []
     if missing:

@@ -67,7 +67,8 @@ def _labelled(root: Path, keys: list[str], seed: int) -> Dataset:
     if scarce:
         named = ", ".join(f"{label!r} ({counts[label]})" for label in scarce)
         raise DatasetError(
-            root, f"label(s) with fewer than 3 audio files (a sub-folder's files count as one), one per split needed: {named}"
+            root,
+            f"label(s) with fewer than 3 audio files (a sub-folder's files count as one), one per split needed: {named}",
         )
     items = [
         Item(key=key, path=root / key, labels=(label,), group=group) for key, label, group in zip(keys, labels, groups)

@@ -167,7 +167,7 @@ def _category_labels(tracks: list[_Track], category: str, tsv: Path) -> list[tup
     if category not in present:
         raise DatasetError(tsv, f"no {category!r} tags; categories present: {', '.join(present)} (or 'all')")
     prefix = category + _SEP
-    return [(track, tuple(tag[len(prefix):] for tag in track.tags if tag.startswith(prefix))) for track in tracks]
+    return [(track, tuple(tag[len(prefix) :] for tag in track.tags if tag.startswith(prefix))) for track in tracks]
 
 
 # ----------------------------------------------------------------------------- label subsets
@@ -207,7 +207,8 @@ def _single_label(
     if scarce:
         named = ", ".join(f"{label!r} ({counts[label]})" for label in scarce)
         raise DatasetError(
-            tsv, f"the single-label subset leaves class(es) with fewer than 3 tracks: {named}; top=N keeps the frequent ones"
+            tsv,
+            f"the single-label subset leaves class(es) with fewer than 3 tracks: {named}; top=N keeps the frequent ones",
         )
     if balance:
         single, size = _balanced(single, seed)

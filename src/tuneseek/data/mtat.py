@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -207,7 +207,8 @@ def _label_matrix(tags_path: Path, binary_path: Path) -> tuple[list[str], np.nda
     binary = load_npy(binary_path)
     if binary.ndim != 2 or binary.shape[1] != len(tags) or binary.dtype.kind not in "biuf":
         raise DatasetError(
-            binary_path, f"expected a 0/1 matrix of (clips, {len(tags)}) for tags.npy, found {binary.dtype} {binary.shape}"
+            binary_path,
+            f"expected a 0/1 matrix of (clips, {len(tags)}) for tags.npy, found {binary.dtype} {binary.shape}",
         )
     if not np.isin(binary, (0, 1)).all():
         raise DatasetError(binary_path, "values other than 0 and 1")

@@ -47,8 +47,11 @@ def read_queries(root: Path, *, seed: int = 0) -> Dataset:
     else:
         folders = {d.name: d.name for d in sorted(root.iterdir()) if not d.name.startswith(".") and _holds_split(d)}
     if not folders:
-        raise DatasetError(root, "no origin/ folder: expected origin/<label>/ and sample/<label>/ here, "
-                                 "or in split folders train/, valid/, test/")
+        raise DatasetError(
+            root,
+            "no origin/ folder: expected origin/<label>/ and sample/<label>/ here, "
+            "or in split folders train/, valid/, test/",
+        )
     if set(SPLITS) <= set(folders):
         return _official(root, folders)
     return _own_split(root, [_read(root, split) for split in folders.values()], seed)
@@ -113,8 +116,9 @@ def _own_split(root: Path, read: list[QuerySet], seed: int) -> Dataset:
     origins = sorted((o for queryset in read for o in queryset.origins), key=lambda o: (o.label, str(o.path)))
     labels = [o.label for o in origins]
     if too_few_groups(labels):
-        raise DatasetError(root, f"{len(set(labels))} track label(s) with origins; "
-                                 "at least 3 are needed, one per split")
+        raise DatasetError(
+            root, f"{len(set(labels))} track label(s) with origins; at least 3 are needed, one per split"
+        )
     chosen = split_by_group(labels, seed)
     library = set(labels)
     split_of = {labels[i]: split for split, indices in chosen.items() for i in indices}

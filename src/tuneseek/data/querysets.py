@@ -27,9 +27,9 @@ import re
 import shutil
 import tempfile
 import unicodedata
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -184,12 +184,8 @@ def _resolve_split(root: Path, split: str | None) -> tuple[Path, str | None]:
             return root, (root.name if root.name in ("train", "valid", "test") else None)
         present = _present_splits(root)
         if present:
-            raise UsageError(
-                f"{root}: no split {split!r} here; present: {', '.join(present)}"
-            )
-        raise UsageError(
-            f"{root}: not a query set: no {split}/ split and no origin/ and sample/ directories"
-        )
+            raise UsageError(f"{root}: no split {split!r} here; present: {', '.join(present)}")
+        raise UsageError(f"{root}: not a query set: no {split}/ split and no origin/ and sample/ directories")
     if _is_split_dir(root):
         return root, (root.name if root.name in ("train", "valid", "test") else None)
     present = _present_splits(root)
@@ -222,9 +218,7 @@ def read_queryset(root: str | Path, split: str | None = "test") -> QuerySet:
     if not sample_dir.is_dir():
         raise UsageError(f"{split_dir}: no sample/ directory (the query excerpts)")
 
-    origins = [
-        Origin(d.name, f) for d in _label_dirs(origin_dir) for f in _audio_files(d)
-    ]
+    origins = [Origin(d.name, f) for d in _label_dirs(origin_dir) for f in _audio_files(d)]
     if not origins:
         raise UsageError(f"{origin_dir}: no origin audio files (expected origin/<label>/<label>_<n>.<ext>)")
     in_library = {o.label for o in origins}
@@ -471,7 +465,9 @@ def make_queries(
     if done_json.exists():
         old = _read_json(done_json)
         if old is None or old.get("format") != _FORMAT_TAG:
-            raise UsageError(f"{done_json}: not a query set description written by tuneseek; remove it or choose another output")
+            raise UsageError(
+                f"{done_json}: not a query set description written by tuneseek; remove it or choose another output"
+            )
         if old.get("version") == _FORMAT_VERSION and old.get("params") == params:
             return read_queryset(out, split)
         raise UsageError(
@@ -528,13 +524,9 @@ def make_queries(
         usable.append(t)
     if not usable:
         first = f"; first: {skipped[0]['path']}: {skipped[0]['reason']}" if skipped else ""
-        raise UsageError(
-            f"{', '.join(sources)}: no usable track ({len(skipped)} of {total} files skipped){first}"
-        )
+        raise UsageError(f"{', '.join(sources)}: no usable track ({len(skipped)} of {total} files skipped){first}")
     if holdout >= len(usable):
-        raise UsageError(
-            f"holdout {holdout} leaves no track in the library ({len(usable)} usable tracks); use fewer"
-        )
+        raise UsageError(f"holdout {holdout} leaves no track in the library ({len(usable)} usable tracks); use fewer")
 
     # labels depend only on the usable tracks' paths (deterministic)
     for t, label in zip(usable, _unique_labels([slugify(os.path.splitext(t.rel)[0]) for t in usable])):
@@ -654,9 +646,7 @@ def _fingerprint_problem_of(path: str, size: int, mtime_ns: int) -> str | None:
     return None
 
 
-def _cut(
-    t: _Track, length: float, length_ms: int, per_track: int, seed: int, steps
-) -> list[tuple[str, np.ndarray]]:
+def _cut(t: _Track, length: float, length_ms: int, per_track: int, seed: int, steps) -> list[tuple[str, np.ndarray]]:
     """The track's excerpts, degraded: ``[(file stem, audio)]``.  All of a track's clips
     are cut before any is written, so a decode failure leaves nothing behind."""
     clips: list[tuple[str, np.ndarray]] = []
@@ -671,8 +661,7 @@ def _cut(
         if len(x) < 0.9 * n_want:
             raise AudioError(
                 t.path,
-                f"decoded only {len(x) / t.sr:.2f} s at {start_ms / 1000:.2f} s "
-                f"(probed duration {t.duration:.2f} s)",
+                f"decoded only {len(x) / t.sr:.2f} s at {start_ms / 1000:.2f} s (probed duration {t.duration:.2f} s)",
             )
         end_ms = start_ms + (length_ms if len(x) == n_want else int(round(len(x) * 1000 / t.sr)))
         name = f"{t.label}_{start_ms}_{end_ms}"

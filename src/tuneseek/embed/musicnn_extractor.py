@@ -288,12 +288,15 @@ class MusicnnStream:
     (:func:`prepare`), so the first ``(n - 1) * 256`` samples are kept until the audio is longer.
     """
 
-    def __init__(self, requests: Sequence[tuple[torch.nn.Module, int, int, tuple[str, ...]]], *,
-                 batch_frames: int = BATCH_FRAMES):
+    def __init__(
+        self, requests: Sequence[tuple[torch.nn.Module, int, int, tuple[str, ...]]], *, batch_frames: int = BATCH_FRAMES
+    ):
         self.requests = list(requests)
         self._logmel = LogmelStream()
-        self._runs = [WindowBatches(n, h, per_batch=max(1, batch_frames // n), run=self._runner(model, n, h, outputs))
-                      for model, n, h, outputs in self.requests]
+        self._runs = [
+            WindowBatches(n, h, per_batch=max(1, batch_frames // n), run=self._runner(model, n, h, outputs))
+            for model, n, h, outputs in self.requests
+        ]
         self._head_samples = (max(n for _, n, _, _ in self.requests) - 1) * MUSICNN_HOP
         self._head: list[np.ndarray] | None = []  # the first samples, while the audio may be shorter than a window
 

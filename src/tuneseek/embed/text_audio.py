@@ -53,10 +53,13 @@ class TextAudioRun:
             text = self.config["text_model"]
             encoder = TextEncoder(text.get("source"))
             if encoder.version != text["version"]:
-                raise ModelError(f"the run was trained on the text model {text['version']}, but "
-                                 f"{text.get('source') or 'the default'} is {encoder.version} here: its sentence "
-                                 "vectors would not fit the run's projection; install that text model, or train "
-                                 "the run again", self.folder)
+                raise ModelError(
+                    f"the run was trained on the text model {text['version']}, but "
+                    f"{text.get('source') or 'the default'} is {encoder.version} here: its sentence "
+                    "vectors would not fit the run's projection; install that text model, or train "
+                    "the run again",
+                    self.folder,
+                )
             self._encoder = encoder
         return self._encoder
 
@@ -71,7 +74,7 @@ class TextAudioRun:
         padded = np.zeros((len(arrays), longest, arrays[0].shape[1]), np.float32)
         mask = np.zeros((len(arrays), longest), bool)
         for i, a in enumerate(arrays):
-            padded[i, :len(a)], mask[i, :len(a)] = a, True
+            padded[i, : len(a)], mask[i, : len(a)] = a, True
         with torch.inference_mode():
             return self.model.embed_audio(torch.from_numpy(padded), torch.from_numpy(mask)).numpy()
 
@@ -111,8 +114,9 @@ def _load(folder: Path, stamp: int) -> TextAudioRun:
     config = checkpoint.read_config(folder)
     if config.get("task") != TASK or config.get("architecture") != ARCHITECTURE:
         what = config.get("task") or config.get("architecture")
-        raise ModelError(f"not a text–audio run: it holds a {what} model (make one with `tuneseek train text-audio`)",
-                         folder)
+        raise ModelError(
+            f"not a text–audio run: it holds a {what} model (make one with `tuneseek train text-audio`)", folder
+        )
     if not isinstance(config.get("text_model"), dict) or "version" not in config["text_model"]:
         raise ModelError("config.json does not say which text model the run was trained with", folder)
     model, config = checkpoint.load(folder)

@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -76,7 +76,15 @@ DTYPES: dict[int, np.dtype] = {
 _DT_NAMES = {7: "string", 14: "bfloat16"}
 
 # Names of optimizer / training bookkeeping variables that sit beside the weights.
-_TRAINING_SUFFIXES = ("/Adam", "/Adam_1", "/Momentum", "/RMSProp", "/RMSProp_1", "/Adagrad", "/ExponentialMovingAverage")
+_TRAINING_SUFFIXES = (
+    "/Adam",
+    "/Adam_1",
+    "/Momentum",
+    "/RMSProp",
+    "/RMSProp_1",
+    "/Adagrad",
+    "/ExponentialMovingAverage",
+)
 _TRAINING_NAMES = frozenset({"beta1_power", "beta2_power", "global_step"})
 
 
@@ -119,7 +127,11 @@ def _raw_crc_small(register: int, data: bytes | memoryview) -> int:
 
 def crc32c(data: bytes | bytearray | memoryview | np.ndarray) -> int:
     """CRC-32C (Castagnoli) of ``data``, as TensorFlow and LevelDB compute it (unmasked)."""
-    buf = np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8) if not isinstance(data, np.ndarray) else data.reshape(-1).view(np.uint8)
+    buf = (
+        np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
+        if not isinstance(data, np.ndarray)
+        else data.reshape(-1).view(np.uint8)
+    )
     n = buf.size
     if n < 4096:
         return _raw_crc_small(0xFFFFFFFF, buf.tobytes()) ^ 0xFFFFFFFF
@@ -294,7 +306,9 @@ def _read_block(buf: bytes, handle: bytes, what: str) -> bytes:
     if unmask_crc(stored) != crc32c(buf[offset : offset + size + 1]):
         raise _Corrupt(f"checksum mismatch in {what} block at offset {offset}")
     if kind != 0:
-        raise _Corrupt(f"{what} block at offset {offset} is compressed (type {kind}); only uncompressed tables are supported")
+        raise _Corrupt(
+            f"{what} block at offset {offset} is compressed (type {kind}); only uncompressed tables are supported"
+        )
     return contents
 
 
@@ -380,7 +394,7 @@ class TensorBundle:
             raise _Corrupt(f"header says {num_shards} data shard(s), {len(self.shards)} given")
 
     @classmethod
-    def from_prefix(cls, prefix: str | Path) -> "TensorBundle":
+    def from_prefix(cls, prefix: str | Path) -> TensorBundle:
         """Open ``PREFIX.index`` and its ``PREFIX.data-*`` shards (a prefix ending in ``/`` names
         a folder holding ``.index`` and ``.data-00000-of-00001``, as musicnn ships them)."""
         prefix = str(prefix)
@@ -438,7 +452,9 @@ class TensorBundle:
             raise ModelError(f"tensor {name!r}: checksum mismatch (corrupt data file)", self.source)
         return np.frombuffer(raw, dtype=dtype).reshape(entry.shape).copy()
 
-    def read_all(self, skip: Callable[[str], bool] | None = is_training_state, verify: bool = True) -> dict[str, np.ndarray]:
+    def read_all(
+        self, skip: Callable[[str], bool] | None = is_training_state, verify: bool = True
+    ) -> dict[str, np.ndarray]:
         """Every tensor not ``skip``-ped (by default: optimizer slots and step counters)."""
         return {n: self.read(n, verify) for n in self.names() if skip is None or not skip(n)}
 

@@ -47,8 +47,9 @@ def model_name(folder: str | Path) -> str:
     if not name:
         raise UsageError(f"cannot name a model after the folder {folder!r}: rename the folder")
     if name in BUILTIN_NAMES:
-        raise UsageError(f"a trained model cannot be called {name!r} (the pretrained musicnn uses that name): "
-                         "rename its folder")
+        raise UsageError(
+            f"a trained model cannot be called {name!r} (the pretrained musicnn uses that name): rename its folder"
+        )
     return name
 
 
@@ -95,8 +96,10 @@ class TrainedModel:
 
     def _head_check(self) -> None:
         if self.kind == "embedding":
-            raise UsageError(f"{self.folder} is an embedding model (trained on triplets): it has no tags; "
-                             "use it with `embed --model` or `index --embedder`")
+            raise UsageError(
+                f"{self.folder} is an embedding model (trained on triplets): it has no tags; "
+                "use it with `embed --model` or `index --embedder`"
+            )
 
     def stream(self, head: bool, *, hop: float | None = None) -> TrainedStream:
         """Windows of audio fed in chunks: probabilities with ``head`` (as :meth:`tags`), else vectors
@@ -164,12 +167,16 @@ def _load(folder: Path, stamp: int) -> TrainedModel:
     model, config = checkpoint.load(folder)
     features = (config.get("data") or {}).get("features")
     if features:
-        raise ModelError("trained on the dataset's precomputed mel-spectrograms "
-                         f"({features}), which tuneseek cannot compute identically from audio; "
-                         "train on the audio itself to use the model on audio files", folder)
+        raise ModelError(
+            "trained on the dataset's precomputed mel-spectrograms "
+            f"({features}), which tuneseek cannot compute identically from audio; "
+            "train on the audio itself to use the model on audio files",
+            folder,
+        )
     kind = _TASK_KIND.get(config.get("task"))
     if kind is None:
         raise ModelError(f"config.json names no task tuneseek can run ({config.get('task')!r})", folder)
     digest = checkpoint.weights_digest(folder)
-    return TrainedModel(folder, name, kind, tuple(config.get("labels") or ()),
-                        f"trained-{config['architecture']}/{digest}", model)
+    return TrainedModel(
+        folder, name, kind, tuple(config.get("labels") or ()), f"trained-{config['architecture']}/{digest}", model
+    )

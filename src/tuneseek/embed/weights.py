@@ -83,7 +83,16 @@ OFFLINE_HINT = (
 
 # The pip command run to fetch the wheel (the destination folder is appended); a module
 # attribute so that tests can replace it without touching the network.
-PIP_DOWNLOAD_COMMAND: list[str] = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", MUSICNN_REQUIREMENT, "-d"]
+PIP_DOWNLOAD_COMMAND: list[str] = [
+    sys.executable,
+    "-m",
+    "pip",
+    "download",
+    "--no-deps",
+    "--only-binary=:all:",
+    MUSICNN_REQUIREMENT,
+    "-d",
+]
 PIP_TIMEOUT_S = 600
 
 # musicnn/configuration.py, in output order.
@@ -179,7 +188,10 @@ def model_dir(name: str, models_dir: str | Path | None = None) -> Path:
 def find_wheel(wheel: str | Path | None = None, models_dir: str | Path | None = None) -> Path | None:
     """The musicnn wheel to convert from: ``wheel`` if given (it must exist), else
     ``$TUNESEEK_MUSICNN_WHEEL``, else ``<models_dir>/musicnn-0.1.0-py3-none-any.whl``; ``None`` if none."""
-    for source, candidate in (("--wheel", wheel), ("TUNESEEK_MUSICNN_WHEEL", os.environ.get("TUNESEEK_MUSICNN_WHEEL") or None)):
+    for source, candidate in (
+        ("--wheel", wheel),
+        ("TUNESEEK_MUSICNN_WHEEL", os.environ.get("TUNESEEK_MUSICNN_WHEEL") or None),
+    ):
         if candidate is not None:
             path = Path(candidate).expanduser()
             if not path.is_file():
@@ -306,7 +318,9 @@ def convert_wheel(
                 index = zf.read(prefix + ".index")
                 shard = zf.read(prefix + ".data-00000-of-00001")
             except KeyError as exc:
-                raise ModelError(f"wheel has no {prefix.rstrip('/').rsplit('/', 1)[-1]} checkpoint ({exc.args[0]})", wheel) from None
+                raise ModelError(
+                    f"wheel has no {prefix.rstrip('/').rsplit('/', 1)[-1]} checkpoint ({exc.args[0]})", wheel
+                ) from None
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
                 raise ModelError(f"corrupt zip member under {prefix} ({exc})", wheel) from None
             except Exception as exc:  # zlib.error and friends from a damaged deflate stream
@@ -368,12 +382,19 @@ def read_converted(folder: str | Path) -> tuple[dict[str, np.ndarray], dict[str,
         raise ModelError(f"cannot read converted model ({exc.strerror or exc})", folder) from None
     except ValueError as exc:
         raise ModelError(f"config.json is not valid JSON ({exc})", folder) from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT or not isinstance(config.get("architecture"), dict):
+    if (
+        not isinstance(config, dict)
+        or config.get("format") != FORMAT
+        or not isinstance(config.get("architecture"), dict)
+    ):
         raise ModelError("config.json is not a tuneseek model config", folder)
     if config["architecture"].get("name") != "musicnn":
         raise ModelError(f"architecture is {config['architecture'].get('name')!r}, not musicnn", folder)
     if config.get("converter_version") != CONVERTER_VERSION:
-        raise ModelError(f"converted by converter version {config.get('converter_version')}, this tuneseek needs {CONVERTER_VERSION}", folder)
+        raise ModelError(
+            f"converted by converter version {config.get('converter_version')}, this tuneseek needs {CONVERTER_VERSION}",
+            folder,
+        )
     try:
         digest = tensors_digest(weights, _digest_settings(config))
     except ValueError:
@@ -439,7 +460,9 @@ def ensure_converted(
         elif have_files:
             raise ModelError(f"{first.reason}; no wheel to convert it again from: {OFFLINE_HINT}", folder) from None
         else:
-            raise ModelError(f"musicnn {name} weights are not converted yet and no wheel was given; {OFFLINE_HINT}", folder) from None
+            raise ModelError(
+                f"musicnn {name} weights are not converted yet and no wheel was given; {OFFLINE_HINT}", folder
+            ) from None
         return read_converted(folder)
 
 

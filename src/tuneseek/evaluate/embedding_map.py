@@ -37,8 +37,16 @@ def script_json(value) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def write_html(path: Path, xy: np.ndarray, classes: np.ndarray, labels: Sequence[str], tracks: Sequence[str],
-               seconds: Sequence[float], title: str, caption: str = "") -> Path:
+def write_html(
+    path: Path,
+    xy: np.ndarray,
+    classes: np.ndarray,
+    labels: Sequence[str],
+    tracks: Sequence[str],
+    seconds: Sequence[float],
+    title: str,
+    caption: str = "",
+) -> Path:
     """Write the map of points ``xy`` (one per window: its class index into ``labels``, its track's
     name, its start in seconds) to ``path``; ``title`` heads the page, ``caption`` says what it shows."""
     xy = np.asarray(xy, np.float64)
@@ -50,20 +58,32 @@ def write_html(path: Path, xy: np.ndarray, classes: np.ndarray, labels: Sequence
     px = MARGIN + (xy[:, 0] - lo[0]) / scale[0] * (WIDTH - 2 * MARGIN)
     py = HEIGHT - MARGIN - (xy[:, 1] - lo[1]) / scale[1] * (HEIGHT - 2 * MARGIN)  # y up, as in the PNG
     order = np.random.default_rng(0).permutation(len(xy))  # the PNG's order: no class buried under another
-    dots = "\n".join(f'<circle cx="{px[i]:.1f}" cy="{py[i]:.1f}" r="3.5" class="c{classes[i]}" data-i="{i}"/>'
-                     for i in order)
+    dots = "\n".join(
+        f'<circle cx="{px[i]:.1f}" cy="{py[i]:.1f}" r="3.5" class="c{classes[i]}" data-i="{i}"/>' for i in order
+    )
     colours = label_colours(len(labels))
     counts = np.bincount(classes, minlength=len(labels))
     style = "\n".join(f".c{c} {{fill: {colour}}}" for c, colour in enumerate(colours))
-    legend = "\n".join(f'<li><span class="swatch" style="background: {colours[c]}"></span>{html.escape(labels[c])} '
-                       f'<span class="n">({counts[c]})</span></li>' for c in np.flatnonzero(counts))
+    legend = "\n".join(
+        f'<li><span class="swatch" style="background: {colours[c]}"></span>{html.escape(labels[c])} '
+        f'<span class="n">({counts[c]})</span></li>'
+        for c in np.flatnonzero(counts)
+    )
     data = {
         "labels": list(labels),
         "tracks": names,
         "points": [[int(c), track_index[t], clock(s)] for c, t, s in zip(classes, tracks, seconds)],
     }
-    page = _PAGE.format(title=html.escape(title), caption=html.escape(caption), style=style, legend=legend,
-                        width=WIDTH, height=HEIGHT, dots=dots, data=script_json(data))
+    page = _PAGE.format(
+        title=html.escape(title),
+        caption=html.escape(caption),
+        style=style,
+        legend=legend,
+        width=WIDTH,
+        height=HEIGHT,
+        dots=dots,
+        data=script_json(data),
+    )
     atomic_write_bytes(Path(path), page.encode("utf-8"))
     return Path(path)
 

@@ -50,8 +50,15 @@ MAP_POINTS = 3000
 KNN_K = 5
 
 
-def evaluate_embeddings(run: str | Path, labels_spec: str, *, crops: int = 8, cache: str | None = None,
-                        say: Callable[[str], None] = print, map_method: str = "tsne") -> dict:
+def evaluate_embeddings(
+    run: str | Path,
+    labels_spec: str,
+    *,
+    crops: int = 8,
+    cache: str | None = None,
+    say: Callable[[str], None] = print,
+    map_method: str = "tsne",
+) -> dict:
     """Linear probe, k-means and kNN metrics and an embedding map of the embedding model in ``run``,
     against the classes of the labelled dataset ``labels_spec`` (see the module docstring).
 
@@ -75,21 +82,26 @@ def evaluate_embeddings(run: str | Path, labels_spec: str, *, crops: int = 8, ca
     model, config = checkpoint.load(run)
     task = config.get("task")
     if task not in EMBEDDING_TASKS:
-        raise UsageError(f"{run} holds a {task or 'model without a task'}: `evaluate model --labels` scores embeddings "
-                         f"(a `train triplet` run); evaluate a tagger or classifier without --labels")
+        raise UsageError(
+            f"{run} holds a {task or 'model without a task'}: `evaluate model --labels` scores embeddings "
+            f"(a `train triplet` run); evaluate a tagger or classifier without --labels"
+        )
     ds = open_dataset(labels_spec)
     if ds.task != "single-label":
         kind = "has no labels" if ds.task == "unlabelled" else "gives several labels per item"
-        raise UsageError(f"{labels_spec} {kind}: embeddings are scored against one class per item "
-                         "(a folder with one sub-folder per class)")
+        raise UsageError(
+            f"{labels_spec} {kind}: embeddings are scored against one class per item "
+            "(a folder with one sub-folder per class)"
+        )
     _check_features(ds, model.spec, labels_spec)
     labels = list(ds.labels)
     cache_dir = Path(cache).expanduser() if cache else default_cache()
 
     used, left_out = {}, []
     for split in ("train", "test"):
-        items, y, failed = it.usable(ds.splits[split], ds.targets(split), sample_rate=model.spec.sample_rate,
-                                     cache=cache_dir)
+        items, y, failed = it.usable(
+            ds.splits[split], ds.targets(split), sample_rate=model.spec.sample_rate, cache=cache_dir
+        )
         used[split] = (items, y)
         left_out += [{"path": str(item.path), "reason": reason} for item, reason in failed]
     if left_out:
@@ -105,8 +117,14 @@ def evaluate_embeddings(run: str | Path, labels_spec: str, *, crops: int = 8, ca
             excerpts = it.Excerpts(items, None, spec=model.spec, window_seconds=model.window_seconds, cache=cache_dir)
             embedded[split] = [_embed_item(model, excerpts, i, crops) for i in range(len(items))]
     (train_items, train_y), (test_items, test_y) = used["train"], used["test"]
-    result = metrics.embedding(np.stack([e[0] for e in embedded["train"]]), train_y,
-                               np.stack([e[0] for e in embedded["test"]]), test_y, labels=labels, k=KNN_K)
+    result = metrics.embedding(
+        np.stack([e[0] for e in embedded["train"]]),
+        train_y,
+        np.stack([e[0] for e in embedded["test"]]),
+        test_y,
+        labels=labels,
+        k=KNN_K,
+    )
     result["linear_probe"].update(fit_split="train", scored_split="test")
     result["kmeans"]["split"] = result["knn"]["split"] = "test"
 
@@ -125,11 +143,21 @@ def evaluate_embeddings(run: str | Path, labels_spec: str, *, crops: int = 8, ca
     folder = run / "eval" / name
     folder.mkdir(parents=True, exist_ok=True)
     title = f"{run.name} on {name}: test split"
-    caption = (f"{len(shown)} of {len(point_vectors)} windows ({model.window_seconds:g} s each, up to {crops} per "
-               f"track) of {len(test_items)} test tracks, by {method}; hover a dot for its track and time")
+    caption = (
+        f"{len(shown)} of {len(point_vectors)} windows ({model.window_seconds:g} s each, up to {crops} per "
+        f"track) of {len(test_items)} test tracks, by {method}; hover a dot for its track and time"
+    )
     png = plots.embedding_map(xy, point_classes[shown], labels, folder / "embedding-map.png", title)
-    page = write_html(folder / "embedding-map.html", xy, point_classes[shown], labels,
-                      [point_tracks[i] for i in shown], [point_seconds[i] for i in shown], title, caption)
+    page = write_html(
+        folder / "embedding-map.html",
+        xy,
+        point_classes[shown],
+        labels,
+        [point_tracks[i] for i in shown],
+        [point_seconds[i] for i in shown],
+        title,
+        caption,
+    )
 
     result = {
         "run": str(run),
@@ -138,8 +166,10 @@ def evaluate_embeddings(run: str | Path, labels_spec: str, *, crops: int = 8, ca
         "classes": [labels[c] for c in np.unique(test_y)],
         "windows_per_item": crops,
         "item_vector": "mean of the windows' unit embeddings, scaled to unit length",
-        "splits": {"train": {"items": len(train_items), "used_for": "linear probe fit"},
-                   "test": {"items": len(test_items), "used_for": "linear probe score, k-means, kNN, map"}},
+        "splits": {
+            "train": {"items": len(train_items), "used_for": "linear probe fit"},
+            "test": {"items": len(test_items), "used_for": "linear probe score, k-means, kNN, map"},
+        },
         **result,
         "map": {"method": map_method, "split": "test", "points": int(len(shown)), "windows": int(len(point_vectors))},
         "left_out": left_out,
@@ -153,10 +183,17 @@ def evaluate_embeddings(run: str | Path, labels_spec: str, *, crops: int = 8, ca
 def _check_features(ds, spec, labels_spec: str) -> None:
     """Refuse a dataset of precomputed mel-spectrograms made otherwise than the model's front end makes them."""
     f = ds.features
-    if f is not None and (f.sample_rate, f.n_fft, f.hop, f.n_mels) != (spec.sample_rate, spec.n_fft, spec.hop, spec.n_mels):
-        raise UsageError(f"{labels_spec} holds mel-spectrograms ({f.n_mels} mels, {f.sample_rate} Hz, n_fft {f.n_fft}, "
-                         f"hop {f.hop}) that the model was not trained on ({spec.n_mels} mels, {spec.sample_rate} Hz, "
-                         f"n_fft {spec.n_fft}, hop {spec.hop})")
+    if f is not None and (f.sample_rate, f.n_fft, f.hop, f.n_mels) != (
+        spec.sample_rate,
+        spec.n_fft,
+        spec.hop,
+        spec.n_mels,
+    ):
+        raise UsageError(
+            f"{labels_spec} holds mel-spectrograms ({f.n_mels} mels, {f.sample_rate} Hz, n_fft {f.n_fft}, "
+            f"hop {f.hop}) that the model was not trained on ({spec.n_mels} mels, {spec.sample_rate} Hz, "
+            f"n_fft {spec.n_fft}, hop {spec.hop})"
+        )
 
 
 def _drop_unfittable_classes(used: dict, labels: list[str]) -> tuple[dict, list[str]]:
@@ -166,12 +203,15 @@ def _drop_unfittable_classes(used: dict, labels: list[str]) -> tuple[dict, list[
     for c in sorted(set(range(len(labels))) - (present["train"] & present["test"])):
         missing = " and ".join(split for split in ("train", "test") if c not in present[split])
         counts = ", ".join(f"{int((used[s][1] == c).sum())} {s}" for s in ("train", "test") if c in present[s])
-        notes.append(f"class {labels[c]!r} left out: no usable item in the {missing} split"
-                     + (f" ({counts} item(s) not used)" if counts else ""))
+        notes.append(
+            f"class {labels[c]!r} left out: no usable item in the {missing} split"
+            + (f" ({counts} item(s) not used)" if counts else "")
+        )
     keep = present["train"] & present["test"]
     if len(keep) < 2:
-        raise UsageError(f"fewer than two classes have usable items in both the train and the test split "
-                         f"({'; '.join(notes)})")
+        raise UsageError(
+            f"fewer than two classes have usable items in both the train and the test split ({'; '.join(notes)})"
+        )
     out = {}
     for split, (items, y) in used.items():
         mask = np.isin(y, sorted(keep))
@@ -230,10 +270,14 @@ def format_embedding_table(result: dict) -> str:
         if knn["queries"] < knn["items"]:
             lines.append(f"      {knn['items'] - knn['queries']} item(s) alone in their class are not queries")
     m = result["map"]
-    lines.append(f"  map            {'t-SNE' if m['method'] == 'tsne' else 'PCA'} of {m['points']} windows of the test split"
-                 + (f" (of {m['windows']})" if m["points"] < m["windows"] else ""))
+    lines.append(
+        f"  map            {'t-SNE' if m['method'] == 'tsne' else 'PCA'} of {m['points']} windows of the test split"
+        + (f" (of {m['windows']})" if m["points"] < m["windows"] else "")
+    )
     if result["left_out"]:
-        lines.append(f"  left out       {len(result['left_out'])} item(s) that cannot be decoded (listed in metrics.json)")
+        lines.append(
+            f"  left out       {len(result['left_out'])} item(s) that cannot be decoded (listed in metrics.json)"
+        )
     lines += [f"  note           {note}" for note in result["notes"]]
     lines.append(f"  written: {Path(result['files']['metrics']).parent}")
     return "\n".join(lines)

@@ -51,9 +51,16 @@ PROMPT = "a {label} song"
 MODES = ("trained", "zero_shot", "chance")
 
 
-def evaluate_text_audio(run: str | Path, split: str = "test", *, labels: str | None = None, cache: str | None = None,
-                        say: Callable[[str], None] = print, workers: int = 1,
-                        executor: Executor | None = None) -> dict:
+def evaluate_text_audio(
+    run: str | Path,
+    split: str = "test",
+    *,
+    labels: str | None = None,
+    cache: str | None = None,
+    say: Callable[[str], None] = print,
+    workers: int = 1,
+    executor: Executor | None = None,
+) -> dict:
     """Retrieval metrics of the run in ``run`` on ``split`` of its pairs, trained and zero-shot side by side;
     with ``labels`` (``folder:DIR``), zero-shot classification accuracy of both. Written to
     ``RUN/eval/<split>/metrics.json`` and returned. ``workers`` processes, or ``executor``, compute
@@ -72,8 +79,9 @@ def evaluate_text_audio(run: str | Path, split: str = "test", *, labels: str | N
     cache_dir = Path(cache).expanduser() if cache else default_cache()
     extractors = [analysis.EMBEDDING_EXTRACTOR, *analysis.TAG_EXTRACTORS]
     vocabularies = analysis.vocabularies()
-    kept, features, failed = pair_features(pairs.splits[split], extractors, cache_dir, say=say, workers=workers,
-                                           executor=executor)
+    kept, features, failed = pair_features(
+        pairs.splits[split], extractors, cache_dir, say=say, workers=workers, executor=executor
+    )
     left_out = [{"key": p.key, "path": str(p.path), "reason": r} for p, r in failed]
     if failed:
         say(f"left out {len(failed)} pair(s) whose audio cannot be used (listed in metrics.json)")
@@ -89,23 +97,30 @@ def evaluate_text_audio(run: str | Path, split: str = "test", *, labels: str | N
     zero, refused = _zero_shot_scores(texts, ta.encoder, table)
     notes = list(pairs.notes)
     if refused:
-        notes.append(f"{refused} quer(ies) the zero-shot search refuses (no words its text model knows) count as "
-                     "finding nothing")
+        notes.append(
+            f"{refused} quer(ies) the zero-shot search refuses (no words its text model knows) count as finding nothing"
+        )
     result: dict = {
         "run": str(ta.folder),
         "model": ta.version,
         "text_model": ta.encoder.version,
         "pairs_source": source,
         "split": split,
-        "retrieval": {"pairs": len(kept), "queries": len(texts), "trained": retrieval(trained, relevant),
-                      "zero_shot": retrieval(zero, relevant), "chance": chance(relevant)},
+        "retrieval": {
+            "pairs": len(kept),
+            "queries": len(texts),
+            "trained": retrieval(trained, relevant),
+            "zero_shot": retrieval(zero, relevant),
+            "chance": chance(relevant),
+        },
         "classification": None,
         "left_out": left_out,
         "notes": notes,
     }
     if labels is not None:
-        result["classification"] = _classification(ta, labels, extractors, vocabularies, cache_dir, say=say,
-                                                   workers=workers, executor=executor)
+        result["classification"] = _classification(
+            ta, labels, extractors, vocabularies, cache_dir, say=say, workers=workers, executor=executor
+        )
         result["left_out"] += result["classification"].pop("left_out")
 
     folder = ta.folder / "eval" / split
@@ -136,14 +151,24 @@ def _zero_shot_scores(texts: list[str], encoder: TextEncoder, table: TagTable) -
     return scores, refused
 
 
-def _classification(ta: TextAudioRun, spec: str, extractors: list[str], vocabularies: dict[str, list[str]],
-                    cache: Path, *, say: Callable[[str], None], workers: int, executor: Executor | None) -> dict:
+def _classification(
+    ta: TextAudioRun,
+    spec: str,
+    extractors: list[str],
+    vocabularies: dict[str, list[str]],
+    cache: Path,
+    *,
+    say: Callable[[str], None],
+    workers: int,
+    executor: Executor | None,
+) -> dict:
     """Zero-shot classification of every audio file of a labelled folder, by prompts, in both modes."""
     ds = open_dataset(spec)
     if ds.task != "single-label":
         what = "has no labels" if ds.task == "unlabelled" else "gives several labels per item"
-        raise UsageError(f"{spec} {what}: zero-shot classification needs one class per file "
-                         "(a folder with one sub-folder per class)")
+        raise UsageError(
+            f"{spec} {what}: zero-shot classification needs one class per file (a folder with one sub-folder per class)"
+        )
     classes = list(ds.labels)
     items = [Pair(it.key, it.path, None, None, (), it.labels, it.group) for s in SPLITS for it in ds.splits[s]]
     kept, features, failed = pair_features(items, extractors, cache, say=say, workers=workers, executor=executor)
@@ -172,24 +197,33 @@ def format_text_audio_table(result: dict) -> str:
     """The terminal report of :func:`evaluate_text_audio`: both modes and chance side by side, the notes, the file."""
     r = result["retrieval"]
     header = f"  {'':<20}{'trained':>10}{'zero-shot':>11}{'chance':>10}"
-    lines = [f"{result['run']}: text→audio retrieval on the {result['split']} split of {result['pairs_source']}",
-             f"  {r['pairs']} pairs, {r['queries']} distinct queries (a query's matches: the pairs that carry its text)",
-             header]
-    for key, label in [(f"R@{k}", f"R@{k}") for k in KS] + [(f"mAP@{MAP_AT}", f"mAP@{MAP_AT}"),
-                                                            ("median_rank", "median rank")]:
+    lines = [
+        f"{result['run']}: text→audio retrieval on the {result['split']} split of {result['pairs_source']}",
+        f"  {r['pairs']} pairs, {r['queries']} distinct queries (a query's matches: the pairs that carry its text)",
+        header,
+    ]
+    for key, label in [(f"R@{k}", f"R@{k}") for k in KS] + [
+        (f"mAP@{MAP_AT}", f"mAP@{MAP_AT}"),
+        ("median_rank", "median rank"),
+    ]:
         digits = 1 if key == "median_rank" else 4
-        lines.append(f"  {label:<20}" + "".join(f"{r[m][key]:>{10 if m != 'zero_shot' else 11}.{digits}f}"
-                                                  for m in MODES))
+        lines.append(
+            f"  {label:<20}" + "".join(f"{r[m][key]:>{10 if m != 'zero_shot' else 11}.{digits}f}" for m in MODES)
+        )
     c = result.get("classification")
     if c:
-        lines += [f"zero-shot classification of {c['labels_dataset']}: {c['items']} files, {len(c['classes'])} classes, "
-                  f"prompts \"{c['prompt']}\"", header]
+        lines += [
+            f"zero-shot classification of {c['labels_dataset']}: {c['items']} files, {len(c['classes'])} classes, "
+            f'prompts "{c["prompt"]}"',
+            header,
+        ]
         for key, label in (("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy")):
             lines.append(f"  {label:<20}" + "".join(f"{c[m][key]:>{10 if m != 'zero_shot' else 11}.4f}" for m in MODES))
         lines.append("  (chance: the majority class's share for accuracy, 1 / classes for balanced accuracy)")
     if result["left_out"]:
-        lines.append(f"left out {len(result['left_out'])} file(s) or pair(s) whose audio cannot be used "
-                     "(listed in metrics.json)")
+        lines.append(
+            f"left out {len(result['left_out'])} file(s) or pair(s) whose audio cannot be used (listed in metrics.json)"
+        )
     lines += [f"note: {n}" for n in result["notes"]]
     lines.append(f"written: {result['files']['metrics']}")
     return "\n".join(lines)

@@ -25,8 +25,14 @@ from tuneseek.train import metrics
 from tuneseek.train.run import default_cache
 
 
-def evaluate_run(run: str | Path, split: str = "test", *, crops: int = 8, cache: str | None = None,
-                 say: Callable[[str], None] = print) -> dict:
+def evaluate_run(
+    run: str | Path,
+    split: str = "test",
+    *,
+    crops: int = 8,
+    cache: str | None = None,
+    say: Callable[[str], None] = print,
+) -> dict:
     """Metrics of the model in ``run`` on ``split`` of the dataset it was trained on, written to
     ``RUN/eval/<split>/`` and returned; ``crops`` windows per item, ``cache`` the decoded-audio cache
     (default :func:`~tuneseek.train.run.default_cache`), ``say`` gets progress lines.
@@ -38,8 +44,10 @@ def evaluate_run(run: str | Path, split: str = "test", *, crops: int = 8, cache:
     model, config = checkpoint.load(run)
     task = config.get("task")
     if task not in ("multi-label", "single-label"):
-        raise UsageError(f"{run} holds a {task or 'model without a task'} model: it has no labels of its own to score; "
-                         "evaluate its embeddings against labelled data with --labels KIND:PATH")
+        raise UsageError(
+            f"{run} holds a {task or 'model without a task'} model: it has no labels of its own to score; "
+            "evaluate its embeddings against labelled data with --labels KIND:PATH"
+        )
     data = config["data"]
     ds = open_dataset(data["spec"], **data.get("options", {}))
     if list(ds.labels) != list(config["labels"]):
@@ -47,8 +55,9 @@ def evaluate_run(run: str | Path, split: str = "test", *, crops: int = 8, cache:
     if split not in ds.splits:
         raise UsageError(f"no split {split!r} (have {', '.join(ds.splits)})")
     cache_dir = Path(cache).expanduser() if cache else default_cache()
-    items, y, failed = it.usable(ds.splits[split], ds.targets(split), sample_rate=model.spec.sample_rate,
-                                 cache=cache_dir)
+    items, y, failed = it.usable(
+        ds.splits[split], ds.targets(split), sample_rate=model.spec.sample_rate, cache=cache_dir
+    )
     if failed:
         say(f"left out {len(failed)} item(s) that cannot be decoded")
     excerpts = it.Excerpts(items, None, spec=model.spec, window_seconds=model.window_seconds, cache=cache_dir)
@@ -67,6 +76,7 @@ def evaluate_run(run: str | Path, split: str = "test", *, crops: int = 8, cache:
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(folder / "metrics.json", (json.dumps(result, indent=2) + "\n").encode())
     if task == "single-label":
-        plots.confusion_matrix(np.array(result["confusion"]), labels, folder / "confusion-matrix.png",
-                               f"{run.name}: {split} split")
+        plots.confusion_matrix(
+            np.array(result["confusion"]), labels, folder / "confusion-matrix.png", f"{run.name}: {split} split"
+        )
     return result

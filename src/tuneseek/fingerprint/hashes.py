@@ -45,8 +45,9 @@ class Pairs:
 PAIR_CHUNK = 4096
 
 
-def _pair_block(t: np.ndarray, f: np.ndarray, n_anchors: int, fanout: int, dt_max: float, df_max: float,
-                lookahead: int) -> Pairs:
+def _pair_block(
+    t: np.ndarray, f: np.ndarray, n_anchors: int, fanout: int, dt_max: float, df_max: float, lookahead: int
+) -> Pairs:
     """Pairs of the first ``n_anchors`` peaks of ``t, f``, whose targets lie among all of ``t, f``.
 
     ``t, f`` must hold the ``lookahead`` peaks after the last anchor, or end where the
@@ -67,8 +68,9 @@ def _pair_block(t: np.ndarray, f: np.ndarray, n_anchors: int, fanout: int, dt_ma
     return Pairs(*(x.astype(np.float64) for x in (t[a], f[a], f[j[a, b]], dt[a, b])))
 
 
-def _pair_chunks(t: np.ndarray, f: np.ndarray, n_anchors: int, fanout: int, dt_max: float, df_max: float,
-                 lookahead: int) -> Iterator[Pairs]:
+def _pair_chunks(
+    t: np.ndarray, f: np.ndarray, n_anchors: int, fanout: int, dt_max: float, df_max: float, lookahead: int
+) -> Iterator[Pairs]:
     """:func:`_pair_block` over the first ``n_anchors`` peaks, :data:`PAIR_CHUNK` anchors at a time, in order."""
     for start in range(0, n_anchors, PAIR_CHUNK):
         stop = min(start + PAIR_CHUNK, n_anchors)
@@ -146,6 +148,10 @@ def landmarks(peaks: Peaks, params: FingerprintParams = DEFAULT) -> tuple[np.nda
     """
     if len(peaks) < 2:
         return quantise(pair_peaks(peaks, params.fanout, params.dt_max, params.df_max, params.lookahead))
-    parts = [quantise(pairs) for pairs in _pair_chunks(peaks.t, peaks.f, len(peaks), params.fanout, params.dt_max,
-                                                        params.df_max, params.lookahead)]
+    parts = [
+        quantise(pairs)
+        for pairs in _pair_chunks(
+            peaks.t, peaks.f, len(peaks), params.fanout, params.dt_max, params.df_max, params.lookahead
+        )
+    ]
     return np.concatenate([h for h, _ in parts]), np.concatenate([t for _, t in parts])

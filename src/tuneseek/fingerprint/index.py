@@ -69,8 +69,9 @@ class _View:
     stop: float  # postings above which a hash is stop-listed
 
     @classmethod
-    def build(cls, root: Path, version: int, names: list[str], tracks: list, opened: dict[str, Segment],
-              fps: float) -> "_View":
+    def build(
+        cls, root: Path, version: int, names: list[str], tracks: list, opened: dict[str, Segment], fps: float
+    ) -> _View:
         """The view of segments ``names`` and live ``tracks`` (objects with ``id``, ``base_frame``,
         ``n_frames``, ``n_landmarks``), reusing segments already ``opened``.
 
@@ -86,9 +87,17 @@ class _View:
         blocks = (int(ends.max(initial=0)) >> BLOCK_BITS) + 1
         block_track = np.searchsorted(bases, np.arange(blocks, dtype=np.int64) << BLOCK_BITS, side="right") - 1
         postings = sum(len(seg) for seg in segments.values())
-        return cls(version, segments, bases, ends, np.array([t.id for t in ordered], np.int64),
-                   np.array([t.n_landmarks for t in ordered], np.int64), block_track,
-                   float((ends - bases).sum()) / fps / 3600, max(query.MIN_STOP, query.STOP_RATIO * postings / HASH_SPACE))
+        return cls(
+            version,
+            segments,
+            bases,
+            ends,
+            np.array([t.id for t in ordered], np.int64),
+            np.array([t.n_landmarks for t in ordered], np.int64),
+            block_track,
+            float((ends - bases).sum()) / fps / 3600,
+            max(query.MIN_STOP, query.STOP_RATIO * postings / HASH_SPACE),
+        )
 
     def track_of(self, frames: np.ndarray) -> np.ndarray:
         """Index (into the live tracks, by base frame) of the track holding each global frame, or -1.
@@ -142,7 +151,9 @@ class _View:
 
     def located(self, pile: query.Pile, fps: float, seconds: float) -> Candidate:
         """The public candidate of a pile: its track's catalogue id, times in seconds."""
-        return pile.located(int(self.ids[pile.track]), fps, seconds, int(self.ends[pile.track] - self.bases[pile.track]))
+        return pile.located(
+            int(self.ids[pile.track]), fps, seconds, int(self.ends[pile.track] - self.bases[pile.track])
+        )
 
 
 class LandmarkIndex:
@@ -187,7 +198,9 @@ class LandmarkIndex:
                 except SegmentMissing as e:
                     missing = e.filename  # merged away since we read the list? read it again
             else:
-                raise LibraryError(self.root, f"index segment file missing or damaged ({missing}); re-index this library")
+                raise LibraryError(
+                    self.root, f"index segment file missing or damaged ({missing}); re-index this library"
+                )
             self._view = view
             return view
 
@@ -281,9 +294,17 @@ class LandmarkIndex:
         return [(int(view.ids[p.track]), p) for p in self._search(view, clip, pairs, unshifted, k=5, exhaustive=True)]
 
     def _search(self, view: _View, clip: np.ndarray, pairs, unshifted, k: int, exhaustive: bool) -> list[query.Pile]:
-        return query.search(pairs, view.lookup, k=k, fps=self.params.frames_per_second,
-                            clip_seconds=len(clip) / self.params.sr, exhaustive=exhaustive, wide_pairs=unshifted,
-                            audible=query.audible_frames(clip, self.params), library_hours=view.hours)
+        return query.search(
+            pairs,
+            view.lookup,
+            k=k,
+            fps=self.params.frames_per_second,
+            clip_seconds=len(clip) / self.params.sr,
+            exhaustive=exhaustive,
+            wide_pairs=unshifted,
+            audible=query.audible_frames(clip, self.params),
+            library_hours=view.hours,
+        )
 
     # -- tracks against each other ------------------------------------------------------
     def track_landmarks(self, batch: int = 4_000_000) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -296,7 +317,7 @@ class LandmarkIndex:
         i = 0
         while i < len(v.bases):
             j = i + 1
-            while j < len(v.bases) and v.counts[i:j + 1].sum() <= batch:
+            while j < len(v.bases) and v.counts[i : j + 1].sum() <= batch:
                 j += 1
             parts = [seg.postings_between(int(v.bases[i]), int(v.ends[j - 1])) for seg in v.segments.values()]
             h = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.uint32)
@@ -314,6 +335,7 @@ class LandmarkIndex:
     def landmark_candidates(self, hashes: np.ndarray, anchor: np.ndarray, seconds: float, k: int) -> list[Candidate]:
         """Tracks that hold the same audio as a stretch of indexed landmarks (anchors from the stretch's start)."""
         view = self.view()
-        piles = query.match_landmarks(hashes, anchor, view.lookup, k, self.params.frames_per_second, seconds,
-                                      view.hours)
+        piles = query.match_landmarks(
+            hashes, anchor, view.lookup, k, self.params.frames_per_second, seconds, view.hours
+        )
         return [view.located(p, self.params.frames_per_second, seconds) for p in piles]

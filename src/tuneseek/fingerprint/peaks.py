@@ -36,7 +36,7 @@ class Peaks:
         return len(self.t)
 
     @staticmethod
-    def concatenate(parts: list["Peaks"]) -> "Peaks":
+    def concatenate(parts: list[Peaks]) -> Peaks:
         if not parts:
             return Peaks(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32), 0, 0)
         return Peaks(

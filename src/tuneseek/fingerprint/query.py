@@ -29,10 +29,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from tuneseek.fingerprint.hashes import Pairs, pair_peaks, quantise
-from tuneseek.identifier import Candidate
 from tuneseek.fingerprint.matcher import best_offsets
 from tuneseek.fingerprint.params import DEFAULT, FingerprintParams
 from tuneseek.fingerprint.peaks import Peaks, find_peaks
+from tuneseek.identifier import Candidate
 
 #: speed changes (pitch and tempo together) tried: -6 % .. +6 %
 SPEEDS = tuple(round(1 + d / 100, 2) for d in range(-6, 7) if d)
@@ -179,8 +179,9 @@ def clip_pairs(clip: np.ndarray, params: FingerprintParams = DEFAULT, shifts: in
     return pooled, peaks
 
 
-def clip_analyses(clip: np.ndarray, params: FingerprintParams = DEFAULT,
-                  shifts: int = SHIFTS) -> tuple[Pairs, Pairs, Peaks]:
+def clip_analyses(
+    clip: np.ndarray, params: FingerprintParams = DEFAULT, shifts: int = SHIFTS
+) -> tuple[Pairs, Pairs, Peaks]:
     """Peak pairs of a clip (at ``params.sr``), with the zone widened to allow for rescaling.
 
     The clip is analysed ``shifts`` times, each starting ``hop / shifts`` samples later,
@@ -227,12 +228,12 @@ def _vote(pairs: Pairs, lookup: Lookup, time_scale: float, freq_scale: float, pi
     # voting needs (a pile counts distinct hashes), at a fraction of the hits
     base = int(anchor.min(initial=0))
     key = np.unique((hashes.astype(np.int64) << 32) | (anchor - base))
-    return _vote_hashes((key >> 32).astype(np.uint32), (key & 0xFFFFFFFF) + base, lookup, piles, time_scale,
-                        freq_scale)
+    return _vote_hashes((key >> 32).astype(np.uint32), (key & 0xFFFFFFFF) + base, lookup, piles, time_scale, freq_scale)
 
 
-def _vote_hashes(hashes: np.ndarray, anchor: np.ndarray, lookup: Lookup, piles: int,
-                 time_scale: float = 1.0, freq_scale: float = 1.0) -> _Votes | None:
+def _vote_hashes(
+    hashes: np.ndarray, anchor: np.ndarray, lookup: Lookup, piles: int, time_scale: float = 1.0, freq_scale: float = 1.0
+) -> _Votes | None:
     """Hits of landmarks ``(hash, anchor frame)`` and their ``piles`` best per-track piles."""
     if len(hashes) == 0:
         return None
@@ -247,8 +248,15 @@ def _vote_hashes(hashes: np.ndarray, anchor: np.ndarray, lookup: Lookup, piles: 
     return _Votes(a, track, frame, found, anchor)
 
 
-def match_landmarks(hashes: np.ndarray, anchor: np.ndarray, lookup: Lookup, k: int, fps: float,
-                    seconds: float, library_hours: float = CALIBRATION_LIBRARY_HOURS) -> list[Pile]:
+def match_landmarks(
+    hashes: np.ndarray,
+    anchor: np.ndarray,
+    lookup: Lookup,
+    k: int,
+    fps: float,
+    seconds: float,
+    library_hours: float = CALIBRATION_LIBRARY_HOURS,
+) -> list[Pile]:
     """Verified matches of landmarks already hashed (a stretch of an indexed track), as found, best first.
 
     Only the plain hypothesis: this is how the library finds tracks that share audio
@@ -257,8 +265,11 @@ def match_landmarks(hashes: np.ndarray, anchor: np.ndarray, lookup: Lookup, k: i
     votes = _vote_hashes(hashes, anchor, lookup, 2 * k + 2)
     if votes is None:
         return []
-    judged = (_judged(_refine(votes, p, fps), 0, fps, seconds, library_hours)
-              for p in votes.piles if p.score >= STAGES[0].min_score)
+    judged = (
+        _judged(_refine(votes, p, fps), 0, fps, seconds, library_hours)
+        for p in votes.piles
+        if p.score >= STAGES[0].min_score
+    )
     return sorted((p for p in judged if p.confidence >= MIN_CONFIDENCE), key=lambda p: -p.score)[:k]
 
 
@@ -324,8 +335,9 @@ def _best_line(x: np.ndarray, y: np.ndarray, offset: float) -> tuple[float | Non
     return a, yc - a * xc
 
 
-def _quiet_lead_in(landmarks: np.ndarray, start: float, first: float, last: float, fps: float,
-                   audible: np.ndarray | None) -> float:
+def _quiet_lead_in(
+    landmarks: np.ndarray, start: float, first: float, last: float, fps: float, audible: np.ndarray | None
+) -> float:
     """Where the track's audio begins in the clip: at ``start`` (where the alignment puts the track's
     start, or the clip's) when the clip is quiet but audible from there to the ``first`` matching
     frame (a soft intro: few landmarks to match), else at ``first`` (something else plays there,
@@ -370,10 +382,18 @@ def _matched_span(frames: np.ndarray, fps: float) -> tuple[float, float, int]:
     return float(frames[inside].min()), float(frames[inside].max()), len(held)
 
 
-def search(pairs: Pairs, lookup: Lookup, k: int = 5, fps: float = DEFAULT.frames_per_second,
-           clip_seconds: float = 10.0, min_confidence: float | None = None, exhaustive: bool = False,
-           wide_pairs: Pairs | None = None, audible: np.ndarray | None = None,
-           library_hours: float = CALIBRATION_LIBRARY_HOURS) -> list[Pile]:
+def search(
+    pairs: Pairs,
+    lookup: Lookup,
+    k: int = 5,
+    fps: float = DEFAULT.frames_per_second,
+    clip_seconds: float = 10.0,
+    min_confidence: float | None = None,
+    exhaustive: bool = False,
+    wide_pairs: Pairs | None = None,
+    audible: np.ndarray | None = None,
+    library_hours: float = CALIBRATION_LIBRARY_HOURS,
+) -> list[Pile]:
     """Matches of up to ``k`` distinct tracks, best first; empty for "no match".
 
     Stages run in order until one yields a pile that passes verification (its
@@ -402,8 +422,7 @@ def search(pairs: Pairs, lookup: Lookup, k: int = 5, fps: float = DEFAULT.frames
                 continue
             for pile in votes.piles:
                 if pile.score >= stage.min_score and (pile.track not in best or pile.score > best[pile.track].score):
-                    best[pile.track] = _judged(_refine(votes, pile, fps, audible), g, fps, clip_seconds,
-                                               library_hours)
+                    best[pile.track] = _judged(_refine(votes, pile, fps, audible), g, fps, clip_seconds, library_hours)
             if not exhaustive and best and max(c.score for c in best.values()) >= stage.sure_score:
                 break
         if exhaustive:
@@ -420,8 +439,15 @@ def _judged(pile: Pile, stage: int, fps: float, clip_seconds: float, library_hou
     return replace(pile, stage=stage, confidence=confidence(pile, stage, fps, clip_seconds, library_hours))
 
 
-def _rescored(pairs: Pairs, lookup: Lookup, pile: Pile, fps: float, clip_seconds: float,
-              audible: np.ndarray | None, library_hours: float) -> Pile:
+def _rescored(
+    pairs: Pairs,
+    lookup: Lookup,
+    pile: Pile,
+    fps: float,
+    clip_seconds: float,
+    audible: np.ndarray | None,
+    library_hours: float,
+) -> Pile:
     """``pile`` re-scored at its refined time scale, as a speed change (pitch and tempo together) and,
     when it was found with the pitch kept, as a tempo change; the best explanation is kept.
 
@@ -458,16 +484,19 @@ def features(pile: Pile, fps: float, clip_seconds: float) -> np.ndarray:
     - the clip's length, on a log scale (a longer clip offers chance more hashes).
     """
     seconds = max(1.0, (pile.last - pile.first) / fps + 1.0)
-    return np.array([
-        np.log(max(pile.score, 1)),
-        np.log(max(pile.score, 1) / seconds),
-        min(1.0, pile.covered / np.ceil(seconds)),
-        np.log(max(clip_seconds, 1.0)),
-    ])
+    return np.array(
+        [
+            np.log(max(pile.score, 1)),
+            np.log(max(pile.score, 1) / seconds),
+            min(1.0, pile.covered / np.ceil(seconds)),
+            np.log(max(clip_seconds, 1.0)),
+        ]
+    )
 
 
-def confidence(pile: Pile, stage: int, fps: float, clip_seconds: float,
-               library_hours: float = CALIBRATION_LIBRARY_HOURS) -> float:
+def confidence(
+    pile: Pile, stage: int, fps: float, clip_seconds: float, library_hours: float = CALIBRATION_LIBRARY_HOURS
+) -> float:
     """Estimated probability that ``pile`` is a true match: a logistic model of its :func:`features`.
 
     The weights were fitted on the plain hypothesis's piles of clips of half the

@@ -100,25 +100,36 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ModelError(f"not valid JSON: {e}", path) from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise ModelError(f"not a tuneseek checkpoint config (no \"format\": \"{FORMAT}\")", path)
+        raise ModelError(f'not a tuneseek checkpoint config (no "format": "{FORMAT}")', path)
     version = config.get("format_version")
     if version != FORMAT_VERSION:
         raise ModelError(f"checkpoint format version {version!r}; this tuneseek reads version {FORMAT_VERSION}", path)
     return config
 
 
-def _check_fit(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], architecture: str, path: Path) -> None:
+def _check_fit(
+    state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], architecture: str, path: Path
+) -> None:
     """Raise a :class:`ModelError` naming the first tensor of ``state`` that ``expected`` does not match."""
     for name, want in expected.items():
         if name not in state:
-            raise ModelError(f"weights do not fit architecture {architecture!r}: tensor {name!r} {tuple(want.shape)} is missing", path)
+            raise ModelError(
+                f"weights do not fit architecture {architecture!r}: tensor {name!r} {tuple(want.shape)} is missing",
+                path,
+            )
         if state[name].shape != want.shape:
-            raise ModelError(f"weights do not fit architecture {architecture!r}: tensor {name!r} has shape "
-                             f"{tuple(state[name].shape)}, the architecture expects {tuple(want.shape)}", path)
+            raise ModelError(
+                f"weights do not fit architecture {architecture!r}: tensor {name!r} has shape "
+                f"{tuple(state[name].shape)}, the architecture expects {tuple(want.shape)}",
+                path,
+            )
     unexpected = [name for name in state if name not in expected]
     if unexpected:
-        raise ModelError(f"weights do not fit architecture {architecture!r}: unexpected tensor {unexpected[0]!r} "
-                         f"{tuple(state[unexpected[0]].shape)}", path)
+        raise ModelError(
+            f"weights do not fit architecture {architecture!r}: unexpected tensor {unexpected[0]!r} "
+            f"{tuple(state[unexpected[0]].shape)}",
+            path,
+        )
 
 
 def load(folder: str | Path) -> tuple[MelModel | TextAudioModel, dict[str, Any]]:

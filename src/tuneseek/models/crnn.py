@@ -78,7 +78,9 @@ class CRNN(MelModel):
         spec = CRNN_SPEC if spec is None else spec
         channels = [int(c) for c in channels]
         if len(channels) != len(CRNN_POOLS):
-            raise UsageError(f"crnn has {len(CRNN_POOLS)} convolution blocks: give {len(CRNN_POOLS)} channel counts, got {channels}")
+            raise UsageError(
+                f"crnn has {len(CRNN_POOLS)} convolution blocks: give {len(CRNN_POOLS)} channel counts, got {channels}"
+            )
         if summary not in SUMMARIES:
             raise UsageError(f"unknown crnn summary {summary!r}; known: {', '.join(SUMMARIES)}")
         bands = spec.n_mels
@@ -86,20 +88,38 @@ class CRNN(MelModel):
             bands //= pool
         if bands < 1:
             raise UsageError(f"crnn needs at least 8 mel bands, got {spec.n_mels}")
-        super().__init__(spec, window_seconds, {
-            "n_outputs": n_outputs, "channels": channels, "hidden": hidden, "rnn_layers": rnn_layers,
-            "bidirectional": bidirectional, "summary": summary, "conv_dropout": conv_dropout, "dropout": dropout,
-        })
+        super().__init__(
+            spec,
+            window_seconds,
+            {
+                "n_outputs": n_outputs,
+                "channels": channels,
+                "hidden": hidden,
+                "rnn_layers": rnn_layers,
+                "bidirectional": bidirectional,
+                "summary": summary,
+                "conv_dropout": conv_dropout,
+                "dropout": dropout,
+            },
+        )
         self.n_outputs = n_outputs
         self.summary = summary
         self.embedding_dim = hidden * (2 if bidirectional else 1)
         self.input_bn = nn.BatchNorm1d(spec.n_mels)
-        self.blocks = nn.Sequential(*(
-            _ConvBlock(c_in, c_out, pool, conv_dropout)
-            for c_in, c_out, pool in zip([1] + channels[:-1], channels, CRNN_POOLS)
-        ))
-        self.rnn = nn.LSTM(channels[-1] * bands, hidden, num_layers=rnn_layers, batch_first=True,
-                           bidirectional=bidirectional, dropout=dropout if rnn_layers > 1 else 0.0)
+        self.blocks = nn.Sequential(
+            *(
+                _ConvBlock(c_in, c_out, pool, conv_dropout)
+                for c_in, c_out, pool in zip([1] + channels[:-1], channels, CRNN_POOLS)
+            )
+        )
+        self.rnn = nn.LSTM(
+            channels[-1] * bands,
+            hidden,
+            num_layers=rnn_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if rnn_layers > 1 else 0.0,
+        )
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(self.embedding_dim, n_outputs)
 

@@ -89,7 +89,9 @@ class FCN(MelModel):
     ):
         spec = FCN_SPEC if spec is None else spec
         channels = [int(c) for c in channels]
-        super().__init__(spec, window_seconds, {"n_outputs": n_outputs, "channels": channels, "width": width, "dropout": dropout})
+        super().__init__(
+            spec, window_seconds, {"n_outputs": n_outputs, "channels": channels, "width": width, "dropout": dropout}
+        )
         sizes = [max(1, round(c * width)) for c in channels]
         freq_pools = pool_sizes(spec.n_mels, len(sizes))
         time_pools = pool_sizes(spec.frames(window_seconds), len(sizes))

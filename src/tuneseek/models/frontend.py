@@ -73,7 +73,9 @@ class MelSpec:
         nyquist = self.sample_rate / 2
         top = nyquist if self.fmax is None else self.fmax
         if not 0 <= self.fmin < top <= nyquist:
-            raise UsageError(f"mel band limits must satisfy 0 <= fmin < fmax <= sample_rate / 2 = {nyquist:g}, got fmin={self.fmin}, fmax={self.fmax}")
+            raise UsageError(
+                f"mel band limits must satisfy 0 <= fmin < fmax <= sample_rate / 2 = {nyquist:g}, got fmin={self.fmin}, fmax={self.fmax}"
+            )
         if self.log not in LOG_MODES:
             raise UsageError(f"unknown log compression {self.log!r}; known: {', '.join(LOG_MODES)}")
         if self.pad_mode not in PAD_MODES:
@@ -89,7 +91,9 @@ class MelSpec:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise UsageError(f"unknown mel spectrogram settings: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise UsageError(
+                f"unknown mel spectrogram settings: {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         return cls(**d)
 
     def samples(self, seconds: float) -> int:
@@ -123,8 +127,15 @@ class LogMel(nn.Module):
             raise ValueError(f"LogMel expects audio (batch, samples), got shape {tuple(audio.shape)}")
         s = self.spec
         with torch.autocast(device_type=audio.device.type, enabled=False):
-            stft = torch.stft(audio.float(), s.n_fft, hop_length=s.hop, window=self.window, center=True,
-                              pad_mode=s.pad_mode, return_complex=True)
+            stft = torch.stft(
+                audio.float(),
+                s.n_fft,
+                hop_length=s.hop,
+                window=self.window,
+                center=True,
+                pad_mode=s.pad_mode,
+                return_complex=True,
+            )
             power = stft.real.square() + stft.imag.square()  # (batch, n_fft // 2 + 1, frames)
             mel = torch.matmul(self.filterbank, power)
             if s.log == "db":
@@ -160,8 +171,10 @@ class MelModel(nn.Module):
             return self.logmel(x)
         if x.dim() == 3 and x.shape[1] == self.spec.n_mels:
             return x
-        raise ValueError(f"{self.architecture} expects audio (batch, samples) or log-mel (batch, {self.spec.n_mels}, frames), "
-                         f"got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{self.architecture} expects audio (batch, samples) or log-mel (batch, {self.spec.n_mels}, frames), "
+            f"got shape {tuple(x.shape)}"
+        )
 
     def config(self) -> dict[str, Any]:
         """Everything needed to rebuild this model (see :func:`tuneseek.models.registry.build`)."""

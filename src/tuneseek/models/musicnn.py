@@ -230,8 +230,14 @@ class Musicnn(nn.Module):
             chunk = max(1, _GEMM_ROWS // positions)
             for q0 in range(0, B * (T + 6) - 6, chunk):
                 n = min(chunk, B * (T + 6) - 6 - q0)
-                cols = seq[q0 : q0 + n + kt - 1].as_strided((n, positions, kt, kf), (n_mels, 1, n_mels, 1), seq.storage_offset() + q0 * n_mels)
-                torch.amax((cols.reshape(n * positions, kt * kf) @ weight).view(n, positions, -1), dim=1, out=pooled[q0 : q0 + n])
+                cols = seq[q0 : q0 + n + kt - 1].as_strided(
+                    (n, positions, kt, kf), (n_mels, 1, n_mels, 1), seq.storage_offset() + q0 * n_mels
+                )
+                torch.amax(
+                    (cols.reshape(n * positions, kt * kf) @ weight).view(n, positions, -1),
+                    dim=1,
+                    out=pooled[q0 : q0 + n],
+                )
             c = weight.shape[1]
             out[:, :, col : col + c] = post(pooled.view(B, T + 6, c)[:, :T].float())
             col += c
@@ -240,7 +246,9 @@ class Musicnn(nn.Module):
         kmax = blocks[0].conv.kernel_size[0]
         before = blocks[0].pad[2]
         span = T + kmax - 1
-        seq_t = F.pad(xb, (0, 0, before, kmax - 1 - before)).reshape(B * span, n_mels).t().to(g).contiguous()  # (n_mels, B*span)
+        seq_t = (
+            F.pad(xb, (0, 0, before, kmax - 1 - before)).reshape(B * span, n_mels).t().to(g).contiguous()
+        )  # (n_mels, B*span)
         prepared = []
         for block in blocks:
             k = block.conv.kernel_size[0]
@@ -256,7 +264,9 @@ class Musicnn(nn.Module):
                 start = seq_t.storage_offset() + b * span + t0
                 cols = seq_t.as_strided((n_mels, n, kmax), (stride, 1, 1), start).reshape(n_mels * n, kmax)
                 for (offset, k, weight, _), pooled in zip(prepared, pooled_t):
-                    torch.amax((cols[:, offset : offset + k] @ weight).view(n_mels, n, -1), dim=0, out=pooled[b, t0 : t0 + n])
+                    torch.amax(
+                        (cols[:, offset : offset + k] @ weight).view(n_mels, n, -1), dim=0, out=pooled[b, t0 : t0 + n]
+                    )
         for (_, _, weight, post), pooled in zip(prepared, pooled_t):
             c = weight.shape[1]
             out[:, :, col : col + c] = post(pooled.float())
@@ -285,7 +295,9 @@ class Musicnn(nn.Module):
         ``reference=True`` takes the layer-by-layer front end (:meth:`frontend_reference`).
         """
         if x.dim() != 3 or x.shape[2] != self.n_mels or x.shape[1] < 1 or x.shape[0] < 1:
-            raise ValueError(f"musicnn expects log-mel patches (batch >= 1, frames >= 1, {self.n_mels}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"musicnn expects log-mel patches (batch >= 1, frames >= 1, {self.n_mels}), got {tuple(x.shape)}"
+            )
         x = x.contiguous()
         front = self.frontend_reference(x) if reference else self.frontend(x)
         return self.backend(self.midend(front))

@@ -65,7 +65,9 @@ class ResNet18(MelModel):
         stem_pool: bool = True,
     ):
         spec = RESNET_SPEC if spec is None else spec
-        super().__init__(spec, window_seconds, {"dim": dim, "width": width, "stem_stride": stem_stride, "stem_pool": stem_pool})
+        super().__init__(
+            spec, window_seconds, {"dim": dim, "width": width, "stem_stride": stem_stride, "stem_pool": stem_pool}
+        )
         widths = [max(1, round(c * width)) for c in STAGE_CHANNELS]
         self.embedding_dim = dim
         self.input_bn = nn.BatchNorm2d(1)

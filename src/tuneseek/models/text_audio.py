@@ -108,4 +108,3 @@ class TextAudioModel(nn.Module):
     def config(self) -> dict[str, Any]:
         """What rebuilds this model (see :func:`tuneseek.models.registry.build`)."""
         return {"architecture": self.architecture, "kwargs": dict(self._kwargs)}
-

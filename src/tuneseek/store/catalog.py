@@ -85,6 +85,7 @@ CREATE TABLE IF NOT EXISTS space_sums (  -- what scoring a space needs, kept wit
 #: A table the first catalogue format lacked: its absence means the schema needs upgrading.
 _NEWEST_TABLE = "space_sums"
 
+
 @dataclass(frozen=True)
 class Track(FileFacts):
     """A track of the library, as the catalogue knows it: its file's facts and where it lies in the index."""
@@ -161,13 +162,15 @@ class Catalog:
         self._local = threading.local()
 
     def _has_table(self, name: str) -> bool:
-        return self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
+        return (
+            self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
+        )
 
-    def transaction(self) -> "_Transaction":
+    def transaction(self) -> _Transaction:
         """A write transaction (takes SQLite's write lock at once)."""
         return _Transaction(self.db, "BEGIN IMMEDIATE")
 
-    def snapshot(self) -> "_Transaction":
+    def snapshot(self) -> _Transaction:
         """A read transaction: several reads that see one committed state."""
         return _Transaction(self.db, "BEGIN")
 
@@ -210,13 +213,16 @@ class Catalog:
 
     def place_track(self, track_id: int, base_frame: int, n_frames: int, n_landmarks: int) -> None:
         """Where a track's landmarks lie on the global frame axis (from :meth:`next_base_frame`)."""
-        self.db.execute("UPDATE tracks SET base_frame=?, n_frames=?, n_landmarks=? WHERE id=?",
-                        (base_frame, n_frames, n_landmarks, track_id))
+        self.db.execute(
+            "UPDATE tracks SET base_frame=?, n_frames=?, n_landmarks=? WHERE id=?",
+            (base_frame, n_frames, n_landmarks, track_id),
+        )
 
     def reserve_frames(self, end: int) -> None:
         """Frames below ``end`` are taken: :meth:`next_base_frame` answers at least ``end`` from now on."""
-        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('next_base_frame', ?)",
-                        (str(max(self.next_base_frame(), end)),))
+        self.db.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('next_base_frame', ?)", (str(max(self.next_base_frame(), end)),)
+        )
 
     def delete_track(self, track_id: int) -> None:
         """Delete a track with its tags, vectors and versions; call inside a transaction."""
@@ -232,9 +238,7 @@ class Catalog:
 
     # -- extractor versions ---------------------------------------------------
     def set_extractor(self, track_id: int, name: str, version: str) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO extractors VALUES (?, ?, ?, ?)", (track_id, name, version, time.time())
-        )
+        self.db.execute("INSERT OR REPLACE INTO extractors VALUES (?, ?, ?, ?)", (track_id, name, version, time.time()))
 
     def extractors(self, track_id: int | None = None) -> dict[int, dict[str, str]]:
         """``{track id: {extractor: version}}`` for one track or (``None``) for all."""
@@ -274,7 +278,9 @@ class Catalog:
 
     def all_tags(self, vocabulary: str) -> tuple[np.ndarray, np.ndarray]:
         """``(track ids (n,), probabilities (n, labels))`` of every track tagged in ``vocabulary``."""
-        rows = self.db.execute("SELECT track_id, probs FROM tags WHERE vocabulary=? ORDER BY track_id", (vocabulary,)).fetchall()
+        rows = self.db.execute(
+            "SELECT track_id, probs FROM tags WHERE vocabulary=? ORDER BY track_id", (vocabulary,)
+        ).fetchall()
         ids = np.array([r[0] for r in rows], np.int64)
         probs = np.stack([np.frombuffer(r[1], "<f4") for r in rows]) if rows else np.zeros((0, 0), np.float32)
         return ids, probs
@@ -290,8 +296,9 @@ class Catalog:
     def count_embedded(self, space: str) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM embeddings WHERE space=?", (space,)).fetchone()[0])
 
-    def set_embedding(self, track_id: int, space: str, window: float, hop: float,
-                      track_vector: np.ndarray, segments: np.ndarray) -> None:
+    def set_embedding(
+        self, track_id: int, space: str, window: float, hop: float, track_vector: np.ndarray, segments: np.ndarray
+    ) -> None:
         """Store a track's vector and its segment vectors (kept as float16: half the size, cosines within 1e-3),
         and keep the space's sums (:meth:`space_mean`) in step; call inside a transaction."""
         dim = len(track_vector)
@@ -300,8 +307,15 @@ class Catalog:
         self._add_to_sums(space, track_id, -1)
         self.db.execute(
             "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (track_id, space, dim, window, hop, np.asarray(track_vector, "<f4").tobytes(),
-             np.ascontiguousarray(segments, "<f2").tobytes()),
+            (
+                track_id,
+                space,
+                dim,
+                window,
+                hop,
+                np.asarray(track_vector, "<f4").tobytes(),
+                np.ascontiguousarray(segments, "<f2").tobytes(),
+            ),
         )
         self._add_to_sums(space, track_id, +1)
 
@@ -321,8 +335,10 @@ class Catalog:
             row = self.db.execute("SELECT n, total FROM space_sums WHERE space=? AND kind=?", (space, kind)).fetchone()
             n, total = (row[0], np.frombuffer(row[1], "<f8")) if row else (0, np.zeros(vectors.shape[1]))
             total = total + sign * vectors.astype(np.float64).sum(axis=0)
-            self.db.execute("INSERT OR REPLACE INTO space_sums VALUES (?, ?, ?, ?)",
-                            (space, kind, n + sign * len(vectors), total.astype("<f8").tobytes()))
+            self.db.execute(
+                "INSERT OR REPLACE INTO space_sums VALUES (?, ?, ?, ?)",
+                (space, kind, n + sign * len(vectors), total.astype("<f8").tobytes()),
+            )
 
     def _backfill_space_sums(self) -> None:
         """Sum the vectors of a library made before the sums were kept (once, when the table appears)."""
@@ -344,7 +360,11 @@ class Catalog:
             sql, args = sql + " AND track_id=?", (space, track_id)
         rows = self.db.execute(sql + " ORDER BY track_id", args)
         for tid, dim, window, hop, vec, segs in rows if track_id is None else rows.fetchall():
-            seg = np.frombuffer(segs, "<f2").reshape(-1, dim).astype(np.float32) if segs is not None else np.zeros((0, dim), np.float32)
+            seg = (
+                np.frombuffer(segs, "<f2").reshape(-1, dim).astype(np.float32)
+                if segs is not None
+                else np.zeros((0, dim), np.float32)
+            )
             yield Embedded(tid, window, hop, np.frombuffer(vec, "<f4"), seg)
 
     # -- segments ------------------------------------------------------------
@@ -384,6 +404,8 @@ class _Transaction:
             self.db.execute("ROLLBACK")
             return
         if self.begin == "BEGIN IMMEDIATE":
-            self.db.execute("INSERT INTO meta VALUES ('generation', 1) "
-                            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+            self.db.execute(
+                "INSERT INTO meta VALUES ('generation', 1) "
+                "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+            )
         self.db.execute("COMMIT")

@@ -56,8 +56,9 @@ class VectorStore(Protocol):
     def delete(self, ids: np.ndarray) -> None:
         """Forget the vectors of ``ids`` (ids it does not hold are ignored)."""
 
-    def search(self, queries: np.ndarray, k: int = 10, *, exclude: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int = 10, *, exclude: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` most similar ids per query row: ``(scores (n, k), ids (n, k))``, best first; missing ids are -1."""
 
 
@@ -110,8 +111,9 @@ class FaissStore:
             self._index = index
         return self._index
 
-    def search(self, queries: np.ndarray, k: int = 10, *, exclude: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int = 10, *, exclude: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` most similar ids per query row: ``(scores (n, k), ids (n, k))``, best first.
 
         ``exclude`` ids (a query track itself) never appear; missing results are id -1.

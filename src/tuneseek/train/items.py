@@ -57,8 +57,15 @@ def _decode_into_cache(args: tuple[Item, int, Path]) -> str | None:
     return None
 
 
-def prepare(items: Sequence[Item], *, sample_rate: int, cache: Path, workers: int = 1,
-            executor: Executor | None = None, progress: Callable[[int], None] | None = None) -> list[tuple[Item, str]]:
+def prepare(
+    items: Sequence[Item],
+    *,
+    sample_rate: int,
+    cache: Path,
+    workers: int = 1,
+    executor: Executor | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[tuple[Item, str]]:
     """Decode every item that is read as audio (it has no precomputed features) at ``sample_rate`` into
     ``cache``; returns ``(item, reason)`` for those that failed. ``workers`` processes decode (see
     :func:`tuneseek.processes.in_order`), or ``executor``; ``progress(1)`` is called per item."""
@@ -74,8 +81,15 @@ def prepare(items: Sequence[Item], *, sample_rate: int, cache: Path, workers: in
     return failed
 
 
-def usable(items: Sequence[Item], targets: np.ndarray | None, *, sample_rate: int, cache: Path, workers: int = 1,
-           executor: Executor | None = None) -> tuple[list[Item], np.ndarray | None, list[tuple[Item, str]]]:
+def usable(
+    items: Sequence[Item],
+    targets: np.ndarray | None,
+    *,
+    sample_rate: int,
+    cache: Path,
+    workers: int = 1,
+    executor: Executor | None = None,
+) -> tuple[list[Item], np.ndarray | None, list[tuple[Item, str]]]:
     """:func:`prepare` ``items``, then keep those that can be read: ``(items, their targets, failures)``."""
     failed = prepare(items, sample_rate=sample_rate, cache=cache, workers=workers, executor=executor)
     bad = {id(item) for item, _ in failed}
@@ -117,8 +131,17 @@ class Excerpts(torch.utils.data.Dataset):
     windows of one item, for evaluation.
     """
 
-    def __init__(self, items: Sequence[Item], targets: np.ndarray | None, *, spec: MelSpec, window_seconds: float,
-                 cache: Path | None, train: bool = False, augment: Augment | None = None):
+    def __init__(
+        self,
+        items: Sequence[Item],
+        targets: np.ndarray | None,
+        *,
+        spec: MelSpec,
+        window_seconds: float,
+        cache: Path | None,
+        train: bool = False,
+        augment: Augment | None = None,
+    ):
         self.items = list(items)
         self.targets = targets
         self.spec = spec
@@ -148,7 +171,9 @@ class Excerpts(torch.utils.data.Dataset):
         n = self.n_frames if x.ndim == 2 else self.n_samples
         return np.stack([_as_float(fit_window(x, n, s)) for s in window_starts(x.shape[-1], n, count=count)])
 
-    def random_window(self, i: int, rng: np.random.Generator, near: int | None = None, spread: int = 0) -> tuple[np.ndarray, int]:
+    def random_window(
+        self, i: int, rng: np.random.Generator, near: int | None = None, spread: int = 0
+    ) -> tuple[np.ndarray, int]:
         """A random window of item ``i`` (augmented when training) and its start; with ``near``,
         one starting within ``spread`` samples (or frames) of that start."""
         x = self.source(i)
@@ -178,10 +203,20 @@ class Triplets(Excerpts):
     triplets are drawn from a generator seeded by the index, so they are the same every epoch.
     """
 
-    def __init__(self, items: Sequence[Item], *, spec: MelSpec, window_seconds: float, cache: Path | None,
-                 train: bool = False, augment: Augment | None = None, neighbourhood_seconds: float = 10.0):
-        super().__init__(items, None, spec=spec, window_seconds=window_seconds, cache=cache, train=train,
-                         augment=augment)
+    def __init__(
+        self,
+        items: Sequence[Item],
+        *,
+        spec: MelSpec,
+        window_seconds: float,
+        cache: Path | None,
+        train: bool = False,
+        augment: Augment | None = None,
+        neighbourhood_seconds: float = 10.0,
+    ):
+        super().__init__(
+            items, None, spec=spec, window_seconds=window_seconds, cache=cache, train=train, augment=augment
+        )
         self.groups = np.array([it.group or it.key for it in self.items])
         if len(set(self.groups.tolist())) < 2:
             raise TuneseekError("triplets need items of at least two tracks (distant patches come from another one)")

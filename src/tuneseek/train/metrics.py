@@ -80,8 +80,15 @@ def classification(y_true: np.ndarray, y_score: np.ndarray, *, labels: Sequence[
     }
 
 
-def embedding(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, *,
-              labels: Sequence[str], k: int = 5) -> dict:
+def embedding(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    *,
+    labels: Sequence[str],
+    k: int = 5,
+) -> dict:
     """How well vectors that were learnt without labels separate the classes of a labelled set.
 
     Three views, the usual ones for self-supervised embeddings:
@@ -131,8 +138,11 @@ def embedding(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test
     k_used = precision = chance = None
     if len(queries):
         k_used = int(min(k, same_class[queries].min()))
-        found = NearestNeighbors(n_neighbors=k_used + 1, metric="cosine").fit(test_x).kneighbors(
-            test_x[queries], return_distance=False)
+        found = (
+            NearestNeighbors(n_neighbors=k_used + 1, metric="cosine")
+            .fit(test_x)
+            .kneighbors(test_x[queries], return_distance=False)
+        )
         others = found != queries[:, None]
         others[others.all(axis=1), -1] = False  # the query itself tied out of its k+1: drop the farthest instead
         neighbours = found[others].reshape(len(queries), k_used)
@@ -189,7 +199,7 @@ def retrieval(scores: np.ndarray, relevant: np.ndarray) -> dict[str, float]:
         raise ValueError("every query needs scores for every item and one match at least")
     firsts, aps = [], []
     for at in range(0, len(scores), _QUERY_CHUNK):
-        s, r = scores[at:at + _QUERY_CHUNK], relevant[at:at + _QUERY_CHUNK]
+        s, r = scores[at : at + _QUERY_CHUNK], relevant[at : at + _QUERY_CHUNK]
         order = np.lexsort((r, -s), axis=1)  # best first; among equal scores, non-matches first
         hits = np.take_along_axis(r, order, axis=1)
         firsts.append(hits.argmax(axis=1) + 1)
@@ -198,8 +208,9 @@ def retrieval(scores: np.ndarray, relevant: np.ndarray) -> dict[str, float]:
         aps.append((precision * top).sum(axis=1) / np.minimum(r.sum(axis=1), MAP_AT))
     first, ap = np.concatenate(firsts), np.concatenate(aps)
     out = {f"R@{k}": float((first <= k).mean()) for k in KS}
-    out.update({f"mAP@{MAP_AT}": float(ap.mean()), "median_rank": float(np.median(first)),
-                "MRR": float((1.0 / first).mean())})
+    out.update(
+        {f"mAP@{MAP_AT}": float(ap.mean()), "median_rank": float(np.median(first)), "MRR": float((1.0 / first).mean())}
+    )
     return out
 
 

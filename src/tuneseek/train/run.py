@@ -106,8 +106,9 @@ def _model_config(s: TrainSettings, ds: Dataset) -> dict:
     if ds.features is not None:  # precomputed mels: the model's front end must compute exactly these from audio
         f = ds.features
         base = registry.create(arch, **kwargs).spec
-        kwargs["spec"] = MelSpec(**{**base.to_dict(), "sample_rate": f.sample_rate, "n_fft": f.n_fft, "hop": f.hop,
-                                    "n_mels": f.n_mels})
+        kwargs["spec"] = MelSpec(
+            **{**base.to_dict(), "sample_rate": f.sample_rate, "n_fft": f.n_fft, "hop": f.hop, "n_mels": f.n_mels}
+        )
     return registry.create(arch, **kwargs).config()
 
 
@@ -152,9 +153,14 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
     splits, targets, left_out = {}, {}, []
     for name in ("train", "valid"):
         labels = None if s.kind == "triplet" else ds.targets(name)
-        splits[name], targets[name], failed = it.usable(ds.splits[name], labels, sample_rate=spec.sample_rate,
-                                                        cache=cache, workers=max(1, s.loader_workers),
-                                                        executor=executor)
+        splits[name], targets[name], failed = it.usable(
+            ds.splits[name],
+            labels,
+            sample_rate=spec.sample_rate,
+            cache=cache,
+            workers=max(1, s.loader_workers),
+            executor=executor,
+        )
         left_out += [(str(item.path), reason) for item, reason in failed]
     for path, reason in left_out:
         say(f"left out {path}: {reason}")
@@ -166,39 +172,82 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
 
     augment = Augment() if s.augment else Augment.none()
     if s.kind == "triplet":
-        train_set = it.Triplets(splits["train"], spec=spec, window_seconds=window, cache=cache, train=True,
-                                augment=augment, neighbourhood_seconds=s.neighbourhood)
+        train_set = it.Triplets(
+            splits["train"],
+            spec=spec,
+            window_seconds=window,
+            cache=cache,
+            train=True,
+            augment=augment,
+            neighbourhood_seconds=s.neighbourhood,
+        )
         held_out = splits["valid"]
-        if len({i.group or i.key for i in held_out}) < 2:  # distant patches need a second track: borrow the test split's
-            held_out = held_out + it.usable(ds.splits["test"], None, sample_rate=spec.sample_rate, cache=cache,
-                                            workers=max(1, s.loader_workers), executor=executor)[0]
+        if (
+            len({i.group or i.key for i in held_out}) < 2
+        ):  # distant patches need a second track: borrow the test split's
+            held_out = (
+                held_out
+                + it.usable(
+                    ds.splits["test"],
+                    None,
+                    sample_rate=spec.sample_rate,
+                    cache=cache,
+                    workers=max(1, s.loader_workers),
+                    executor=executor,
+                )[0]
+            )
         if len({i.group or i.key for i in held_out}) < 2:
-            raise UsageError("validation triplets need held-out audio of two tracks at least; the valid and test "
-                             "splits together have fewer (add music, or change the split with --data-option seed=N)")
-        valid_set = it.Triplets(held_out, spec=spec, window_seconds=window, cache=cache,
-                                neighbourhood_seconds=s.neighbourhood)
+            raise UsageError(
+                "validation triplets need held-out audio of two tracks at least; the valid and test "
+                "splits together have fewer (add music, or change the split with --data-option seed=N)"
+            )
+        valid_set = it.Triplets(
+            held_out, spec=spec, window_seconds=window, cache=cache, neighbourhood_seconds=s.neighbourhood
+        )
         task = TripletTask(config, lr=s.lr, weight_decay=s.weight_decay, patience=s.patience)
         task_name = "triplet"
     else:
         train_targets = targets["train"]
-        train_set = it.Excerpts(splits["train"], train_targets, spec=spec, window_seconds=window, cache=cache,
-                                train=True, augment=augment)
+        train_set = it.Excerpts(
+            splits["train"], train_targets, spec=spec, window_seconds=window, cache=cache, train=True, augment=augment
+        )
         valid_set = it.Excerpts(splits["valid"], targets["valid"], spec=spec, window_seconds=window, cache=cache)
         use_pw = s.pos_weight if s.pos_weight is not None else s.kind == "genre"
         pos_weight = _pos_weight(train_targets) if ds.task == "multi-label" and use_pw else None
-        task = ClassifierTask(config, ds.task, list(ds.labels), lr=s.lr, weight_decay=s.weight_decay,
-                              patience=s.patience, pos_weight=pos_weight)
+        task = ClassifierTask(
+            config,
+            ds.task,
+            list(ds.labels),
+            lr=s.lr,
+            weight_decay=s.weight_decay,
+            patience=s.patience,
+            pos_weight=pos_weight,
+        )
         task_name = ds.task
     monitor = MONITOR[task_name]
 
-    loader = dict(batch_size=s.batch_size, num_workers=s.loader_workers, persistent_workers=s.loader_workers > 0,
-                  multiprocessing_context=context)
-    train_loader = torch.utils.data.DataLoader(train_set, shuffle=True, drop_last=len(train_set) > s.batch_size, **loader)
+    loader = dict(
+        batch_size=s.batch_size,
+        num_workers=s.loader_workers,
+        persistent_workers=s.loader_workers > 0,
+        multiprocessing_context=context,
+    )
+    train_loader = torch.utils.data.DataLoader(
+        train_set, shuffle=True, drop_last=len(train_set) > s.batch_size, **loader
+    )
     valid_loader = torch.utils.data.DataLoader(valid_set, shuffle=False, **loader)
 
-    trainer, best = make_trainer(out, monitor, epochs=s.epochs, device=s.device, devices=s.devices,
-                                 patience=s.patience, tensorboard=s.tensorboard, steps_per_epoch=len(train_loader),
-                                 say=say)
+    trainer, best = make_trainer(
+        out,
+        monitor,
+        epochs=s.epochs,
+        device=s.device,
+        devices=s.devices,
+        patience=s.patience,
+        tensorboard=s.tensorboard,
+        steps_per_epoch=len(train_loader),
+        say=say,
+    )
     trainer.fit(task, train_loader, valid_loader, ckpt_path=str(out / "lightning" / "last.ckpt") if s.resume else None)
     if not trainer.is_global_zero:
         return {}
@@ -221,16 +270,25 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
     extra = {
         "labels": list(ds.labels),
         "task": task_name,
-        "data": {"spec": s.data, "options": s.data_options,
-                 "features": ds.features.to_dict() if ds.features else None},
+        "data": {"spec": s.data, "options": s.data_options, "features": ds.features.to_dict() if ds.features else None},
         "training": {k: summary[k] for k in ("epochs_run", "monitor", "best", "best_epoch")},
     }
     export_run(out, trained.model, extra=extra, summary=summary, per_epoch=per_epoch, monitor=monitor)
     return summary
 
 
-def make_trainer(out: Path, monitor: str, *, epochs: int, device: str, devices: int, patience: int,
-                 tensorboard: bool, steps_per_epoch: int, say=print):
+def make_trainer(
+    out: Path,
+    monitor: str,
+    *,
+    epochs: int,
+    device: str,
+    devices: int,
+    patience: int,
+    tensorboard: bool,
+    steps_per_epoch: int,
+    say=print,
+):
     """``(trainer, best)``: a seeded-run Lightning trainer writing into ``out``, and its checkpoint callback.
 
     CSV logs in ``out/logs/run-N`` (one folder per start or resume; TensorBoard beside them when
@@ -251,14 +309,29 @@ def make_trainer(out: Path, monitor: str, *, epochs: int, device: str, devices: 
             loggers.append(TensorBoardLogger(out, name="tensorboard"))
         except ModuleNotFoundError:
             say("TensorBoard is not installed (pip install tensorboard): CSV logs only")
-    best = ModelCheckpoint(dirpath=out / "lightning", filename="best", monitor=monitor, mode="max", save_last=True,
-                           enable_version_counter=False)
+    best = ModelCheckpoint(
+        dirpath=out / "lightning",
+        filename="best",
+        monitor=monitor,
+        mode="max",
+        save_last=True,
+        enable_version_counter=False,
+    )
     trainer = L.Trainer(
-        max_epochs=epochs, accelerator=device, devices=devices,
-        strategy="ddp" if devices > 1 else "auto", deterministic=True, logger=loggers,
-        callbacks=[best, EarlyStopping(monitor=monitor, mode="max", patience=patience),
-                   LearningRateMonitor(logging_interval="epoch")],
-        enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False, num_sanity_val_steps=0,
+        max_epochs=epochs,
+        accelerator=device,
+        devices=devices,
+        strategy="ddp" if devices > 1 else "auto",
+        deterministic=True,
+        logger=loggers,
+        callbacks=[
+            best,
+            EarlyStopping(monitor=monitor, mode="max", patience=patience),
+            LearningRateMonitor(logging_interval="epoch"),
+        ],
+        enable_progress_bar=sys.stderr.isatty(),
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
         log_every_n_steps=max(1, min(50, steps_per_epoch)),
     )
     return trainer, best
@@ -274,8 +347,9 @@ def epoch_metrics(out: Path) -> dict[str, dict[int, float]]:
     return plots.read_epoch_metrics(sorted((out / "logs").glob("run-*/metrics.csv")))
 
 
-def export_run(out: Path, model, *, extra: dict, summary: dict, per_epoch: dict[str, dict[int, float]],
-               monitor: str) -> None:
+def export_run(
+    out: Path, model, *, extra: dict, summary: dict, per_epoch: dict[str, dict[int, float]], monitor: str
+) -> None:
     """Make ``out`` a model folder: the checkpoint (``model`` with ``extra`` in its config),
     ``summary.json`` and ``training-curves.png``."""
     checkpoint.save(out, model, extra=extra)

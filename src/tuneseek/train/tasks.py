@@ -33,8 +33,9 @@ class _Task(L.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5,
-                                                             patience=max(1, self.hparams.patience // 2))
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="max", factor=0.5, patience=max(1, self.hparams.patience // 2)
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": plateau, "monitor": self.monitor, "interval": "epoch"}}
 
     @property
@@ -45,8 +46,17 @@ class _Task(L.LightningModule):
 class ClassifierTask(_Task):
     """A tagger (multi-label) or a classifier (single-label) over ``labels``."""
 
-    def __init__(self, model_config: dict, task: str, labels: list[str], lr: float = 1e-3, weight_decay: float = 1e-4,
-                 patience: int = 5, pos_weight: list[float] | None = None, label_smoothing: float = 0.1):
+    def __init__(
+        self,
+        model_config: dict,
+        task: str,
+        labels: list[str],
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        patience: int = 5,
+        pos_weight: list[float] | None = None,
+        label_smoothing: float = 0.1,
+    ):
         super().__init__(model_config, lr, weight_decay, patience)
         self.save_hyperparameters()
         self.register_buffer("pos_weight", torch.tensor(pos_weight) if pos_weight else None, persistent=False)
@@ -81,14 +91,23 @@ class ClassifierTask(_Task):
             self.log_dict({"val_roc_auc": _finite(m["roc_auc"]), "val_pr_auc": _finite(m["pr_auc"])}, prog_bar=True)
         else:
             m = metrics.classification(y, logits, labels=labels)
-            self.log_dict({"val_accuracy": m["accuracy"], "val_balanced_accuracy": m["balanced_accuracy"]}, prog_bar=True)
+            self.log_dict(
+                {"val_accuracy": m["accuracy"], "val_balanced_accuracy": m["balanced_accuracy"]}, prog_bar=True
+            )
 
 
 class TripletTask(_Task):
     """Embeddings from triplets: anchor and neighbour close, anchor and distant patch apart."""
 
-    def __init__(self, model_config: dict, lr: float = 1e-3, weight_decay: float = 1e-4, patience: int = 5,
-                 margin: float = 0.5, task: str = "triplet"):
+    def __init__(
+        self,
+        model_config: dict,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        patience: int = 5,
+        margin: float = 0.5,
+        task: str = "triplet",
+    ):
         super().__init__(model_config, lr, weight_decay, patience)
         self.save_hyperparameters()
 
@@ -106,9 +125,16 @@ class TripletTask(_Task):
 
     def validation_step(self, batch, _):
         near, far = self._distances(batch)
-        self.log("val_loss", F.relu(near - far + self.hparams.margin).mean(), prog_bar=True, batch_size=len(near),
-                 sync_dist=True)
-        self.log("val_triplet_accuracy", (near < far).float().mean(), prog_bar=True, batch_size=len(near), sync_dist=True)
+        self.log(
+            "val_loss",
+            F.relu(near - far + self.hparams.margin).mean(),
+            prog_bar=True,
+            batch_size=len(near),
+            sync_dist=True,
+        )
+        self.log(
+            "val_triplet_accuracy", (near < far).float().mean(), prog_bar=True, batch_size=len(near), sync_dist=True
+        )
 
 
 def _finite(x: float) -> float:

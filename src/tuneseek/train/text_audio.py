@@ -78,8 +78,15 @@ from tuneseek.train.run import (
     quiet_lightning,
 )
 
-__all__ = ["TextAudioSettings", "train_text_audio", "pair_features", "absolute_source", "full_sentence",
-           "stochastic_sentence", "MONITOR"]
+__all__ = [
+    "TextAudioSettings",
+    "train_text_audio",
+    "pair_features",
+    "absolute_source",
+    "full_sentence",
+    "stochastic_sentence",
+    "MONITOR",
+]
 
 #: What early stopping, the learning-rate schedule and the best checkpoint follow: validation R@10, ties
 #: broken by the mean reciprocal rank, then by the validation loss (R@10 + 1e-4 MRR + 1e-9 exp(-loss)).
@@ -154,9 +161,15 @@ def _joined(captions: list[str], tags: list[str], at: int | None = None) -> str:
 # ----------------------------------------------------------------------------- audio features
 
 
-def pair_features(pairs: Sequence[Pair], extractors: Sequence[str], cache: Path, *,
-                  say: Callable[[str], None] = print, workers: int = 1, executor: Executor | None = None
-                  ) -> tuple[list[Pair], list[dict[str, np.ndarray]], list[tuple[Pair, str]]]:
+def pair_features(
+    pairs: Sequence[Pair],
+    extractors: Sequence[str],
+    cache: Path,
+    *,
+    say: Callable[[str], None] = print,
+    workers: int = 1,
+    executor: Executor | None = None,
+) -> tuple[list[Pair], list[dict[str, np.ndarray]], list[tuple[Pair, str]]]:
     """``(usable pairs, their features, (pair, reason) for the others)``.
 
     ``extractors``: names of :func:`tuneseek.analysis.extractor_versions` — ``"embedding:musicnn"``
@@ -265,10 +278,13 @@ def _span_features(pair: Pair, audio_16k: np.ndarray, extractors: Sequence[str])
     length would be: shorter than 3 s, or silent)."""
     duration = len(audio_16k) / MUSICNN_SR
     if pair.start >= duration:
-        raise AudioError(pair.path, f"the span {pair.start:g}-{pair.end:g} s starts after the end of the audio "
-                                    f"({duration:.1f} s)")
-    x = analysis.checked(f"{pair.path} {pair.start:g}-{pair.end:g} s",
-                         audio_16k[int(round(pair.start * MUSICNN_SR)):int(round(pair.end * MUSICNN_SR))])
+        raise AudioError(
+            pair.path, f"the span {pair.start:g}-{pair.end:g} s starts after the end of the audio ({duration:.1f} s)"
+        )
+    x = analysis.checked(
+        f"{pair.path} {pair.start:g}-{pair.end:g} s",
+        audio_16k[int(round(pair.start * MUSICNN_SR)) : int(round(pair.end * MUSICNN_SR))],
+    )
     out = {}
     for extractor in extractors:
         if extractor == analysis.EMBEDDING_EXTRACTOR:
@@ -305,7 +321,7 @@ class Crops(torch.utils.data.Dataset):
         if len(x) < k:
             x = np.resize(x, (k, x.shape[1]))  # repeated, as musicnn fills short audio
         start = random.randint(0, len(x) - k)
-        return torch.from_numpy(np.ascontiguousarray(x[start:start + k])), stochastic_sentence(pair)
+        return torch.from_numpy(np.ascontiguousarray(x[start : start + k])), stochastic_sentence(pair)
 
 
 def collate(batch):
@@ -314,7 +330,7 @@ def collate(batch):
     segments = torch.zeros(len(batch), longest, batch[0][0].shape[1])
     mask = torch.zeros(len(batch), longest, dtype=torch.bool)
     for i, (x, _) in enumerate(batch):
-        segments[i, :len(x)], mask[i, :len(x)] = x, True
+        segments[i, : len(x)], mask[i, : len(x)] = x, True
     return segments, mask, [s for _, s in batch]
 
 
@@ -337,8 +353,14 @@ def _task_class():
     class TextAudioTask(L.LightningModule):
         """The two projections, trained with the symmetric InfoNCE on frozen sentence vectors."""
 
-        def __init__(self, model_config: dict, text_model: str | None, lr: float = 1e-3, weight_decay: float = 1e-4,
-                     patience: int = 5):
+        def __init__(
+            self,
+            model_config: dict,
+            text_model: str | None,
+            lr: float = 1e-3,
+            weight_decay: float = 1e-4,
+            patience: int = 5,
+        ):
             super().__init__()
             self.save_hyperparameters()
             self.model = TextAudioModel(**model_config["kwargs"])
@@ -361,8 +383,13 @@ def _task_class():
             segments, mask, sentences = batch
             loss = info_nce(self.model(segments, mask, self.sentence_vectors(sentences)), sentences)
             self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(sentences))
-            self.log("temperature", 1 / self.model.logit_scale.detach(), on_step=False, on_epoch=True,
-                     batch_size=len(sentences))
+            self.log(
+                "temperature",
+                1 / self.model.logit_scale.detach(),
+                on_step=False,
+                on_epoch=True,
+                batch_size=len(sentences),
+            )
             return loss
 
         def on_train_batch_end(self, *_):
@@ -384,9 +411,18 @@ def _task_class():
             loss = float(info_nce(self.model.logit_scale.detach().cpu() * text @ audio.T, sentences))
             first, relevant = queries(sentences)
             m = retrieval((text[first] @ audio.T).numpy(), relevant)
-            self.log_dict({"val_loss": loss, "val_r_at_1": m["R@1"], "val_r_at_5": m["R@5"], R_AT_10: m["R@10"],
-                           "val_map_at_10": m["mAP@10"], "val_median_rank": m["median_rank"], "val_mrr": m["MRR"]},
-                          prog_bar=True)
+            self.log_dict(
+                {
+                    "val_loss": loss,
+                    "val_r_at_1": m["R@1"],
+                    "val_r_at_5": m["R@5"],
+                    R_AT_10: m["R@10"],
+                    "val_map_at_10": m["mAP@10"],
+                    "val_median_rank": m["median_rank"],
+                    "val_mrr": m["MRR"],
+                },
+                prog_bar=True,
+            )
             # float64: the tie-breakers lie far below float32's resolution near 1
             selection = m["R@10"] + 1e-4 * m["MRR"] + 1e-9 * math.exp(-loss)
             self.log(MONITOR, torch.tensor(selection, dtype=torch.float64))
@@ -395,17 +431,21 @@ def _task_class():
             # Weight decay on the projection matrices only: not on the temperature, the biases or the LayerNorm gains.
             decay = [p for n, p in self.model.named_parameters() if n.endswith("proj.weight")]
             other = [p for n, p in self.model.named_parameters() if not n.endswith("proj.weight")]
-            opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
-                                     {"params": other, "weight_decay": 0.0}], lr=self.hparams.lr)
-            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5,
-                                                                 patience=max(1, self.hparams.patience // 2))
+            opt = torch.optim.AdamW(
+                [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": other, "weight_decay": 0.0}],
+                lr=self.hparams.lr,
+            )
+            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                opt, mode="max", factor=0.5, patience=max(1, self.hparams.patience // 2)
+            )
             return {"optimizer": opt, "lr_scheduler": {"scheduler": plateau, "monitor": MONITOR, "interval": "epoch"}}
 
     return TextAudioTask
 
 
-def train_text_audio(s: TextAudioSettings, *, say: Callable[[str], None] = print,
-                     executor: Executor | None = None) -> dict:
+def train_text_audio(
+    s: TextAudioSettings, *, say: Callable[[str], None] = print, executor: Executor | None = None
+) -> dict:
     """Run ``s`` to the end (or to early stopping) and export the best epoch; returns the summary.
 
     ``say`` gets progress lines; ``executor``, when given, computes the musicnn features instead of
@@ -419,8 +459,10 @@ def train_text_audio(s: TextAudioSettings, *, say: Callable[[str], None] = print
     import lightning as L  # when training only (see _task_class)
 
     if s.devices != 1:
-        raise UsageError("the text–audio model is two small projections over cached features: it trains on one "
-                         f"device (devices=1), not {s.devices}")
+        raise UsageError(
+            "the text–audio model is two small projections over cached features: it trains on one "
+            f"device (devices=1), not {s.devices}"
+        )
     if s.segments < 1:
         raise UsageError(f"segments per crop must be 1 or more, not {s.segments}")
     quiet_lightning()
@@ -434,8 +476,9 @@ def train_text_audio(s: TextAudioSettings, *, say: Callable[[str], None] = print
     cache = Path(s.cache).expanduser() if s.cache else default_cache()
     used, left_out = {}, []
     for split in ("train", "valid"):
-        kept, features, failed = pair_features(pairs.splits[split], [analysis.EMBEDDING_EXTRACTOR], cache, say=say,
-                                               workers=s.workers, executor=executor)
+        kept, features, failed = pair_features(
+            pairs.splits[split], [analysis.EMBEDDING_EXTRACTOR], cache, say=say, workers=s.workers, executor=executor
+        )
         used[split] = (kept, [f[analysis.EMBEDDING_EXTRACTOR] for f in features])
         left_out += failed
     for pair, reason in left_out:
@@ -443,37 +486,52 @@ def train_text_audio(s: TextAudioSettings, *, say: Callable[[str], None] = print
     if not used["train"][0] or not used["valid"][0]:
         raise UsageError("no usable audio left in the train or valid split")
     if len(used["valid"][0]) <= 10:
-        say(f"the valid split has {len(used['valid'][0])} pairs: R@10 is 1 whatever the model; the best epoch is "
-            "chosen by the mean reciprocal rank and the validation loss")
+        say(
+            f"the valid split has {len(used['valid'][0])} pairs: R@10 is 1 whatever the model; the best epoch is "
+            "chosen by the mean reciprocal rank and the validation loss"
+        )
 
     # Seeded here, after the features: loading musicnn draws from torch's generator, or not when it is loaded already
     L.seed_everything(s.seed, workers=True, verbose=False)
     train_set = Crops(*used["train"], train=True, segments_per_crop=s.segments)
     valid_set = Crops(*used["valid"], train=False, segments_per_crop=s.segments)
     loader = dict(batch_size=s.batch_size, num_workers=0, collate_fn=collate)
-    train_loader = torch.utils.data.DataLoader(train_set, shuffle=True, drop_last=len(train_set) > s.batch_size, **loader)
+    train_loader = torch.utils.data.DataLoader(
+        train_set, shuffle=True, drop_last=len(train_set) > s.batch_size, **loader
+    )
     valid_loader = torch.utils.data.DataLoader(valid_set, shuffle=False, **loader)
     model = TextAudioModel(audio_dim=int(used["train"][1][0].shape[1]), text_dim=encoder.dim)
     Task = _task_class()
     task = Task(model.config(), s.text_model, lr=s.lr, weight_decay=s.weight_decay, patience=s.patience)
     task.model.set_audio_center(np.concatenate(used["train"][1]).mean(axis=0))  # a resumed run reloads the same
 
-    trainer, best = make_trainer(out, MONITOR, epochs=s.epochs, device=s.device, devices=1, patience=s.patience,
-                                 tensorboard=False, steps_per_epoch=len(train_loader), say=say)
+    trainer, best = make_trainer(
+        out,
+        MONITOR,
+        epochs=s.epochs,
+        device=s.device,
+        devices=1,
+        patience=s.patience,
+        tensorboard=False,
+        steps_per_epoch=len(train_loader),
+        say=say,
+    )
     trainer.fit(task, train_loader, valid_loader, ckpt_path=str(out / "lightning" / "last.ckpt") if s.resume else None)
 
     trained = Task.load_from_checkpoint(best_path(out, best), map_location="cpu")
     per_epoch = epoch_metrics(out)
     chosen = best_epoch(per_epoch.get(MONITOR, {}))
     best_r10 = per_epoch.get(R_AT_10, {}).get(chosen - 1) if chosen else None
-    text_model = {"name": encoder.name, "version": encoder.version,
-                  "source": None if s.text_model is None else _text_model_source(s.text_model)}
+    text_model = {
+        "name": encoder.name,
+        "version": encoder.version,
+        "source": None if s.text_model is None else _text_model_source(s.text_model),
+    }
     summary = {
         "kind": "text-audio",
         "task": TASK,
         "settings": asdict(s),
-        "pairs": {"source": source, **pairs.summary(),
-                  "used": {split: len(used[split][0]) for split in used}},
+        "pairs": {"source": source, **pairs.summary(), "used": {split: len(used[split][0]) for split in used}},
         "text_model": text_model,
         "epochs_run": int(trainer.current_epoch),
         "monitor": R_AT_10,
@@ -485,9 +543,12 @@ def train_text_audio(s: TextAudioSettings, *, say: Callable[[str], None] = print
     extra = {
         "task": TASK,
         "text_model": text_model,
-        "audio_features": {"extractor": analysis.EMBEDDING_EXTRACTOR,
-                           "version": analysis.extractor_versions()[analysis.EMBEDDING_EXTRACTOR],
-                           "window_seconds": analysis.SEGMENT_WINDOW, "segments_per_crop": s.segments},
+        "audio_features": {
+            "extractor": analysis.EMBEDDING_EXTRACTOR,
+            "version": analysis.extractor_versions()[analysis.EMBEDDING_EXTRACTOR],
+            "window_seconds": analysis.SEGMENT_WINDOW,
+            "segments_per_crop": s.segments,
+        },
         "pairs": {"source": source, "seed": s.seed},
         "training": {k: summary[k] for k in ("epochs_run", "monitor", "best", "best_epoch")},
     }
@@ -499,4 +560,3 @@ def _text_model_source(model: str) -> str:
     """A text model named by a path is stored as an absolute path; a hub name as it is."""
     path = Path(model).expanduser()
     return os.path.abspath(path) if path.exists() else model
-
