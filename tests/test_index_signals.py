@@ -206,3 +206,16 @@ def test_the_index_command_stops_on_sigterm_and_the_library_opens(music, env, tm
     with Library.open(lib) as library:
         assert len(library.tracks()) < 12
     assert wait_until(lambda: not still_running(family), 5.0), f"still running: {still_running(family)}"
+
+
+@pytest.mark.slow
+def test_a_script_without_a_main_guard_is_told_why_its_workers_died(music, env, tmp_path):
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from tuneseek import Library\n"
+        f"Library.open({str(tmp_path / 'lib')!r}).add([{str(music)!r}], workers=2, analyse=False)\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("tuneseek.errors.WorkersLost:") and 'if __name__ == "__main__":' in last

@@ -62,3 +62,7 @@ class ModelError(TuneseekError):
         self.where = None if where is None else str(where)
         self.reason = reason
         super().__init__(reason if where is None else f"{self.where}: {reason}")
+
+
+class WorkersLost(TuneseekError):
+    """Worker processes died under a running job (killed, out of memory, or they could not start)."""

@@ -19,12 +19,13 @@ import signal
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from tuneseek import processes
 from tuneseek.analysis import Description, describe_file
-from tuneseek.errors import TuneseekError
+from tuneseek.errors import TuneseekError, WorkersLost
 from tuneseek.fingerprint.extract import FileFingerprint, fingerprint_file
 from tuneseek.processes import default_workers
 
@@ -168,6 +169,18 @@ def run_jobs(
         raise Interrupted(0, len(jobs) - yielded)
 
 
+def _results(done) -> Iterator[Outcome]:
+    """The outcomes of finished futures; a pool whose workers died says so in one line."""
+    for f in done:
+        try:
+            yield f.result()
+        except BrokenProcessPool:
+            raise WorkersLost(
+                "indexing workers stopped abruptly: killed, out of memory, or started from a script "
+                'that calls add() outside `if __name__ == "__main__":` (the workers import the main module)'
+            ) from None
+
+
 def _run_pool(jobs: list[Job], workers: int, executor: Executor | None, stop: threading.Event) -> Iterator[Outcome]:
     own = executor is None
     if own:  # the fork server imports what the jobs run, once: the networks' torch when files are described
@@ -188,11 +201,11 @@ def _run_pool(jobs: list[Job], workers: int, executor: Executor | None, stop: th
             if not pending:
                 break
             done, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-            yield from (f.result() for f in done)
+            yield from _results(done)
         if pending:  # interrupted: what is not running is dropped, what is may finish in a moment
             running = {f for f in pending if not f.cancel()}
             done, pending = wait(running, timeout=GRACE_SECONDS)
-            yield from (f.result() for f in done)
+            yield from _results(done)
     finally:
         for f in pending:
             f.cancel()
