@@ -6,8 +6,9 @@ model made by ``tuneseek train`` (:mod:`tuneseek.embed.trained`). :func:`tag_fil
 :func:`embed_file` serve ``tuneseek tag`` and ``tuneseek embed``; :func:`describe_file` computes
 what the library stores for every track (tags in both musicnn vocabularies, 3.7 s segment
 vectors, and the same from the library's trained tagger and embedder), for the extractors named
-in :func:`extractor_versions` and :func:`trained_extractors`. Models load once per process.
-torch is imported only here, so the identification path stays light.
+in :func:`extractor_versions` and :func:`trained_extractors`; :mod:`tuneseek.extractors` names
+them for the library. Models load once per process. torch is imported inside the functions, so
+importing this module (and identification) stays light.
 
 Files are read as a stream (:func:`tuneseek.audio.stream`, 30 s at a time) and every network
 runs window by window as the audio comes (:class:`~tuneseek.embed.musicnn_extractor.MusicnnStream`,
@@ -288,8 +289,9 @@ def extractor_versions(wheel: str | None = None, download: bool | None = None) -
 
     A version names the weights (by the hash of the converted file) and the settings, so that
     a library re-runs an extractor exactly when its output would differ. Converts the weights
-    first if needed; raises :class:`~tuneseek.embed.errors.ModelError` when they cannot be had,
-    and :class:`UsageError` without the models extra. Does not import torch.
+    first if needed; raises :class:`~tuneseek.errors.ModelError` when they cannot be had,
+    and :class:`UsageError` without the models extra. Imports torch: reading the converted
+    weights checks every tensor's shape against the network.
     """
     _require_models_extra()
     from tuneseek.embed.weights import ensure_converted
@@ -301,7 +303,8 @@ def extractor_versions(wheel: str | None = None, download: bool | None = None) -
 
 
 def vocabularies(wheel: str | None = None) -> dict[str, list[str]]:
-    """The tag names of each vocabulary, in the order of the probabilities (no torch)."""
+    """The tag names of each vocabulary, in the order of the probabilities (reading them checks the weights:
+    see :func:`extractor_versions`)."""
     from tuneseek.embed.weights import ensure_converted
 
     return {name: list(ensure_converted(name, wheel=wheel)[1]["labels"]) for name in MODELS}
