@@ -110,6 +110,13 @@ def test_remove_takes_the_track_out_of_identification_and_compact_drops_its_post
         lib.remove(track.id)
 
 
+def test_a_folder_given_from_the_home_directory_is_found(tmp_path, music_dir, monkeypatch):
+    monkeypatch.setenv("HOME", str(music_dir.parent))
+    with Library.open(tmp_path / "lib") as lib:
+        report = lib.add([f"~/{music_dir.name}"], workers=1, analyse=False)
+        assert len(report.added) == 6 and not report.failed
+
+
 def test_bad_files_are_reported_one_line_each_and_the_rest_is_indexed(tmp_path, music_dir):
     bad = tmp_path / "bad"
     bad.mkdir()

@@ -13,9 +13,9 @@ import soundfile as sf
 from training_data import save_run
 from tuneseek import analysis
 from tuneseek.cli import main
-from tuneseek.embed.errors import ModelError
-from tuneseek.errors import AudioError, UsageError
+from tuneseek.errors import AudioError, ModelError, UsageError
 from tuneseek.library import Library
+from tuneseek.models.frontend import MelSpec
 from tuneseek.synth import synth_catalog
 
 SR = 16000
@@ -260,3 +260,24 @@ def test_cli_tag_embed_index_show_similar_and_stats_with_trained_models(runs, mu
     assert "embedding:t2v <- " in capsys.readouterr().out
     assert main(["--library", lib, "index", str(music), "--tagger", str(runs["genre"]), "--landmarks-only"]) == 1
     assert "--landmarks-only runs no model" in capsys.readouterr().err
+
+
+def test_a_track_shorter_than_a_trained_window_keeps_musicnns_tags(with_models, music, tmp_path):
+    long_window = save_run(
+        tmp_path / "long-tagger",
+        "crnn",
+        "multi-label",
+        ("loud", "quiet", "bright"),
+        n_outputs=3,
+        window_seconds=8.0,  # longer than the 6 s songs
+        channels=[4, 8],
+        hidden=8,
+        spec=MelSpec(sample_rate=22050),  # not musicnn's rate: a pass of its own over the file
+    )
+    with Library.open(tmp_path / "lib") as lib:
+        lib.use_model(long_window, "tagger")
+        report = lib.add([music / "song0.wav"], workers=1)
+        [(path, why)] = report.analysis_failed
+        assert path.endswith("song0.wav") and why.startswith("tags:long-tagger: too short: 6.00 s")
+        track = lib.tracks()[0]
+        assert set(lib.tags(track)) == {"mtt", "msd"} and lib.embedding(track) is not None

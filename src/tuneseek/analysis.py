@@ -389,12 +389,9 @@ def describe_file(
             passes.setdefault(m.sample_rate, []).append((extractor, m.stream(head=extractor.startswith("tags:"))))
     tags, embeddings, skipped, seconds = {}, {}, [], None
     for sr, consumers in passes.items():
-        # the pass is refused below musicnn's window when musicnn runs in it, else below the shortest trained window
-        need, why = (
-            (_musicnn_need(), _MUSICNN_WHY)
-            if consumers[0][0] is None
-            else min(_trained_need(models[ex]) for ex, _ in consumers)
-        )
+        # a pass with musicnn is refused below musicnn's window; one of trained models only refuses
+        # nothing but silence: each model too long for the file is skipped, the other passes stand
+        need, why = (_musicnn_need(), _MUSICNN_WHY) if consumers[0][0] is None else (1, "any sound")
         n = _read(path, sr, [c for _, c in consumers], need, why)
         seconds = n / sr if seconds is None else seconds
         for extractor, consumer in consumers:

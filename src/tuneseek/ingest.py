@@ -60,7 +60,7 @@ def add(catalog: Catalog, identifier: LandmarkIndex, paths: Iterable[str | Path]
     files: list[str] = []
     for p in paths:
         try:
-            files.extend(os.path.abspath(f) for f in audio.find_audio_files(p))
+            files.extend(os.path.abspath(f) for f in audio.find_audio_files(os.path.expanduser(p)))
         except AudioError as e:
             report.failed.append((e.path, e.reason))
     identifier.sweep()
