@@ -73,28 +73,7 @@ def snapshot_and_reexec(
             raise SystemExit(f"--git-rev {rev}: not a commit of this repository") from None
         code = {"head": short, "src_dirty": False, "src_sha": None, "git_rev": rev, "src_changed": []}
         name = f"git-{short}"
-    snap = work / "snapshot" / name
-    if not (snap / "tuneseek").exists():
-        tmp = work / "snapshot" / f".tmp-{name}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        if rev is None:
-            shutil.copytree(
-                REPO / "src" / "tuneseek", tmp / "tuneseek", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-            )
-            diff = subprocess.run(["git", "diff", "HEAD", "--", "src"], cwd=REPO, capture_output=True, text=True).stdout
-            (tmp / "src.diff").write_text(diff)
-        else:
-            tree = tmp / "tree"
-            tree.mkdir(parents=True)
-            arch = subprocess.run(["git", "archive", code["head"], "src"], cwd=REPO, capture_output=True, check=True)
-            subprocess.run(["tar", "-x", "-C", str(tree)], input=arch.stdout, check=True)
-            (tmp / "src_sha").write_text(tree_sha(tree))
-            (tree / "src" / "tuneseek").rename(tmp / "tuneseek")
-            shutil.rmtree(tree)
-        try:
-            os.replace(tmp, snap)
-        except OSError:  # made meanwhile by another run
-            shutil.rmtree(tmp, ignore_errors=True)
+    snap = make_snapshot(work, name, None if rev is None else code["head"])
     if rev is not None:
         code["src_sha"] = (snap / "src_sha").read_text().strip()
     code["snapshot"] = str(snap)
@@ -108,3 +87,31 @@ def snapshot_and_reexec(
         f"{' + uncommitted changes' if code.get('src_dirty') else ''}) in {snap}"
     )
     os.execve(sys.executable, [sys.executable, str(Path(script).resolve()), *argv], env)
+
+
+def make_snapshot(work: Path, name: str, commit: str | None) -> Path:
+    """``WORK/snapshot/<name>/tuneseek``: src/tuneseek of the working tree (``commit`` None) or of ``commit``,
+    made once (kept for later runs); returns the folder to put on ``PYTHONPATH``."""
+    snap = work / "snapshot" / name
+    if not (snap / "tuneseek").exists():
+        tmp = work / "snapshot" / f".tmp-{name}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        if commit is None:
+            shutil.copytree(
+                REPO / "src" / "tuneseek", tmp / "tuneseek", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
+            diff = subprocess.run(["git", "diff", "HEAD", "--", "src"], cwd=REPO, capture_output=True, text=True).stdout
+            (tmp / "src.diff").write_text(diff)
+        else:
+            tree = tmp / "tree"
+            tree.mkdir(parents=True)
+            arch = subprocess.run(["git", "archive", commit, "src"], cwd=REPO, capture_output=True, check=True)
+            subprocess.run(["tar", "-x", "-C", str(tree)], input=arch.stdout, check=True)
+            (tmp / "src_sha").write_text(tree_sha(tree))
+            (tree / "src" / "tuneseek").rename(tmp / "tuneseek")
+            shutil.rmtree(tree)
+        try:
+            os.replace(tmp, snap)
+        except OSError:  # made meanwhile by another run
+            shutil.rmtree(tmp, ignore_errors=True)
+    return snap
