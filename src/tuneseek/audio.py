@@ -775,6 +775,23 @@ def _resampled(
         yield y
 
 
+def from_samples(samples: np.ndarray, sr: int | None, target: int, *, quality: str = "HQ") -> np.ndarray:
+    """Samples handed to the API (mono, or channels on either axis) as mono float32 at ``target`` Hz.
+
+    Raises :class:`UsageError` when ``sr`` is missing: samples mean nothing without their rate.
+    """
+    if sr is None:
+        raise UsageError("audio given as samples needs its sample rate: sr=")
+    x = np.asarray(samples, np.float32)
+    if x.ndim == 2:
+        x = x.mean(axis=1 if x.shape[1] < x.shape[0] else 0)
+    if sr != target:
+        import soxr
+
+        x = soxr.resample(x, sr, target, quality=_check_rate_quality(target, quality)).astype(np.float32)
+    return x
+
+
 def stream(
     path: str | os.PathLike, sr: int, *, chunk_seconds: float = 30.0, quality: str = "HQ"
 ) -> Iterator[np.ndarray]:

@@ -35,7 +35,6 @@ while other processes keep reading and see each commit as it lands.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -43,7 +42,7 @@ import numpy as np
 
 from tuneseek import analysis, audio, ingest
 from tuneseek import monitor as monitoring
-from tuneseek.errors import AudioError, LibraryBusyError, LibraryError, UsageError
+from tuneseek.errors import AudioError, LibraryError, UsageError
 from tuneseek.extractors import TEXT_AUDIO_EXTRACTOR, TEXT_AUDIO_SPACE, Extractor, open_extractor
 from tuneseek.fingerprint.extract import RESAMPLE_QUALITY, content_hash
 from tuneseek.fingerprint.index import LandmarkIndex
@@ -64,9 +63,10 @@ from tuneseek.results import (
 )
 from tuneseek.similarity import Spaces
 from tuneseek.store import manifest
-from tuneseek.store.catalog import CATALOG_NAME, Catalog, Track
-from tuneseek.store.landmarks import SEGMENTS_DIR, segment_size
-from tuneseek.store.lock import LOCK_NAME, WriterLock
+from tuneseek.store.catalog import Catalog, Track
+from tuneseek.store.landmarks import segment_size
+from tuneseek.store.layout import create_library
+from tuneseek.store.lock import WriterLock
 from tuneseek.textsearch import TextSearch
 
 __all__ = [
@@ -126,7 +126,7 @@ class Library:
         if not (root / manifest.MANIFEST_NAME).exists():
             if not create:
                 raise LibraryError(root, "no library here (index some music first: tuneseek index DIR)")
-            _create(root)
+            create_library(root, fingerprint=LandmarkIndex.version)
         manifest.read(root, LandmarkIndex.version)
         return cls(root, Catalog(root, create=False))
 
@@ -243,7 +243,7 @@ class Library:
         if not 0 < hop <= window or window < MIN_CLIP_SECONDS:
             raise UsageError(f"monitoring needs 0 < hop <= window and a window of at least {MIN_CLIP_SECONDS:g} s")
         if isinstance(recording, np.ndarray):
-            name, chunks = "<samples>", [_resampled(recording, sr, FP.sr, RESAMPLE_QUALITY)]
+            name, chunks = "<samples>", [audio.from_samples(recording, sr, FP.sr, quality=RESAMPLE_QUALITY)]
         else:
             name = os.fspath(recording)
             chunks = audio.stream(name, FP.sr, quality=RESAMPLE_QUALITY)
@@ -513,42 +513,6 @@ class Library:
             self._landmarks.compact()
 
 
-#: What a library directory holds before its manifest, the last file created, exists.
-_OWN_NAMES = {manifest.MANIFEST_NAME, LOCK_NAME, SEGMENTS_DIR} | {
-    CATALOG_NAME + suffix for suffix in ("", "-wal", "-shm", "-journal")
-}
-
-
-def _create(root: Path) -> None:
-    """Make an empty library at ``root``; safe against another process doing the same at once."""
-    strangers = (
-        [p.name for p in root.iterdir() if not p.name.startswith(".") and p.name not in _OWN_NAMES]
-        if root.exists()
-        else []
-    )
-    if strangers:
-        raise LibraryError(root, "directory is not empty and is not a tuneseek library")
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + 10.0
-        while True:
-            try:
-                with WriterLock(root):
-                    if not (root / manifest.MANIFEST_NAME).exists():
-                        Catalog(root, create=True).close()
-                        manifest.write_new(root, LandmarkIndex.version)
-                return
-            except LibraryBusyError:
-                # another process is creating it (or already writing to it): wait for its manifest
-                if (root / manifest.MANIFEST_NAME).exists():
-                    return
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-    except PermissionError as e:
-        raise LibraryError(root, f"cannot create: {e.strerror}") from e
-
-
 def _match(c: Candidate, track: TrackInfo) -> Match:
     return Match(track, c.offset, c.score, c.confidence, c.speed, c.tempo, c.clip_start, c.clip_end, c.coverage)
 
@@ -556,7 +520,7 @@ def _match(c: Candidate, track: TrackInfo) -> Match:
 def _clip_samples(clip, sr: int | None) -> tuple[str, np.ndarray]:
     """A clip file or array as ``(its name, mono samples at the fingerprint rate)``."""
     if isinstance(clip, np.ndarray):
-        return "<samples>", _resampled(clip, sr, FP.sr, RESAMPLE_QUALITY)
+        return "<samples>", audio.from_samples(clip, sr, FP.sr, quality=RESAMPLE_QUALITY)
     path = os.fspath(clip)
     return path, audio.load(path, FP.sr, quality=RESAMPLE_QUALITY)
 
@@ -565,18 +529,4 @@ def _samples(query, sr: int | None, rate: int) -> np.ndarray:
     """A query file or array as mono at ``rate``, refused when it cannot be described."""
     if not isinstance(query, np.ndarray):
         return analysis.decode(query, rate)
-    return analysis.checked("<samples>", _resampled(query, sr, rate, "HQ"), rate)
-
-
-def _resampled(samples: np.ndarray, sr: int | None, target: int, quality: str) -> np.ndarray:
-    """Samples given to the API (mono, or channels on either axis) as mono float32 at ``target`` Hz."""
-    if sr is None:
-        raise UsageError("audio given as samples needs its sample rate: sr=")
-    x = np.asarray(samples, np.float32)
-    if x.ndim == 2:
-        x = x.mean(axis=1 if x.shape[1] < x.shape[0] else 0)
-    if sr != target:
-        import soxr
-
-        x = soxr.resample(x, sr, target, quality=quality).astype(np.float32)
-    return x
+    return analysis.checked("<samples>", audio.from_samples(query, sr, rate), rate)
