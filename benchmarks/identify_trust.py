@@ -493,7 +493,7 @@ def _raw_features(x: np.ndarray, truth_path: str | None) -> dict:
             continue
         tid, p = max(here, key=lambda tp: tp[1].score)
         second = max((q.score for t, q in here if t != tid), default=0)
-        track = _LIB.catalog.track(tid)
+        track = _LIB.track(tid)
         c = p.located(tid, fps, seconds, track.n_frames)
         feat = {
             "score": int(p.score),

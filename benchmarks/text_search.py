@@ -175,14 +175,14 @@ def joint_space(encoder: TextEncoder, queries: list[str], n_tracks: int) -> None
     import torch
 
     from tuneseek.models.text_audio import TextAudioModel
-    from tuneseek.store.vectors import VectorIndex
+    from tuneseek.store.vectors import FaissStore
 
     torch.manual_seed(0)
     model = TextAudioModel().eval()  # untrained: the cost is the same as a trained one's
     rng = np.random.default_rng(1)
     tracks = rng.normal(size=(n_tracks, model.dim)).astype(np.float32)
-    index = VectorIndex(model.dim)
-    index.add(np.arange(1, n_tracks + 1, dtype=np.int64), tracks / np.linalg.norm(tracks, axis=1, keepdims=True))
+    index = FaissStore(model.dim)
+    index.upsert(np.arange(1, n_tracks + 1, dtype=np.int64), tracks / np.linalg.norm(tracks, axis=1, keepdims=True))
     times = []
     for q in queries:
         t0 = time.perf_counter()

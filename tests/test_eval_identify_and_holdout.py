@@ -1,4 +1,4 @@
-"""``eval identify`` says why each failed query failed; ``make-queries`` never picks a silent track."""
+"""``evaluate identify`` says why each failed query failed; ``make-queries`` never picks a silent track."""
 
 import json
 
