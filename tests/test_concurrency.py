@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import SR
 from tuneseek import Library
+from tuneseek.synth import synth_catalog
 
 pytestmark = pytest.mark.slow
 
@@ -23,6 +25,9 @@ def clip(path, start=4.0, seconds=6.0):
 def test_reader_threads_answer_rightly_while_another_process_adds_tracks(tmp_path, music_dir):
     files = sorted(music_dir.rglob("*.flac"))
     first, later = files[:3], files[3:]
+    for t in synth_catalog(16, duration=6.0, sr=SR, seed=77):  # more commits: one per file, below
+        sf.write(tmp_path / f"{t.name}.flac", t.audio, SR)
+        later.append(tmp_path / f"{t.name}.flac")
     root = tmp_path / "lib"
     with Library.open(root) as lib:
         lib.add(first, workers=1, analyse=False)
@@ -32,7 +37,7 @@ def test_reader_threads_answer_rightly_while_another_process_adds_tracks(tmp_pat
                 sys.executable,
                 "-c",
                 "import sys; from tuneseek import Library; "
-                "Library.open(sys.argv[1]).add(sys.argv[2:], workers=1, analyse=False)",
+                "Library.open(sys.argv[1]).add(sys.argv[2:], workers=1, analyse=False, commit_every=0)",
                 str(root),
                 *map(str, later),
             ],
@@ -49,7 +54,7 @@ def test_reader_threads_answer_rightly_while_another_process_adds_tracks(tmp_pat
                         if m is None or m.track.path != path or abs(m.offset - 4.0) > 0.1:
                             wrong.append((path, m))
                         answered[0] += 1
-                    lib.stats()
+                        lib.stats()
             except Exception as e:  # noqa: BLE001 - any failure of a reader thread is what this test looks for
                 errors.append(repr(e))
 
@@ -73,7 +78,7 @@ def test_reader_threads_answer_rightly_while_another_process_adds_tracks(tmp_pat
         for t in threads:
             t.join(timeout=60)
         assert sorted(path for path, m in results if m is not None and m.track.path == path) == sorted(map(str, later))
-        assert len(lib.tracks()) == len(files)
+        assert len(lib.tracks()) == len(first) + len(later)
 
 
 def test_threads_searching_vectors_share_one_library(tmp_path, music_dir, with_models):
