@@ -11,9 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from tuneseek.embed.errors import ModelError
 from tuneseek.embed.weights import MSD_LABELS, MTT_LABELS
-from tuneseek.errors import UsageError
+from tuneseek.errors import ModelError, UsageError
 from tuneseek.text import TagTable, TextEncoder, parse_query, tag_weights, zero_shot
 from tuneseek.text.tag_text import NO_VOICE_TAGS, TAG_DESCRIPTIONS, VOICE_TAGS
 

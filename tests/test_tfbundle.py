@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from tfbundle_writer import bundle_bytes, write_bundle
-from tuneseek.embed.errors import ModelError
 from tuneseek.embed.tfbundle import TensorBundle, _raw_crc_small, crc32c, is_training_state, mask_crc, unmask_crc
-from tuneseek.errors import TuneseekError
+from tuneseek.errors import ModelError, TuneseekError
 
 
 def sample_tensors() -> dict[str, np.ndarray]:

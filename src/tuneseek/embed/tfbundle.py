@@ -22,7 +22,7 @@ without TensorFlow. The format is small enough to read directly:
 
 Only the protobuf fields above are decoded (a minimal varint / wire-type reader). Sizes,
 offsets and CRC-32C checksums (block trailers and tensor data) are all verified; anything
-truncated, corrupt or unsupported raises :class:`~tuneseek.embed.errors.ModelError` naming the
+truncated, corrupt or unsupported raises :class:`~tuneseek.errors.ModelError` naming the
 file and the reason. The CRC-32C is computed with a vectorised NumPy scheme (the buffer is cut
 into equal chunks whose CRCs run side by side, then combined), about 100x faster than a
 byte-at-a-time Python loop, so verifying a few megabytes costs milliseconds.
@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tuneseek.embed.errors import ModelError
+from tuneseek.errors import ModelError
 
 __all__ = [
     "TABLE_MAGIC",

@@ -47,7 +47,7 @@ def evaluate_model(
     text–audio runs); ``map_method`` draws the map of an embedding run (``"tsne"`` or ``"pca"``);
     ``cache`` is the decoded-audio cache; ``say`` gets progress lines.
 
-    Raises :class:`~tuneseek.embed.errors.ModelError` when ``run`` is not a readable run folder,
+    Raises :class:`~tuneseek.errors.ModelError` when ``run`` is not a readable run folder,
     and :class:`~tuneseek.errors.UsageError` when it cannot be scored as asked (an embedding run
     without ``labels``, ``labels`` for a tagger).
     """
