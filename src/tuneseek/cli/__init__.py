@@ -26,14 +26,14 @@ import os
 import sys
 
 from tuneseek import __version__
-from tuneseek.cli import demo, describe, evaluate, identify, library, train
+from tuneseek.cli import demo, describe, evaluate, identify, library, serve, train
 from tuneseek.cli.common import common_options, print_error
 from tuneseek.errors import TuneseekError
 
 __all__ = ["main", "build_parser"]
 
 #: The command groups, in the order ``tuneseek --help`` lists their commands.
-GROUPS = (library, identify, describe, train, evaluate, demo)
+GROUPS = (library, identify, describe, train, evaluate, demo, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,35 @@
+"""``tuneseek serve``: the HTTP API over the library (:mod:`tuneseek.server`), on 127.0.0.1 unless told otherwise."""
+
+from __future__ import annotations
+
+from tuneseek.cli.common import open_library
+from tuneseek.errors import UsageError
+
+DEFAULT_PORT = 8750
+
+
+def register(sub, common) -> None:
+    """Add ``serve`` to the ``tuneseek`` subparsers ``sub``; ``common`` holds the shared options."""
+    s = sub.add_parser("serve", parents=[common], help="serve the library over HTTP (API at /docs)")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    s.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload accepted (default 50 MB)")
+    s.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args) -> int:
+    if args.max_upload_mb <= 0:
+        raise UsageError(f"--max-upload-mb must be positive, got {args.max_upload_mb:g}")
+    try:
+        import uvicorn
+
+        from tuneseek.server.app import create_app
+    except ImportError as e:
+        raise UsageError(
+            f"serving needs the server extra ({e.name} is missing): pip install 'tuneseek[server]'"
+        ) from None
+    with open_library(args, create=True) as lib:
+        app = create_app(lib, max_upload_mb=args.max_upload_mb)
+        print(f"serving {lib.root} at http://{args.host}:{args.port} (API at /docs); Ctrl-C stops", flush=True)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0

@@ -1,0 +1,132 @@
+"""The HTTP API over one library: ``create_app(library)`` gives the FastAPI application ``tuneseek serve`` runs.
+
+Every answer is a result's ``to_dict()`` (the keys of the command line's ``--json``), or an
+error ``{"error": message}`` (:mod:`tuneseek.server.problems`). One :class:`~tuneseek.library.Library`
+serves every request: FastAPI runs the endpoints in a thread pool, and the library answers
+many threads at once while another process indexes.
+
+Safe by default: audio is served only by track id from the catalogue, never by a path from the
+request; an upload is streamed to a temporary file under a size limit (413 beyond it, checked
+on the ``Content-Length`` before any byte is read and again while reading), its kind told by its
+bytes (415 for anything but audio), and always deleted; no CORS headers are sent.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import FastAPI, File, Query, UploadFile
+from fastapi.responses import FileResponse
+
+from tuneseek import __version__
+from tuneseek.errors import AudioError
+from tuneseek.library import Library
+from tuneseek.server import problems
+from tuneseek.server.problems import Problem
+from tuneseek.server.uploads import saved
+
+#: Uploads larger than this are refused (``tuneseek serve --max-upload-mb``).
+DEFAULT_MAX_UPLOAD_MB = 50.0
+
+
+class _BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes gets 413, whether it says its length or not."""
+
+    def __init__(self, app, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        too_big = problems.answer(413, f"upload larger than {self.limit / 1e6:g} MB")
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            return await too_big(scope, receive, send)
+        seen, answered = 0, False
+
+        async def counted():
+            # past the limit: answer 413 here, and tell the application the client has gone
+            nonlocal seen, answered
+            if answered:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    answered = True
+                    await too_big(scope, receive, send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def unless_answered(message):
+            if not answered:
+                await send(message)
+
+        await self.app(scope, counted, unless_answered)
+
+
+def create_app(library: Library, *, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB) -> FastAPI:
+    """The API of ``library`` (kept open for the application's life; the caller closes it)."""
+    limit = int(max_upload_mb * 1e6)
+    app = FastAPI(
+        title="tuneseek",
+        version=__version__,
+        description="Which song is this, what does it sound like, what else sounds like it.",
+    )
+    problems.install(app)
+    app.add_middleware(_BodyLimit, limit=limit)
+
+    @app.get("/health", summary="Whether the library answers, and how many tracks it holds")
+    def health() -> dict:
+        return {"status": "ok", "tracks": library.stats().tracks}
+
+    @app.get("/stats", summary="Size of the library and its index")
+    def stats() -> dict:
+        return library.stats().to_dict()
+
+    @app.get("/tracks", summary="The tracks, oldest first")
+    def tracks(offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)) -> dict:
+        every = library.tracks()
+        return {"total": len(every), "tracks": [t.to_dict() for t in every[offset : offset + limit]]}
+
+    @app.get("/tracks/{track_id}", summary="One track's facts and what the library holds for it")
+    def track(track_id: int) -> dict:
+        t = library.track(track_id)
+        return {**t.to_dict(), "extractors": library.extractors(t)}
+
+    @app.get("/tracks/{track_id}/tags", summary="A track's stored tags, per vocabulary")
+    def tags(track_id: int) -> dict:
+        return {vocab: t.to_dict() for vocab, t in library.tags(library.track(track_id)).items()}
+
+    @app.get("/tracks/{track_id}/audio", summary="The track's audio file (range requests served: 206)")
+    def audio(track_id: int) -> FileResponse:
+        t = library.track(track_id)  # by id from the catalogue only: no path from the request reaches the disk
+        if not os.path.isfile(t.path):
+            raise Problem(404, f"track {track_id}: its file is gone ({t.path})")
+        kind = mimetypes.guess_type(t.path)[0] or "application/octet-stream"
+        return FileResponse(t.path, media_type=kind, filename=Path(t.path).name, content_disposition_type="inline")
+
+    @app.get("/tracks/{track_id}/similar", summary="Tracks that sound like this one")
+    def similar(track_id: int, k: int = Query(10, ge=1, le=100), space: str = "musicnn") -> dict:
+        found = library.similar(library.track(track_id), k=k, space=space)
+        return {"results": [s.to_dict() for s in found]}
+
+    @app.get("/search", summary='Tracks that fit a description ("calm solo piano, no drums")')
+    def search(q: str = Query(..., max_length=1000), k: int = Query(10, ge=1, le=100)) -> dict:
+        return library.search(q, k=k).to_dict()
+
+    @app.post("/identify", summary="Which track a clip comes from, and where (an empty list: no match)")
+    def identify(file: Annotated[UploadFile, File()], top: int = Query(1, ge=1, le=20)) -> dict:
+        name = file.filename or "the upload"
+        with saved(file, limit) as path:
+            try:
+                matches = library.candidates(path, k=top)
+            except AudioError as e:  # named after the client's file, not the temporary copy
+                raise Problem(422, f"{name}: {e.reason}") from None
+        return {"matches": [m.to_dict() for m in matches]}
+
+    return app

@@ -1,0 +1,144 @@
+"""The HTTP API: the results' own JSON, audio by track id with ranges, and hostile requests answered in one line."""
+
+import io
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+from fastapi.testclient import TestClient
+
+from conftest import SR
+from tuneseek import Library
+from tuneseek.server.app import create_app
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory, music_dir):
+    with Library.open(tmp_path_factory.mktemp("served") / "lib") as lib:
+        lib.add([music_dir], workers=1, analyse=False)
+        labels = ["piano", "rock", "strings"]
+        for i, track in enumerate(lib.tracks()):
+            lib.set_tags(track, "mtt", np.eye(3, dtype=np.float32)[i % 3], labels=labels)
+        with TestClient(create_app(lib, max_upload_mb=1.0)) as c:
+            yield c
+
+
+def wav_bytes(audio: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, audio, SR, format="WAV")
+    return buf.getvalue()
+
+
+def a_clip(client, track_id: int, start: float = 5.0, seconds: float = 6.0) -> bytes:
+    path = client.get(f"/tracks/{track_id}").json()["path"]
+    audio, _ = sf.read(path, dtype="float32")
+    return wav_bytes(audio[int(start * SR) : int((start + seconds) * SR)])
+
+
+def test_an_uploaded_clip_is_identified_with_the_keys_of_the_command_line(client):
+    r = client.post("/identify", files={"file": ("clip.wav", a_clip(client, 3), "audio/wav")}, params={"top": 2})
+    assert r.status_code == 200
+    [best, *_] = r.json()["matches"]
+    assert best["track_id"] == 3 and abs(best["offset"] - 5.0) < 0.1
+    assert set(best) >= {"track_id", "track", "path", "offset", "track_start", "score", "confidence"}
+
+
+def test_music_not_in_the_library_gives_an_empty_list(client, stranger):
+    r = client.post("/identify", files={"file": ("x.wav", wav_bytes(stranger[: 6 * SR]), "audio/wav")})
+    assert r.status_code == 200 and r.json() == {"matches": []}
+
+
+def test_tracks_stats_and_tags_are_the_results_own_json(client):
+    listed = client.get("/tracks", params={"limit": 2}).json()
+    assert listed["total"] == 6 and [t["track_id"] for t in listed["tracks"]] == [1, 2]
+    one = client.get("/tracks/2").json()
+    assert one["track_id"] == 2 and one["extractors"]["landmarks"]
+    assert client.get("/stats").json()["tracks"] == 6
+    tags = client.get("/tracks/2/tags").json()
+    assert tags["mtt"]["tags"] == {"piano": 0.0, "rock": 1.0, "strings": 0.0}
+
+
+def test_search_ranks_by_the_stored_tags(client):
+    r = client.get("/search", params={"q": "rock", "k": 2})
+    assert r.status_code == 200 and r.json()["mode"] == "zero-shot"
+    assert r.json()["results"][0]["track_id"] in (2, 5)  # the tracks tagged rock
+
+
+def test_audio_is_served_by_id_with_ranges(client):
+    full = client.get("/tracks/1/audio")
+    assert full.status_code == 200 and full.headers["content-type"] == "audio/flac"
+    assert full.headers["accept-ranges"] == "bytes"
+    part = client.get("/tracks/1/audio", headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == full.content[100:200]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/tracks/99", "/tracks/99/audio", "/tracks/99/tags", "/tracks/99/similar"],
+)
+def test_an_unknown_track_is_a_404_with_one_message(client, url):
+    r = client.get(url)
+    assert r.status_code == 404 and r.json() == {"error": r.json()["error"]} and "99" in r.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/tracks/..%2F..%2Fetc%2Fpasswd", "/tracks/%2Fetc%2Fpasswd/audio", "/tracks/1%2F..%2F2/tags", "/tracks/-1/audio"],
+)
+def test_a_path_in_place_of_a_track_id_reaches_no_file(client, url):
+    r = client.get(url)
+    assert r.status_code in (404, 422) and set(r.json()) == {"error"}
+    assert b"root:" not in r.content
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "says"),
+    [
+        (b"", 400, "empty"),
+        (b"this is not audio, whatever its name says" * 10, 415, "not an audio file"),
+        (b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 20, 422, "clip.wav"),  # a WAV header and nothing after
+    ],
+)
+def test_bad_uploads_get_one_clear_error(client, payload, status, says):
+    r = client.post("/identify", files={"file": ("clip.wav", payload, "audio/wav")})
+    assert r.status_code == status and says in r.json()["error"] and set(r.json()) == {"error"}
+
+
+def test_a_truncated_upload_is_refused_not_half_read(client):
+    whole = a_clip(client, 2)
+    r = client.post("/identify", files={"file": ("cut.wav", whole[: len(whole) // 3], "audio/wav")})
+    assert r.status_code == 422 and r.json()["error"].startswith("cut.wav: ") and "truncated" in r.json()["error"]
+
+
+def test_an_upload_over_the_limit_is_a_413(client):
+    big = wav_bytes(np.zeros(SR * 30, np.float32))  # 30 s of 16-bit mono: 1.3 MB, over the 1 MB limit
+    r = client.post("/identify", files={"file": ("big.wav", big, "audio/wav")})
+    assert r.status_code == 413 and "1 MB" in r.json()["error"]
+
+
+def test_bad_parameters_name_the_parameter(client):
+    r = client.get("/search", params={"q": "rock", "k": 0})
+    assert r.status_code == 422 and r.json()["error"].startswith("k:")
+    r = client.post("/identify")
+    assert r.status_code == 422 and "file" in r.json()["error"]
+
+
+def test_the_openapi_schema_lists_the_endpoints(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/identify", "/search", "/tracks", "/tracks/{track_id}/audio", "/stats"} <= set(paths)
+    assert "access-control-allow-origin" not in client.get("/health").headers
+
+
+def test_a_body_without_a_length_is_cut_off_at_the_limit(client):
+    def chunks():
+        yield b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.wav\"\r\n\r\n"
+        for _ in range(40):
+            yield b"\x00" * 65536  # 2.6 MB in all, over the 1 MB limit, sent without a Content-Length
+        yield b"\r\n--x--\r\n"
+
+    r = client.post("/identify", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"})
+    assert r.status_code == 413 and set(r.json()) == {"error"}
