@@ -135,7 +135,7 @@ def test_the_openapi_schema_lists_the_endpoints(client):
 
 def test_a_body_without_a_length_is_cut_off_at_the_limit(client):
     def chunks():
-        yield b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.wav\"\r\n\r\n"
+        yield b'--x\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n\r\n'
         for _ in range(40):
             yield b"\x00" * 65536  # 2.6 MB in all, over the 1 MB limit, sent without a Content-Length
         yield b"\r\n--x--\r\n"
