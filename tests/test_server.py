@@ -1,6 +1,8 @@
 """The HTTP API: the results' own JSON, audio by track id with ranges, and hostile requests answered in one line."""
 
 import io
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,3 +144,59 @@ def test_a_body_without_a_length_is_cut_off_at_the_limit(client):
 
     r = client.post("/identify", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"})
     assert r.status_code == 413 and set(r.json()) == {"error"}
+
+
+KEY = "k" * 24
+
+
+@pytest.fixture
+def writable(tmp_path, music_dir):
+    with Library.open(tmp_path / "lib") as lib, TestClient(create_app(lib, max_upload_mb=1.0, api_key=KEY)) as c:
+        yield c
+
+
+def finished(client, job: dict) -> dict:
+    for _ in range(600):
+        state = client.get(f"/jobs/{job['job']}").json()
+        if state["state"] in ("done", "failed"):
+            return state
+        time.sleep(0.05)
+    raise AssertionError(f"job {job} did not finish")
+
+
+def test_writes_need_the_key_and_are_off_without_one(client, writable):
+    assert client.post("/tracks", json={"paths": ["/tmp"]}).status_code == 403  # no key configured at all
+    assert client.delete("/tracks/1").status_code == 403
+    r = writable.post("/tracks", json={"paths": ["/tmp"]})
+    assert r.status_code == 401 and "X-API-Key" in r.json()["error"]
+    r = writable.delete("/tracks/1", headers={"X-API-Key": "k" * 23 + "x"})
+    assert r.status_code == 403 and r.json() == {"error": "wrong API key"}
+
+
+def test_adding_a_folder_is_a_job_whose_progress_and_report_can_be_read(writable, music_dir):
+    r = writable.post("/tracks", json={"paths": [str(music_dir)]}, headers={"X-API-Key": KEY})
+    assert r.status_code == 202 and r.json()["state"] in ("queued", "running", "done")
+    state = finished(writable, r.json())
+    assert state["state"] == "done" and state["done"] == state["total"] == 6
+    assert len(state["result"]["added"]) == 6 and writable.get("/stats").json()["tracks"] == 6
+    gone = writable.delete("/tracks/6", headers={"X-API-Key": KEY})
+    assert gone.status_code == 200 and gone.json()["track_id"] == 6
+    assert writable.get("/tracks/6").status_code == 404
+    assert writable.get("/jobs/99").status_code == 404
+
+
+def test_an_uploaded_file_is_kept_under_its_content_and_added(writable, music_dir, tmp_path):
+    song = next(music_dir.rglob("*.flac")).read_bytes()
+    r = writable.post(
+        "/tracks/upload", files={"file": ("../../evil name.flac", song, "audio/flac")}, headers={"X-API-Key": KEY}
+    )
+    assert r.status_code == 202
+    state = finished(writable, r.json())
+    [added] = state["result"]["added"]
+    assert "evil" not in added["path"] and "/uploads/" in added["path"] and added["path"].endswith(".flac")
+    refused = writable.post(
+        "/tracks/upload", files={"file": ("x.flac", b"not audio at all" * 4, "audio/flac")}, headers={"X-API-Key": KEY}
+    )
+    assert refused.status_code == 415
+    kept = sorted(p.name for p in (tmp_path / "lib" / "uploads").iterdir())
+    assert kept == [Path(added["path"]).name]  # the refused upload left nothing behind

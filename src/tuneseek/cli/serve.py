@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tuneseek.cli.common import open_library
 from tuneseek.errors import UsageError
 
@@ -14,12 +16,25 @@ def register(sub, common) -> None:
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     s.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload accepted (default 50 MB)")
+    s.add_argument(
+        "--api-key-file",
+        metavar="PATH",
+        help="a file holding the key that writes (add, upload, remove) need in X-API-Key; without it, no writes",
+    )
     s.set_defaults(func=cmd_serve)
 
 
 def cmd_serve(args) -> int:
     if args.max_upload_mb <= 0:
         raise UsageError(f"--max-upload-mb must be positive, got {args.max_upload_mb:g}")
+    key = None
+    if args.api_key_file:
+        try:
+            key = Path(args.api_key_file).read_text().strip()
+        except OSError as e:
+            raise UsageError(f"{args.api_key_file}: cannot read the API key ({e.strerror})") from None
+        if len(key) < 16:
+            raise UsageError(f"{args.api_key_file}: the API key must be at least 16 characters")
     try:
         import uvicorn
 
@@ -29,7 +44,10 @@ def cmd_serve(args) -> int:
             f"serving needs the server extra ({e.name} is missing): pip install 'tuneseek[server]'"
         ) from None
     with open_library(args, create=True) as lib:
-        app = create_app(lib, max_upload_mb=args.max_upload_mb)
-        print(f"serving {lib.root} at http://{args.host}:{args.port} (API at /docs); Ctrl-C stops", flush=True)
+        app = create_app(lib, max_upload_mb=args.max_upload_mb, api_key=key)
+        writes = "writes with the API key" if key else "read-only: no --api-key-file"
+        print(
+            f"serving {lib.root} at http://{args.host}:{args.port} (API at /docs; {writes}); Ctrl-C stops", flush=True
+        )
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

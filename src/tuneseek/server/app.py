@@ -13,23 +13,35 @@ bytes (415 for anything but audio), and always deleted; no CORS headers are sent
 
 from __future__ import annotations
 
+import hmac
 import mimetypes
 import os
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import FastAPI, File, Query, UploadFile
+from fastapi import Depends, FastAPI, File, Header, Query, UploadFile
 from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
 
 from tuneseek import __version__
 from tuneseek.errors import AudioError
 from tuneseek.library import Library
 from tuneseek.server import problems
+from tuneseek.server.jobs import Jobs
 from tuneseek.server.problems import Problem
-from tuneseek.server.uploads import saved
+from tuneseek.server.uploads import kept, saved
 
 #: Uploads larger than this are refused (``tuneseek serve --max-upload-mb``).
 DEFAULT_MAX_UPLOAD_MB = 50.0
+#: Where uploaded files added to the library are kept, inside the library directory.
+UPLOADS = "uploads"
+
+
+class AddRequest(BaseModel):
+    """Files and folders on the server to add (recursively)."""
+
+    paths: list[str] = Field(min_length=1, max_length=10_000)
 
 
 class _BodyLimit:
@@ -69,10 +81,33 @@ class _BodyLimit:
         await self.app(scope, counted, unless_answered)
 
 
-def create_app(library: Library, *, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB) -> FastAPI:
-    """The API of ``library`` (kept open for the application's life; the caller closes it)."""
+def create_app(
+    library: Library, *, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, api_key: str | None = None
+) -> FastAPI:
+    """The API of ``library`` (kept open for the application's life; the caller closes it).
+
+    Writes (adding files, uploading, removing) need ``api_key`` in the ``X-API-Key`` header; with
+    no key given they are refused, whoever asks.
+    """
     limit = int(max_upload_mb * 1e6)
+    jobs = Jobs()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        jobs.close()
+
+    def writer(x_api_key: Annotated[str | None, Header()] = None) -> None:
+        """Let a write through only with the server's key (compared in constant time)."""
+        if api_key is None:
+            raise Problem(403, "writes are off: start the server with --api-key-file to allow them")
+        if x_api_key is None:
+            raise Problem(401, "writes need the server's key in the X-API-Key header")
+        if not hmac.compare_digest(x_api_key.encode(), api_key.encode()):
+            raise Problem(403, "wrong API key")
+
     app = FastAPI(
+        lifespan=lifespan,
         title="tuneseek",
         version=__version__,
         description="Which song is this, what does it sound like, what else sounds like it.",
@@ -118,6 +153,49 @@ def create_app(library: Library, *, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
     @app.get("/search", summary='Tracks that fit a description ("calm solo piano, no drums")')
     def search(q: str = Query(..., max_length=1000), k: int = Query(10, ge=1, le=100)) -> dict:
         return library.search(q, k=k).to_dict()
+
+    def add_job(paths: list[str]) -> dict:
+        def work(job) -> dict:
+            def counted(_outcome) -> None:
+                with job.lock:
+                    job.done += 1
+
+            def total(n: int) -> None:
+                with job.lock:
+                    job.total = n
+
+            return library.add(paths, progress=counted, on_files=total).to_dict()
+
+        return jobs.start("add", work).to_dict()
+
+    @app.post(
+        "/tracks",
+        status_code=202,
+        dependencies=[Depends(writer)],
+        summary="Add files or folders on the server to the library (a job: see /jobs/{id})",
+    )
+    def add(body: AddRequest) -> dict:
+        return add_job(body.paths)
+
+    @app.post(
+        "/tracks/upload",
+        status_code=202,
+        dependencies=[Depends(writer)],
+        summary="Upload a file and add it to the library (kept in the library's uploads/; a job)",
+    )
+    def upload(file: Annotated[UploadFile, File()]) -> dict:
+        return add_job([str(kept(file, limit, library.root / UPLOADS))])
+
+    @app.delete("/tracks/{track_id}", dependencies=[Depends(writer)], summary="Remove a track from the library")
+    def remove(track_id: int) -> dict:
+        return library.remove(track_id).to_dict()
+
+    @app.get("/jobs/{job_id}", summary="How far a job has come, and at the end what it did")
+    def job(job_id: int) -> dict:
+        found = jobs.get(job_id)
+        if found is None:
+            raise Problem(404, f"no job {job_id}")
+        return found.to_dict()
 
     @app.post("/identify", summary="Which track a clip comes from, and where (an empty list: no match)")
     def identify(file: Annotated[UploadFile, File()], top: int = Query(1, ge=1, le=20)) -> dict:

@@ -2,15 +2,19 @@
 
 A client's file name and content type say nothing trustworthy, so the first bytes decide: a
 container the decoders read gets the matching suffix (some decoders go by it), anything else is
-refused before a decoder sees it. The temporary file is always deleted, whatever happens.
+refused before a decoder sees it. A clip to identify goes to a temporary file, always deleted
+(:func:`saved`); a file to add to the library is kept under a name made of its content
+(:func:`kept`), never the name the client gave.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from fastapi import UploadFile
 
@@ -41,13 +45,8 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-@contextmanager
-def saved(upload: UploadFile, limit_bytes: int) -> Iterator[str]:
-    """The upload copied to a temporary file of its sniffed kind; its path, deleted on leaving.
-
-    Raises :class:`Problem` 400 for an empty upload, 413 beyond ``limit_bytes``, 415 for bytes
-    that are not a known audio container.
-    """
+def _sniffed(upload: UploadFile) -> tuple[bytes, str]:
+    """The upload's first bytes and the suffix of its container; :class:`Problem` 400 or 415 otherwise."""
     head = upload.file.read(SNIFF_BYTES)
     if not head:
         raise Problem(400, f"{upload.filename or 'the upload'}: empty file")
@@ -58,16 +57,52 @@ def saved(upload: UploadFile, limit_bytes: int) -> Iterator[str]:
             f"{upload.filename or 'the upload'}: not an audio file this server reads "
             "(WAV, FLAC, Ogg, MP3, AAC/M4A, AIFF, WebM)",
         )
+    return head, suffix
+
+
+def _copy(upload: UploadFile, head: bytes, out, limit_bytes: int) -> str:
+    """Write the upload (its ``head`` already read) to ``out``; its SHA-256; :class:`Problem` 413 past the limit."""
+    digest = hashlib.sha256(head)
+    out.write(head)
+    size = len(head)
+    while chunk := upload.file.read(CHUNK):
+        size += len(chunk)
+        if size > limit_bytes:
+            raise Problem(413, f"upload larger than {limit_bytes / 1e6:g} MB")
+        digest.update(chunk)
+        out.write(chunk)
+    return digest.hexdigest()
+
+
+@contextmanager
+def saved(upload: UploadFile, limit_bytes: int) -> Iterator[str]:
+    """The upload copied to a temporary file of its sniffed kind; its path, deleted on leaving.
+
+    Raises :class:`Problem` 400 for an empty upload, 413 beyond ``limit_bytes``, 415 for bytes
+    that are not a known audio container.
+    """
+    head, suffix = _sniffed(upload)
     fd, path = tempfile.mkstemp(prefix="tuneseek-upload-", suffix=suffix)
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(head)
-            size = len(head)
-            while chunk := upload.file.read(CHUNK):
-                size += len(chunk)
-                if size > limit_bytes:
-                    raise Problem(413, f"upload larger than {limit_bytes / 1e6:g} MB")
-                out.write(chunk)
+            _copy(upload, head, out, limit_bytes)
         yield path
     finally:
         os.unlink(path)
+
+
+def kept(upload: UploadFile, limit_bytes: int, folder: Path) -> Path:
+    """The upload stored for good in ``folder``, named by its content (the same audio uploaded twice is
+    one file), checked as :func:`saved` checks it; nothing is left behind when it is refused."""
+    head, suffix = _sniffed(upload)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".upload-", suffix=suffix, dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            digest = _copy(upload, head, out, limit_bytes)
+        final = folder / f"{digest[:32]}{suffix}"
+        os.replace(tmp, final)
+        return final
+    except BaseException:
+        os.unlink(tmp)
+        raise
