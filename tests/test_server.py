@@ -200,3 +200,13 @@ def test_an_uploaded_file_is_kept_under_its_content_and_added(writable, music_di
     assert refused.status_code == 415
     kept = sorted(p.name for p in (tmp_path / "lib" / "uploads").iterdir())
     assert kept == [Path(added["path"]).name]  # the refused upload left nothing behind
+
+
+def test_the_server_says_when_it_is_warm(client):
+    for _ in range(200):
+        r = client.get("/ready")
+        if r.status_code == 200:
+            break
+        assert r.status_code == 503 and "warming up" in r.json()["error"]
+        time.sleep(0.05)
+    assert r.json() == {"ready": True, "warnings": []}

@@ -42,7 +42,7 @@ import numpy as np
 
 from tuneseek import analysis, audio, ingest
 from tuneseek import monitor as monitoring
-from tuneseek.errors import AudioError, LibraryError, UsageError
+from tuneseek.errors import AudioError, LibraryError, TuneseekError, UsageError
 from tuneseek.extractors import TEXT_AUDIO_EXTRACTOR, TEXT_AUDIO_SPACE, Extractor, open_extractor
 from tuneseek.fingerprint.extract import RESAMPLE_QUALITY, content_hash
 from tuneseek.fingerprint.index import LandmarkIndex
@@ -183,6 +183,19 @@ class Library:
             spaces=spaces,
             models={ex: m["folder"] for ex, m in models.items()},
         )
+
+    def warm(self) -> None:
+        """Load what queries read, so that the first one pays nothing extra: the landmark index's view,
+        the vector stores of every embedding space, and (when tracks have tags) the sentence encoder and
+        the tag table. A server calls it at start-up; models that cannot load are left to say so at query."""
+        self._landmarks.view()
+        for space in self._catalog.spaces():
+            _ = self._spaces.get(space, centred=space != TEXT_AUDIO_SPACE).segments
+        if self._catalog.count_tagged():
+            try:
+                self._text.warm()
+            except TuneseekError:
+                pass  # no text model here: search says so when asked
 
     # -- which song is this ----------------------------------------------------------
     @property

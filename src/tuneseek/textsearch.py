@@ -107,6 +107,11 @@ class TextSearch:
             q.text, "trained", f"text–audio model {trained.model_name} ({trained.folder})", hits, "", q.notices
         )
 
+    def warm(self) -> None:
+        """Load the sentence encoder and build the tag table now rather than at the first query."""
+        self.encoder()
+        self._tag_table()
+
     def _tag_table(self):
         generation = self.catalog.generation()
         with self._lock:

@@ -5,6 +5,9 @@ error ``{"error": message}`` (:mod:`tuneseek.server.problems`). One :class:`~tun
 serves every request: FastAPI runs the endpoints in a thread pool, and the library answers
 many threads at once while another process indexes.
 
+Warm from the start: the index, the vector stores and the text model load in the background as the
+server starts (:meth:`~tuneseek.library.Library.warm`), and ``/ready`` answers 503 until they have.
+
 Safe by default: audio is served only by track id from the catalogue, never by a path from the
 request; an upload is streamed to a temporary file under a size limit (413 beyond it, checked
 on the ``Content-Length`` before any byte is read and again while reading), its kind told by its
@@ -16,6 +19,7 @@ from __future__ import annotations
 import hmac
 import mimetypes
 import os
+import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
@@ -91,9 +95,19 @@ def create_app(
     """
     limit = int(max_upload_mb * 1e6)
     jobs = Jobs()
+    ready = threading.Event()
+    warm_error: list[str] = []
+
+    def warm() -> None:
+        try:
+            library.warm()
+        except Exception as e:  # noqa: BLE001 - reported by /ready; the queries still answer
+            warm_error.append(f"{type(e).__name__}: {e}")
+        ready.set()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        threading.Thread(target=warm, name="tuneseek-warm", daemon=True).start()
         yield
         jobs.close()
 
@@ -118,6 +132,12 @@ def create_app(
     @app.get("/health", summary="Whether the library answers, and how many tracks it holds")
     def health() -> dict:
         return {"status": "ok", "tracks": library.stats().tracks}
+
+    @app.get("/ready", summary="Whether the index and models are loaded (503 while they load)")
+    def is_ready() -> dict:
+        if not ready.is_set():
+            raise Problem(503, "warming up: loading the index and the models")
+        return {"ready": True, "warnings": warm_error}
 
     @app.get("/stats", summary="Size of the library and its index")
     def stats() -> dict:
