@@ -210,3 +210,8 @@ def test_the_server_says_when_it_is_warm(client):
         assert r.status_code == 503 and "warming up" in r.json()["error"]
         time.sleep(0.05)
     assert r.json() == {"ready": True, "warnings": []}
+
+
+def test_a_question_the_library_cannot_answer_yet_is_a_409_not_a_404(writable):
+    r = writable.get("/search", params={"q": "calm piano"})
+    assert r.status_code == 409 and "no track has tags yet" in r.json()["error"]

@@ -31,6 +31,10 @@ class LibraryError(TuneseekError):
         super().__init__(f"library {self.where}: {reason}")
 
 
+class TrackNotFound(LibraryError):
+    """No track of the library has that id or path."""
+
+
 class LibraryBusyError(LibraryError):
     """Another process holds the library's writer lock."""
 

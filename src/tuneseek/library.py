@@ -42,7 +42,7 @@ import numpy as np
 
 from tuneseek import analysis, audio, ingest
 from tuneseek import monitor as monitoring
-from tuneseek.errors import AudioError, LibraryError, TuneseekError, UsageError
+from tuneseek.errors import AudioError, LibraryError, TrackNotFound, TuneseekError, UsageError
 from tuneseek.extractors import TEXT_AUDIO_EXTRACTOR, TEXT_AUDIO_SPACE, Extractor, open_extractor
 from tuneseek.fingerprint.extract import RESAMPLE_QUALITY, content_hash
 from tuneseek.fingerprint.index import LandmarkIndex
@@ -157,7 +157,7 @@ class Library:
         if found is None and isinstance(ref, str | os.PathLike):
             found = self._catalog.track_by_path(os.path.abspath(os.fspath(ref)))
         if found is None:
-            raise LibraryError(self.root, f"no track {ref!r}")
+            raise TrackNotFound(self.root, f"no track {ref!r}")
         return found
 
     def _info(self, track_id: int) -> TrackInfo:

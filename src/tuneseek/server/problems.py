@@ -1,7 +1,8 @@
 """Every error the HTTP API gives: a JSON body ``{"error": one clear message}`` and the right status.
 
 Errors tuneseek raises on purpose map to statuses (a bad file 422, an unknown track 404, a
-library busy writing 503, a request that cannot be carried out 400); FastAPI's own validation
+library busy writing 503, a request that cannot be carried out 400, a library without what the
+question needs, such as tags for a search, 409); FastAPI's own validation
 errors become one line naming the parameter; anything else is a 500 with no traceback in the
 body (it is logged on the server).
 """
@@ -15,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from tuneseek.errors import AudioError, LibraryBusyError, LibraryError, TuneseekError, UsageError
+from tuneseek.errors import AudioError, LibraryBusyError, LibraryError, TrackNotFound, TuneseekError
 
 log = logging.getLogger("tuneseek.server")
 
@@ -39,10 +40,10 @@ def status_of(e: TuneseekError) -> int:
         return 422
     if isinstance(e, LibraryBusyError):
         return 503
-    if isinstance(e, LibraryError) and "no track" in str(e):
+    if isinstance(e, TrackNotFound):
         return 404
-    if isinstance(e, UsageError | LibraryError):
-        return 400
+    if isinstance(e, LibraryError):
+        return 409  # the library cannot answer that yet (no tags, no embeddings): index with the models
     return 400
 
 
