@@ -75,15 +75,27 @@ def _musicnn_vectors(x: np.ndarray, whole: bool) -> np.ndarray:
     return analysis.clip_vectors(x, hop=hop)[1]
 
 
-@dataclass(frozen=True)
 class Musicnn:
-    """The pretrained musicnn: tags in the MagnaTagATune or Million Song vocabulary, or 3.7 s segment vectors."""
+    """The pretrained musicnn: tags in the MagnaTagATune or Million Song vocabulary, or 3.7 s segment vectors.
 
-    name: str
-    version: str
-    source: str = AUDIO
-    sample_rate: int = MUSICNN_SR
-    folder: str | None = None
+    Its version names the converted weights by their digest, which takes reading them: it is read
+    when first asked for (indexing asks; a query's vectors do not need it), then kept.
+    """
+
+    source = AUDIO
+    sample_rate = MUSICNN_SR
+    folder = None
+
+    def __init__(self, name: str, *, version: str | None = None, wheel: str | None = None):
+        self.name = name
+        self.wheel = wheel
+        self._version = version
+
+    @property
+    def version(self) -> str:
+        if self._version is None:
+            self._version = analysis.extractor_versions(self.wheel)[self.name]
+        return self._version
 
     def query_vectors(self, samples: np.ndarray, whole: bool) -> np.ndarray:
         return _musicnn_vectors(samples, whole)
@@ -94,7 +106,7 @@ def musicnn_extractors(wheel: str | None = None) -> list[Musicnn]:
 
     Raises :class:`~tuneseek.errors.TuneseekError` (no PyTorch, no weights) when they cannot.
     """
-    return [Musicnn(name, version) for name, version in analysis.extractor_versions(wheel).items()]
+    return [Musicnn(name, version=v, wheel=wheel) for name, v in analysis.extractor_versions(wheel).items()]
 
 
 @dataclass(frozen=True)
@@ -175,18 +187,18 @@ def open_extractor(
 
     ``open_extractor("tags:mtt")`` and ``open_extractor("embedding:musicnn")`` give the
     pretrained musicnn; ``open_extractor(folder=RUN, role="tagger" | "embedder" | "text-audio")``
-    a trained model. Raises :class:`UsageError` for a name or role it does not know, and the
-    model's own error when its weights or run cannot be loaded.
+    a trained model. Raises :class:`UsageError` for a name or role it does not know, and a
+    trained model's own error when its run cannot be loaded; musicnn's weights are read when its
+    version or a query's vectors are first asked for, and their errors come then.
     """
     if folder is not None:
         if role not in ROLES:
             raise UsageError(f"unknown model role {role!r} ({', '.join(ROLES)})")
         return _text_audio(str(folder)) if role == "text-audio" else _trained(str(folder), role)
-    for extractor in musicnn_extractors(wheel):
-        if extractor.name == name:
-            return extractor
+    pretrained = [*analysis.TAG_EXTRACTORS, analysis.EMBEDDING_EXTRACTOR]
+    if name in pretrained:
+        return Musicnn(name, wheel=wheel)
     raise UsageError(
-        f"unknown extractor {name!r}: the pretrained ones are "
-        f"{', '.join([*analysis.TAG_EXTRACTORS, analysis.EMBEDDING_EXTRACTOR])}; "
+        f"unknown extractor {name!r}: the pretrained ones are {', '.join(pretrained)}; "
         "a trained model is opened from its folder"
     )
