@@ -227,7 +227,7 @@ class Catalog:
     def delete_track(self, track_id: int) -> None:
         """Delete a track with its tags, vectors and versions; call inside a transaction."""
         for space in [r[0] for r in self.db.execute("SELECT space FROM embeddings WHERE track_id=?", (track_id,))]:
-            self._add_to_sums(space, track_id, -1)
+            self._sum_stored(space, track_id, -1)
         self.db.execute("DELETE FROM tracks WHERE id=?", (track_id,))
 
     def update_path(self, track_id: int, path: str, mtime_ns: int) -> None:
@@ -304,20 +304,13 @@ class Catalog:
         dim = len(track_vector)
         if segments.ndim != 2 or segments.shape[1] != dim:
             raise ValueError(f"segments of shape {segments.shape} do not match a {dim}-d track vector")
-        self._add_to_sums(space, track_id, -1)
+        self._sum_stored(space, track_id, -1)
+        vector, segments = np.asarray(track_vector, "<f4"), np.ascontiguousarray(segments, "<f2")
         self.db.execute(
             "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                track_id,
-                space,
-                dim,
-                window,
-                hop,
-                np.asarray(track_vector, "<f4").tobytes(),
-                np.ascontiguousarray(segments, "<f2").tobytes(),
-            ),
+            (track_id, space, dim, window, hop, vector.tobytes(), segments.tobytes()),
         )
-        self._add_to_sums(space, track_id, +1)
+        self._add_to_sums(space, vector[None], segments, +1)  # as stored: the sums take away exactly this later
 
     def space_mean(self, space: str, kind: str) -> np.ndarray | None:
         """The mean of the ``kind`` ("track" or "segment") vectors of ``space`` as stored, or ``None`` when it has none."""
@@ -326,12 +319,15 @@ class Catalog:
             return None
         return (np.frombuffer(row[1], "<f8") / row[0]).astype(np.float32)
 
-    def _add_to_sums(self, space: str, track_id: int, sign: int) -> None:
-        """Add (``sign`` +1) or take away (-1) one track's stored vectors from the sums of ``space``."""
+    def _sum_stored(self, space: str, track_id: int, sign: int) -> None:
+        """Add (``sign`` +1) or take away (-1) one track's stored vectors, if it has any, from the sums of ``space``."""
         stored = next(self.embeddings(space, track_id), None)
-        if stored is None:
-            return
-        for kind, vectors in (("track", stored.track_vector[None]), ("segment", stored.segments)):
+        if stored is not None:
+            self._add_to_sums(space, stored.track_vector[None], stored.segments, sign)
+
+    def _add_to_sums(self, space: str, track_vectors: np.ndarray, segments: np.ndarray, sign: int) -> None:
+        """Add (``sign`` +1) or take away (-1) a track's vector and segment vectors from the sums of ``space``."""
+        for kind, vectors in (("track", track_vectors), ("segment", segments)):
             row = self.db.execute("SELECT n, total FROM space_sums WHERE space=? AND kind=?", (space, kind)).fetchone()
             n, total = (row[0], np.frombuffer(row[1], "<f8")) if row else (0, np.zeros(vectors.shape[1]))
             total = total + sign * vectors.astype(np.float64).sum(axis=0)
@@ -346,7 +342,7 @@ class Catalog:
             if self.db.execute("SELECT 1 FROM space_sums").fetchone() is not None:
                 return
             for track_id, space in self.db.execute("SELECT track_id, space FROM embeddings").fetchall():
-                self._add_to_sums(space, track_id, +1)
+                self._sum_stored(space, track_id, +1)
 
     def embeddings(self, space: str, track_id: int | None = None, segments: bool = True) -> Iterator[Embedded]:
         """The stored vectors of ``space``: of one track, or of every track in id order.
