@@ -190,7 +190,7 @@ class Library:
         the tag table. A server calls it at start-up; models that cannot load are left to say so at query."""
         self._landmarks.view()
         for space in self._catalog.spaces():
-            _ = self._spaces.get(space, centred=space != TEXT_AUDIO_SPACE).segments
+            _ = self._spaces.get(space).segments
         if self._catalog.count_tagged():
             try:
                 self._text.warm()
@@ -367,7 +367,7 @@ class Library:
         if space != analysis.SPACE and f"embedding:{space}" not in models:
             known = ", ".join(sorted({analysis.SPACE, *self._catalog.spaces()}))
             raise UsageError(f"no embedding space {space!r} in this library (it has: {known})")
-        index = self._spaces.get(space, centred=space != TEXT_AUDIO_SPACE)
+        index = self._spaces.get(space)
         if len(index) == 0:
             raise LibraryError(
                 self.root,

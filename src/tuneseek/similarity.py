@@ -26,6 +26,7 @@ import threading
 
 import numpy as np
 
+from tuneseek.extractors import TEXT_AUDIO_SPACE
 from tuneseek.store.catalog import Catalog
 from tuneseek.store.vectors import FaissStore, VectorStore
 
@@ -135,11 +136,12 @@ class Spaces:
         self._generation: int | None = None
         self._lock = threading.Lock()
 
-    def get(self, space: str, centred: bool = True) -> SpaceIndex:
+    def get(self, space: str) -> SpaceIndex:
+        """The stores of ``space``: centred, except the joint text–audio space (see the module docstring)."""
         generation = self.catalog.generation()
         with self._lock:
             if generation != self._generation:
                 self._by_name, self._generation = {}, generation
             if space not in self._by_name:
-                self._by_name[space] = SpaceIndex(self.catalog, space, centred=centred)
+                self._by_name[space] = SpaceIndex(self.catalog, space, centred=space != TEXT_AUDIO_SPACE)
             return self._by_name[space]

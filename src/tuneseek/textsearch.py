@@ -95,7 +95,7 @@ class TextSearch:
     def _search_trained(self, query: str, k: int, trained: TextAudioProjection) -> SearchResult:
         """Rank the tracks' joint-space vectors by dot product with the query's."""
         q = trained.text_query(query)
-        index = self.spaces.get(TEXT_AUDIO_SPACE, centred=False)
+        index = self.spaces.get(TEXT_AUDIO_SPACE)
         if len(index) == 0:
             raise LibraryError(
                 self.root,
