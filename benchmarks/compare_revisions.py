@@ -25,8 +25,7 @@ import time
 from pathlib import Path
 
 from code_snapshot import REPO, make_snapshot
-
-ONE_CORE = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+from machine_load import ONE_CORE_ENV
 
 
 def child_query(work: Path, n_pos: int, n_neg: int) -> dict:
@@ -73,7 +72,7 @@ def child_index(work: Path) -> dict:
 
 
 def run(snap: Path, what: str, work: Path, args: list[str] = ()) -> dict:
-    env = dict(os.environ, **ONE_CORE, PYTHONPATH=str(snap))
+    env = dict(os.environ, **ONE_CORE_ENV, PYTHONPATH=str(snap))
     out = subprocess.run(
         ["taskset", "-c", "1", sys.executable, __file__, "--child", what, "--work", str(work), *args],
         env=env,
@@ -86,7 +85,7 @@ def run(snap: Path, what: str, work: Path, args: list[str] = ()) -> dict:
 
 def identify_process_ms(snap: Path, work: Path) -> float:
     clip = sorted((work / "queries/pt3-seed0/L10-clean/test/sample").rglob("*.wav"))[0]
-    env = dict(os.environ, **ONE_CORE, PYTHONPATH=str(snap))
+    env = dict(os.environ, **ONE_CORE_ENV, PYTHONPATH=str(snap))
     t = time.perf_counter()
     subprocess.run(
         [

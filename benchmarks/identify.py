@@ -49,7 +49,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import code_snapshot as snapshot
-from machine_load import cpu_busy_seconds, wait_quiet
+from machine_load import ONE_CORE_ENV, cpu_busy_seconds, wait_quiet
 
 REPO = Path(__file__).resolve().parent.parent
 #: where a snapshot run finds the record of the code it measures
@@ -79,16 +79,6 @@ SYNTH_SECONDS = 180.0
 SYNTH_SR = 22050
 SYNTH_SEED0 = 1000  # batch b uses synth_catalog(..., seed=SYNTH_SEED0 + b)
 SYNTH_BATCH = 8
-ONE_CORE_ENV = {
-    k: "1"
-    for k in (
-        "OMP_NUM_THREADS",
-        "MKL_NUM_THREADS",
-        "OPENBLAS_NUM_THREADS",
-        "NUMEXPR_NUM_THREADS",
-        "VECLIB_MAXIMUM_THREADS",
-    )
-}
 # latency sets (10 s clips) queried against the 10 h library
 LATENCY_SETS = ("", "noise:10db", "noise:0db", "speed:1.02")
 

@@ -61,16 +61,8 @@ from __future__ import annotations
 
 import os
 
-ONE_CORE_ENV = {
-    k: "1"
-    for k in (
-        "OMP_NUM_THREADS",
-        "MKL_NUM_THREADS",
-        "OPENBLAS_NUM_THREADS",
-        "NUMEXPR_NUM_THREADS",
-        "VECLIB_MAXIMUM_THREADS",
-    )
-}
+from machine_load import ONE_CORE_ENV
+
 os.environ.update(ONE_CORE_ENV)
 
 import argparse

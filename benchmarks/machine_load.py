@@ -11,6 +11,18 @@ import os
 import sys
 import time
 
+#: Set in a process before NumPy (or torch) loads: its BLAS and OpenMP run one thread, as on one core.
+ONE_CORE_ENV = {
+    k: "1"
+    for k in (
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+        "VECLIB_MAXIMUM_THREADS",
+    )
+}
+
 
 def cpu_busy_seconds() -> float:
     """CPU seconds all cores spent busy since boot (/proc/stat)."""
