@@ -38,3 +38,9 @@ def test_bucketed_layout_takes_five_bytes_a_posting(tmp_path, postings):
     name = write_segment(tmp_path, hashes, frames)
     assert (tmp_path / "landmarks" / name / "low.npy").exists()
     assert segment_size(tmp_path, name) < 5 * len(hashes) + 40_000
+
+
+def test_size_of_a_segment_merged_away_by_another_process_is_zero_not_an_error(tmp_path, postings):
+    name = write_segment(tmp_path, *postings)
+    landmarks.remove_unlisted(tmp_path, keep=set())  # what a merging writer does once the list moved on
+    assert segment_size(tmp_path, name) == 0

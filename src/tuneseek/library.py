@@ -64,7 +64,7 @@ from tuneseek.results import (
 from tuneseek.similarity import Spaces
 from tuneseek.store import manifest
 from tuneseek.store.catalog import Catalog, Track
-from tuneseek.store.landmarks import segment_size
+from tuneseek.store.landmarks import files_size, segment_size
 from tuneseek.store.layout import create_library
 from tuneseek.store.lock import WriterLock
 from tuneseek.textsearch import TextSearch
@@ -177,7 +177,7 @@ class Library:
             landmarks=sum(t.n_landmarks for t in tracks),
             segments=len(sizes),
             index_bytes=sum(segment_size(self.root, s) for s in sizes),
-            catalog_bytes=sum(p.stat().st_size for p in self.root.glob("catalog.sqlite*") if p.is_file()),
+            catalog_bytes=files_size(self.root.glob("catalog.sqlite*")),
             tagged=tagged,
             embedded=embedded,
             spaces=spaces,

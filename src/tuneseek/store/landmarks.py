@@ -144,8 +144,23 @@ def write_segment(root: Path, hashes: np.ndarray, frames: np.ndarray, layout: st
 
 
 def segment_size(root: Path, name: str) -> int:
-    """Bytes on disk of one segment."""
-    return sum(f.stat().st_size for f in (root / SEGMENTS_DIR / name).iterdir())
+    """Bytes on disk of one segment; 0 for one another process merged away since it was listed."""
+    return files_size((root / SEGMENTS_DIR / name).glob("*"))
+
+
+def files_size(paths) -> int:
+    """Bytes on disk of the files among ``paths``, skipping any removed meanwhile.
+
+    Another process may delete what was just listed (a merged-away segment, the WAL file SQLite
+    removes when its last connection closes): a size report must not fail for it.
+    """
+    total = 0
+    for p in paths:
+        try:
+            total += p.stat().st_size
+        except FileNotFoundError:
+            continue
+    return total
 
 
 def remove_unlisted(root: Path, keep: set[str]) -> None:
