@@ -215,3 +215,14 @@ def test_the_server_says_when_it_is_warm(client):
 def test_a_question_the_library_cannot_answer_yet_is_a_409_not_a_404(writable):
     r = writable.get("/search", params={"q": "calm piano"})
     assert r.status_code == 409 and "no track has tags yet" in r.json()["error"]
+
+
+def test_an_upload_its_job_cannot_add_is_not_kept(writable, tmp_path):
+    header_only = wav_bytes(np.zeros(SR * 10, np.float32))[:200]  # sniffs as WAV, holds no audio
+    r = writable.post(
+        "/tracks/upload", files={"file": ("cut.wav", header_only, "audio/wav")}, headers={"X-API-Key": KEY}
+    )
+    assert r.status_code == 202
+    state = finished(writable, r.json())
+    assert state["state"] == "done" and [f["path"] for f in state["result"]["failed"]] != []
+    assert list((tmp_path / "lib" / "uploads").iterdir()) == []

@@ -54,6 +54,7 @@ from tuneseek.results import (
     Duplicate,
     Embedding,
     LibraryStats,
+    MapPoint,
     Match,
     SearchResult,
     Segment,
@@ -61,7 +62,7 @@ from tuneseek.results import (
     Tags,
     TrackInfo,
 )
-from tuneseek.similarity import Spaces
+from tuneseek.similarity import SpaceIndex, Spaces, plane
 from tuneseek.store import manifest
 from tuneseek.store.catalog import Catalog, Track
 from tuneseek.store.landmarks import files_size, segment_size
@@ -364,16 +365,7 @@ class Library:
         if k < 1:
             raise UsageError(f"k must be at least 1, got {k}")
         models = self._catalog.models()
-        if space != analysis.SPACE and f"embedding:{space}" not in models:
-            known = ", ".join(sorted({analysis.SPACE, *self._catalog.spaces()}))
-            raise UsageError(f"no embedding space {space!r} in this library (it has: {known})")
-        index = self._spaces.get(space)
-        if len(index) == 0:
-            raise LibraryError(
-                self.root,
-                f"no track has {space} embeddings yet: run `tuneseek index` on your music "
-                "with the models available (pip install 'tuneseek[models]')",
-            )
+        index = self._space(space, models)
         track = self._as_track(query)
         if track is not None:
             stored = next(self._catalog.embeddings(space, track.id, segments=False), None)
@@ -391,6 +383,33 @@ class Library:
             else:
                 found = index.by_segment(extractor.query_vectors(x, whole=False).mean(axis=0), k, exclude)
         return [Similar(self._info(tid), score, time) for tid, score, time in found]
+
+    def _space(self, space: str, models: dict[str, dict[str, str]]) -> SpaceIndex:
+        """The searchable stores of embedding ``space``; an error naming what to do when it has no track."""
+        if space != analysis.SPACE and f"embedding:{space}" not in models:
+            known = ", ".join(sorted({analysis.SPACE, *self._catalog.spaces()}))
+            raise UsageError(f"no embedding space {space!r} in this library (it has: {known})")
+        index = self._spaces.get(space)
+        if len(index) == 0:
+            raise LibraryError(
+                self.root,
+                f"no track has {space} embeddings yet: run `tuneseek index` on your music "
+                "with the models available (pip install 'tuneseek[models]')",
+            )
+        return index
+
+    def embedding_map(self, *, space: str = analysis.SPACE) -> list[MapPoint]:
+        """Every embedded track placed on a plane, near the tracks that sound like it.
+
+        The plane is the first two principal axes of the tracks' vectors in ``space`` (what
+        ``similar`` compares): a quick overview of the library, drawn anew as it grows.
+        """
+        self._space(space, self._catalog.models())
+        with self._catalog.snapshot():
+            stored = [(e.track_id, e.track_vector) for e in self._catalog.embeddings(space, segments=False)]
+            tracks = {t.id: TrackInfo.of(t) for t in self._catalog.tracks()}
+        xy = plane(np.stack([v for _, v in stored]).astype(np.float64))
+        return [MapPoint(tracks[tid], float(x), float(y)) for (tid, _), (x, y) in zip(stored, xy) if tid in tracks]
 
     @staticmethod
     def _space_extractor(space: str, models: dict[str, dict[str, str]]) -> Extractor:

@@ -226,6 +226,18 @@ class Similar:
 
 
 @dataclass(frozen=True)
+class MapPoint:
+    """Where one track lies on the library's embedding map (two coordinates of no unit)."""
+
+    track: TrackInfo
+    x: float
+    y: float
+
+    def to_dict(self) -> dict:
+        return {**_track_keys(self.track), "x": round(self.x, 4), "y": round(self.y, 4)}
+
+
+@dataclass(frozen=True)
 class SearchResult:
     """Tracks for a description, best first, and how they were found."""
 

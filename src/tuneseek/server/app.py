@@ -20,26 +20,33 @@ import hmac
 import mimetypes
 import os
 import threading
-from contextlib import asynccontextmanager
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, File, Header, Query, UploadFile
 from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from tuneseek import __version__
-from tuneseek.errors import AudioError
+from tuneseek.errors import AudioError, TrackNotFound
 from tuneseek.library import Library
 from tuneseek.server import problems
 from tuneseek.server.jobs import Jobs
 from tuneseek.server.problems import Problem
-from tuneseek.server.uploads import kept, saved
+from tuneseek.server.uploads import kept, saved, spooled
 
 #: Uploads larger than this are refused (``tuneseek serve --max-upload-mb``).
 DEFAULT_MAX_UPLOAD_MB = 50.0
 #: Where uploaded files added to the library are kept, inside the library directory.
 UPLOADS = "uploads"
+#: Tag curves over time kept in memory (each is musicnn run over a whole track: seconds of work).
+CURVES_KEPT = 64
+#: The web page: plain HTML, CSS and JavaScript shipped in the package (nothing fetched from elsewhere).
+STATIC = Path(__file__).parent / "static"
 
 
 class AddRequest(BaseModel):
@@ -85,6 +92,15 @@ class _BodyLimit:
         await self.app(scope, counted, unless_answered)
 
 
+@contextmanager
+def _told_as(upload: UploadFile) -> Iterator[None]:
+    """Audio errors raised inside name the client's file, not the temporary copy the server read."""
+    try:
+        yield
+    except AudioError as e:
+        raise AudioError(upload.filename or "the upload", e.reason) from None
+
+
 def create_app(
     library: Library, *, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, api_key: str | None = None
 ) -> FastAPI:
@@ -128,6 +144,11 @@ def create_app(
     )
     problems.install(app)
     app.add_middleware(_BodyLimit, limit=limit)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
 
     @app.get("/health", summary="Whether the library answers, and how many tracks it holds")
     def health() -> dict:
@@ -143,9 +164,14 @@ def create_app(
     def stats() -> dict:
         return library.stats().to_dict()
 
-    @app.get("/tracks", summary="The tracks, oldest first")
-    def tracks(offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)) -> dict:
+    @app.get("/tracks", summary="The tracks, oldest first; q keeps those whose name or path holds it")
+    def tracks(
+        offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000), q: str = Query("", max_length=200)
+    ) -> dict:
         every = library.tracks()
+        if q.strip():
+            words = q.casefold().split()
+            every = [t for t in every if all(w in f"{t.name} {t.path}".casefold() for w in words)]
         return {"total": len(every), "tracks": [t.to_dict() for t in every[offset : offset + limit]]}
 
     @app.get("/tracks/{track_id}", summary="One track's facts and what the library holds for it")
@@ -156,6 +182,34 @@ def create_app(
     @app.get("/tracks/{track_id}/tags", summary="A track's stored tags, per vocabulary")
     def tags(track_id: int) -> dict:
         return {vocab: t.to_dict() for vocab, t in library.tags(library.track(track_id)).items()}
+
+    curves: OrderedDict[tuple, dict] = OrderedDict()
+    curves_lock = threading.Lock()
+
+    @app.get(
+        "/tracks/{track_id}/tags/curve",
+        summary="A track's tags over time, every 3 s window (musicnn run on demand: seconds; then kept)",
+    )
+    def tag_curve(track_id: int, model: str = Query("mtt", pattern="^(mtt|msd)$")) -> dict:
+        t = library.track(track_id)
+        key = (t.id, t.content_hash, model)
+        with curves_lock:
+            if key in curves:
+                curves.move_to_end(key)
+                return curves[key]
+        if not os.path.isfile(t.path):
+            raise Problem(404, f"track {track_id}: its file is gone ({t.path})")
+        curve = library.tag_file(t.path, model=model).to_dict(over_time=True)
+        with curves_lock:
+            curves[key] = curve
+            while len(curves) > CURVES_KEPT:
+                curves.popitem(last=False)
+        return curve
+
+    @app.get("/map", summary="Every embedded track on a plane, near those that sound like it (PCA)")
+    def embedding_map(space: str = "musicnn") -> dict:
+        points = library.embedding_map(space=space)
+        return {"space": space, "method": "pca", "points": [p.to_dict() for p in points]}
 
     @app.get("/tracks/{track_id}/audio", summary="The track's audio file (range requests served: 206)")
     def audio(track_id: int) -> FileResponse:
@@ -170,11 +224,19 @@ def create_app(
         found = library.similar(library.track(track_id), k=k, space=space)
         return {"results": [s.to_dict() for s in found]}
 
+    @app.post("/similar", summary="Tracks that sound like an uploaded clip or file, with where each matches best")
+    def similar_to_upload(
+        file: Annotated[UploadFile, File()], k: int = Query(10, ge=1, le=100), space: str = "musicnn"
+    ) -> dict:
+        with saved(file, limit) as path, _told_as(file):
+            found = library.similar(path, k=k, space=space)
+        return {"results": [s.to_dict() for s in found]}
+
     @app.get("/search", summary='Tracks that fit a description ("calm solo piano, no drums")')
     def search(q: str = Query(..., max_length=1000), k: int = Query(10, ge=1, le=100)) -> dict:
         return library.search(q, k=k).to_dict()
 
-    def add_job(paths: list[str]) -> dict:
+    def add_job(paths: list[str], cleanup=None) -> dict:
         def work(job) -> dict:
             def counted(_outcome) -> None:
                 with job.lock:
@@ -186,7 +248,7 @@ def create_app(
 
             return library.add(paths, progress=counted, on_files=total).to_dict()
 
-        return jobs.start("add", work).to_dict()
+        return jobs.start("add", work, cleanup=cleanup).to_dict()
 
     @app.post(
         "/tracks",
@@ -204,7 +266,16 @@ def create_app(
         summary="Upload a file and add it to the library (kept in the library's uploads/; a job)",
     )
     def upload(file: Annotated[UploadFile, File()]) -> dict:
-        return add_job([str(kept(file, limit, library.root / UPLOADS))])
+        path = str(kept(file, limit, library.root / UPLOADS))
+
+        def unless_added() -> None:
+            """An upload the job could not add (unreadable audio, or a job that never ran) is not kept."""
+            try:
+                library.track(path)
+            except TrackNotFound:
+                Path(path).unlink(missing_ok=True)
+
+        return add_job([path], cleanup=unless_added)
 
     @app.delete("/tracks/{track_id}", dependencies=[Depends(writer)], summary="Remove a track from the library")
     def remove(track_id: int) -> dict:
@@ -219,12 +290,31 @@ def create_app(
 
     @app.post("/identify", summary="Which track a clip comes from, and where (an empty list: no match)")
     def identify(file: Annotated[UploadFile, File()], top: int = Query(1, ge=1, le=20)) -> dict:
-        name = file.filename or "the upload"
-        with saved(file, limit) as path:
-            try:
-                matches = library.candidates(path, k=top)
-            except AudioError as e:  # named after the client's file, not the temporary copy
-                raise Problem(422, f"{name}: {e.reason}") from None
+        with saved(file, limit) as path, _told_as(file):
+            matches = library.candidates(path, k=top)
         return {"matches": [m.to_dict() for m in matches]}
+
+    @app.post(
+        "/monitor",
+        status_code=202,
+        summary="The timeline of an uploaded recording of any length (a job: see /jobs/{id}; done counts seconds)",
+    )
+    def monitor(file: Annotated[UploadFile, File()]) -> dict:
+        path = spooled(file, limit)
+
+        def work(job) -> dict:
+            with _told_as(file):
+                with job.lock:
+                    job.total = round(library.recording_seconds(path)) or None
+                segments = []
+                for segment in library.monitor(path):
+                    segments.append(segment.to_dict())
+                    with job.lock:
+                        job.done = round(segment.end)
+            with job.lock:
+                job.done = job.total or job.done
+            return {"segments": segments}
+
+        return jobs.start("monitor", work, unit="seconds", writes=False, cleanup=lambda: os.unlink(path)).to_dict()
 
     return app

@@ -1,9 +1,12 @@
-"""Long work behind the HTTP API: one job at a time in a background thread, its progress readable by id.
+"""Long work behind the HTTP API, in background threads, its progress readable by id.
 
-Adding a folder can take minutes; a request that waited for it would time out. A write endpoint
-starts a :class:`Job` and answers 202 at once with its id; ``GET /jobs/{id}`` says how far it has
-come and, at the end, what it did (the :class:`~tuneseek.results.AddReport`) or why it failed.
-Jobs run one after another (the library has one writer); queries keep answering meanwhile.
+Adding a folder or monitoring an hour-long recording takes minutes; a request that waited for it
+would time out. The endpoint starts a :class:`Job` and answers 202 at once with its id;
+``GET /jobs/{id}`` says how far it has come and, at the end, what it did (the result's
+``to_dict()``) or why it failed. Writing jobs run one after another (the library has one
+writer); reading jobs (monitoring) run beside them, one at a time, so that a long add does not
+hold them up and two hour-long recordings do not share the two cores. Queries keep answering
+meanwhile. The last :data:`KEPT` jobs are remembered.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from dataclasses import dataclass, field
 
 from tuneseek.errors import TuneseekError
 
+#: Finished jobs remembered (the oldest are forgotten first).
+KEPT = 1000
+
 
 @dataclass
 class Job:
@@ -24,10 +30,12 @@ class Job:
     id: int
     kind: str
     state: str = "queued"  # queued, running, done, failed
-    done: int = 0  # files processed
-    total: int | None = None  # files to process, once known
+    unit: str = "files"  # what done and total count: files added, or seconds of a recording monitored
+    done: int = 0
+    total: int | None = None  # once known
     result: dict | None = None
     error: str | None = None
+    cleanup: Callable[[], None] | None = field(default=None, repr=False)  # run once, whether the work ran or not
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def to_dict(self) -> dict:
@@ -36,6 +44,7 @@ class Job:
                 "job": self.id,
                 "kind": self.kind,
                 "state": self.state,
+                "unit": self.unit,
                 "done": self.done,
                 "total": self.total,
                 "result": self.result,
@@ -44,39 +53,71 @@ class Job:
 
 
 class Jobs:
-    """The jobs of one server, run in order on one thread."""
+    """The jobs of one server: the writing ones in order on one thread, the reading ones on another."""
 
     def __init__(self):
         self._jobs: dict[int, Job] = {}
         self._ids = itertools.count(1)
-        self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tuneseek-job")
+        self._lock = threading.Lock()
+        self._runners = {
+            writes: ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=f"tuneseek-job-{'write' if writes else 'read'}"
+            )
+            for writes in (True, False)
+        }
 
-    def start(self, kind: str, work: Callable[[Job], dict]) -> Job:
-        """Queue ``work(job)``, which reports progress on ``job`` and returns the result's ``to_dict()``."""
-        job = Job(next(self._ids), kind)
-        self._jobs[job.id] = job
+    def start(
+        self,
+        kind: str,
+        work: Callable[[Job], dict],
+        *,
+        unit: str = "files",
+        writes: bool = True,
+        cleanup: Callable[[], None] | None = None,
+    ) -> Job:
+        """Queue ``work(job)``, which reports progress on ``job`` (in ``unit``) and returns the result's
+        ``to_dict()``; ``writes=False`` for work that only reads the library. ``cleanup()`` runs after
+        the work, or at :meth:`close` for a job that never ran (deleting an uploaded file)."""
+        with self._lock:
+            job = Job(next(self._ids), kind, unit=unit, cleanup=cleanup)
+            self._jobs[job.id] = job
+            for old in [i for i, j in self._jobs.items() if j.state in ("done", "failed")][: -KEPT or None]:
+                del self._jobs[old]
 
         def run() -> None:
             with job.lock:
                 job.state = "running"
+            result, error = None, None
             try:
                 result = work(job)
             except TuneseekError as e:
-                with job.lock:
-                    job.state, job.error = "failed", str(e)
+                error = str(e)
             except Exception as e:  # noqa: BLE001 - a job's failure is reported on the job, never lost
-                with job.lock:
-                    job.state, job.error = "failed", f"internal error: {type(e).__name__}"
-            else:
-                with job.lock:
-                    job.state, job.result = "done", result
+                error = f"internal error: {type(e).__name__}"
+            finally:
+                _clean(job)  # before the job says it has ended: a client reading "done" finds it done
+            with job.lock:
+                job.state, job.result, job.error = ("failed" if error else "done"), result, error
 
-        self._runner.submit(run)
+        self._runners[writes].submit(run)
         return job
 
     def get(self, job_id: int) -> Job | None:
-        return self._jobs.get(job_id)
+        with self._lock:
+            return self._jobs.get(job_id)
 
     def close(self) -> None:
-        """Wait for the running job; drop the queued ones."""
-        self._runner.shutdown(wait=True, cancel_futures=True)
+        """Wait for the running jobs; drop the queued ones."""
+        for runner in self._runners.values():
+            runner.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            for job in self._jobs.values():
+                _clean(job)
+
+
+def _clean(job: Job) -> None:
+    """Run the job's cleanup, once."""
+    with job.lock:
+        cleanup, job.cleanup = job.cleanup, None
+    if cleanup is not None:
+        cleanup()

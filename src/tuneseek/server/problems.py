@@ -1,7 +1,7 @@
 """Every error the HTTP API gives: a JSON body ``{"error": one clear message}`` and the right status.
 
 Errors tuneseek raises on purpose map to statuses (a bad file 422, an unknown track 404, a
-library busy writing 503, a request that cannot be carried out 400, a library without what the
+library busy writing or a model missing on the server 503, a request that cannot be carried out 400, a library without what the
 question needs, such as tags for a search, 409); FastAPI's own validation
 errors become one line naming the parameter; anything else is a 500 with no traceback in the
 body (it is logged on the server).
@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from tuneseek.errors import AudioError, LibraryBusyError, LibraryError, TrackNotFound, TuneseekError
+from tuneseek.errors import AudioError, LibraryBusyError, LibraryError, ModelError, TrackNotFound, TuneseekError
 
 log = logging.getLogger("tuneseek.server")
 
@@ -38,8 +38,8 @@ def status_of(e: TuneseekError) -> int:
     """The HTTP status of an error tuneseek raised on purpose."""
     if isinstance(e, AudioError):
         return 422
-    if isinstance(e, LibraryBusyError):
-        return 503
+    if isinstance(e, (LibraryBusyError, ModelError)):
+        return 503  # busy writing, or the models this question needs are not installed on the server
     if isinstance(e, TrackNotFound):
         return 404
     if isinstance(e, LibraryError):

@@ -74,9 +74,9 @@ def _copy(upload: UploadFile, head: bytes, out, limit_bytes: int) -> str:
     return digest.hexdigest()
 
 
-@contextmanager
-def saved(upload: UploadFile, limit_bytes: int) -> Iterator[str]:
-    """The upload copied to a temporary file of its sniffed kind; its path, deleted on leaving.
+def spooled(upload: UploadFile, limit_bytes: int) -> str:
+    """The upload copied to a temporary file of its sniffed kind: its path, for the caller to delete
+    when done (a job reading it after the request has been answered); nothing is left when refused.
 
     Raises :class:`Problem` 400 for an empty upload, 413 beyond ``limit_bytes``, 415 for bytes
     that are not a known audio container.
@@ -86,6 +86,17 @@ def saved(upload: UploadFile, limit_bytes: int) -> Iterator[str]:
     try:
         with os.fdopen(fd, "wb") as out:
             _copy(upload, head, out, limit_bytes)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
+
+
+@contextmanager
+def saved(upload: UploadFile, limit_bytes: int) -> Iterator[str]:
+    """The upload as a temporary file (:func:`spooled`), deleted on leaving."""
+    path = spooled(upload, limit_bytes)
+    try:
         yield path
     finally:
         os.unlink(path)
