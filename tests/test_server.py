@@ -1,6 +1,8 @@
 """The HTTP API: the results' own JSON, audio by track id with ranges, and hostile requests answered in one line."""
 
 import io
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -226,3 +228,31 @@ def test_an_upload_its_job_cannot_add_is_not_kept(writable, tmp_path):
     state = finished(writable, r.json())
     assert state["state"] == "done" and [f["path"] for f in state["result"]["failed"]] != []
     assert list((tmp_path / "lib" / "uploads").iterdir()) == []
+
+
+def descendants(pid: int) -> list[int]:
+    kids = [int(k) for t in Path(f"/proc/{pid}/task").iterdir() for k in (t / "children").read_text().split()]
+    return kids + [d for k in kids for d in descendants(k)]
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+@pytest.mark.slow
+def test_clips_identified_in_worker_processes_answer_as_in_the_server(tmp_path, music_dir):
+    with Library.open(tmp_path / "lib") as lib:
+        lib.add([music_dir], workers=1, analyse=False)
+        with TestClient(create_app(lib, max_upload_mb=1.0, query_workers=1)) as c:
+            while c.get("/ready").status_code != 200:
+                time.sleep(0.05)
+            r = c.post("/identify", files={"file": ("clip.wav", a_clip(c, 4, start=3.0), "audio/wav")})
+            assert r.status_code == 200 and r.json()["matches"][0]["track_id"] == 4
+            whole = a_clip(c, 2)
+            r = c.post("/identify", files={"file": ("cut.wav", whole[: len(whole) // 3], "audio/wav")})
+            assert r.status_code == 422 and r.json()["error"].startswith("cut.wav: ")
+            [worker] = [pid for pid in descendants(os.getpid()) if parent_of(pid) != os.getpid()][-1:]
+            os.kill(worker, signal.SIGKILL)  # a query worker dies (out of memory, say)
+            answers = [c.post("/identify", files={"file": ("clip.wav", a_clip(c, 5), "audio/wav")}) for _ in range(2)]
+            assert answers[0].status_code in (200, 503) and answers[-1].status_code == 200
+            assert answers[-1].json()["matches"][0]["track_id"] == 5

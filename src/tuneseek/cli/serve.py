@@ -6,8 +6,11 @@ from pathlib import Path
 
 from tuneseek.cli.common import open_library
 from tuneseek.errors import UsageError
+from tuneseek.processes import default_workers
 
 DEFAULT_PORT = 8750
+#: Query worker processes at most, by default: each holds the models and the index's pages in use.
+MAX_DEFAULT_WORKERS = 4
 
 
 def register(sub, common) -> None:
@@ -15,6 +18,12 @@ def register(sub, common) -> None:
     s = sub.add_parser("serve", parents=[common], help="serve the library over HTTP (API at /docs)")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes that identify uploaded clips (default: one per core, at most 4; 0: in the server process)",
+    )
     s.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload accepted (default 50 MB)")
     s.add_argument(
         "--api-key-file",
@@ -25,6 +34,9 @@ def register(sub, common) -> None:
 
 
 def cmd_serve(args) -> int:
+    workers = min(default_workers(), MAX_DEFAULT_WORKERS) if args.workers is None else args.workers
+    if workers < 0:
+        raise UsageError(f"--workers must be 0 or more, got {workers}")
     if args.max_upload_mb <= 0:
         raise UsageError(f"--max-upload-mb must be positive, got {args.max_upload_mb:g}")
     key = None
@@ -44,7 +56,7 @@ def cmd_serve(args) -> int:
             f"serving needs the server extra ({e.name} is missing): pip install 'tuneseek[server]'"
         ) from None
     with open_library(args, create=True) as lib:
-        app = create_app(lib, max_upload_mb=args.max_upload_mb, api_key=key)
+        app = create_app(lib, max_upload_mb=args.max_upload_mb, api_key=key, query_workers=workers)
         writes = "writes with the API key" if key else "read-only: no --api-key-file"
         print(
             f"serving {lib.root} at http://{args.host}:{args.port} (API at /docs; {writes}); Ctrl-C stops", flush=True

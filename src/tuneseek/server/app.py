@@ -21,8 +21,7 @@ import mimetypes
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -32,11 +31,12 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from tuneseek import __version__
-from tuneseek.errors import AudioError, TrackNotFound
+from tuneseek.errors import TrackNotFound
 from tuneseek.library import Library
-from tuneseek.server import problems
+from tuneseek.server import problems, queries
 from tuneseek.server.jobs import Jobs
 from tuneseek.server.problems import Problem
+from tuneseek.server.queries import Queries, told_as
 from tuneseek.server.uploads import kept, saved, spooled
 
 #: Uploads larger than this are refused (``tuneseek serve --max-upload-mb``).
@@ -92,31 +92,28 @@ class _BodyLimit:
         await self.app(scope, counted, unless_answered)
 
 
-@contextmanager
-def _told_as(upload: UploadFile) -> Iterator[None]:
-    """Audio errors raised inside name the client's file, not the temporary copy the server read."""
-    try:
-        yield
-    except AudioError as e:
-        raise AudioError(upload.filename or "the upload", e.reason) from None
-
-
 def create_app(
-    library: Library, *, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, api_key: str | None = None
+    library: Library,
+    *,
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    api_key: str | None = None,
+    query_workers: int = 0,
 ) -> FastAPI:
     """The API of ``library`` (kept open for the application's life; the caller closes it).
 
     Writes (adding files, uploading, removing) need ``api_key`` in the ``X-API-Key`` header; with
-    no key given they are refused, whoever asks.
+    no key given they are refused, whoever asks. Uploaded clips are identified (and compared) in
+    ``query_workers`` processes, or in the server's threads with 0 (:mod:`tuneseek.server.queries`).
     """
     limit = int(max_upload_mb * 1e6)
     jobs = Jobs()
+    asker = Queries(library, query_workers)
     ready = threading.Event()
     warm_error: list[str] = []
 
     def warm() -> None:
         try:
-            library.warm()
+            asker.warm()
         except Exception as e:  # noqa: BLE001 - reported by /ready; the queries still answer
             warm_error.append(f"{type(e).__name__}: {e}")
         ready.set()
@@ -126,6 +123,7 @@ def create_app(
         threading.Thread(target=warm, name="tuneseek-warm", daemon=True).start()
         yield
         jobs.close()
+        asker.close()
 
     def writer(x_api_key: Annotated[str | None, Header()] = None) -> None:
         """Let a write through only with the server's key (compared in constant time)."""
@@ -228,9 +226,8 @@ def create_app(
     def similar_to_upload(
         file: Annotated[UploadFile, File()], k: int = Query(10, ge=1, le=100), space: str = "musicnn"
     ) -> dict:
-        with saved(file, limit) as path, _told_as(file):
-            found = library.similar(path, k=k, space=space)
-        return {"results": [s.to_dict() for s in found]}
+        with saved(file, limit) as path:
+            return asker.run(queries.similar, path, file.filename or "the upload", k, space)
 
     @app.get("/search", summary='Tracks that fit a description ("calm solo piano, no drums")')
     def search(q: str = Query(..., max_length=1000), k: int = Query(10, ge=1, le=100)) -> dict:
@@ -290,9 +287,8 @@ def create_app(
 
     @app.post("/identify", summary="Which track a clip comes from, and where (an empty list: no match)")
     def identify(file: Annotated[UploadFile, File()], top: int = Query(1, ge=1, le=20)) -> dict:
-        with saved(file, limit) as path, _told_as(file):
-            matches = library.candidates(path, k=top)
-        return {"matches": [m.to_dict() for m in matches]}
+        with saved(file, limit) as path:
+            return asker.run(queries.identify, path, file.filename or "the upload", top)
 
     @app.post(
         "/monitor",
@@ -303,7 +299,7 @@ def create_app(
         path = spooled(file, limit)
 
         def work(job) -> dict:
-            with _told_as(file):
+            with told_as(file.filename or "the upload"):
                 with job.lock:
                     job.total = round(library.recording_seconds(path)) or None
                 segments = []

@@ -29,6 +29,9 @@ class Problem(Exception):
         self.status = status
         self.message = message
 
+    def __reduce__(self):  # crosses from a query worker process as it is
+        return Problem, (self.status, self.message)
+
 
 def answer(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
