@@ -112,7 +112,8 @@ class Queries:
                     raise TuneseekError(answer.message)
 
     def close(self) -> None:
+        """Stop the workers (the server has stopped taking requests: none is in flight)."""
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            processes.end_workers(pool)
+            pool.shutdown(wait=True, cancel_futures=True)
