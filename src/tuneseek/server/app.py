@@ -120,8 +120,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        threading.Thread(target=warm, name="tuneseek-warm", daemon=True).start()
+        warming = threading.Thread(target=warm, name="tuneseek-warm", daemon=True)
+        warming.start()
         yield
+        warming.join()  # a model half loaded while the library closes under it would take the process down
         jobs.close()
         asker.close()
 
