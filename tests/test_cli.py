@@ -220,3 +220,61 @@ def test_evaluate_is_one_verb_for_query_sets_and_models(tmp_path):
     for gone in (["eval", "identify", tmp_path], ["evaluate", tmp_path]):  # the forms before `evaluate identify|model`
         proc = run(*gone, check=False)
         assert proc.returncode == 2 and "invalid choice" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_serve_answers_with_query_workers_and_stops_on_sigterm_leaving_no_process(indexed, music_dir, tmp_path):
+    httpx = pytest.importorskip("httpx")
+    port = free_port()
+    env = dict(os.environ, TUNESEEK_LIBRARY=str(indexed))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tuneseek.cli", "serve", "--port", str(port), "--workers", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        song = next(music_dir.rglob("*.flac"))
+        audio, _ = sf.read(song, dtype="float32")
+        sf.write(tmp_path / "clip.wav", audio[4 * SR : 10 * SR], SR)
+        r = httpx.post(f"{url}/identify", files={"file": ("clip.wav", (tmp_path / "clip.wav").read_bytes())})
+        assert r.status_code == 200 and r.json()["matches"][0]["path"] == str(song)
+        assert "<html" in httpx.get(url).text.lower()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        out, err = server.communicate(timeout=30)
+    assert server.returncode in (0, -signal.SIGTERM), err  # uvicorn re-raises the signal once it has shut down
+    assert "1 query worker;" in out and "Traceback" not in err
+    for _ in range(50):  # the query workers and their fork server end with the server
+        left = subprocess.run(["pgrep", "-a", "-s", str(server.pid)], capture_output=True, text=True).stdout
+        if not left:
+            break
+        time.sleep(0.1)
+    assert left == ""
+
+
+def test_serve_refuses_bad_settings_in_one_line(tmp_path):
+    for args, says in [
+        (["--workers", "-1"], "--workers must be 0 or more"),
+        (["--max-upload-mb", "0"], "--max-upload-mb must be positive"),
+        (["--api-key-file", str(tmp_path / "nope.txt")], "cannot read the API key"),
+    ]:
+        proc = run("serve", *args, lib=tmp_path / "lib", check=False)
+        assert proc.returncode != 0 and says in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

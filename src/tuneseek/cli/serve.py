@@ -58,8 +58,11 @@ def cmd_serve(args) -> int:
     with open_library(args, create=True) as lib:
         app = create_app(lib, max_upload_mb=args.max_upload_mb, api_key=key, query_workers=workers)
         writes = "writes with the API key" if key else "read-only: no --api-key-file"
+        helpers = f"{workers} query worker{'s' if workers != 1 else ''}" if workers else "queries in this process"
         print(
-            f"serving {lib.root} at http://{args.host}:{args.port} (API at /docs; {writes}); Ctrl-C stops", flush=True
+            f"serving {lib.root} at http://{args.host}:{args.port} (the page at /, the API at /docs; "
+            f"{helpers}; {writes}); Ctrl-C stops",
+            flush=True,
         )
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
