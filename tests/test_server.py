@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from conftest import SR
 from tuneseek import Library
 from tuneseek.server.app import create_app
+from tuneseek.synth import synth_catalog
 
 
 @pytest.fixture(scope="module")
@@ -256,3 +257,25 @@ def test_clips_identified_in_worker_processes_answer_as_in_the_server(tmp_path, 
             answers = [c.post("/identify", files={"file": ("clip.wav", a_clip(c, 5), "audio/wav")}) for _ in range(2)]
             assert answers[0].status_code in (200, 503) and answers[-1].status_code == 200
             assert answers[-1].json()["matches"][0]["track_id"] == 5
+
+
+def test_clips_are_identified_while_the_servers_own_job_adds_a_folder(writable, music_dir, tmp_path):
+    first, *rest = sorted(music_dir.rglob("*.flac"))
+    state = finished(
+        writable, writable.post("/tracks", json={"paths": [str(first)]}, headers={"X-API-Key": KEY}).json()
+    )
+    assert state["state"] == "done"
+    more = tmp_path / "more"
+    more.mkdir()
+    for path in rest:
+        (more / path.name).write_bytes(path.read_bytes())
+    for t in synth_catalog(8, duration=10.0, sr=SR, seed=4242):
+        sf.write(more / f"{t.name}.flac", t.audio, SR)
+    job = writable.post("/tracks", json={"paths": [str(more)]}, headers={"X-API-Key": KEY}).json()
+    clip = a_clip(writable, 1, start=4.0)
+    answered = 0
+    while writable.get(f"/jobs/{job['job']}").json()["state"] in ("queued", "running") or answered < 3:
+        r = writable.post("/identify", files={"file": ("clip.wav", clip, "audio/wav")})
+        assert r.status_code == 200 and r.json()["matches"][0]["track_id"] == 1
+        answered += 1
+    assert finished(writable, job)["done"] == 13 and writable.get("/stats").json()["tracks"] == 14
