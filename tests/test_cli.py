@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -275,6 +276,45 @@ def test_serve_refuses_bad_settings_in_one_line(tmp_path):
         (["--workers", "-1"], "--workers must be 0 or more"),
         (["--max-upload-mb", "0"], "--max-upload-mb must be positive"),
         (["--api-key-file", str(tmp_path / "nope.txt")], "cannot read the API key"),
+        (["--tls-cert", str(tmp_path / "lib")], "needs both --tls-cert and --tls-key"),
+        (["--tls-cert", __file__, "--tls-key", __file__], "not a usable certificate and key"),
     ]:
         proc = run("serve", *args, lib=tmp_path / "lib", check=False)
         assert proc.returncode != 0 and says in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a certificate")
+def test_serve_over_https_with_a_certificate(indexed, tmp_path):
+    httpx = pytest.importorskip("httpx")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tuneseek.cli", "serve", "--port", str(port), "--workers", "0"]
+        + ["--tls-cert", str(cert), "--tls-key", str(key)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, TUNESEEK_LIBRARY=str(indexed)),
+    )
+    trusted = ssl.create_default_context(cafile=str(cert))
+    r = None
+    try:
+        for _ in range(300):
+            try:
+                r = httpx.get(f"https://127.0.0.1:{port}/health", verify=trusted)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert r is not None and r.status_code == 200 and r.json()["tracks"] == 6
+    finally:
+        server.send_signal(signal.SIGTERM)
+        out, _ = server.communicate(timeout=30)
+    assert f"https://127.0.0.1:{port}" in out

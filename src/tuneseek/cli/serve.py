@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 from tuneseek.cli.common import open_library
@@ -30,6 +31,13 @@ def register(sub, common) -> None:
         metavar="PATH",
         help="a file holding the key that writes (add, upload, remove) need in X-API-Key; without it, no writes",
     )
+    s.add_argument(
+        "--tls-cert",
+        metavar="PEM",
+        help="serve HTTPS with this certificate (with --tls-key): browsers let a page use the microphone "
+        "only over HTTPS or from localhost, so a phone on the network needs it",
+    )
+    s.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
     s.set_defaults(func=cmd_serve)
 
 
@@ -47,6 +55,13 @@ def cmd_serve(args) -> int:
             raise UsageError(f"{args.api_key_file}: cannot read the API key ({e.strerror})") from None
         if len(key) < 16:
             raise UsageError(f"{args.api_key_file}: the API key must be at least 16 characters")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError("HTTPS needs both --tls-cert and --tls-key")
+    if args.tls_cert:
+        try:  # the certificate checked here, in one line, rather than by uvicorn with a traceback
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as e:
+            raise UsageError(f"{args.tls_cert}, {args.tls_key}: not a usable certificate and key ({e})") from None
     try:
         import uvicorn
 
@@ -57,12 +72,20 @@ def cmd_serve(args) -> int:
         ) from None
     with open_library(args, create=True) as lib:
         app = create_app(lib, max_upload_mb=args.max_upload_mb, api_key=key, query_workers=workers)
+        scheme = "https" if args.tls_cert else "http"
         writes = "writes with the API key" if key else "read-only: no --api-key-file"
         helpers = f"{workers} query worker{'s' if workers != 1 else ''}" if workers else "queries in this process"
         print(
-            f"serving {lib.root} at http://{args.host}:{args.port} (the page at /, the API at /docs; "
+            f"serving {lib.root} at {scheme}://{args.host}:{args.port} (the page at /, the API at /docs; "
             f"{helpers}; {writes}); Ctrl-C stops",
             flush=True,
         )
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            ssl_certfile=args.tls_cert,
+            ssl_keyfile=args.tls_key,
+        )
     return 0
