@@ -9,6 +9,7 @@ Needs Playwright (the test extra) and a Chromium binary on the PATH (Debian: apt
 chromium); Playwright's own browser download is not used. Skipped, saying why, without them.
 """
 
+import base64
 import re
 import shutil
 import threading
@@ -54,7 +55,7 @@ def files(tmp_path_factory, music_dir):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, music_dir, models, files):
+def server(tmp_path_factory, music_dir, models, files, stranger):
     """`tuneseek serve`'s application under uvicorn on a free port, warm; yields (base URL, library)."""
     with Library.open(tmp_path_factory.mktemp("web") / "lib") as lib:
         lib.add([music_dir], workers=1)
@@ -63,6 +64,7 @@ def server(tmp_path_factory, music_dir, models, files):
         gap = np.zeros(2 * SR, np.float32)
         mix = np.concatenate([gap, excerpt(lib, 2, 0.0, 10.0), excerpt(lib, 5, 5.0, 10.0), gap])
         sf.write(files / "recording.wav", mix, SR, subtype="PCM_16")
+        sf.write(files / "stranger.wav", stranger[: 6 * SR], SR, subtype="PCM_16")
         (files / "notes.txt").write_text("these are notes, not music\n" * 20)
 
         config = uvicorn.Config(create_app(lib), host="127.0.0.1", port=0, log_level="warning", lifespan="on")
@@ -179,6 +181,34 @@ def test_listening_through_the_microphone_finds_the_track_it_hears(open_page, se
     expect(page.locator("#listen-result .match-title")).to_have_text(track_name(server, MIC_TRACK), timeout=30_000)
     expect(page.locator("#meter-box")).to_be_hidden()
     expect(page.get_by_role("button", name="Listen")).to_be_enabled()
+    assert page.errors == []
+
+
+def test_a_clip_of_no_library_track_says_no_match(open_page, files):
+    page = open_page("#listen")
+    page.set_input_files("#clip-file", str(files / "stranger.wav"))
+    expect(page.get_by_role("heading", name="No match")).to_be_visible()
+    expect(page.locator("#listen-status")).to_have_text("No match.")
+    expect(page.locator("#listen-result audio")).to_have_count(0)
+    assert page.errors == []
+
+
+def test_a_file_dropped_on_the_page_is_identified(open_page, server, files):
+    page = open_page("#listen")
+    dropped = page.evaluate_handle(
+        """(b64) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const data = new DataTransfer();
+            data.items.add(new File([bytes], "dropped.wav", { type: "audio/wav" }));
+            return data;
+        }""",
+        base64.b64encode((files / "clip.wav").read_bytes()).decode(),
+    )
+    page.dispatch_event("#drop-zone", "dragover", {"dataTransfer": dropped})
+    expect(page.locator("#drop-zone")).to_have_class(re.compile(r"\bover\b"))
+    page.dispatch_event("#drop-zone", "drop", {"dataTransfer": dropped})
+    expect(page.locator("#listen-result .match-title")).to_have_text(track_name(server, CLIP_TRACK))
+    expect(page.locator("#drop-zone")).not_to_have_class(re.compile(r"\bover\b"))
     assert page.errors == []
 
 
