@@ -279,3 +279,12 @@ def test_clips_are_identified_while_the_servers_own_job_adds_a_folder(writable, 
         assert r.status_code == 200 and r.json()["matches"][0]["track_id"] == 1
         answered += 1
     assert finished(writable, job)["done"] == 13 and writable.get("/stats").json()["tracks"] == 14
+
+
+def test_the_page_and_every_answer_carry_a_content_security_policy(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    for r in (page, client.get("/static/app.js"), client.get("/tracks/99")):
+        assert "default-src 'self'" in r.headers["content-security-policy"]
+        assert r.headers["x-content-type-options"] == "nosniff"
+    assert client.get("/static/../app.py").status_code == 404
