@@ -23,8 +23,9 @@ OWN_NAMES = {manifest.MANIFEST_NAME, LOCK_NAME, SEGMENTS_DIR} | {
 CREATE_WAIT_SECONDS = 10.0
 
 
-def create_library(root: Path, *, fingerprint: str) -> None:
-    """Make an empty library at ``root`` whose landmarks will be of version ``fingerprint``.
+def create_library(root: Path, *, fingerprint: str, vectors: dict | None = None) -> None:
+    """Make an empty library at ``root`` whose landmarks will be of version ``fingerprint`` (and whose
+    vectors the store ``vectors`` holds, as the manifest records it; ``None``: FAISS in memory).
 
     Refuses a directory holding anything else (:class:`LibraryError`); waits for another process
     that is creating the same library.
@@ -44,7 +45,7 @@ def create_library(root: Path, *, fingerprint: str) -> None:
                 with WriterLock(root):
                     if not (root / manifest.MANIFEST_NAME).exists():
                         Catalog(root, create=True).close()
-                        manifest.write_new(root, fingerprint)
+                        manifest.write_new(root, fingerprint, vectors)
                 return
             except LibraryBusyError:
                 # another process is creating it (or already writing to it): wait for its manifest

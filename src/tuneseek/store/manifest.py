@@ -2,7 +2,9 @@
 
 It carries the on-disk format version and the fingerprint version, so that a
 library written by another tuneseek is detected and refused with a clear
-message instead of being misread.
+message instead of being misread; and, when its vectors are held by a store of
+their own (Milvus), which one (``"vectors"``: see :class:`tuneseek.store.vectors.VectorsSpec`).
+Without that key the vectors are searched in memory with FAISS, built from the catalogue.
 """
 
 from __future__ import annotations
@@ -19,16 +21,31 @@ FORMAT_NAME = "tuneseek-library"
 FORMAT_VERSION = 1
 
 
-def write_new(root: Path, fingerprint: str) -> dict:
-    """Write a fresh manifest for an empty library at ``root`` whose landmarks are of version ``fingerprint``."""
+def write_new(root: Path, fingerprint: str, vectors: dict | None = None) -> dict:
+    """Write a fresh manifest for an empty library at ``root`` whose landmarks are of version ``fingerprint``
+    (and whose vectors are held by the store ``vectors`` describes, when given)."""
     data = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
         "fingerprint": fingerprint,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    atomic_write_bytes(root / MANIFEST_NAME, json.dumps(data, indent=2).encode() + b"\n")
+    if vectors is not None:
+        data["vectors"] = vectors
+    _write(root, data)
     return data
+
+
+def set_vectors(root: Path, vectors: dict) -> dict:
+    """Record which store holds the library's vectors (the caller holds the writer lock)."""
+    data = json.loads((root / MANIFEST_NAME).read_text())
+    data["vectors"] = vectors
+    _write(root, data)
+    return data
+
+
+def _write(root: Path, data: dict) -> None:
+    atomic_write_bytes(root / MANIFEST_NAME, json.dumps(data, indent=2).encode() + b"\n")
 
 
 def read(root: Path, fingerprint: str) -> dict:

@@ -1,26 +1,36 @@
-"""The vector-store seam, and its local implementation: cosine search over embeddings with FAISS.
+"""The vector-store seam, its local implementation (cosine search with FAISS), and which store a library uses.
 
 A :class:`VectorStore` holds the vectors of one embedding space (a track's vector, or its
 segments' vectors) under int64 ids: :meth:`~VectorStore.upsert`, :meth:`~VectorStore.delete`,
-:meth:`~VectorStore.search`. The library keeps every vector in its catalogue too, written in
-the same transaction as the track, with the sums a space's scoring needs
-(:meth:`~tuneseek.store.catalog.Catalog.space_mean`): a store never recomputes anything from
-all its vectors, so one held by a server (Milvus) can take the local one's place.
+:meth:`~VectorStore.search`. A store is made for a *centre*, the vector it subtracts from what
+it holds and from each query before comparing them by cosine (the space's mean, which the
+catalogue keeps as sums written with the vectors, :meth:`~tuneseek.store.catalog.Catalog.space_mean`;
+zero for a space compared as it is): a store never recomputes anything from all its vectors,
+so one held by a server (:class:`~tuneseek.store.milvus.MilvusStore`) can take the local one's place.
 
 :class:`FaissStore` is the local store, in this process's memory, built from the catalogue
-when a query first needs it. Vectors are L2-normalised on the way in, so an inner product is
-a cosine. Search is exact (``IndexFlatIP``) up to ``exact_limit`` vectors, where exact search
+when a query first needs it. Vectors are centred and L2-normalised on the way in, so an inner
+product is a cosine. Search is exact (``IndexFlatIP``) up to ``exact_limit`` vectors, where exact search
 is still fast, and uses an inverted-file index (``IndexIVFFlat``, about 4·√n lists,
 ``nprobe`` chosen so that recall@10 against exact search stays ≥ 0.95) above it.
+
+Which store holds a library's vectors is :class:`VectorsSpec` (``faiss``, the default, or
+``milvus:URI``), recorded in its manifest.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from tuneseek.errors import UsageError
+from tuneseek.errors import LibraryError, UsageError
+from tuneseek.store.manifest import MANIFEST_NAME
 
 #: up to this many vectors, search is exact
 EXACT_LIMIT = 1_000_000
@@ -44,9 +54,11 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 class VectorStore(Protocol):
-    """Vectors of one embedding space under int64 ids, searchable by cosine similarity."""
+    """Vectors of one embedding space under int64 ids, searchable by cosine similarity after
+    subtracting the store's ``centre`` from both sides."""
 
     dim: int
+    centre: np.ndarray
 
     def __len__(self) -> int: ...
 
@@ -63,11 +75,12 @@ class VectorStore(Protocol):
 
 
 class FaissStore:
-    """Ids (int64) and their unit vectors in memory, searchable by cosine similarity with FAISS."""
+    """Ids (int64) and their centred unit vectors in memory, searchable by cosine similarity with FAISS."""
 
-    def __init__(self, dim: int, exact_limit: int = EXACT_LIMIT):
+    def __init__(self, dim: int, exact_limit: int = EXACT_LIMIT, centre: np.ndarray | None = None):
         self.dim = dim
         self.exact_limit = exact_limit
+        self.centre = np.zeros(dim, np.float32) if centre is None else np.asarray(centre, np.float32)
         self.ids = np.zeros(0, np.int64)
         self.vectors = np.zeros((0, dim), np.float32)
         self._index = None
@@ -82,9 +95,10 @@ class FaissStore:
     def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add the vectors of ``ids``, replacing any they had."""
         ids = np.asarray(ids, np.int64)
-        vectors = normalise(vectors)
+        vectors = np.atleast_2d(np.asarray(vectors, np.float32))
         if vectors.shape != (len(ids), self.dim):
             raise UsageError(f"expected {len(ids)} vectors of {self.dim} dimensions, got {vectors.shape}")
+        vectors = normalise(vectors - self.centre)
         keep = ~np.isin(self.ids, ids)
         self.ids = np.concatenate([self.ids[keep], ids])
         self.vectors = np.concatenate([self.vectors[keep], vectors])
@@ -118,9 +132,10 @@ class FaissStore:
 
         ``exclude`` ids (a query track itself) never appear; missing results are id -1.
         """
-        q = normalise(np.atleast_2d(queries))
+        q = np.atleast_2d(np.asarray(queries, np.float32))
         if q.shape[1] != self.dim:
             raise UsageError(f"query vectors have {q.shape[1]} dimensions, the index {self.dim}")
+        q = normalise(q - self.centre)
         if len(self) == 0:
             return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
         skip = np.zeros(0, np.int64) if exclude is None else np.asarray(exclude, np.int64)
@@ -134,3 +149,87 @@ class FaissStore:
             s, i = scores[r][ok][:k], ids[r][ok][:k]
             out_s[r, : len(s)], out_i[r, : len(i)] = s, i
         return out_s, out_i
+
+
+#: The name of a Milvus Lite file that ``milvus`` alone puts in the library directory.
+LITE_FILE = "vectors.db"
+_SERVER = re.compile(r"^(https?|tcp|grpc)://[^/\s:]+(:\d+)?/?$")
+
+
+@dataclass(frozen=True)
+class VectorsSpec:
+    """Which store holds a library's vectors: ``faiss`` (in each process's memory, built from the
+    catalogue; the default), or ``milvus`` at ``uri`` (a Milvus Lite file, absolute, or a server's
+    address) under collections named from ``prefix``."""
+
+    store: str = "faiss"
+    uri: str | None = None
+    prefix: str | None = None
+
+    def __str__(self) -> str:
+        return self.store if self.uri is None else f"{self.store}:{self.uri}"
+
+    @property
+    def lite(self) -> bool:
+        """Whether the store is a Milvus Lite file (one process at a time may open it)."""
+        return self.store == "milvus" and not _SERVER.match(self.uri or "")
+
+    def same_place(self, other: VectorsSpec) -> bool:
+        return (self.store, self.uri) == (other.store, other.uri)
+
+    @classmethod
+    def parse(cls, text: str, root: Path) -> VectorsSpec:
+        """What a person asked for (``--vectors``): ``faiss``; ``milvus`` (a Milvus Lite file in the
+        library directory, ``root``); ``milvus:FILE.db`` (a Milvus Lite file, relative to the current
+        directory); ``milvus:http://HOST:PORT`` (a Milvus server). Anything else is a one-line :class:`UsageError`."""
+        text = text.strip()
+        store, _, uri = text.partition(":")
+        if store == "faiss" and not uri:
+            return cls()
+        if store == "milvus":
+            if not uri:
+                return cls("milvus", str(Path(root).absolute() / LITE_FILE))
+            if _SERVER.match(uri):
+                return cls("milvus", uri.rstrip("/"))
+            if "://" not in uri and uri.endswith(".db"):
+                return cls("milvus", os.path.abspath(os.path.expanduser(uri)))
+        raise UsageError(
+            f"--vectors {text!r}: expected faiss, milvus (a Milvus Lite file in the library), "
+            "milvus:FILE.db (a Milvus Lite file) or milvus:http://HOST:PORT (a Milvus server)"
+        )
+
+    def to_manifest(self, root: Path) -> dict:
+        """What the manifest records: a Lite file inside the library relative to it (the library may move)."""
+        uri = self.uri
+        if self.lite and uri is not None:
+            inside = Path(uri).resolve().is_relative_to(Path(root).resolve())
+            uri = os.path.relpath(Path(uri).resolve(), Path(root).resolve()) if inside else uri
+        return {"store": self.store, "uri": uri, "prefix": self.prefix}
+
+    @classmethod
+    def from_manifest(cls, data: dict, root: Path) -> VectorsSpec:
+        """The store a library's manifest records (``faiss`` when it records none)."""
+        found = data.get("vectors")
+        if found is None:
+            return cls()
+        if not isinstance(found, dict) or found.get("store") not in ("faiss", "milvus"):
+            raise LibraryError(root, f"the manifest names an unknown vector store: {found!r}")
+        uri = found.get("uri")
+        if found["store"] == "milvus" and uri and not _SERVER.match(uri) and not os.path.isabs(uri):
+            uri = str(Path(root).absolute() / uri)
+        return cls(found["store"], uri, found.get("prefix"))
+
+
+def choose_vectors(root: Path, recorded: VectorsSpec, wanted: VectorsSpec | None) -> tuple[VectorsSpec, bool]:
+    """The store a library uses, from what its manifest records and what was asked for; and whether the
+    vectors move there now (from FAISS, which keeps nothing outside the catalogue, into Milvus: the
+    caller records it and fills the store). Asking for another store than a recorded Milvus is a
+    one-line :class:`LibraryError`."""
+    if wanted is None or wanted.same_place(recorded):
+        return recorded, False
+    if recorded.store == "faiss":
+        return VectorsSpec(wanted.store, wanted.uri, f"tuneseek_{secrets.token_hex(4)}"), True
+    raise LibraryError(
+        root,
+        f"its vectors are kept in {recorded} (as its {MANIFEST_NAME} says), not {wanted}: leave out --vectors",
+    )
