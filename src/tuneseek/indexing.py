@@ -1,12 +1,13 @@
-"""Indexing many files in parallel, results streamed back in completion order.
+"""Indexing many files in parallel, results streamed back in the files' order.
 
 Each :class:`Job` says what to compute for one file: its landmark fingerprint, the
 analysis extractors (tags, embeddings) of :mod:`tuneseek.analysis`, or both. Jobs run in
 worker processes (decoding and FFTs hold the GIL in places) from :func:`tuneseek.processes.pool`,
 which says how they start, how many threads they use and how they end with their parent; any
 executor with the same interface (a Ray- or Dask-backed one, for a cluster) can be passed in
-instead. At most :data:`~tuneseek.processes.IN_FLIGHT_PER_WORKER` files per worker are in
-flight, so memory stays bounded however many files there are.
+instead (:mod:`tuneseek.executors`: Ray). At most :data:`~tuneseek.processes.IN_FLIGHT_PER_WORKER`
+files per worker are in flight, and outcomes come back in the jobs' order, so memory stays
+bounded however many files there are and the same files make the same catalogue wherever they ran.
 
 SIGINT and SIGTERM stop a run promptly (:func:`run_jobs`): no new file starts, files in flight
 get :data:`GRACE_SECONDS` to finish, the workers are ended, and :class:`Interrupted` says how
@@ -17,8 +18,9 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Executor, wait
+from concurrent.futures import Executor, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +35,8 @@ from tuneseek.processes import default_workers
 GRACE_SECONDS = 1.0
 #: How often the parent looks for an interrupt while it waits for results.
 POLL_SECONDS = 0.2
+#: Jobs submitted and not yet committed, per worker, at most: finished ones wait for a slower one before them.
+REORDER_PER_WORKER = 8
 
 
 class Interrupted(KeyboardInterrupt):
@@ -135,7 +139,9 @@ class _Stop:
 def run_jobs(
     jobs: Iterable[Job | str], workers: int | None = None, executor: Executor | None = None
 ) -> Iterator[Outcome]:
-    """Run ``jobs`` (a bare path is a fingerprint job), yielding an :class:`Outcome` per file as each completes.
+    """Run ``jobs`` (a bare path is a fingerprint job), yielding an :class:`Outcome` per file in the jobs' order.
+
+    ``workers`` (default: the executor's, else all cores) bounds the jobs out at once.
 
     While it runs (between yields too), SIGINT and SIGTERM stop it: the files in flight get
     :data:`GRACE_SECONDS` to finish and are yielded, the others are dropped, the workers of a
@@ -144,7 +150,7 @@ def run_jobs(
     :class:`KeyboardInterrupt` at once.
     """
     jobs = [j if isinstance(j, Job) else Job(j) for j in jobs]
-    workers = workers or default_workers()
+    workers = workers or getattr(executor, "workers", None) or default_workers()
     stop = _Stop()
     yielded = 0
     with stop.installed():
@@ -169,19 +175,29 @@ def run_jobs(
         raise Interrupted(0, len(jobs) - yielded)
 
 
-def _results(done) -> Iterator[Outcome]:
-    """The outcomes of finished futures; a pool whose workers died says so in one line."""
-    for f in done:
-        try:
-            yield f.result()
-        except BrokenProcessPool:
-            raise WorkersLost(
-                "indexing workers stopped abruptly: killed, out of memory, or started from a script "
-                'that calls add() outside `if __name__ == "__main__":` (the workers import the main module)'
-            ) from None
+def _result(future: Future, job: Job) -> Outcome:
+    """The outcome of a finished job. A pool whose workers died says so in one line; a job the executor
+    itself failed (a Ray task whose worker died twice) is reported like a file that cannot be read."""
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise WorkersLost(
+            "indexing workers stopped abruptly: killed, out of memory, or started from a script "
+            'that calls add() outside `if __name__ == "__main__":` (the workers import the main module)'
+        ) from None
+    except Exception as e:  # noqa: BLE001 - one file's failure on the executor, reported for that file
+        return Outcome(job.path, error=f"its worker failed: {type(e).__name__}: {str(e).splitlines()[0]}")
 
 
 def _run_pool(jobs: list[Job], workers: int, executor: Executor | None, stop: threading.Event) -> Iterator[Outcome]:
+    """Run ``jobs`` on a pool (or ``executor``) and yield their outcomes in the jobs' order.
+
+    In order, so that the writer commits the same tracks under the same ids whatever ran where
+    and how fast (a Ray cluster and this machine's pool write the same catalogue). At most
+    :data:`~tuneseek.processes.IN_FLIGHT_PER_WORKER` jobs per worker are out, and finished
+    outcomes wait behind a slow one at most :data:`REORDER_PER_WORKER` per worker: memory stays
+    bounded, at the cost of idle workers behind a file that takes far longer than the others.
+    """
     own = executor is None
     if own:  # the fork server imports what the jobs run, once: the networks' torch when files are described
         preload = ["tuneseek.indexing"] + (
@@ -190,27 +206,34 @@ def _run_pool(jobs: list[Job], workers: int, executor: Executor | None, stop: th
         pool = processes.pool(workers, preload=preload)
     else:
         pool = executor
-    pending: set = set()
+    out: deque[tuple[Future, Job]] = deque()  # submitted and not yet yielded, in the jobs' order
     todo = iter(jobs)
     try:
         while not stop.is_set():
-            for job in todo:
-                pending.add(pool.submit(_work, job))
-                if len(pending) >= processes.IN_FLIGHT_PER_WORKER * workers:
+            running = sum(not f.done() for f, _ in out)
+            while running < processes.IN_FLIGHT_PER_WORKER * workers and len(out) < REORDER_PER_WORKER * workers:
+                job = next(todo, None)
+                if job is None:
                     break
-            if not pending:
+                out.append((pool.submit(_work, job), job))
+                running += 1
+            if not out:
                 break
-            done, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-            yield from _results(done)
-        if pending:  # interrupted: what is not running is dropped, what is may finish in a moment
-            running = {f for f in pending if not f.cancel()}
-            done, pending = wait(running, timeout=GRACE_SECONDS)
-            yield from _results(done)
+            wait([out[0][0]], timeout=POLL_SECONDS)
+            while out and out[0][0].done():
+                yield _result(*out.popleft())
+        if out:  # interrupted: what is not running is dropped, what is may finish in a moment
+            started = [(f, job) for f, job in out if not f.cancel()]
+            wait([f for f, _ in started], timeout=GRACE_SECONDS)
+            out = deque(item for item in started if not item[0].done())
+            for f, job in started:
+                if f.done():
+                    yield _result(f, job)
     finally:
-        for f in pending:
+        for f, _ in out:
             f.cancel()
         if own:
-            if stop.is_set() or pending:
+            if stop.is_set() or out:
                 processes.end_workers(pool)
             else:
                 pool.shutdown(wait=True, cancel_futures=True)

@@ -6,7 +6,10 @@ changed file, only the extractors it lacks for an unchanged one, nothing for a f
 or renamed (recognised by its content hash). Workers compute (:func:`tuneseek.indexing.run_jobs`:
 pure jobs, path in, fingerprint and description out) and the writer commits finished files
 in batches, each batch one catalogue transaction in which the identifier indexes the new
-tracks (:meth:`~tuneseek.identifier.Identifier.add`) and their tags and vectors are stored.
+tracks (:meth:`~tuneseek.identifier.Identifier.add`) and their tags and vectors are stored
+(and written to the vector store, when the library keeps them in one outside the process:
+:meth:`~tuneseek.similarity.Spaces.sync`, after :meth:`~tuneseek.similarity.Spaces.reconcile`
+has repaired what an earlier crash left, and before :meth:`~tuneseek.similarity.Spaces.settle`).
 Extractors that read another extractor's stored output (the text–audio projection) run last,
 on what the catalogue holds.
 """
@@ -22,11 +25,13 @@ from pathlib import Path
 from tuneseek import audio
 from tuneseek.analysis import vocabularies
 from tuneseek.errors import AudioError, TuneseekError
+from tuneseek.executors import open_executor
 from tuneseek.extractors import AUDIO, Extractor, TextAudioProjection, musicnn_extractors, open_extractor
 from tuneseek.fingerprint.extract import content_hash
 from tuneseek.fingerprint.index import LandmarkIndex
 from tuneseek.indexing import Interrupted, Job, Outcome, run_jobs
 from tuneseek.results import AddReport, TrackInfo
+from tuneseek.similarity import Spaces
 from tuneseek.store.catalog import Catalog, Track
 
 #: Commit indexed files at least this often, so an interrupted run loses little.
@@ -53,8 +58,17 @@ class Settings:
     wheel: str | None = None
 
 
-def add(catalog: Catalog, identifier: LandmarkIndex, paths: Iterable[str | Path], s: Settings) -> AddReport:
-    """Index ``paths`` (files and folders, recursively) into the library; the caller holds the writer lock."""
+def add(
+    catalog: Catalog,
+    identifier: LandmarkIndex,
+    paths: Iterable[str | Path],
+    s: Settings,
+    vectors: Spaces | None = None,
+) -> AddReport:
+    """Index ``paths`` (files and folders, recursively) into the library; the caller holds the writer lock.
+
+    ``vectors`` (the library's :class:`~tuneseek.similarity.Spaces`) is told of every track whose vectors change.
+    """
     started = time.perf_counter()
     report = AddReport()
     files: list[str] = []
@@ -64,15 +78,18 @@ def add(catalog: Catalog, identifier: LandmarkIndex, paths: Iterable[str | Path]
         except AudioError as e:
             report.failed.append((e.path, e.reason))
     identifier.sweep()
+    if vectors is not None:
+        vectors.reconcile()
     audio_extractors, derived = _extractors(catalog, s.wheel, report) if s.analyse and files else ([], [])
-    writer = _Writer(catalog, identifier, report, {e.name: e.version for e in audio_extractors})
+    writer = _Writer(catalog, identifier, report, {e.name: e.version for e in audio_extractors}, vectors)
     jobs = _jobs(writer, files, audio_extractors)
     if s.on_files:
         s.on_files(len(jobs))
     batch: list[Outcome] = []
     postings, last_commit, committed, stopped = 0, time.monotonic(), 0, None
+    executor = open_executor(s.executor, s.workers) if jobs else None
     try:
-        for outcome in run_jobs(jobs, s.workers, s.executor):
+        for outcome in run_jobs(jobs, s.workers, executor):
             if outcome.error:
                 report.failed.append((outcome.path, outcome.error))
             else:
@@ -92,6 +109,9 @@ def add(catalog: Catalog, identifier: LandmarkIndex, paths: Iterable[str | Path]
                 batch, postings, last_commit = [], 0, time.monotonic()
     except Interrupted as e:  # SIGINT or SIGTERM: keep what finished, then say what was kept
         stopped = e
+    finally:
+        if executor is not None and executor is not s.executor:  # made here from its name: ended here
+            executor.shutdown(wait=False, cancel_futures=True)
     if batch:
         writer.commit(batch)
         committed += len(batch)
@@ -99,8 +119,10 @@ def add(catalog: Catalog, identifier: LandmarkIndex, paths: Iterable[str | Path]
         report.elapsed = time.perf_counter() - started
         raise Interrupted(committed, stopped.not_indexed, report) from None
     for extractor in derived:
-        _project(catalog, extractor)
+        _project(catalog, extractor, vectors)
     identifier.merge_small(MAX_SEGMENTS)
+    if vectors is not None:
+        vectors.settle()
     report.elapsed = time.perf_counter() - started
     return report
 
@@ -155,7 +177,7 @@ def _jobs(writer: _Writer, files: list[str], extractors: list[Extractor]) -> lis
     return jobs
 
 
-def _project(catalog: Catalog, extractor: TextAudioProjection) -> None:
+def _project(catalog: Catalog, extractor: TextAudioProjection, vectors: Spaces | None = None) -> None:
     """Give every track with the extractor's source vectors its vectors in the extractor's space,
     from the stored source vectors (no audio decoded): tracks whose projection is missing or stale."""
     space = extractor.name.partition(":")[2]
@@ -173,16 +195,26 @@ def _project(catalog: Catalog, extractor: TextAudioProjection) -> None:
             for (tid, version), e, (vector, segments) in zip(chunk, stored, projected):
                 catalog.set_embedding(tid, space, e.window, e.hop, vector, segments)
                 catalog.set_extractor(tid, extractor.name, version)
+            if vectors is not None:
+                vectors.sync(tid for tid, _ in chunk)
 
 
 class _Writer:
     """The writer's side of one ``add``: recognising known files, and committing batches of outcomes."""
 
-    def __init__(self, catalog: Catalog, identifier: LandmarkIndex, report: AddReport, versions: dict[str, str]):
+    def __init__(
+        self,
+        catalog: Catalog,
+        identifier: LandmarkIndex,
+        report: AddReport,
+        versions: dict[str, str],
+        vectors: Spaces | None = None,
+    ):
         self.catalog = catalog
         self.identifier = identifier
         self.report = report
         self.versions = versions  # {extractor: version} of what the workers compute
+        self.vectors = vectors
 
     def moved_here(self, path: str) -> Track | None:
         """The track whose file was moved or renamed to ``path``, now given that path; else ``None``.
@@ -248,12 +280,13 @@ class _Writer:
             in_batch[fp.content_hash] = fp.path
             rows.append(("add", outcome, old))
         with catalog.transaction():
-            indexed = []
+            indexed, changed = [], []
             for kind, outcome, old in rows:
                 if kind == "add":
                     if old is not None:
                         catalog.delete_track(old.id)
                         self.identifier.remove([old.id])
+                        changed.append(old.id)
                     track_id = catalog.insert_track(outcome.fingerprint.facts())
                     catalog.set_extractor(track_id, self.identifier.name, self.identifier.version)
                     indexed.append((track_id, outcome.fingerprint))
@@ -262,7 +295,10 @@ class _Writer:
                     if kind == "move":
                         catalog.update_path(old.id, outcome.path, outcome.fingerprint.mtime_ns)
                 self._store_description(track_id, outcome)
+                changed.append(track_id)
             self.identifier.add(indexed)
+            if self.vectors is not None:
+                self.vectors.sync(changed)
         for kind, outcome, old in rows:
             track = TrackInfo.of(catalog.track_by_path(outcome.path))
             {"move": report.moved, "describe": report.analysed}.get(

@@ -68,6 +68,7 @@ from tuneseek.store.catalog import Catalog, Track
 from tuneseek.store.landmarks import files_size, segment_size
 from tuneseek.store.layout import create_library
 from tuneseek.store.lock import WriterLock
+from tuneseek.store.vectors import VectorsSpec, choose_vectors
 from tuneseek.textsearch import TextSearch
 
 __all__ = [
@@ -105,17 +106,23 @@ def default_library_path() -> Path:
 class Library:
     """A music library on disk. Open with :meth:`open`; use as a context manager or call :meth:`close`."""
 
-    def __init__(self, root: Path, catalog: Catalog):
+    def __init__(self, root: Path, catalog: Catalog, vectors: VectorsSpec | None = None):
         self.root = root
         self._catalog = catalog
         self._landmarks = LandmarkIndex(root, catalog)
-        self._spaces = Spaces(catalog)
+        self._spaces = Spaces(catalog, vectors, root)
         self._text = TextSearch(catalog, root, self._spaces, self._info)
 
     # -- opening -----------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path | None = None, *, create: bool = True) -> Library:
+    def open(cls, path: str | Path | None = None, *, create: bool = True, vectors: str | None = None) -> Library:
         """Open the library at ``path`` (default: :func:`default_library_path`), creating it if asked.
+
+        ``vectors`` says which store holds the vectors ``similar`` searches: "faiss" (in memory,
+        built from the catalogue: the default), "milvus" (a Milvus Lite file in the library),
+        "milvus:FILE.db" or "milvus:http://HOST:19530" (the ``scale`` extra). The manifest records
+        it, and later opens use it without being told; asking for another is a :class:`LibraryError`
+        (except moving a library from FAISS, which keeps nothing outside the catalogue, into Milvus).
 
         Raises :class:`LibraryError` for a directory that is not a library, and
         :class:`FormatVersionError` for one of another format version.
@@ -124,15 +131,31 @@ class Library:
         root = root.absolute()
         if root.exists() and not root.is_dir():
             raise LibraryError(root, "is a file, not a library directory")
+        wanted = None if vectors is None else VectorsSpec.parse(vectors, root)
         if not (root / manifest.MANIFEST_NAME).exists():
             if not create:
                 raise LibraryError(root, "no library here (index some music first: tuneseek index DIR)")
-            create_library(root, fingerprint=LandmarkIndex.version)
-        manifest.read(root, LandmarkIndex.version)
-        return cls(root, Catalog(root, create=False))
+            wanted = wanted and choose_vectors(root, VectorsSpec(), wanted)[0]
+            record = None if wanted is None or wanted.store == "faiss" else wanted.to_manifest(root)
+            create_library(root, fingerprint=LandmarkIndex.version, vectors=record)
+        spec, move = choose_vectors(
+            root, VectorsSpec.from_manifest(manifest.read(root, LandmarkIndex.version), root), wanted
+        )
+        library = cls(root, Catalog(root, create=False), spec)
+        if move:  # from FAISS into Milvus: recorded, then filled from the catalogue
+            try:
+                with WriterLock(root):
+                    manifest.set_vectors(root, spec.to_manifest(root))
+                    library._spaces.reconcile()
+                    library._spaces.settle()
+            except BaseException:
+                library.close()
+                raise
+        return library
 
     def close(self) -> None:
         self._landmarks.close()
+        self._spaces.close()
         self._catalog.close()
 
     def __enter__(self) -> Library:
@@ -503,15 +526,17 @@ class Library:
         extractors they lack or that changed version since: a library indexed before gains
         tags and embeddings in place. Changed files are re-indexed; files that fail are
         reported and skipped. ``progress`` is called once per file processed; ``on_files``
-        once with the file count. ``executor`` (any :class:`concurrent.futures.Executor`)
-        replaces the local worker processes. Finished files are committed at least every
+        once with the file count. ``executor`` (any :class:`concurrent.futures.Executor`, or
+        a name :func:`tuneseek.executors.open_executor` knows: "ray", "ray://host:port")
+        replaces the local worker processes; whatever ran where, files are committed in their
+        order. Finished files are committed at least every
         ``commit_every`` seconds: an interrupted run loses only what it did since. SIGINT or
         SIGTERM stops a run within seconds: what finished is committed, then
         :class:`Interrupted` says how much (its ``report`` is this run's).
         """
         settings = ingest.Settings(workers, progress, executor, on_files, commit_every, analyse, wheel)
         with WriterLock(self.root):
-            return ingest.add(self._catalog, self._landmarks, paths, settings)
+            return ingest.add(self._catalog, self._landmarks, paths, settings, self._spaces)
 
     def use_model(self, folder: str | Path, role: str) -> str:
         """Run the trained model in ``folder`` (made by ``tuneseek train``) on every track from now on,
@@ -543,15 +568,21 @@ class Library:
         """Take a track out of the library and of every index; returns what was removed."""
         with WriterLock(self.root):
             track = self.track(ref)
+            self._spaces.reconcile()
             with self._catalog.transaction():
                 self._catalog.delete_track(track.id)  # its tags, embeddings and versions go with it
                 self._landmarks.remove([track.id])
+                self._spaces.sync([track.id])
+            self._spaces.settle()
         return track
 
     def compact(self) -> None:
-        """Merge all landmark segments into one, dropping postings of removed tracks."""
+        """Merge all landmark segments into one, dropping postings of removed tracks (and bring a vector
+        store outside the process in step with the catalogue, should a crash have left it behind)."""
         with WriterLock(self.root):
             self._landmarks.compact()
+            self._spaces.reconcile()
+            self._spaces.settle()
 
 
 def _match(c: Candidate, track: TrackInfo) -> Match:

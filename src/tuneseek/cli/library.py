@@ -15,6 +15,14 @@ def register(sub, common) -> None:
     s.add_argument("paths", nargs="+", help="files or folders (wav, flac, ogg, opus, mp3, m4a/aac, ...)")
     s.add_argument("--workers", "-j", type=int, default=None, help="parallel processes (default: all cores)")
     s.add_argument(
+        "--executor",
+        default="local",
+        metavar="WHERE",
+        help="where files are decoded and analysed: local (this machine's processes, the default), ray "
+        "(a Ray instance on this machine), ray://HOST:PORT or ray:auto (a Ray cluster; every node needs "
+        "tuneseek and the files at the same paths); this process commits",
+    )
+    s.add_argument(
         "--commit-every",
         type=float,
         default=5.0,
@@ -27,6 +35,14 @@ def register(sub, common) -> None:
         help="index for identification only: no tags or embeddings (about 40x faster)",
     )
     s.add_argument("--wheel", metavar="PATH", help="the musicnn-0.1.0 wheel, to convert the weights offline")
+    s.add_argument(
+        "--vectors",
+        metavar="STORE",
+        default=None,
+        help="where the library keeps the vectors `similar` searches: faiss (in memory, the default), milvus "
+        "(a Milvus Lite file in the library), milvus:FILE.db or milvus:http://HOST:19530 (pip install "
+        "'tuneseek[scale]'); recorded in the library, later commands use it without being told",
+    )
     s.add_argument(
         "--tagger",
         metavar="RUN",
@@ -77,7 +93,9 @@ def cmd_index(args) -> int:
 
     Exit status 1 only when files failed and nothing at all was indexed.
     """
-    lib = open_library(args, create=True)
+    from tuneseek.library import Library
+
+    lib = Library.open(args.library, create=True, vectors=args.vectors)
     bar = progress_bar("indexing")
     task = None
     shown: set[str] = set()
@@ -117,6 +135,7 @@ def cmd_index(args) -> int:
             report = lib.add(
                 args.paths,
                 workers=args.workers,
+                executor=args.executor,
                 progress=progress,
                 on_files=on_files,
                 commit_every=args.commit_every,

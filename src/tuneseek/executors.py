@@ -1,0 +1,123 @@
+"""Where indexing's jobs run: this machine's worker processes, or a Ray cluster.
+
+Indexing hands out pure jobs (a path in, a fingerprint and a description out) to any
+:class:`concurrent.futures.Executor` and commits what comes back in one writer, in the jobs'
+order (:mod:`tuneseek.indexing`). :func:`open_executor` turns what a person asks for into one:
+
+* ``None`` or ``"local"``: none here; indexing makes its own pool (:func:`tuneseek.processes.pool`);
+* ``"ray"``: a Ray instance started on this machine for the run, on its cores;
+* ``"ray://HOST:PORT"`` (Ray Client) or ``"ray:auto"`` (the cluster this machine belongs to,
+  as ``ray start`` left it): an existing Ray cluster, whose workers decode, fingerprint, tag and
+  embed while this process commits. Every node needs tuneseek installed and the files at the same
+  paths (a shared mount); a file a worker cannot read is reported like any unreadable file.
+
+:class:`RayExecutor` is a thin adapter: each job a Ray task (one CPU), retried once by Ray if
+its worker dies (a node lost, out of memory); a task that fails twice comes back as an error,
+which indexing reports for that file alone. Ray is optional (``pip install 'tuneseek[scale]'``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+
+from tuneseek.errors import UsageError
+
+#: What ``--executor`` takes, for messages.
+KINDS = "local, ray, ray://HOST:PORT or ray:auto"
+#: Environment variables a Ray worker gets from the process that submits the jobs (where the models
+#: are, offline or not, and one thread per task).
+PASSED_ENV_PREFIXES = ("TUNESEEK_",)
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("the ray executor needs Ray: pip install 'tuneseek[scale]'") from None
+    return ray
+
+
+class RayExecutor(Executor):
+    """A :class:`concurrent.futures.Executor` whose jobs are Ray tasks.
+
+    ``address`` None starts a Ray instance on this machine for the executor's life (``cpus``:
+    how many of its cores; default all); otherwise it connects to the cluster at ``address``
+    (``"auto"`` or ``"ray://host:port"``) and leaves it running at :meth:`shutdown`.
+    """
+
+    def __init__(self, address: str | None = None, cpus: int | None = None):
+        ray = _ray()
+        self._ray = ray
+        self._owns = False
+        env = {k: v for k, v in os.environ.items() if k.startswith(PASSED_ENV_PREFIXES)}
+        if not ray.is_initialized():
+            try:
+                ray.init(
+                    address=address,
+                    num_cpus=cpus if address is None else None,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                    runtime_env={"env_vars": env} if env else None,
+                )
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                where = address or "this machine"
+                raise UsageError(f"cannot start or reach Ray at {where}: {str(e).splitlines()[0]}") from None
+            self._owns = address is None
+        self._tasks: dict[Callable, object] = {}
+        self._refs: dict[Future, object] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def workers(self) -> int:
+        """The CPUs of the cluster: how many jobs run at once."""
+        return max(1, int(self._ray.cluster_resources().get("CPU", 1)))
+
+    def submit(self, fn: Callable, /, *args, **kwargs) -> Future:
+        with self._lock:
+            task = self._tasks.get(fn)
+            if task is None:
+                task = self._tasks[fn] = self._ray.remote(num_cpus=1, max_retries=1)(fn)
+        ref = task.remote(*args, **kwargs)
+        future = ref.future()
+        with self._lock:
+            self._refs[future] = ref
+        future.add_done_callback(self._forget)
+        return future
+
+    def _forget(self, future: Future) -> None:
+        with self._lock:
+            self._refs.pop(future, None)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Cancel the tasks still out when asked (or when not waiting); stop the Ray instance started here."""
+        with self._lock:
+            outstanding = list(self._refs.values())
+        if cancel_futures or not wait:
+            for ref in outstanding:
+                self._ray.cancel(ref, force=True)
+        elif outstanding:
+            self._ray.wait(outstanding, num_returns=len(outstanding))
+        if self._owns and self._ray.is_initialized():
+            self._ray.shutdown()
+
+
+def open_executor(spec: str | Executor | None, workers: int | None = None) -> Executor | None:
+    """The executor ``spec`` names (see the module docstring); an executor given is returned as it is.
+
+    ``workers`` caps the cores a Ray instance started here uses.
+    """
+    if spec is None or isinstance(spec, Executor):
+        return spec
+    if spec == "local":
+        return None
+    if spec == "ray":
+        return RayExecutor(cpus=workers)
+    if spec == "ray:auto":
+        return RayExecutor("auto")
+    if spec.startswith("ray://"):
+        return RayExecutor(spec)
+    raise UsageError(f"unknown executor {spec!r}: use {KINDS}")
