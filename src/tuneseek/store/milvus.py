@@ -77,7 +77,9 @@ BATCH = 4096
 #: Below this many vectors a space is re-centred whenever its mean moves (the rewrite is cheap).
 ALWAYS_RECENTRE = 20_000
 #: Above it, when the mean has moved by this share of the median centred vector's length.
-RECENTRE_SHARE = 0.05
+RECENTRE_SHARE = 0.01
+#: Candidates fetched at least when the mean has moved (a wider gap below the k-th score proves more).
+MIN_CANDIDATES = 256
 #: HNSW above :data:`~tuneseek.store.vectors.EXACT_LIMIT` vectors.
 HNSW_BUILD = {"M": 16, "efConstruction": 200}
 #: Seconds to wait for a Milvus server before giving up.
@@ -124,6 +126,7 @@ class MilvusStore:
     index: str
     centre: np.ndarray = None  # the scoring centre: the space's current mean
     _count: int | None = field(default=None, repr=False)
+    _small: tuple[float, list[dict]] | None = field(default=None, repr=False)  # rows of norm < rho, read once
 
     def __post_init__(self):
         self.stored_centre = np.asarray(self.stored_centre, np.float32)
@@ -161,14 +164,14 @@ class MilvusStore:
                 )
             ]
             self.client.upsert(self.name, rows)
-        self._count = None
+        self._count, self._small = None, None
 
     def delete(self, ids: np.ndarray) -> None:
         """Forget the vectors of ``ids`` (ids it does not hold are ignored)."""
         ids = [int(i) for i in np.asarray(ids, np.int64)]
         for start in range(0, len(ids), BATCH):
             self.client.delete(self.name, ids=ids[start : start + BATCH])
-        self._count = None
+        self._count, self._small = None, None
 
     def delete_ranges(self, ranges: Iterable[tuple[int, int]]) -> None:
         """Forget every id in the half-open ranges ``[lo, hi)`` (a track's segments)."""
@@ -176,7 +179,7 @@ class MilvusStore:
         for start in range(0, len(ranges), 64):
             expr = " or ".join(f"(id >= {lo} and id < {hi})" for lo, hi in ranges[start : start + 64])
             self.client.delete(self.name, filter=expr)
-        self._count = None
+        self._count, self._small = None, None
 
     # -- reading ---------------------------------------------------------------------
     def stamps(self) -> dict[int, int]:
@@ -229,7 +232,7 @@ class MilvusStore:
         d = self.stored_centre.astype(np.float64) - self.centre
         delta = float(np.linalg.norm(d))
         need = k + len(skip)
-        want = min(n, need if delta == 0 else 2 * need + 16)
+        want = min(n, need if delta == 0 else max(4 * need, MIN_CANDIDATES))
         while True:
             if want > MAX_TOPK:
                 return self._exhaustive(q, d, k, skip)
@@ -246,18 +249,26 @@ class MilvusStore:
             if kth > 0 and kth > lowest_ip:
                 # vectors not fetched, of norm >= rho, score at most kth: fetch (and rescore) those below rho
                 rho = delta * (1 + kth) / (kth - lowest_ip)
-                small = self.client.query(
-                    self.name,
-                    filter=f"id >= 0 and norm < {rho!r}",
-                    output_fields=["norm", "vector"],
-                    limit=SMALL_LIMIT + 1,
-                )
-                if len(small) <= SMALL_LIMIT:
+                small = self._below(rho)
+                if small is not None:
                     seen = {i for _, i in found}
                     extra = [h for h in small if int(h["id"]) not in seen and int(h["id"]) not in skip]
                     found += [(s, int(h["id"])) for s, h in zip(self._exact(q, d, extra), extra)]
                     return _best(found)[:k]
             want = min(n, 4 * want) if want < n else want + 1
+
+    def _below(self, rho: float) -> list[dict] | None:
+        """The rows whose norm is below ``rho`` (read once per store object, then reused for any smaller
+        ``rho``), or ``None`` when there are more than :data:`SMALL_LIMIT`."""
+        cached = self._small
+        if cached is None or rho > cached[0]:
+            rows = self.client.query(
+                self.name, filter=f"id >= 0 and norm < {rho!r}", output_fields=["norm", "vector"], limit=SMALL_LIMIT + 1
+            )
+            if len(rows) > SMALL_LIMIT:
+                return None
+            self._small = cached = (rho, rows)
+        return [r for r in cached[1] if r["norm"] < rho]
 
     def _ann(self, q: np.ndarray, limit: int, fetch: bool) -> list[dict]:
         """The ``limit`` rows of highest inner product with ``q`` (stored unit vectors), best first."""
