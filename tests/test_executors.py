@@ -27,6 +27,11 @@ def catalogue(root) -> dict[str, list[tuple]]:
     return out
 
 
+def index_bytes(root) -> list[bytes]:
+    """The landmark index's files, in name order within each segment, segments in order of their content."""
+    return sorted(b"".join(f.read_bytes() for f in sorted(seg.iterdir())) for seg in (root / "landmarks").iterdir())
+
+
 class Reversed(Executor):
     """Runs each job on a thread, but finishes them last submitted first (the worst order for a writer)."""
 
@@ -93,3 +98,109 @@ def test_an_unknown_executor_or_a_missing_ray_is_one_line(tmp_path, music_dir, m
         with pytest.raises(UsageError, match=r"needs Ray: pip install 'tuneseek\[scale\]'"):
             lib.add([music_dir], executor="ray", analyse=False)
         assert lib.tracks() == []
+
+
+@pytest.fixture(scope="module")
+def ray():
+    """One local Ray instance (two CPUs, as CI has) for the module's tests."""
+    ray = pytest.importorskip("ray", reason="the Ray executor's tests need Ray (pip install 'tuneseek[scale]')")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_writes_the_same_library_as_the_local_pool_byte_for_byte(ray, tmp_path, music_dir, models):
+    with Library.open(tmp_path / "local") as lib:
+        local = lib.add([music_dir], workers=2)
+        lib.compact()  # one segment: how commits happened to batch the files no longer shows
+    with Library.open(tmp_path / "ray") as lib:
+        remote = lib.add([music_dir], executor="ray")
+        assert (lib.stats().tagged, lib.stats().embedded) == (6, 6)  # the workers found the models
+        lib.compact()
+    assert len(local.added) == len(remote.added) == 6 and not remote.failed
+    assert catalogue(tmp_path / "ray") == catalogue(tmp_path / "local")
+    assert index_bytes(tmp_path / "ray") == index_bytes(tmp_path / "local")
+
+
+@pytest.mark.slow
+def test_a_file_a_ray_worker_cannot_read_is_one_clear_error(ray, tmp_path, music_dir):
+    broken = tmp_path / "broken.flac"
+    broken.write_bytes(b"fLaC" + bytes(range(256)) * 8)
+    with Library.open(tmp_path / "lib") as lib:
+        report = lib.add([music_dir, broken], executor="ray", analyse=False)
+    [(path, reason)] = report.failed
+    assert path == str(broken) and "\n" not in reason and len(report.added) == 6
+
+
+@pytest.mark.slow
+def test_a_ray_task_whose_worker_dies_is_retried_once_then_fails(ray, tmp_path):
+    from tuneseek.executors import RayExecutor
+
+    def dies_first_time(marker: str) -> str:  # defined here: Ray ships a nested function by value
+        import os
+
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)  # the worker dies, as on a lost node
+        return "done on the second try"
+
+    def always_dies() -> None:
+        import os
+
+        os._exit(1)
+
+    executor = RayExecutor()
+    assert executor.submit(dies_first_time, str(tmp_path / "tried")).result(timeout=120) == "done on the second try"
+    with pytest.raises(Exception, match="(?i)worker"):
+        executor.submit(always_dies).result(timeout=120)
+    executor.shutdown()
+    assert ray.is_initialized()  # a Ray instance the executor did not start is left running
+
+
+@pytest.mark.slow
+def test_killing_the_driver_of_a_ray_run_loses_only_the_files_in_flight_and_leaves_no_process(ray, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import soundfile as sf
+
+    from conftest import SR
+    from tuneseek.synth import synth_catalog
+
+    music = tmp_path / "music"
+    music.mkdir()
+    for t in synth_catalog(24, duration=20.0, sr=SR, seed=606):
+        sf.write(music / f"{t.name}.flac", t.audio, SR)
+    root = tmp_path / "lib"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "tuneseek.cli", "--library", str(root), "index", "--landmarks-only"]
+        + ["--executor", "ray", "--commit-every", "0", str(music)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    committed = 0
+    for _ in range(1200):
+        if (root / "tuneseek.json").exists():
+            with Library.open(root, create=False) as lib:
+                committed = len(lib.tracks())
+        if committed >= 3 or driver.poll() is not None:
+            break
+        time.sleep(0.1)
+    assert driver.poll() is None and committed >= 3, "the run ended before it could be killed"
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    for _ in range(300):  # Ray's own processes for the run go with their driver
+        left = subprocess.run(["pgrep", "-a", "-s", str(driver.pid)], capture_output=True, text=True).stdout
+        if not left:
+            break
+        time.sleep(0.1)
+    assert left == ""
+    with Library.open(root) as lib:
+        kept = [t.path for t in lib.tracks()]
+        assert kept == sorted(str(p) for p in music.iterdir())[: len(kept)]  # committed in order, none half
+        report = lib.add([music], workers=1, analyse=False)
+        assert len(report.unchanged) == len(kept) and len(lib.tracks()) == 24

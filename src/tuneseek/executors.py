@@ -19,12 +19,19 @@ which indexing reports for that file alone. Ray is optional (``pip install 'tune
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
+from pathlib import Path
 
 from tuneseek.errors import UsageError
 
+#: How often the watchdog of a Ray instance started here notes the processes it would have to end.
+WATCH_SECONDS = 1.0
 #: What ``--executor`` takes, for messages.
 KINDS = "local, ray, ray://HOST:PORT or ray:auto"
 #: Environment variables a Ray worker gets from the process that submits the jobs (where the models
@@ -52,21 +59,22 @@ class RayExecutor(Executor):
         ray = _ray()
         self._ray = ray
         self._owns = False
-        env = {k: v for k, v in os.environ.items() if k.startswith(PASSED_ENV_PREFIXES)}
+        # the tasks see tuneseek's settings as they are now, as a local pool's workers do
+        self._env = {k: v for k, v in os.environ.items() if k.startswith(PASSED_ENV_PREFIXES)}
         if not ray.is_initialized():
             try:
                 ray.init(
-                    address=address,
+                    address=address or "local",  # "local": a new instance, never one found running
                     num_cpus=cpus if address is None else None,
                     include_dashboard=False,
                     log_to_driver=False,
                     configure_logging=False,
-                    runtime_env={"env_vars": env} if env else None,
                 )
             except (ConnectionError, RuntimeError, ValueError) as e:
                 where = address or "this machine"
                 raise UsageError(f"cannot start or reach Ray at {where}: {str(e).splitlines()[0]}") from None
             self._owns = address is None
+        self._watchdog = _watch(os.getpid()) if self._owns else None
         self._tasks: dict[Callable, object] = {}
         self._refs: dict[Future, object] = {}
         self._lock = threading.Lock()
@@ -80,7 +88,9 @@ class RayExecutor(Executor):
         with self._lock:
             task = self._tasks.get(fn)
             if task is None:
-                task = self._tasks[fn] = self._ray.remote(num_cpus=1, max_retries=1)(fn)
+                task = self._tasks[fn] = self._ray.remote(fn).options(
+                    num_cpus=1, max_retries=1, runtime_env={"env_vars": self._env}
+                )
         ref = task.remote(*args, **kwargs)
         future = ref.future()
         with self._lock:
@@ -103,6 +113,56 @@ class RayExecutor(Executor):
             self._ray.wait(outstanding, num_returns=len(outstanding))
         if self._owns and self._ray.is_initialized():
             self._ray.shutdown()
+        if self._watchdog is not None:
+            self._watchdog.terminate()
+            self._watchdog.wait()
+
+
+def _descendants(pid: int) -> set[int]:
+    """The processes below ``pid`` (Linux: /proc), empty where that cannot be read."""
+    try:
+        kids = {int(k) for t in Path(f"/proc/{pid}/task").iterdir() for k in (t / "children").read_text().split()}
+    except OSError:
+        return set()
+    return kids.union(*(_descendants(k) for k in kids))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def watch_ray(driver: int) -> None:
+    """Run in a watchdog process: once ``driver`` is gone (``kill -9`` included), end the processes of
+    the Ray instance it started that outlived it (Ray's raylet and store go with their driver, but its
+    node agents are left running otherwise). Notes them every :data:`WATCH_SECONDS` while it lives."""
+    known: set[int] = set()
+    while _alive(driver):
+        known |= _descendants(driver)
+        time.sleep(WATCH_SECONDS)
+    for pid in known - {os.getpid()}:
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            if command.startswith("ray::") or "/ray/" in command:  # Ray's, not another child of the driver
+                os.kill(pid, signal.SIGKILL)
+        except OSError:
+            continue
+
+
+def _watch(driver: int) -> subprocess.Popen | None:
+    """Start :func:`watch_ray` for ``driver`` in a process of its own (Linux only)."""
+    if not Path(f"/proc/{driver}/task").exists():
+        return None
+    return subprocess.Popen(
+        [sys.executable, "-c", f"from tuneseek.executors import watch_ray; watch_ray({driver})"],
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # a terminal's Ctrl-C is for the driver, not for its watchdog
+    )
 
 
 def open_executor(spec: str | Executor | None, workers: int | None = None) -> Executor | None:
