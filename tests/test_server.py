@@ -92,11 +92,21 @@ def test_an_unknown_track_is_a_404_with_one_message(client, url):
 
 @pytest.mark.parametrize(
     "url",
-    ["/tracks/..%2F..%2Fetc%2Fpasswd", "/tracks/%2Fetc%2Fpasswd/audio", "/tracks/1%2F..%2F2/tags", "/tracks/-1/audio"],
+    [
+        "/tracks/..%2F..%2Fetc%2Fpasswd",
+        "/tracks/%2Fetc%2Fpasswd/audio",
+        "/tracks/1%2F..%2F2/tags",
+        "/tracks/-1/audio",
+        "/tracks/1/tags/curve?model=..%2F..%2Fetc%2Fpasswd",
+        "/map?space=..%2F..%2Fetc%2Fpasswd",
+        "/tracks/1/similar?space=%2Fetc%2Fpasswd",
+        "/static/..%2F..%2F..%2Fetc%2Fpasswd",
+        "/static/%2Fetc%2Fpasswd",
+    ],
 )
-def test_a_path_in_place_of_a_track_id_reaches_no_file(client, url):
+def test_a_path_in_any_parameter_reaches_no_file(client, url):
     r = client.get(url)
-    assert r.status_code in (404, 422) and set(r.json()) == {"error"}
+    assert r.status_code in (400, 404, 409, 422) and set(r.json()) == {"error"}
     assert b"root:" not in r.content
 
 
