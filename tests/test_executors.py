@@ -22,7 +22,10 @@ def catalogue(root) -> dict[str, list[tuple]]:
         cols = [c[1] for c in db.execute(f"PRAGMA table_info({table})") if c[1] not in WHEN]
         if table == "segments":
             cols = [c for c in cols if c != "name"]  # named at random when written
-        out[table] = sorted(db.execute(f"SELECT {', '.join(cols)} FROM {table}").fetchall(), key=repr)
+        rows = db.execute(f"SELECT {', '.join(cols)} FROM {table}").fetchall()
+        if table == "meta":  # the count of write transactions: how commits happened to batch the files
+            rows = [r for r in rows if r[0] != "generation"]
+        out[table] = sorted(rows, key=repr)
     db.close()
     return out
 

@@ -44,3 +44,12 @@ def test_size_of_a_segment_merged_away_by_another_process_is_zero_not_an_error(t
     name = write_segment(tmp_path, *postings)
     landmarks.remove_unlisted(tmp_path, keep=set())  # what a merging writer does once the list moved on
     assert segment_size(tmp_path, name) == 0
+
+
+def test_the_same_postings_in_any_order_make_the_same_segment_bytes(tmp_path, postings):
+    hashes, frames = postings
+    shuffled = np.random.default_rng(8).permutation(len(hashes))
+    a = write_segment(tmp_path, hashes, frames)
+    b = write_segment(tmp_path, hashes[shuffled], frames[shuffled])
+    for name in ("frames.npy", "buckets.npy", "low.npy"):
+        assert (tmp_path / "landmarks" / a / name).read_bytes() == (tmp_path / "landmarks" / b / name).read_bytes()

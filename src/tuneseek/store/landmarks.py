@@ -127,7 +127,9 @@ def write_segment(root: Path, hashes: np.ndarray, frames: np.ndarray, layout: st
     name = f"seg-{time.time_ns():x}-{os.getpid()}"
     tmp = seg_root / f".tmp-{name}"
     tmp.mkdir()
-    order = np.argsort(hashes, kind="stable")
+    # by hash, then frame: the same postings make the same bytes however they were batched or merged
+    # (a library indexed anywhere, in any order of commits, compacts to the same files)
+    order = np.argsort((hashes.astype(np.uint64) << 32) | frames.astype(np.uint64), kind="stable")
     h = hashes[order].astype(np.uint32)
     _save(tmp / "frames.npy", frames[order].astype(np.uint32))
     if layout is None:
