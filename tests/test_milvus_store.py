@@ -181,6 +181,34 @@ def test_a_crash_between_milvus_and_the_catalogue_is_repaired_by_the_next_write(
         assert answers(m, clips_of(f)) == answers(f, clips_of(f))
 
 
+def test_a_crash_while_re_centring_leaves_the_old_collection_answering(models, indexed, tmp_path, monkeypatch):
+    m, f = twins(indexed, tmp_path)
+    with m, f:
+        names = {kind: m._spaces.vectors.open("musicnn", kind).name for kind in ("track", "segment")}
+        real = Spaces._write_all
+        calls = []
+
+        def dies_half_way(store, kind, batch, stamp_of):
+            calls.append(kind)
+            if len(calls) == 1:
+                raise KeyboardInterrupt("killed")
+            return real(store, kind, batch, stamp_of)
+
+        gone = m.tracks()[0]
+        monkeypatch.setattr(Spaces, "_write_all", staticmethod(dies_half_way))
+        with pytest.raises(KeyboardInterrupt):
+            m.remove(gone.id)  # the catalogue has committed; the re-centring after it dies
+        monkeypatch.setattr(Spaces, "_write_all", staticmethod(real))
+        f.remove(gone.id)
+        # a half-made collection is never read: the old one answers, rescored for the moved mean
+        assert {kind: m._spaces.vectors.open("musicnn", kind).name for kind in names} == names
+        assert answers(m, clips_of(f)) == answers(f, clips_of(f)) and collections(m) == catalogued(m)
+        m.compact()  # any write sweeps it and re-centres
+        after = {kind: m._spaces.vectors.open("musicnn", kind).name for kind in names}
+        assert after != names and len(m._spaces.vectors.client.list_collections()) == 3  # and the sync mark
+        assert answers(m, clips_of(f)) == answers(f, clips_of(f)) and collections(m) == catalogued(m)
+
+
 def test_moving_a_faiss_library_into_milvus_fills_the_store_from_the_catalogue(models, indexed, tmp_path):
     _, f = twins(indexed, tmp_path)
     f.close()

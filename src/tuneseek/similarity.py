@@ -216,6 +216,7 @@ class Spaces:
         self._by_name: dict[str, SpaceIndex] = {}
         self._generation: int | None = None
         self._lock = threading.Lock()
+        self._marked_changing = False  # whether this writer has marked the store as being changed
 
     @staticmethod
     def centred(space: str) -> bool:
@@ -253,11 +254,15 @@ class Spaces:
     def reconcile(self) -> None:
         """Repair what a crash between the catalogue and the store left: every space's tracks whose stored
         stamp differs from the catalogue's vectors are rewritten, tracks the catalogue lost are deleted,
-        collections a re-centring left half-made are dropped. Time grows with tracks, not segments."""
+        collections a re-centring left half-made are dropped. Time grows with tracks, not segments; and
+        nothing is read when the store was left in step at the catalogue's current generation."""
         if self.vectors is None:
             return
         from tuneseek.store.milvus import KINDS, stamp_of
 
+        generation = self.catalog.generation()
+        if self.vectors.synced() == generation:  # nothing written since the last writer left it in step
+            return
         catalogued = set(self.catalog.spaces())
         for space in sorted(catalogued | self.vectors.spaces()):
             for kind in KINDS:
@@ -276,6 +281,7 @@ class Spaces:
             for start in range(0, len(redo), SYNC_BATCH):
                 self._put(space, [next(self.catalog.embeddings(space, t)) for t in redo[start : start + SYNC_BATCH]])
             self._remove(space, [t for t in have if t not in want])
+        self._mark(generation)
         self._forget()
 
     def settle(self) -> None:
@@ -297,7 +303,19 @@ class Spaces:
                     index_for(n) != store.index
                 ):
                     self._rebuild(space, kind, n)
+        # every change since the last mark went through sync (a failed one fails its write before here)
+        self._mark(self.catalog.generation())
         self._forget()
+
+    def _mark(self, generation: int | None) -> None:
+        """Record in the store that it is in step with the catalogue at ``generation`` (``None``: that it
+        may not be, written before this writer's first change to it, so that a crash forces a full reconcile)."""
+        self.vectors.set_synced(-1 if generation is None else generation)
+        self._marked_changing = generation is None
+
+    def _changing(self) -> None:
+        if not self._marked_changing:
+            self._mark(None)
 
     def _forget(self) -> None:
         """Drop the stores this process opened: the writer has just replaced some."""
@@ -326,6 +344,7 @@ class Spaces:
             return
         from tuneseek.store.milvus import PENDING, stamp_of
 
+        self._changing()
         tracks, segments = self._writable(space, len(stored[0].track_vector))
         ids = np.array([e.track_id for e in stored], np.int64)
         vectors = np.stack([e.track_vector for e in stored])
@@ -349,6 +368,7 @@ class Spaces:
         held = sorted(tracks.present(track_ids))
         if not held:
             return
+        self._changing()
         segments = self.vectors.open(space, "segment")
         if segments is not None:
             segments.delete_ranges(_segment_range(t) for t in held)
@@ -365,6 +385,7 @@ class Spaces:
             if first is None:
                 return
             dim = len(first.track_vector)
+            self._changing()
             store = self.vectors.create(space, kind, dim, self._centre(space, kind, dim), expected)
             norms, batch, rows = [], [], 0
             for e in chain([first], stored):

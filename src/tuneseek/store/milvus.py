@@ -460,6 +460,35 @@ class MilvusVectors:
             if current is None or name != current.name:
                 self.drop(name)
 
+    def synced(self) -> int | None:
+        """The catalogue generation the store was last known to match (see :meth:`set_synced`), or ``None``."""
+        name = f"{self.prefix}_sync"
+        if not self.client.has_collection(name):
+            return None
+        if name not in self._loaded:
+            self.client.load_collection(name)
+            self._loaded.add(name)
+        rows = self.client.get(name, ids=[0], output_fields=["stamp"])
+        return int(rows[0]["stamp"]) if rows else None
+
+    def set_synced(self, generation: int) -> None:
+        """Record that the store matches the catalogue at ``generation`` (a writer that has just synced,
+        reconciled or settled): the next writer's reconcile is skipped while the catalogue stays there."""
+        name = f"{self.prefix}_sync"
+        if not self.client.has_collection(name):
+            DataType = self._pymilvus.DataType
+            schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
+            schema.add_field("id", DataType.INT64, is_primary=True)
+            schema.add_field("stamp", DataType.INT64)
+            schema.add_field("vector", DataType.FLOAT_VECTOR, dim=2)  # Milvus needs one; unused
+            self.client.create_collection(name, schema=schema, consistency_level="Strong")
+            params = self.client.prepare_index_params()
+            params.add_index(field_name="vector", index_type="FLAT", metric_type="IP", params={})
+            self.client.create_index(name, params, sync=False)
+            self.client.load_collection(name)
+            self._loaded.add(name)
+        self.client.upsert(name, [{"id": 0, "stamp": int(generation), "vector": [0.0, 0.0]}])
+
     def drop_space(self, space: str) -> None:
         for kind in KINDS:
             for _, name in self._epochs(space, kind):
