@@ -6,10 +6,12 @@ this module turns the options into their settings and prints the run's summary.
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from tuneseek.cli.common import print_json
 from tuneseek.errors import UsageError
+from tuneseek.train import require_training_stack
 
 
 def register(sub, common) -> None:
@@ -53,7 +55,12 @@ def register(sub, common) -> None:
         help="any architecture option, e.g. 'channels=[16,32]', dropout=0.3",
     )
     s.add_argument("--epochs", type=int, default=30)
-    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument(
+        "--batch-size",
+        type=int,
+        default=16,
+        help="items per optimizer step (default 16); with more than one process, shared out among them",
+    )
     s.add_argument("--lr", type=float, default=1e-3)
     s.add_argument("--weight-decay", type=float, default=1e-4)
     s.add_argument("--patience", type=int, default=5, help="epochs without improvement before stopping (default 5)")
@@ -62,10 +69,38 @@ def register(sub, common) -> None:
         "--loader-workers",
         type=int,
         default=2,
-        help="data-loading processes (default 2); text-audio: processes computing the musicnn features",
+        help="data-loading processes (default 2), per training process; text-audio: processes computing the "
+        "musicnn features",
     )
-    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    s.add_argument("--devices", type=int, default=1, help="GPUs; more than one trains with DDP")
+    s.add_argument(
+        "--accelerator",
+        default="auto",
+        choices=["auto", "cpu", "gpu"],
+        help="where to train: a GPU when torch sees one (auto, the default), the CPU, or CUDA GPUs (gpu)",
+    )
+    s.add_argument("--device", dest="accelerator", choices=["auto", "cpu", "cuda", "gpu"], help=argparse.SUPPRESS)
+    s.add_argument(
+        "--devices",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes per machine: GPUs, or CPU processes with --accelerator cpu (default 1); more than one "
+        "trains with DDP",
+    )
+    s.add_argument(
+        "--strategy",
+        default="auto",
+        choices=["auto", "ddp", "ddp_spawn"],
+        help="auto: DDP when there is more than one process; ddp: each process runs this command (also under "
+        "torchrun); ddp_spawn: processes started from this one",
+    )
+    s.add_argument(
+        "--num-nodes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="machines, each running this command with MASTER_ADDR, MASTER_PORT and NODE_RANK set (default 1)",
+    )
     s.add_argument("--no-augment", action="store_true", help="no gain, noise or EQ augmentation")
     s.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     s.add_argument("--tensorboard", action="store_true", help="also log for TensorBoard (if installed)")
@@ -77,10 +112,13 @@ def register(sub, common) -> None:
 
 def cmd_train(args) -> int:
     say = (lambda msg: None) if args.json else print
+    require_training_stack()
     summary = _train_text_audio(args, say) if args.kind == "text-audio" else _train_model(args, say)
+    if not summary:  # another process of a DDP run: the first one reports
+        return 0
     if args.json:
         print_json(summary)
-    elif summary:
+    else:
         best = f"{summary['best']:.4f}" if summary.get("best") is not None else "n/a"
         print(
             f"trained {summary['epochs_run']} epoch(s) in {summary['seconds']:.0f} s; best {summary['monitor']} "
@@ -134,8 +172,10 @@ def _train_model(args, say) -> dict:
         patience=args.patience,
         seed=args.seed,
         loader_workers=args.loader_workers,
-        device=args.device,
+        device=args.accelerator,
         devices=args.devices,
+        strategy=args.strategy,
+        num_nodes=args.num_nodes,
         augment=not args.no_augment,
         resume=args.resume,
         tensorboard=args.tensorboard,
@@ -162,8 +202,10 @@ def _train_text_audio(args, say) -> dict:
         text_model=args.text_model,
         cache=args.cache,
         workers=max(1, args.loader_workers),
-        device=args.device,
+        device=args.accelerator,
         devices=args.devices,
+        strategy=args.strategy,
+        num_nodes=args.num_nodes,
         resume=args.resume,
     )
     return train_text_audio(settings, say=say)

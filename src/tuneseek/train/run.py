@@ -15,16 +15,19 @@ resume from after an interruption. The run folder ends up holding::
     OUT/lightning/             best.ckpt, last.ckpt (for --resume)
 
 so that ``OUT`` is itself a model folder: ``tuneseek evaluate model OUT``, ``tuneseek tag --model OUT``.
+
+On more than one process (``devices`` per node times ``num_nodes``, DDP: see
+:mod:`tuneseek.train.parallel`) every process runs ``train``; the batch is shared out among them,
+validation is computed over the whole valid split in each, and only the first writes the folder
+and returns the summary (the others return ``{}``).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
@@ -40,9 +43,13 @@ from tuneseek.fileio import atomic_write_bytes
 from tuneseek.models import checkpoint, registry
 from tuneseek.models.frontend import MelSpec
 from tuneseek.train import items as it
+from tuneseek.train import parallel, require_training_stack
 from tuneseek.train.augment import Augment
+from tuneseek.train.parallel import quiet_lightning
 
 KINDS = ("tagger", "genre", "triplet")
+#: How the first process of a DDP run tells the others the log folder of this start (``logs/run-N``).
+RUN_VERSION_VARIABLE = "TUNESEEK_RUN_VERSION"
 DEFAULT_ARCH = {"tagger": "fcn", "genre": "crnn", "triplet": "resnet18"}
 #: cap on pos_weight, so that a tag with 3 positives does not dominate the loss
 MAX_POS_WEIGHT = 20.0
@@ -67,14 +74,16 @@ class TrainSettings:
     model_options: dict = field(default_factory=dict)  # e.g. {"width": 0.25}
     data_options: dict = field(default_factory=dict)  # e.g. {"category": "genre", "single_label": True}
     epochs: int = 30
-    batch_size: int = 16
+    batch_size: int = 16  # items per optimizer step, shared out among the processes of a DDP run
     lr: float = 1e-3
     weight_decay: float = 1e-4
     patience: int = 5  # epochs without a better validation metric before stopping
     seed: int = 0
     loader_workers: int = 2  # data-loader processes while training; as many decode the audio into the cache
-    device: str = "auto"  # cpu | cuda | auto
-    devices: int = 1  # more than one: DDP
+    device: str = "auto"  # the accelerator: auto | cpu | gpu (cuda: the same as gpu)
+    devices: int = 1  # processes per node (GPUs, or CPU processes); more than one: DDP
+    strategy: str = "auto"  # auto (ddp when more than one process) | ddp | ddp_spawn
+    num_nodes: int = 1  # machines, each running `devices` processes
     augment: bool = True
     pos_weight: bool | None = None  # multi-label only; default on for genre, off for taggers
     neighbourhood: float = 10.0  # triplets: seconds within which a neighbour patch starts
@@ -85,12 +94,16 @@ class TrainSettings:
 
 def prepare_out(out: str, *, resume: bool) -> Path:
     """The run folder ``out``, created; :class:`UsageError` when it already holds a run and
-    ``resume`` is not asked, or when ``resume`` is asked and there is nothing to resume."""
+    ``resume`` is not asked, or when ``resume`` is asked and there is nothing to resume.
+
+    A process of a DDP run other than the first (:func:`tuneseek.train.parallel.launched_rank`)
+    may find the folder the first has started: only the first refuses a folder that holds a run.
+    """
     folder = Path(out).expanduser()
     last = folder / "lightning" / "last.ckpt"
     if resume and not last.exists():
         raise UsageError(f"nothing to resume in {folder} (no lightning/last.ckpt)")
-    if not resume and folder.exists() and any(folder.iterdir()):
+    if not resume and parallel.launched_rank() == 0 and folder.exists() and any(folder.iterdir()):
         raise UsageError(f"{folder} already holds a run: --resume to continue it, or choose another --out")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
@@ -123,6 +136,7 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
     ``say`` gets progress lines; ``executor``, when given, decodes the audio into the cache instead
     of ``s.loader_workers`` processes (see :mod:`tuneseek.processes`).
     """
+    require_training_stack()
     # Lightning (seconds to import) only when training: evaluation imports this module for default_cache
     import lightning as L
 
@@ -130,6 +144,10 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
 
     if s.kind not in KINDS:
         raise UsageError(f"unknown training kind {s.kind!r}; known: {', '.join(KINDS)}")
+    where = parallel.layout(s.device, s.devices, num_nodes=s.num_nodes, strategy=s.strategy, batch_size=s.batch_size)
+    if parallel.launched_rank() != 0:  # another process of a DDP run: the first says it all, and outlives it
+        say = _silent
+        parallel.end_with_parent()
     quiet_lightning()
     started = time.time()
     out = prepare_out(s.out, resume=s.resume)
@@ -146,7 +164,7 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
 
     # Asked for before the decoding pool starts the fork server: the loader's workers unpickle the datasets
     # (train.items) and Lightning's worker seeding, which the fork server then imports once for all of them
-    context = processes.context(preload=[it.__name__, "lightning"]) if s.loader_workers > 0 else None
+    context = processes.context(preload=[it.__name__, parallel.__name__, "lightning"]) if s.loader_workers > 0 else None
     cache = Path(s.cache).expanduser() if s.cache else default_cache()
     if ds.features is None:
         say(f"decoding audio at {spec.sample_rate} Hz into the cache {cache} (once; later runs reuse it)")
@@ -226,44 +244,48 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
         task_name = ds.task
     monitor = MONITOR[task_name]
 
+    # Each process takes its share of a batch (Lightning puts a DistributedSampler in the loaders of a DDP run)
     loader = dict(
-        batch_size=s.batch_size,
+        batch_size=where.batch_size,
         num_workers=s.loader_workers,
         persistent_workers=s.loader_workers > 0,
         multiprocessing_context=context,
     )
+    share = -(-len(train_set) // where.world_size)  # items per process per epoch
+    sampler = parallel.one_process_sampler(train_set, where, seed=s.seed)
     train_loader = torch.utils.data.DataLoader(
-        train_set, shuffle=True, drop_last=len(train_set) > s.batch_size, **loader
+        train_set, sampler=sampler, shuffle=sampler is None, drop_last=share > where.batch_size, **loader
     )
-    valid_loader = torch.utils.data.DataLoader(valid_set, shuffle=False, **loader)
+    valid_loader = torch.utils.data.DataLoader(parallel.Indexed(valid_set), shuffle=False, **loader)
 
     trainer, best = make_trainer(
         out,
         monitor,
         epochs=s.epochs,
-        device=s.device,
-        devices=s.devices,
+        layout=where,
+        seed=s.seed,
         patience=s.patience,
         tensorboard=s.tensorboard,
-        steps_per_epoch=len(train_loader),
+        steps_per_epoch=max(1, share // where.batch_size),
         say=say,
     )
-    trainer.fit(task, train_loader, valid_loader, ckpt_path=str(out / "lightning" / "last.ckpt") if s.resume else None)
+    fit(trainer, task, train_loader, valid_loader, ckpt_path=str(out / "lightning" / "last.ckpt") if s.resume else None)
     if not trainer.is_global_zero:
         return {}
 
     trained = type(task).load_from_checkpoint(best_path(out, best), map_location="cpu")
     per_epoch = epoch_metrics(out)
-    best_value = float(best.best_model_score) if best.best_model_score is not None else None
+    chosen = best_epoch(per_epoch.get(monitor, {}))
     summary = {
         "kind": s.kind,
         "task": task_name,
         "settings": asdict(s),
         "dataset": ds.summary(),
-        "epochs_run": int(trainer.current_epoch),
+        "processes": where.world_size,
+        "epochs_run": epochs_run(trainer, per_epoch),
         "monitor": monitor,
-        "best": best_value,
-        "best_epoch": best_epoch(per_epoch.get(monitor, {})),
+        "best": best_score(best, per_epoch.get(monitor, {}), chosen),
+        "best_epoch": chosen,
         "left_out": [{"path": p, "reason": r} for p, r in left_out],
         "seconds": round(time.time() - started, 1),
     }
@@ -282,8 +304,8 @@ def make_trainer(
     monitor: str,
     *,
     epochs: int,
-    device: str,
-    devices: int,
+    layout: parallel.Layout | None = None,
+    seed: int = 0,
     patience: int,
     tensorboard: bool,
     steps_per_epoch: int,
@@ -294,14 +316,24 @@ def make_trainer(
     CSV logs in ``out/logs/run-N`` (one folder per start or resume; TensorBoard beside them when
     asked and installed), ``out/lightning/best.ckpt`` (the best ``monitor``, higher is better)
     and ``last.ckpt``, early stopping after ``patience`` epochs without a better ``monitor``,
-    the learning rate logged per epoch; DDP when ``devices > 1``.
+    the learning rate logged per epoch; on ``layout`` (default: one process, where Lightning
+    chooses), the processes of a DDP run each seeded from ``seed`` and their rank.
     """
     import lightning as L  # when training only (see train)
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
-    runs = sorted((out / "logs").glob("run-*")) if (out / "logs").exists() else []
-    loggers = [CSVLogger(out, name="logs", version=f"run-{len(runs) + 1}")]
+    from tuneseek.train.tasks import RankSeed
+
+    layout = layout or parallel.layout()
+    # The first process names the log folder before it starts the others (strategy ddp), and tells them
+    version = os.environ.get(RUN_VERSION_VARIABLE) if parallel.launched_rank() != 0 else None
+    if version is None:
+        runs = sorted((out / "logs").glob("run-*")) if (out / "logs").exists() else []
+        version = f"run-{len(runs) + 1}"
+        os.environ[RUN_VERSION_VARIABLE] = version
+    loggers = [CSVLogger(out, name="logs", version=version)]
     if tensorboard:
         try:
             from lightning.pytorch.loggers import TensorBoardLogger
@@ -317,24 +349,67 @@ def make_trainer(
         save_last=True,
         enable_version_counter=False,
     )
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        accelerator=device,
-        devices=devices,
-        strategy="ddp" if devices > 1 else "auto",
-        deterministic=True,
-        logger=loggers,
-        callbacks=[
-            best,
-            EarlyStopping(monitor=monitor, mode="max", patience=patience),
-            LearningRateMonitor(logging_interval="epoch"),
-        ],
-        enable_progress_bar=sys.stderr.isatty(),
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        log_every_n_steps=max(1, min(50, steps_per_epoch)),
-    )
+    try:
+        trainer = L.Trainer(
+            max_epochs=epochs,
+            **layout.trainer_options(),
+            deterministic=True,
+            logger=loggers,
+            callbacks=[
+                best,
+                EarlyStopping(monitor=monitor, mode="max", patience=patience),
+                LearningRateMonitor(logging_interval="epoch"),
+                RankSeed(seed),
+            ],
+            enable_progress_bar=sys.stderr.isatty(),
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            log_every_n_steps=max(1, min(50, steps_per_epoch)),
+        )
+    except MisconfigurationException as e:  # what layout() could not tell: one line, as the other errors
+        raise UsageError(f"Lightning cannot train as asked: {_one_line(e)}") from None
     return trainer, best
+
+
+def fit(trainer, task, train_loader, valid_loader, *, ckpt_path: str | None) -> None:
+    """``trainer.fit(...)``. When it fails, the processes it started (strategy ``ddp``) are ended with it; Lightning's
+    complaints about the setup, and processes that cannot meet (a port in use), are one line: :class:`UsageError`."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        trainer.fit(task, train_loader, valid_loader, ckpt_path=ckpt_path)
+    except BaseException as e:
+        parallel.end_started(trainer)
+        if isinstance(e, MisconfigurationException):
+            raise UsageError(f"Lightning cannot train as asked: {_one_line(e)}") from None
+        if isinstance(e, parallel.connection_errors()):
+            where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+            raise UsageError(
+                f"the processes of the run could not meet at {where} (MASTER_ADDR:MASTER_PORT): {_one_line(e)}"
+            ) from None
+        raise
+
+
+def _one_line(e: Exception) -> str:
+    return " ".join(str(e).split())
+
+
+def _silent(_msg: str) -> None:
+    pass
+
+
+def epochs_run(trainer, per_epoch: dict[str, dict[int, float]]) -> int:
+    """Epochs trained so far (all starts and resumes): the trainer's count, or, where it was not brought back from
+    the processes (``ddp_spawn``), the epochs in the logs."""
+    logged = max((epoch + 1 for values in per_epoch.values() for epoch in values), default=0)
+    return max(int(trainer.current_epoch), logged)
+
+
+def best_score(best, values: dict[int, float], chosen: int | None) -> float | None:
+    """The best epoch's ``monitor``: the checkpoint callback's, or (not brought back by ``ddp_spawn``) the logged one."""
+    if best.best_model_score is not None:
+        return float(best.best_model_score)
+    return values.get(chosen - 1) if chosen else None
 
 
 def best_path(out: Path, best) -> str:
@@ -355,14 +430,6 @@ def export_run(
     checkpoint.save(out, model, extra=extra)
     atomic_write_bytes(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
     plots.training_curves(per_epoch, monitor, out / "training-curves.png")
-
-
-def quiet_lightning() -> None:
-    """Keep Lightning's banner lines (accelerators found, tips) and known deprecation chatter off the terminal."""
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")  # a resumed run
 
 
 def best_epoch(values: dict[int, float]) -> int | None:

