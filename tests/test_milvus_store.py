@@ -215,11 +215,14 @@ def test_moving_a_faiss_library_into_milvus_fills_the_store_from_the_catalogue(m
     before = Library.open(f.root)
     expected = answers(before)
     before.close()
-    with Library.open(f.root, vectors=f"milvus:{tmp_path / 'moved.db'}") as moved:
+    with Library.open(f.root, vectors="milvus") as moved:  # a Milvus Lite file in the library
         assert moved._spaces.spec.store == "milvus"
         assert answers(moved) == expected and collections(moved) == catalogued(moved)
-    with Library.open(f.root) as reopened:  # the manifest says where they went
-        assert reopened._spaces.spec.uri == str(tmp_path / "moved.db")
+    assert json.loads((f.root / MANIFEST_NAME).read_text())["vectors"]["uri"] == "vectors.db"  # moves with it
+    moved_root = shutil.move(f.root, tmp_path / "elsewhere")
+    with Library.open(moved_root) as reopened:  # the manifest says where they went
+        assert reopened._spaces.spec.uri == str(tmp_path / "elsewhere" / "vectors.db")
+        assert answers(reopened) == expected
 
 
 def centred_answers(store, queries, k, exclude=()):
@@ -268,3 +271,5 @@ def test_bad_stores_are_one_line_errors(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "pymilvus", None)
     with pytest.raises(UsageError, match=r"pip install 'tuneseek\[scale\]'"):
         Library.open(tmp_path / "lib4", vectors="milvus")
+    # none of these made a library that would remember a store it cannot open
+    assert not any((tmp_path / f"lib{i}" / MANIFEST_NAME).exists() for i in ("", 2, 3, 4))

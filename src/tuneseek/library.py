@@ -137,6 +137,8 @@ class Library:
                 raise LibraryError(root, "no library here (index some music first: tuneseek index DIR)")
             wanted = wanted and choose_vectors(root, VectorsSpec(), wanted)[0]
             record = None if wanted is None or wanted.store == "faiss" else wanted.to_manifest(root)
+            if record is not None:
+                Spaces.check(wanted, root)  # before the manifest records a store that cannot be opened
             create_library(root, fingerprint=LandmarkIndex.version, vectors=record)
         spec, move = choose_vectors(
             root, VectorsSpec.from_manifest(manifest.read(root, LandmarkIndex.version), root), wanted

@@ -219,6 +219,14 @@ class Spaces:
         self._marked_changing = False  # whether this writer has marked the store as being changed
 
     @staticmethod
+    def check(spec: VectorsSpec, root: Path) -> None:
+        """Refuse (one line) a store a new library at ``root`` could not open; FAISS always opens."""
+        if spec.store == "milvus":
+            from tuneseek.store.milvus import MilvusVectors
+
+            MilvusVectors.check(spec, root)
+
+    @staticmethod
     def centred(space: str) -> bool:
         """Whether ``space`` is compared after subtracting its mean (every space but the joint text–audio one)."""
         return space != TEXT_AUDIO_SPACE

@@ -334,7 +334,10 @@ class MilvusVectors:
                 raise LibraryError(where, f"vectors in {spec}: no folder {Path(spec.uri).parent}")
         logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)  # a Lite server's note
         try:
-            self.client = pymilvus.MilvusClient(uri=spec.uri, timeout=CONNECT_TIMEOUT)
+            # no keepalive pings to a Lite server in this very process (it answers them with GOAWAY, which
+            # grpc then logs on stderr); a remote server keeps pymilvus's
+            options = {"grpc_options": {"grpc.keepalive_permit_without_calls": 0}} if spec.lite else {}
+            self.client = pymilvus.MilvusClient(uri=spec.uri, timeout=CONNECT_TIMEOUT, **options)
             self.client.list_collections()
         except Exception as e:  # pymilvus raises its own errors, grpc's, or OSError
             self._release()
@@ -344,6 +347,20 @@ class MilvusVectors:
         self._pymilvus = pymilvus
         self._loaded: set[str] = set()
         self._closed = False
+
+    @classmethod
+    def check(cls, spec: VectorsSpec, root: Path) -> None:
+        """Refuse, before a library at ``root`` is made to use it, a store that cannot be opened: the
+        extra missing, a folder missing, a server that does not answer. (A Lite file to be made in the
+        library directory itself needs only the extra.)"""
+        if spec.lite and Path(spec.uri).parent == Path(root):
+            _pymilvus()
+            try:
+                import milvus_lite  # noqa: F401
+            except ImportError:
+                cls(spec, root)  # says what to install
+            return
+        cls(spec, root).close()
 
     def close(self) -> None:
         """Close the connection; the last one of this process to a Milvus Lite file stops its server
