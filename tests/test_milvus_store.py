@@ -98,6 +98,7 @@ def test_similar_from_milvus_is_what_faiss_says(models, indexed, tmp_path):
     m, f = twins(indexed, tmp_path)
     with m, f:
         assert m._spaces.spec.store == "milvus" and f._spaces.spec.store == "faiss"
+        assert m.one_process_only and not f.one_process_only  # a Lite file: a server keeps queries in-process
         clips = clips_of(f)
         assert answers(m, clips) == answers(f, clips)
         assert collections(m) == catalogued(m)

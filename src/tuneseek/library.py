@@ -155,6 +155,12 @@ class Library:
                 raise
         return library
 
+    @property
+    def one_process_only(self) -> bool:
+        """Whether only one process at a time may open this library's vector store (a Milvus Lite
+        file): a server then answers every query in its own process, with no query workers."""
+        return self._spaces.spec.lite
+
     def close(self) -> None:
         self._landmarks.close()
         self._spaces.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import sys
 from pathlib import Path
 
 from tuneseek.cli.common import open_library
@@ -71,6 +72,13 @@ def cmd_serve(args) -> int:
             f"serving needs the server extra ({e.name} is missing): pip install 'tuneseek[server]'"
         ) from None
     with open_library(args, create=True) as lib:
+        if workers and lib.one_process_only:
+            print(
+                "note: this library's vectors are in a Milvus Lite file, which one process at a time may open: "
+                "queries run in the server's process (--workers 0); a Milvus server lifts this",
+                file=sys.stderr,
+            )
+            workers = 0
         app = create_app(lib, max_upload_mb=args.max_upload_mb, api_key=key, query_workers=workers)
         scheme = "https" if args.tls_cert else "http"
         writes = "writes with the API key" if key else "read-only: no --api-key-file"
