@@ -175,6 +175,15 @@ def test_the_layout_is_checked_before_anything_runs():
             parallel.layout("gpu", 1)
 
 
+def test_under_torchrun_the_processes_asked_for_are_those_it_started(monkeypatch):
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "test")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    with pytest.raises(UsageError, match="torchrun started 4 process"):
+        parallel.layout("cpu", 1)
+    assert parallel.layout("cpu", 2, num_nodes=2, batch_size=8).world_size == 4
+
+
 def test_the_rank_comes_from_the_launchers_environment(monkeypatch):
     for name in parallel.RANK_VARIABLES:
         monkeypatch.delenv(name, raising=False)

@@ -131,6 +131,13 @@ def layout(
             "strategy ddp starts its other processes by running this command line again, which an interactive "
             "session or a notebook does not have: use strategy ddp_spawn here"
         )
+    started = _torchrun_processes()
+    if started is not None and started != (devices, world):
+        per_node, total = started
+        raise UsageError(
+            f"torchrun started {total} process(es), {per_node} per machine: give --devices {per_node} and "
+            f"--num-nodes {total // max(1, per_node)} (not {devices} and {num_nodes})"
+        )
     if batch_size < 1 or batch_size % world:
         raise UsageError(
             f"the batch of {batch_size} is shared out among {world} processes: choose a multiple of {world}"
@@ -138,6 +145,16 @@ def layout(
     return Layout(
         accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy, batch_size=batch_size // world
     )
+
+
+def _torchrun_processes() -> tuple[int, int] | None:
+    """``(processes per machine, processes in all)`` when torchrun (torch.distributed.run) started this process."""
+    if not (torch.distributed.is_available() and torch.distributed.is_torchelastic_launched()):
+        return None
+    try:
+        return int(os.environ["LOCAL_WORLD_SIZE"]), int(os.environ["WORLD_SIZE"])
+    except (KeyError, ValueError):
+        return None
 
 
 def _interactive() -> bool:
