@@ -21,7 +21,7 @@ as each finishes (indexing). One policy for all of them:
   has). One process per core is the efficient shape for many small networks and FFTs; more
   threads per process only fight over the cores.
 * **lifetime**: workers end with the process that made the pool, however it ends (``kill -9``
-  included): each watches it (:func:`_watch_parent`). Left alone they would wait for work
+  included): each watches it (:func:`watch_parent`). Left alone they would wait for work
   forever, and the fork server with them, as a worker holds it open. Workers ignore SIGINT
   (a terminal's Ctrl-C reaches the whole process group): the process that made the pool
   decides how to stop, and ends them (:func:`end_workers`).
@@ -58,6 +58,7 @@ __all__ = [
     "pool",
     "end_workers",
     "in_order",
+    "watch_parent",
 ]
 
 #: How worker processes start: a fork server where there is one, else spawn (never fork).
@@ -100,8 +101,8 @@ def _wait_for_exit(pid: int) -> None:
         time.sleep(0.5)
 
 
-def _watch_parent(parent: int) -> None:
-    """End this worker process as soon as process ``parent``, which made the pool, is gone.
+def watch_parent(parent: int) -> None:
+    """End this process as soon as process ``parent`` (which made its pool, or launched it) is gone.
 
     A worker's parent may not be that process (the fork server starts them), so a thread
     waits for ``parent`` itself to exit; where the parent is that process, on Linux, the
@@ -133,7 +134,7 @@ def _init_worker(parent: int, environ: dict[str, str]) -> None:
     torch = sys.modules.get("torch")  # loaded already (preloaded by the fork server): tell it too
     if torch is not None:
         torch.set_num_threads(1)
-    _watch_parent(parent)
+    watch_parent(parent)
 
 
 def context(*, preload: Sequence[str] = ()) -> BaseContext:

@@ -47,12 +47,8 @@ from __future__ import annotations
 
 import logging
 import os
-import select
-import signal
 import subprocess
 import sys
-import threading
-import time
 import warnings
 from dataclasses import dataclass
 
@@ -60,6 +56,7 @@ import numpy as np
 import torch
 
 from tuneseek.errors import UsageError
+from tuneseek.processes import watch_parent
 
 STRATEGIES = ("auto", "ddp", "ddp_spawn")
 #: ``cuda`` is read as ``gpu`` (the name the first versions of ``train`` took).
@@ -202,27 +199,7 @@ def end_with_parent() -> None:
     parent = os.getppid()
     if local_rank <= 0 or parent <= 1:
         return
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-
-    def watch() -> None:
-        try:
-            fd = os.pidfd_open(parent)
-        except (AttributeError, OSError):
-            fd = None
-        if fd is not None:
-            select.select([fd], [], [])
-        else:
-            while os.getppid() == parent:
-                time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="tuneseek-ddp-parent-watch", daemon=True).start()
+    watch_parent(parent)
 
 
 def end_started(trainer) -> None:
