@@ -92,3 +92,15 @@ def with_models(standin_models, monkeypatch):
     analysis.model.cache_clear()
     yield standin_models
     analysis.model.cache_clear()
+
+
+def finished(client, job: dict, seconds: float = 60.0) -> dict:
+    """The state of an HTTP job (``tuneseek serve``) once it is done or failed, asked every 50 ms."""
+    import time
+
+    for _ in range(int(seconds / 0.05)):
+        state = client.get(f"/jobs/{job['job']}").json()
+        if state["state"] in ("done", "failed"):
+            return state
+        time.sleep(0.05)
+    raise AssertionError(f"job {job} did not finish in {seconds:g} s")

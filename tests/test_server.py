@@ -15,7 +15,7 @@ pytest.importorskip("httpx")
 
 from fastapi.testclient import TestClient
 
-from conftest import SR
+from conftest import SR, finished
 from tuneseek import Library
 from tuneseek.server.app import create_app
 from tuneseek.synth import synth_catalog
@@ -166,15 +166,6 @@ KEY = "k" * 24
 def writable(tmp_path, music_dir):
     with Library.open(tmp_path / "lib") as lib, TestClient(create_app(lib, max_upload_mb=1.0, api_key=KEY)) as c:
         yield c
-
-
-def finished(client, job: dict) -> dict:
-    for _ in range(600):
-        state = client.get(f"/jobs/{job['job']}").json()
-        if state["state"] in ("done", "failed"):
-            return state
-        time.sleep(0.05)
-    raise AssertionError(f"job {job} did not finish")
 
 
 def test_writes_need_the_key_and_are_off_without_one(client, writable):

@@ -4,7 +4,6 @@ monitoring a long recording as a job, and the library list's filter."""
 import io
 import os
 import tempfile
-import time
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ pytest.importorskip("httpx")
 
 from fastapi.testclient import TestClient
 
-from conftest import SR
+from conftest import SR, finished
 from tuneseek import Library
 from tuneseek.server.app import create_app
 
@@ -37,15 +36,6 @@ def wav(audio: np.ndarray) -> bytes:
 
 def track_samples(client, track_id: int) -> np.ndarray:
     return sf.read(client.get(f"/tracks/{track_id}").json()["path"], dtype="float32")[0]
-
-
-def finished(client, job: dict) -> dict:
-    for _ in range(1200):
-        state = client.get(f"/jobs/{job['job']}").json()
-        if state["state"] in ("done", "failed"):
-            return state
-        time.sleep(0.05)
-    raise AssertionError(f"job {job} did not finish")
 
 
 def uploads_left() -> set[str]:
