@@ -162,7 +162,8 @@ def test_a_ray_task_whose_worker_dies_is_retried_once_then_fails(ray, tmp_path):
 
 
 @pytest.mark.slow
-def test_killing_the_driver_of_a_ray_run_loses_only_the_files_in_flight_and_leaves_no_process(ray, tmp_path):
+@pytest.mark.parametrize("how", ["kill -9 the driver", "Ctrl-C in its terminal"])
+def test_a_ray_run_stopped_keeps_what_it_committed_in_order_and_leaves_no_process(ray, tmp_path, how):
     import os
     import signal
     import subprocess
@@ -182,8 +183,9 @@ def test_killing_the_driver_of_a_ray_run_loses_only_the_files_in_flight_and_leav
         [sys.executable, "-m", "tuneseek.cli", "--library", str(root), "index", "--landmarks-only"]
         + ["--executor", "ray", "--commit-every", "0", str(music)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own session and process group, as a terminal gives a command
     )
     committed = 0
     for _ in range(1200):
@@ -193,9 +195,14 @@ def test_killing_the_driver_of_a_ray_run_loses_only_the_files_in_flight_and_leav
         if committed >= 3 or driver.poll() is not None:
             break
         time.sleep(0.1)
-    assert driver.poll() is None and committed >= 3, "the run ended before it could be killed"
-    os.kill(driver.pid, signal.SIGKILL)
-    driver.wait()
+    assert driver.poll() is None and committed >= 3, "the run ended before it could be stopped"
+    if how == "kill -9 the driver":
+        os.kill(driver.pid, signal.SIGKILL)
+    else:  # a terminal's Ctrl-C reaches every process of the group: the driver and Ray's own
+        os.killpg(driver.pid, signal.SIGINT)
+    _, err = driver.communicate(timeout=120)
+    if how != "kill -9 the driver":
+        assert driver.returncode != 0 and "interrupted: " in err and "Traceback" not in err
     for _ in range(300):  # Ray's own processes for the run go with their driver
         left = subprocess.run(["pgrep", "-a", "-s", str(driver.pid)], capture_output=True, text=True).stdout
         if not left:

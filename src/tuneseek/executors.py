@@ -128,13 +128,12 @@ def _descendants(pid: int) -> set[int]:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs: a zombie (dead, not yet reaped by its parent) does not."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
         return False
-    except PermissionError:
-        return True
-    return True
+    return state not in ("Z", "X")
 
 
 def watch_ray(driver: int) -> None:
@@ -161,6 +160,8 @@ def _watch(driver: int) -> subprocess.Popen | None:
     return subprocess.Popen(
         [sys.executable, "-c", f"from tuneseek.executors import watch_ray; watch_ray({driver})"],
         stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,  # holding none of the driver's pipes: they close when it ends
+        stderr=subprocess.DEVNULL,
         start_new_session=True,  # a terminal's Ctrl-C is for the driver, not for its watchdog
     )
 
