@@ -216,23 +216,26 @@ class Library:
             models={ex: m["folder"] for ex, m in models.items()},
         )
 
-    def warm(self) -> None:
+    def warm(self, *, clip_models: bool = True, text_model: bool = True) -> None:
         """Load what queries read, so that the first one pays nothing extra: the landmark index's view,
-        the vector stores of every embedding space and the model that embeds a clip in it (run once on
-        a moment of quiet noise: the first inference pays for more than the weights), and (when tracks
-        have tags) the sentence encoder and the tag table. A server calls it at start-up; models that
-        cannot load are left to say so at query."""
+        the vector stores of every embedding space and (``clip_models``) the model that embeds a clip
+        in it (run once on a moment of quiet noise: the first inference pays for more than the
+        weights), and (``text_model``, when tracks have tags) the sentence encoder and the tag table.
+        A server calls it at start-up, leaving out the models of queries another process answers;
+        models that cannot load are left to say so at query."""
         self._landmarks.view()
         models = self._catalog.models()
         for space in self._catalog.spaces():
             _ = self._spaces.get(space).segments
+            if not clip_models:
+                continue
             try:
                 extractor = self._space_extractor(space, models)
                 noise = np.random.default_rng(0).normal(0, 1e-3, 4 * extractor.sample_rate).astype(np.float32)
                 extractor.query_vectors(noise, whole=False)
             except TuneseekError:
                 pass  # no model for this space here: similar-to-a-clip says so when asked
-        if self._catalog.count_tagged():
+        if text_model and self._catalog.count_tagged():
             try:
                 self._text.warm()
             except TuneseekError:

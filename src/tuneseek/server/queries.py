@@ -43,7 +43,8 @@ def similar(library: Library, path: str, name: str, k: int, space: str) -> dict:
 
 
 def warm(library: Library) -> None:
-    library.warm()
+    """Load what a worker's queries read: no text model, as search runs in the server's process."""
+    library.warm(text_model=False)
 
 
 @contextmanager
@@ -102,8 +103,8 @@ class Queries:
         return answer
 
     def warm(self) -> None:
-        """Load the index and models everywhere a query may run: here, and in every worker."""
-        self.library.warm()
+        """Load the index and models where each query runs: here, and (clips) in every worker."""
+        self.library.warm(clip_models=self.workers == 0)
         if self.workers:
             pool = self._executor()
             for future in [pool.submit(_in_worker, str(self.library.root), warm) for _ in range(self.workers)]:
