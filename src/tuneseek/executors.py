@@ -39,28 +39,27 @@ KINDS = "local, ray, ray://HOST:PORT or ray:auto"
 PASSED_ENV_PREFIXES = ("TUNESEEK_",)
 
 
-def _ray():
+def _ray(purpose: str):
     try:
         import ray
     except ImportError:
-        raise UsageError("the ray executor needs Ray: pip install 'tuneseek[scale]'") from None
+        raise UsageError(f"{purpose} needs Ray: pip install 'tuneseek[scale]'") from None
     return ray
 
 
-class RayExecutor(Executor):
-    """A :class:`concurrent.futures.Executor` whose jobs are Ray tasks.
+class RaySession:
+    """Ray for one user of it (indexing's executor, the shards of a landmark index).
 
-    ``address`` None starts a Ray instance on this machine for the executor's life (``cpus``:
-    how many of its cores; default all); otherwise it connects to the cluster at ``address``
-    (``"auto"`` or ``"ray://host:port"``) and leaves it running at :meth:`shutdown`.
+    ``address`` None starts a Ray instance on this machine (``cpus``: how many of its cores;
+    default all), watched so that its processes end with this one however it ends; otherwise
+    it connects to the cluster at ``address`` (``"auto"`` or ``"ray://host:port"``). Where this
+    process is already connected, that connection is used. :meth:`close` stops only what this
+    session started. ``purpose`` names the user in messages.
     """
 
-    def __init__(self, address: str | None = None, cpus: int | None = None):
-        ray = _ray()
-        self._ray = ray
+    def __init__(self, address: str | None = None, cpus: int | None = None, purpose: str = "the ray executor"):
+        ray = self.ray = _ray(purpose)
         self._owns = False
-        # the tasks see tuneseek's settings as they are now, as a local pool's workers do
-        self._env = {k: v for k, v in os.environ.items() if k.startswith(PASSED_ENV_PREFIXES)}
         if not ray.is_initialized():
             try:
                 ray.init(
@@ -75,6 +74,30 @@ class RayExecutor(Executor):
                 raise UsageError(f"cannot start or reach Ray at {where}: {str(e).splitlines()[0]}") from None
             self._owns = address is None
         self._watchdog = _watch(os.getpid()) if self._owns else None
+
+    def close(self) -> None:
+        """Stop the Ray instance this session started (none when it connected to one)."""
+        if self._owns and self.ray.is_initialized():
+            self.ray.shutdown()
+        if self._watchdog is not None:
+            self._watchdog.terminate()
+            self._watchdog.wait()
+            self._watchdog = None
+
+
+class RayExecutor(Executor):
+    """A :class:`concurrent.futures.Executor` whose jobs are Ray tasks.
+
+    ``address`` None starts a Ray instance on this machine for the executor's life (``cpus``:
+    how many of its cores; default all); otherwise it connects to the cluster at ``address``
+    (``"auto"`` or ``"ray://host:port"``) and leaves it running at :meth:`shutdown`.
+    """
+
+    def __init__(self, address: str | None = None, cpus: int | None = None):
+        self._session = RaySession(address, cpus)
+        self._ray = self._session.ray
+        # the tasks see tuneseek's settings as they are now, as a local pool's workers do
+        self._env = {k: v for k, v in os.environ.items() if k.startswith(PASSED_ENV_PREFIXES)}
         self._tasks: dict[Callable, object] = {}
         self._refs: dict[Future, object] = {}
         self._lock = threading.Lock()
@@ -111,11 +134,7 @@ class RayExecutor(Executor):
                 self._ray.cancel(ref, force=True)
         elif outstanding:
             self._ray.wait(outstanding, num_returns=len(outstanding))
-        if self._owns and self._ray.is_initialized():
-            self._ray.shutdown()
-        if self._watchdog is not None:
-            self._watchdog.terminate()
-            self._watchdog.wait()
+        self._session.close()
 
 
 def _descendants(pid: int) -> set[int]:

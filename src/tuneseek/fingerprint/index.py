@@ -14,14 +14,14 @@ per track, in track frames, so a clip may start before its track (a negative off
 or run past its end.
 
 Readers in several threads share one index: what a query reads (the open segments and the
-table of live tracks) is one immutable :class:`_View`, rebuilt when the catalogue changes
+table of live tracks) is one immutable :class:`View`, rebuilt when the catalogue changes
 and swapped in whole, so a query never sees half of an update.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +39,9 @@ from tuneseek.store.landmarks import SEGMENTS_DIR, Segment, remove_unlisted, wri
 #: Frames left empty between tracks on the global frame axis, so that a clip
 #: overlapping a track's end can never vote for the next track.
 TRACK_GAP_FRAMES = 4096
+#: Postings of sorted distinct hashes, given which of them each needle is: per segment of a view, in the
+#: view's order, ``(needle index, global frame)`` per posting (see :meth:`View.segment_hits`).
+SegmentHits = Callable[[np.ndarray, np.ndarray], list[tuple[np.ndarray, np.ndarray]]]
 #: frames per block of the table behind :meth:`LandmarkIndex.track_of` (2**12: 131 s)
 BLOCK_BITS = 12
 
@@ -52,7 +55,7 @@ class SegmentMissing(Exception):
 
 
 @dataclass(frozen=True)
-class _View:
+class View:
     """What queries read, as the catalogue held it at one moment: open segments and the live tracks.
 
     Tracks are ordered by base frame; ``bases``/``ends`` delimit each on the global frame axis.
@@ -71,7 +74,7 @@ class _View:
     @classmethod
     def build(
         cls, root: Path, version: int, names: list[str], tracks: list, opened: dict[str, Segment], fps: float
-    ) -> _View:
+    ) -> View:
         """The view of segments ``names`` and live ``tracks`` (objects with ``id``, ``base_frame``,
         ``n_frames``, ``n_landmarks``), reusing segments already ``opened``.
 
@@ -127,21 +130,30 @@ class _View:
         Returns ``(query index, track index, frame within that track)`` per posting;
         postings of removed tracks (kept on disk until the next compact) are left out.
         """
-        segments = list(self.segments.values())
-        if not segments or len(self.bases) == 0:
+        return self.lookup_with(hashes, self.segment_hits)
+
+    def lookup_with(self, hashes: np.ndarray, hits: SegmentHits) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`lookup`, reading the postings through ``hits`` (this process's segments, or shards')."""
+        if not self.segments or len(self.bases) == 0:
             empty = np.zeros(0, np.int64)
             return empty, empty, empty
         # each distinct hash is sought once, in ascending order: a clip's shifted analyses repeat
         # most hashes, and NumPy's binary search runs several times faster on sorted needles
         distinct, inverse = np.unique(hashes, return_inverse=True)
-        ranges = [(start[inverse], end[inverse]) for start, end in (seg.ranges(distinct) for seg in segments)]
-        keep = sum(end - start for start, end in ranges) <= self.stop
-        parts = [seg.gather(start, np.where(keep, end - start, 0)) for seg, (start, end) in zip(segments, ranges)]
+        parts = hits(distinct, inverse)
         qi, frames = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         track = self.track_of(frames)
         live = track >= 0
         qi, frames, track = qi[live], frames[live], track[live]
         return qi, track, frames - self.bases[track]
+
+    def segment_hits(self, distinct: np.ndarray, inverse: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per segment, in order, the postings of needles ``distinct[inverse]`` whose hash is not stop-listed
+        (see :meth:`Segment.hits`). A hash is stop-listed by its postings summed over all segments."""
+        segments = list(self.segments.values())
+        ranges = [seg.ranges(distinct) for seg in segments]
+        keep = sum(end - start for start, end in ranges) <= self.stop
+        return [seg.hits(distinct, inverse, keep, r) for seg, r in zip(segments, ranges)]
 
     def live_postings(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """The ``(hash, global frame)`` postings of segment ``name`` that belong to live tracks."""
@@ -172,11 +184,11 @@ class LandmarkIndex:
         self.catalog = catalog
         self.params = params
         self.sample_rate = params.sr
-        self._view: _View | None = None
+        self._view: View | None = None
         self._lock = threading.Lock()  # one thread rebuilds the view at a time
 
     # -- the catalogue's view ---------------------------------------------------------
-    def view(self) -> _View:
+    def view(self) -> View:
         """The current view, rebuilt first if the catalogue changed since it was built."""
         version = self.catalog.generation()
         view = self._view
@@ -193,7 +205,7 @@ class LandmarkIndex:
                     names = self.catalog.segments()
                     tracks = self.catalog.tracks()
                 try:
-                    view = _View.build(self.root, version, names, tracks, opened, fps)
+                    view = View.build(self.root, version, names, tracks, opened, fps)
                     break
                 except SegmentMissing as e:
                     missing = e.filename  # merged away since we read the list? read it again
@@ -281,29 +293,55 @@ class LandmarkIndex:
         fingerprint.
         """
         view = self.view()
+        return self.candidates_in(view, view.lookup, clip, k, name)
+
+    def candidates_in(
+        self,
+        view: View,
+        lookup: query.Lookup,
+        clip: np.ndarray,
+        k: int = 5,
+        name: str = "<samples>",
+        batch: int = 1,
+    ) -> list[Candidate]:
+        """:meth:`candidates` over ``view``, reading postings through ``lookup`` (this process's
+        :meth:`View.lookup`, or one that asks the shards holding them: :mod:`tuneseek.fingerprint.shards`),
+        ``batch`` hypotheses per call (see :func:`query.search`)."""
         pairs, unshifted, peaks = query.clip_analyses(clip, self.params)
         seconds = len(clip) / self.params.sr
         check_peaks(name, peaks, seconds)
-        piles = self._search(view, clip, pairs, unshifted, k=k, exhaustive=False)
+        piles = self._search(lookup, view.hours, clip, pairs, unshifted, k=k, exhaustive=False, batch=batch)
         return [view.located(p, self.params.frames_per_second, seconds) for p in piles]
 
     def evidence(self, clip: np.ndarray) -> list[tuple[int, query.Pile]]:
         """Every pile verification judges for ``clip``, of every stage, with its track id: for calibration."""
         view = self.view()
         pairs, unshifted, _ = query.clip_analyses(clip, self.params)
-        return [(int(view.ids[p.track]), p) for p in self._search(view, clip, pairs, unshifted, k=5, exhaustive=True)]
+        piles = self._search(view.lookup, view.hours, clip, pairs, unshifted, k=5, exhaustive=True)
+        return [(int(view.ids[p.track]), p) for p in piles]
 
-    def _search(self, view: _View, clip: np.ndarray, pairs, unshifted, k: int, exhaustive: bool) -> list[query.Pile]:
+    def _search(
+        self,
+        lookup: query.Lookup,
+        hours: float,
+        clip: np.ndarray,
+        pairs,
+        unshifted,
+        k: int,
+        exhaustive: bool,
+        batch: int = 1,
+    ) -> list[query.Pile]:
         return query.search(
             pairs,
-            view.lookup,
+            lookup,
             k=k,
             fps=self.params.frames_per_second,
             clip_seconds=len(clip) / self.params.sr,
             exhaustive=exhaustive,
             wide_pairs=unshifted,
             audible=query.audible_frames(clip, self.params),
-            library_hours=view.hours,
+            library_hours=hours,
+            batch=batch,
         )
 
     # -- tracks against each other ------------------------------------------------------

@@ -222,13 +222,51 @@ class _Votes:
 _OFFSET_BIAS = 1 << 31
 
 
-def _vote(pairs: Pairs, lookup: Lookup, time_scale: float, freq_scale: float, piles: int) -> _Votes | None:
+def _needles(pairs: Pairs, time_scale: float, freq_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """The clip's landmarks ``(hashes, anchor frames)`` under one hypothesis, each (hash, frame) once."""
     hashes, anchor = quantise(pairs, time_scale, freq_scale)
     # the shifted analyses find many landmarks again at the same frame: once is all the
     # voting needs (a pile counts distinct hashes), at a fraction of the hits
     base = int(anchor.min(initial=0))
     key = np.unique((hashes.astype(np.int64) << 32) | (anchor - base))
-    return _vote_hashes((key >> 32).astype(np.uint32), (key & 0xFFFFFFFF) + base, lookup, piles, time_scale, freq_scale)
+    return (key >> 32).astype(np.uint32), (key & 0xFFFFFFFF) + base
+
+
+def _vote(pairs: Pairs, lookup: Lookup, time_scale: float, freq_scale: float, piles: int) -> _Votes | None:
+    hashes, anchor = _needles(pairs, time_scale, freq_scale)
+    return _vote_hashes(hashes, anchor, lookup, piles, time_scale, freq_scale)
+
+
+class _Prefetch:
+    """The lookups of a stage's hypotheses, ``batch`` of them in one call of ``lookup``.
+
+    A hypothesis's hits do not depend on what else is looked up with it: the needles of several,
+    looked up together and split again by needle, give each the hits (in the order) its own lookup
+    gives. Where a lookup costs a round trip (an index held by shards on other processes), one
+    call for several hypotheses saves all but one; where it is cheap, ``batch`` 1 wastes nothing
+    on the hypotheses a confident match makes unnecessary.
+    """
+
+    def __init__(self, lookup: Lookup, pairs: Pairs, hypotheses: tuple[tuple[float, float], ...], batch: int):
+        self.lookup, self.pairs, self.hypotheses, self.batch = lookup, pairs, hypotheses, max(1, batch)
+        self.fetched: dict[int, tuple[np.ndarray, np.ndarray, tuple]] = {}
+
+    def votes(self, i: int, piles: int) -> _Votes | None:
+        """The votes of hypothesis ``i``, fetching it and the next ``batch - 1`` first if not yet fetched."""
+        if i not in self.fetched:
+            group = range(i, min(i + self.batch, len(self.hypotheses)))
+            needles = [_needles(self.pairs, *self.hypotheses[j]) for j in group]
+            edges = np.cumsum([0] + [len(h) for h, _ in needles])
+            hits = self.lookup(np.concatenate([h for h, _ in needles])) if edges[-1] else None
+            for n, j in enumerate(group):
+                if hits is None or edges[n] == edges[n + 1]:
+                    self.fetched[j] = (*needles[n], None)
+                    continue
+                mine = (hits[0] >= edges[n]) & (hits[0] < edges[n + 1])
+                self.fetched[j] = (*needles[n], (hits[0][mine] - edges[n], hits[1][mine], hits[2][mine]))
+        hashes, anchor, hits = self.fetched.pop(i)
+        time_scale, freq_scale = self.hypotheses[i]
+        return _vote_hashes(hashes, anchor, lambda _: hits, piles, time_scale, freq_scale)
 
 
 def _vote_hashes(
@@ -393,6 +431,7 @@ def search(
     wide_pairs: Pairs | None = None,
     audible: np.ndarray | None = None,
     library_hours: float = CALIBRATION_LIBRARY_HOURS,
+    batch: int = 1,
 ) -> list[Pile]:
     """Matches of up to ``k`` distinct tracks, best first; empty for "no match".
 
@@ -409,15 +448,17 @@ def search(
     unshifted analysis: see :func:`clip_analyses`); ``audible`` (see :func:`audible_frames`)
     tells a quiet passage of the track from silence. With ``exhaustive``, every stage
     runs to the end and every judged pile is returned whatever its confidence (for
-    calibrating :func:`confidence`).
+    calibrating :func:`confidence`). ``batch`` hypotheses are looked up in one call (see
+    :class:`_Prefetch`): the answer is the same whatever it is.
     """
     floor = MIN_CONFIDENCE if min_confidence is None else min_confidence
     judged: list[Pile] = []
     for g, stage in enumerate(STAGES):
         best: dict[int, Pile] = {}
         these = pairs if g == 0 or wide_pairs is None else wide_pairs
-        for time_scale, freq_scale in stage.hypotheses:
-            votes = _vote(these, lookup, time_scale, freq_scale, 2 * k + 2)
+        fetch = _Prefetch(lookup, these, stage.hypotheses, batch)
+        for i in range(len(stage.hypotheses)):
+            votes = fetch.votes(i, 2 * k + 2)
             if votes is None:
                 continue
             for pile in votes.piles:

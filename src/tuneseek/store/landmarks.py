@@ -49,7 +49,7 @@ def _save(path: Path, array: np.ndarray) -> None:
 
 
 class Segment:
-    """One immutable, memory-mapped segment."""
+    """One immutable segment: memory-mapped from its directory, or held in memory (:meth:`of_postings`)."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -62,13 +62,15 @@ class Segment:
         else:
             buckets = np.load(path / "buckets.npy")
             high = np.repeat(np.arange(N_BUCKETS, dtype=np.uint32), np.diff(buckets))
-            hashes = (high << LOW_BITS) | np.load(path / "low.npy")
-            if len(hashes) > IN_MEMORY_CSR_POSTINGS:
-                # binary search over millions of hashes misses the cache at every step:
-                # a CSR table in memory (8 MB) makes each lookup two reads
-                self.offsets, self.hashes = _run_starts(hashes, HASH_SPACE), None
-            else:
-                self.offsets, self.hashes = None, hashes
+            self.offsets, self.hashes = _search_table((high << LOW_BITS) | np.load(path / "low.npy"))
+
+    @classmethod
+    def of_postings(cls, name: str, hashes: np.ndarray, frames: np.ndarray) -> Segment:
+        """A segment held in memory, from postings sorted by (hash, frame): a shard's part of segment ``name``."""
+        seg = cls.__new__(cls)
+        seg.path, seg.name, seg.frames = None, name, frames
+        seg.offsets, seg.hashes = _search_table(hashes)
+        return seg
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -90,6 +92,22 @@ class Segment:
         pos = np.repeat(start - first, counts) + np.arange(total)
         return qi, self.frames[pos].astype(np.int64)
 
+    def hits(
+        self, distinct: np.ndarray, inverse: np.ndarray, keep: np.ndarray, ranges: tuple | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The postings of needles ``distinct[inverse]`` (sorted distinct hashes, and which one each needle
+        is), leaving out the hashes ``keep`` is false for: ``(needle index, global frame)`` per posting,
+        in needle order and, within a needle, in the segment's order. ``ranges`` are ``distinct``'s
+        :meth:`ranges` when the caller has them already."""
+        start, end = ranges if ranges is not None else self.ranges(distinct)
+        return self.gather(start[inverse], np.where(keep, end - start, 0)[inverse])
+
+    def hash_counts(self) -> np.ndarray:
+        """Postings of each hash value (``HASH_SPACE`` counts)."""
+        if self.offsets is not None:
+            return np.diff(np.asarray(self.offsets)).astype(np.int64)
+        return np.bincount(self.hashes, minlength=HASH_SPACE).astype(np.int64)
+
     def postings_between(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``(hash, global frame)`` postings whose frame lies in ``[lo, hi)``: one pass over the frames."""
         pos = np.flatnonzero((self.frames >= lo) & (self.frames < hi))
@@ -106,6 +124,14 @@ class Segment:
         else:
             h = np.repeat(np.arange(HASH_SPACE, dtype=np.uint32), np.diff(np.asarray(self.offsets)))
         return h, np.asarray(self.frames)
+
+
+def _search_table(hashes: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(offsets, hashes)`` to look sorted ``hashes`` up by: binary search over millions of hashes misses
+    the cache at every step, so a large segment gets a CSR table in memory (8 MB: each lookup two reads)."""
+    if len(hashes) > IN_MEMORY_CSR_POSTINGS:
+        return _run_starts(hashes, HASH_SPACE), None
+    return None, hashes
 
 
 def _run_starts(sorted_keys: np.ndarray, n_keys: int) -> np.ndarray:
