@@ -43,6 +43,15 @@ def indexed_music(tmp_path_factory, music_dir):
         yield library
 
 
+@pytest.fixture(scope="module")
+def ray():
+    """One local Ray instance (two CPUs, as CI has) for a module's tests."""
+    ray = pytest.importorskip("ray", reason="this test needs Ray (pip install 'tuneseek[scale]')")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
 @pytest.fixture(scope="session")
 def stranger() -> np.ndarray:
     """A synthetic track that is in no library (another seed family)."""

@@ -232,12 +232,19 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-def test_serve_answers_with_query_workers_and_stops_on_sigterm_leaving_no_process(indexed, music_dir, tmp_path):
+@pytest.mark.parametrize(
+    "how, says",
+    [(["--workers", "1"], "1 query worker;"), (["--shards", "2"], "the landmark index in 2 shards on Ray;")],
+    ids=["query workers", "shards"],
+)
+def test_serve_answers_and_stops_on_sigterm_leaving_no_process(indexed, music_dir, tmp_path, how, says):
     httpx = pytest.importorskip("httpx")
+    if "--shards" in how:
+        pytest.importorskip("ray", reason="shards need Ray (pip install 'tuneseek[scale]')")
     port = free_port()
     env = dict(os.environ, TUNESEEK_LIBRARY=str(indexed))
     server = subprocess.Popen(
-        [sys.executable, "-m", "tuneseek.cli", "serve", "--port", str(port), "--workers", "1"],
+        [sys.executable, "-m", "tuneseek.cli", "serve", "--port", str(port), *how],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -258,13 +265,17 @@ def test_serve_answers_with_query_workers_and_stops_on_sigterm_leaving_no_proces
         r = httpx.post(f"{url}/identify", files={"file": ("clip.wav", (tmp_path / "clip.wav").read_bytes())})
         assert r.status_code == 200 and r.json()["matches"][0]["path"] == str(song)
         assert "<html" in httpx.get(url).text.lower()
+        shards = httpx.get(f"{url}/stats").json().get("shards", [])
+        assert len(shards) == (2 if "--shards" in how else 0) and sum(s["tracks"] for s in shards) in (0, 6)
     finally:
         server.send_signal(signal.SIGTERM)
         out, err = server.communicate(timeout=30)
-    assert server.returncode in (0, -signal.SIGTERM), err  # uvicorn re-raises the signal once it has shut down
-    assert "1 query worker;" in out and "Traceback" not in err
-    for _ in range(50):  # the query workers and their fork server end with the server
+    # uvicorn re-raises the signal once it has shut down; with shards, to Ray's handler, which exits with its number
+    assert server.returncode in (0, -signal.SIGTERM, signal.SIGTERM), err
+    assert says in out and "Traceback" not in err
+    for _ in range(100):  # the query workers and their fork server, or the shards and Ray, end with the server
         left = subprocess.run(["pgrep", "-a", "-s", str(server.pid)], capture_output=True, text=True).stdout
+        left += subprocess.run(["pgrep", "-a", "-f", "ray::ShardActor"], capture_output=True, text=True).stdout
         if not left:
             break
         time.sleep(0.1)
@@ -274,6 +285,8 @@ def test_serve_answers_with_query_workers_and_stops_on_sigterm_leaving_no_proces
 def test_serve_refuses_bad_settings_in_one_line(tmp_path):
     for args, says in [
         (["--workers", "-1"], "--workers must be 0 or more"),
+        (["--shards", "-2"], "--shards must be 0 or more"),
+        (["--ray", "auto"], "--ray places shards: give --shards N too"),
         (["--max-upload-mb", "0"], "--max-upload-mb must be positive"),
         (["--api-key-file", str(tmp_path / "nope.txt")], "cannot read the API key"),
         (["--tls-cert", str(tmp_path / "lib")], "needs both --tls-cert and --tls-key"),

@@ -103,15 +103,6 @@ def test_an_unknown_executor_or_a_missing_ray_is_one_line(tmp_path, music_dir, m
         assert lib.tracks() == []
 
 
-@pytest.fixture(scope="module")
-def ray():
-    """One local Ray instance (two CPUs, as CI has) for the module's tests."""
-    ray = pytest.importorskip("ray", reason="the Ray executor's tests need Ray (pip install 'tuneseek[scale]')")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 @pytest.mark.slow
 def test_ray_writes_the_same_library_as_the_local_pool_byte_for_byte(ray, tmp_path, music_dir, models):
     with Library.open(tmp_path / "local") as lib:

@@ -47,6 +47,7 @@ from tuneseek.extractors import TEXT_AUDIO_EXTRACTOR, TEXT_AUDIO_SPACE, Extracto
 from tuneseek.fingerprint.extract import RESAMPLE_QUALITY, content_hash
 from tuneseek.fingerprint.index import LandmarkIndex
 from tuneseek.fingerprint.params import DEFAULT as FP
+from tuneseek.fingerprint.shards import ShardedLandmarks
 from tuneseek.identifier import Candidate
 from tuneseek.indexing import Interrupted
 from tuneseek.results import (
@@ -112,10 +113,20 @@ class Library:
         self._landmarks = LandmarkIndex(root, catalog)
         self._spaces = Spaces(catalog, vectors, root)
         self._text = TextSearch(catalog, root, self._spaces, self._info)
+        self._sharded: ShardedLandmarks | None = None
+        self._finder: LandmarkIndex | ShardedLandmarks = self._landmarks  # answers identify and monitor
 
     # -- opening -----------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path | None = None, *, create: bool = True, vectors: str | None = None) -> Library:
+    def open(
+        cls,
+        path: str | Path | None = None,
+        *,
+        create: bool = True,
+        vectors: str | None = None,
+        shards: int = 0,
+        ray_address: str | None = None,
+    ) -> Library:
         """Open the library at ``path`` (default: :func:`default_library_path`), creating it if asked.
 
         ``vectors`` says which store holds the vectors ``similar`` searches: "faiss" (in memory,
@@ -123,6 +134,12 @@ class Library:
         "milvus:FILE.db" or "milvus:http://HOST:19530" (the ``scale`` extra). The manifest records
         it, and later opens use it without being told; asking for another is a :class:`LibraryError`
         (except moving a library from FAISS, which keeps nothing outside the catalogue, into Milvus).
+
+        ``shards`` above 0 splits the landmark index by track into that many shards held in memory by
+        Ray actors (the ``scale`` extra), which ``identify``, ``candidates`` and ``monitor`` query in
+        parallel, with the answers of the unsharded library (:mod:`tuneseek.fingerprint.shards`).
+        ``ray_address`` places them on a Ray cluster ("auto", "ray://HOST:PORT"); by default Ray starts
+        on this machine. :meth:`close` ends them.
 
         Raises :class:`LibraryError` for a directory that is not a library, and
         :class:`FormatVersionError` for one of another format version.
@@ -153,7 +170,23 @@ class Library:
             except BaseException:
                 library.close()
                 raise
+        if shards:
+            try:
+                library._sharded = library._finder = ShardedLandmarks(library._landmarks, shards, ray_address)
+            except BaseException:
+                library.close()
+                raise
         return library
+
+    @property
+    def shards(self) -> int:
+        """How many shards hold the landmark index in Ray actors (0: this process reads it from disk)."""
+        return self._sharded.count if self._sharded is not None else 0
+
+    def shard_info(self) -> list[dict]:
+        """Per shard: ``shard``, ``tracks``, ``first_frame``, and its actor's ``pid``, ``node``, ``segments``,
+        ``postings`` and ``bytes`` held; empty for a library that is not sharded."""
+        return self._sharded.info() if self._sharded is not None else []
 
     @property
     def one_process_only(self) -> bool:
@@ -162,6 +195,9 @@ class Library:
         return self._spaces.spec.lite
 
     def close(self) -> None:
+        if self._sharded is not None:
+            self._sharded.close()
+            self._sharded = None
         self._landmarks.close()
         self._spaces.close()
         self._catalog.close()
@@ -272,7 +308,7 @@ class Library:
         seconds = len(samples) / FP.sr
         if seconds < MIN_CLIP_SECONDS:
             raise AudioError(name, f"too short: {seconds:.2f} s (a clip needs at least {MIN_CLIP_SECONDS:g} s)")
-        return [_match(c, self._info(c.track_id)) for c in self._landmarks.candidates(samples, k, name)]
+        return [_match(c, self._info(c.track_id)) for c in self._finder.candidates(samples, k, name)]
 
     def recording_seconds(self, clip: str | Path | np.ndarray, *, sr: int | None = None) -> float:
         """Length of a clip file (from its header; 0 when the header does not say) or of samples at ``sr``."""
@@ -309,7 +345,7 @@ class Library:
             if len(samples) < MIN_CLIP_SECONDS * FP.sr:
                 return []
             try:
-                return self._landmarks.candidates(samples, monitoring.WINDOW_CANDIDATES, name)
+                return self._finder.candidates(samples, monitoring.WINDOW_CANDIDATES, name)
             except AudioError:  # a silent or empty window: nothing plays there
                 return []
 

@@ -81,11 +81,13 @@ def positive_int(text: str) -> int:
     return value
 
 
-def open_library(args, *, create: bool = False):
-    """The :class:`~tuneseek.library.Library` of ``--library`` (or the default one); imported here, when needed."""
+def open_library(args, *, create: bool = False, shards: int = 0, ray_address: str | None = None):
+    """The :class:`~tuneseek.library.Library` of ``--library`` (or the default one); imported here, when needed.
+
+    ``shards`` above 0 holds its landmark index in that many Ray actors (on the cluster at ``ray_address``)."""
     from tuneseek.library import Library
 
-    return Library.open(args.library, create=create)
+    return Library.open(args.library, create=create, shards=shards, ray_address=ray_address)
 
 
 def progress_bar(label: str):

@@ -26,6 +26,19 @@ def register(sub, common) -> None:
         default=None,
         help="processes that identify uploaded clips (default: one per core, at most 4; 0: in the server process)",
     )
+    s.add_argument(
+        "--shards",
+        type=int,
+        default=0,
+        help="split the landmark index by track into N shards held in memory by Ray actors and query them "
+        "in parallel, with the same answers (the scale extra; default 0: read from disk in this process)",
+    )
+    s.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="with --shards: the Ray cluster to place the shards on (auto, or ray://HOST:PORT); "
+        "default: Ray started on this machine",
+    )
     s.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload accepted (default 50 MB)")
     s.add_argument(
         "--api-key-file",
@@ -46,6 +59,10 @@ def cmd_serve(args) -> int:
     workers = min(default_workers(), MAX_DEFAULT_WORKERS) if args.workers is None else args.workers
     if workers < 0:
         raise UsageError(f"--workers must be 0 or more, got {workers}")
+    if args.shards < 0:
+        raise UsageError(f"--shards must be 0 or more, got {args.shards}")
+    if args.ray and not args.shards:
+        raise UsageError("--ray places shards: give --shards N too")
     if args.max_upload_mb <= 0:
         raise UsageError(f"--max-upload-mb must be positive, got {args.max_upload_mb:g}")
     key = None
@@ -71,7 +88,7 @@ def cmd_serve(args) -> int:
         raise UsageError(
             f"serving needs the server extra ({e.name} is missing): pip install 'tuneseek[server]'"
         ) from None
-    with open_library(args, create=True) as lib:
+    with open_library(args, create=True, shards=args.shards, ray_address=args.ray) as lib:
         if workers and lib.one_process_only:
             print(
                 "note: this library's vectors are in a Milvus Lite file, which one process at a time may open: "
@@ -79,10 +96,19 @@ def cmd_serve(args) -> int:
                 file=sys.stderr,
             )
             workers = 0
+        if workers and lib.shards:
+            print(
+                f"note: the {lib.shards} shards answer every lookup; the server's process runs the rest of each "
+                "query (--workers 0)",
+                file=sys.stderr,
+            )
+            workers = 0
         app = create_app(lib, max_upload_mb=args.max_upload_mb, api_key=key, query_workers=workers)
         scheme = "https" if args.tls_cert else "http"
         writes = "writes with the API key" if key else "read-only: no --api-key-file"
         helpers = f"{workers} query worker{'s' if workers != 1 else ''}" if workers else "queries in this process"
+        if lib.shards:
+            helpers += f", the landmark index in {lib.shards} shards on Ray"
         print(
             f"serving {lib.root} at {scheme}://{args.host}:{args.port} (the page at /, the API at /docs; "
             f"{helpers}; {writes}); Ctrl-C stops",

@@ -193,9 +193,12 @@ def create_app(
             raise Problem(503, "warming up: loading the index and the models")
         return {"ready": True, "warnings": warm_error}
 
-    @app.get("/stats", summary="Size of the library and its index")
+    @app.get("/stats", summary="Size of the library and its index (and its shards, when sharded)")
     def stats() -> dict:
-        return library.stats().to_dict()
+        out = library.stats().to_dict()
+        if library.shards:
+            out["shards"] = library.shard_info()
+        return out
 
     @app.get("/tracks", summary="The tracks, oldest first; q keeps those whose name or path holds it")
     def tracks(
