@@ -5,7 +5,7 @@ import pytest
 
 from tuneseek.fingerprint.hashes import HASH_SPACE
 from tuneseek.store import landmarks
-from tuneseek.store.landmarks import Segment, segment_size, write_segment
+from tuneseek.store.landmarks import Segment, merge_segments, segment_size, write_segment
 
 
 @pytest.fixture
@@ -29,8 +29,8 @@ def test_lookup_returns_exactly_the_postings_of_each_hash(tmp_path, postings, la
     qi, got = seg.gather(start, end - start)
     for i, h in enumerate(query):
         assert sorted(got[qi == i]) == sorted(frames[hashes == h])
-    h, g = seg.all_postings()
-    assert np.array_equal(np.sort(h), np.sort(hashes)) and len(g) == len(frames)
+    h, g = seg.postings_of_hashes(0, HASH_SPACE)
+    assert np.array_equal(h, np.sort(hashes)) and len(g) == len(frames)
 
 
 def test_bucketed_layout_takes_five_bytes_a_posting(tmp_path, postings):
@@ -53,3 +53,25 @@ def test_the_same_postings_in_any_order_make_the_same_segment_bytes(tmp_path, po
     b = write_segment(tmp_path, hashes[shuffled], frames[shuffled])
     for name in ("frames.npy", "buckets.npy", "low.npy"):
         assert (tmp_path / "landmarks" / a / name).read_bytes() == (tmp_path / "landmarks" / b / name).read_bytes()
+
+
+@pytest.mark.parametrize("chunk", [1_000, 10**9])
+def test_a_merge_in_bounded_chunks_writes_the_bytes_of_one_write_of_the_live_postings(
+    tmp_path, postings, chunk, monkeypatch
+):
+    monkeypatch.setattr(landmarks, "MERGE_CHUNK_POSTINGS", chunk)  # 1 000: some 150 ranges of hashes
+    hashes, frames = postings
+    thirds = np.array_split(np.random.default_rng(5).permutation(len(hashes)), 3)
+    parts = [Segment(tmp_path / "landmarks" / write_segment(tmp_path, hashes[i], frames[i])) for i in thirds]
+    live = frames % 7 != 0  # postings of removed tracks are dropped
+    merged, n = merge_segments(tmp_path, parts, lambda g: g % 7 != 0)
+    whole = write_segment(tmp_path, hashes[live], frames[live])
+    assert n == live.sum()
+    for f in sorted((tmp_path / "landmarks" / whole).iterdir()):
+        assert (tmp_path / "landmarks" / merged / f.name).read_bytes() == f.read_bytes(), f.name
+
+
+def test_a_merge_that_keeps_nothing_writes_nothing(tmp_path, postings):
+    seg = Segment(tmp_path / "landmarks" / write_segment(tmp_path, *postings))
+    assert merge_segments(tmp_path, [seg], lambda g: np.zeros(len(g), bool)) == ("", 0)
+    assert [d.name for d in (tmp_path / "landmarks").iterdir()] == [seg.name]  # nothing left aside either

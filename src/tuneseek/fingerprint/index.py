@@ -34,7 +34,7 @@ from tuneseek.fingerprint.hashes import HASH_SPACE
 from tuneseek.fingerprint.params import DEFAULT, FINGERPRINT_VERSION, FingerprintParams
 from tuneseek.identifier import Candidate
 from tuneseek.store.catalog import Catalog
-from tuneseek.store.landmarks import SEGMENTS_DIR, Segment, remove_unlisted, write_segment
+from tuneseek.store.landmarks import SEGMENTS_DIR, Segment, merge_segments, remove_unlisted, write_segment
 
 #: Frames left empty between tracks on the global frame axis, so that a clip
 #: overlapping a track's end can never vote for the next track.
@@ -155,12 +155,6 @@ class View:
         keep = sum(end - start for start, end in ranges) <= self.stop
         return [seg.hits(distinct, inverse, keep, r) for seg, r in zip(segments, ranges)]
 
-    def live_postings(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """The ``(hash, global frame)`` postings of segment ``name`` that belong to live tracks."""
-        h, g = self.segments[name].all_postings()
-        keep = self.track_of(g.astype(np.int64)) >= 0
-        return h[keep], g[keep]
-
     def located(self, pile: query.Pile, fps: float, seconds: float) -> Candidate:
         """The public candidate of a pile: its track's catalogue id, times in seconds."""
         return pile.located(
@@ -273,14 +267,13 @@ class LandmarkIndex:
         if not names:
             return
         view = self.view()
-        live = [view.live_postings(name) for name in names]
-        h, g = np.concatenate([p[0] for p in live]), np.concatenate([p[1] for p in live])
-        new = write_segment(self.root, h, g) if len(h) else None
+        segments = [view.segments[name] for name in names]
+        new, postings = merge_segments(self.root, segments, lambda frames: view.track_of(frames) >= 0)
         with self.catalog.transaction():
             for name in names:
                 self.catalog.drop_segment(name)
-            if new:
-                self.catalog.add_segment(new, len(h))
+            if postings:
+                self.catalog.add_segment(new, postings)
         self.close()
         self.sweep()
 
