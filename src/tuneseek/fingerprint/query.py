@@ -259,8 +259,8 @@ class _Prefetch:
             edges = np.cumsum([0] + [len(h) for h, _ in needles])
             hits = self.lookup(np.concatenate([h for h, _ in needles])) if edges[-1] else None
             for n, j in enumerate(group):
-                if hits is None or edges[n] == edges[n + 1]:
-                    self.fetched[j] = (*needles[n], None)
+                if hits is None or len(group) == 1:
+                    self.fetched[j] = (*needles[n], hits)
                     continue
                 mine = (hits[0] >= edges[n]) & (hits[0] < edges[n + 1])
                 self.fetched[j] = (*needles[n], (hits[0][mine] - edges[n], hits[1][mine], hits[2][mine]))
