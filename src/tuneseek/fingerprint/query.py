@@ -54,7 +54,7 @@ class Stage:
 
     hypotheses: tuple[tuple[float, float], ...]
     min_score: int  # piles below this are not judged at all
-    sure_score: int  # a pile this high ends the stage's search
+    sure_score: int  # a pile this high that passes verification ends the stage's search
 
 
 #: The plain hypothesis, then the wide stage. ``min_score`` only spares verification the
@@ -438,7 +438,9 @@ def search(
     Stages run in order until one yields a pile that passes verification (its
     :func:`confidence` at least ``min_confidence``, by default :data:`MIN_CONFIDENCE`);
     inside a stage, hypotheses run likeliest first until one gives a pile of the
-    stage's ``sure_score``. Each pile's time scale and start are
+    stage's ``sure_score`` that passes verification (a high pile that does not, a tempo
+    hypothesis catching part of a sped-up clip in a large library, must not end the
+    search before the hypothesis that explains the whole clip). Each pile's time scale and start are
     refined (see :func:`_refine`) before it is judged; a match found without a pitch
     change whose time scale turns out changed is also tried as a speed change, and
     the better explanation kept. ``lookup(hashes)`` returns every live posting of the
@@ -464,7 +466,7 @@ def search(
             for pile in votes.piles:
                 if pile.score >= stage.min_score and (pile.track not in best or pile.score > best[pile.track].score):
                     best[pile.track] = _judged(_refine(votes, pile, fps, audible), g, fps, clip_seconds, library_hours)
-            if not exhaustive and best and max(c.score for c in best.values()) >= stage.sure_score:
+            if not exhaustive and any(c.score >= stage.sure_score and c.confidence >= floor for c in best.values()):
                 break
         if exhaustive:
             judged.extend(best.values())
