@@ -39,9 +39,9 @@ from tuneseek.store.landmarks import SEGMENTS_DIR, Segment, merge_segments, remo
 #: Frames left empty between tracks on the global frame axis, so that a clip
 #: overlapping a track's end can never vote for the next track.
 TRACK_GAP_FRAMES = 4096
-#: Postings of sorted distinct hashes, given which of them each needle is: per segment of a view, in the
-#: view's order, ``(needle index, global frame)`` per posting (see :meth:`View.segment_hits`).
-SegmentHits = Callable[[np.ndarray, np.ndarray], list[tuple[np.ndarray, np.ndarray]]]
+#: The live postings of sorted distinct hashes, given which of them each needle is: ``(needle index, track
+#: index, frame within the track)`` per posting, in the order :meth:`View.local_hits` gives them.
+Hits = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 #: frames per block of the table behind :meth:`LandmarkIndex.track_of` (2**12: 131 s)
 BLOCK_BITS = 12
 
@@ -55,55 +55,21 @@ class SegmentMissing(Exception):
 
 
 @dataclass(frozen=True)
-class View:
-    """What queries read, as the catalogue held it at one moment: open segments and the live tracks.
+class Tracks:
+    """Live tracks on the global frame axis, ordered by base frame: which holds a frame, and where in it."""
 
-    Tracks are ordered by base frame; ``bases``/``ends`` delimit each on the global frame axis.
-    """
-
-    version: int  # the catalogue's generation it was built from
-    segments: dict[str, Segment]
     bases: np.ndarray
     ends: np.ndarray
-    ids: np.ndarray
-    counts: np.ndarray  # landmarks per track
-    block_track: np.ndarray
-    hours: float  # audio in the live tracks
-    stop: float  # postings above which a hash is stop-listed
+    block_track: np.ndarray  # the last track starting before each block of 2**BLOCK_BITS frames
 
     @classmethod
-    def build(
-        cls, root: Path, version: int, names: list[str], tracks: list, opened: dict[str, Segment], fps: float
-    ) -> View:
-        """The view of segments ``names`` and live ``tracks`` (objects with ``id``, ``base_frame``,
-        ``n_frames``, ``n_landmarks``), reusing segments already ``opened``.
-
-        Raises :class:`SegmentMissing` when a listed segment cannot be opened.
-        """
-        try:
-            segments = {name: opened.get(name) or Segment(root / SEGMENTS_DIR / name) for name in names}
-        except FileNotFoundError as e:
-            raise SegmentMissing(e.filename) from e
-        ordered = sorted(tracks, key=lambda t: t.base_frame)
-        bases = np.array([t.base_frame for t in ordered], np.int64)
-        ends = np.array([t.base_frame + t.n_frames for t in ordered], np.int64)
+    def of(cls, bases: np.ndarray, ends: np.ndarray) -> Tracks:
         blocks = (int(ends.max(initial=0)) >> BLOCK_BITS) + 1
         block_track = np.searchsorted(bases, np.arange(blocks, dtype=np.int64) << BLOCK_BITS, side="right") - 1
-        postings = sum(len(seg) for seg in segments.values())
-        return cls(
-            version,
-            segments,
-            bases,
-            ends,
-            np.array([t.id for t in ordered], np.int64),
-            np.array([t.n_landmarks for t in ordered], np.int64),
-            block_track,
-            float((ends - bases).sum()) / fps / 3600,
-            max(query.MIN_STOP, query.STOP_RATIO * postings / HASH_SPACE),
-        )
+        return cls(bases, ends, block_track)
 
     def track_of(self, frames: np.ndarray) -> np.ndarray:
-        """Index (into the live tracks, by base frame) of the track holding each global frame, or -1.
+        """Index (into these tracks) of the track holding each global frame, or -1.
 
         A table of the last track starting before each block of 2**BLOCK_BITS frames gives
         the answer in one read for nearly every frame (a binary search over the tracks for
@@ -124,15 +90,74 @@ class View:
         ok = (idx >= 0) & (frames < ends[np.maximum(idx, 0)])
         return np.where(ok, idx, -1)
 
+    def resolve(self, qi: np.ndarray, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Postings ``(needle index, global frame)`` as ``(needle index, track index, frame within the
+        track)``, in the same order, those of no live track (a removed one) left out."""
+        track = self.track_of(frames)
+        live = track >= 0
+        qi, frames, track = qi[live], frames[live], track[live]
+        return qi, track, frames - self.bases[track]
+
+
+@dataclass(frozen=True)
+class View:
+    """What queries read, as the catalogue held it at one moment: open segments and the live tracks.
+
+    Tracks are ordered by base frame; ``bases``/``ends`` delimit each on the global frame axis.
+    """
+
+    version: int  # the catalogue's generation it was built from
+    segments: dict[str, Segment]
+    bases: np.ndarray
+    ends: np.ndarray
+    ids: np.ndarray
+    counts: np.ndarray  # landmarks per track
+    tracks: Tracks
+    hours: float  # audio in the live tracks
+    stop: float  # postings above which a hash is stop-listed
+
+    @classmethod
+    def build(
+        cls, root: Path, version: int, names: list[str], tracks: list, opened: dict[str, Segment], fps: float
+    ) -> View:
+        """The view of segments ``names`` and live ``tracks`` (objects with ``id``, ``base_frame``,
+        ``n_frames``, ``n_landmarks``), reusing segments already ``opened``.
+
+        Raises :class:`SegmentMissing` when a listed segment cannot be opened.
+        """
+        try:
+            segments = {name: opened.get(name) or Segment(root / SEGMENTS_DIR / name) for name in names}
+        except FileNotFoundError as e:
+            raise SegmentMissing(e.filename) from e
+        ordered = sorted(tracks, key=lambda t: t.base_frame)
+        bases = np.array([t.base_frame for t in ordered], np.int64)
+        ends = np.array([t.base_frame + t.n_frames for t in ordered], np.int64)
+        postings = sum(len(seg) for seg in segments.values())
+        return cls(
+            version,
+            segments,
+            bases,
+            ends,
+            np.array([t.id for t in ordered], np.int64),
+            np.array([t.n_landmarks for t in ordered], np.int64),
+            Tracks.of(bases, ends),
+            float((ends - bases).sum()) / fps / 3600,
+            max(query.MIN_STOP, query.STOP_RATIO * postings / HASH_SPACE),
+        )
+
+    def track_of(self, frames: np.ndarray) -> np.ndarray:
+        """Index (into the live tracks, by base frame) of the track holding each global frame, or -1."""
+        return self.tracks.track_of(frames)
+
     def lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every live posting of ``hashes``, less the stop-listed hashes.
 
         Returns ``(query index, track index, frame within that track)`` per posting;
         postings of removed tracks (kept on disk until the next compact) are left out.
         """
-        return self.lookup_with(hashes, self.segment_hits)
+        return self.lookup_with(hashes, self.local_hits)
 
-    def lookup_with(self, hashes: np.ndarray, hits: SegmentHits) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def lookup_with(self, hashes: np.ndarray, hits: Hits) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`lookup`, reading the postings through ``hits`` (this process's segments, or shards')."""
         if not self.segments or len(self.bases) == 0:
             empty = np.zeros(0, np.int64)
@@ -140,12 +165,13 @@ class View:
         # each distinct hash is sought once, in ascending order: a clip's shifted analyses repeat
         # most hashes, and NumPy's binary search runs several times faster on sorted needles
         distinct, inverse = np.unique(hashes, return_inverse=True)
-        parts = hits(distinct, inverse)
+        return hits(distinct, inverse)
+
+    def local_hits(self, distinct: np.ndarray, inverse: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The live postings of needles ``distinct[inverse]`` in this process's segments, resolved to tracks."""
+        parts = self.segment_hits(distinct, inverse)
         qi, frames = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-        track = self.track_of(frames)
-        live = track >= 0
-        qi, frames, track = qi[live], frames[live], track[live]
-        return qi, track, frames - self.bases[track]
+        return self.tracks.resolve(qi, frames)
 
     def segment_hits(self, distinct: np.ndarray, inverse: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per segment, in order, the postings of needles ``distinct[inverse]`` whose hash is not stop-listed

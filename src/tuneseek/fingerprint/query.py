@@ -258,12 +258,17 @@ class _Prefetch:
             needles = [_needles(self.pairs, *self.hypotheses[j]) for j in group]
             edges = np.cumsum([0] + [len(h) for h, _ in needles])
             hits = self.lookup(np.concatenate([h for h, _ in needles])) if edges[-1] else None
+            split = [hits] * len(group)
+            if hits is not None and len(group) > 1:  # one stable sort by hypothesis keeps each one's order
+                of = np.searchsorted(edges[1:], hits[0], side="right")
+                order = np.argsort(of.astype(np.uint8), kind="stable")
+                qi, track, frame = (a[order] for a in hits)
+                cuts = np.concatenate([[0], np.cumsum(np.bincount(of, minlength=len(group)))])
+                split = [
+                    (qi[a:b] - edges[n], track[a:b], frame[a:b]) for n, (a, b) in enumerate(zip(cuts[:-1], cuts[1:]))
+                ]
             for n, j in enumerate(group):
-                if hits is None or len(group) == 1:
-                    self.fetched[j] = (*needles[n], hits)
-                    continue
-                mine = (hits[0] >= edges[n]) & (hits[0] < edges[n + 1])
-                self.fetched[j] = (*needles[n], (hits[0][mine] - edges[n], hits[1][mine], hits[2][mine]))
+                self.fetched[j] = (*needles[n], split[n])
         hashes, anchor, hits = self.fetched.pop(i)
         time_scale, freq_scale = self.hypotheses[i]
         return _vote_hashes(hashes, anchor, lambda _: hits, piles, time_scale, freq_scale)

@@ -13,9 +13,10 @@ this process exactly as :meth:`LandmarkIndex.candidates` runs it, and only the r
 stop-list needs each hash's postings summed over all shards, and this process keeps those sums
 (one count per hash value, 16 MB) so that it can send the actors the decision with the hashes.
 Each actor returns, per segment, the postings of its frame range in the segment's own order
-(needle, then frame); merging the shards' parts of a segment by needle, shard after shard,
-restores the order an unsharded lookup reads them in, so every later step sees the same hits in
-the same order.
+(needle, then frame), already resolved to the library's track index and the frame within the
+track (each actor holds its tracks' table), those of removed tracks left out; merging the shards'
+parts of a segment by needle, shard after shard, restores the order an unsharded lookup reads them
+in, so every later step sees the same hits in the same order.
 
 The shards follow the catalogue: when another process (or this one) adds, removes or merges, the
 next query sends the actors the new segments' parts, and segments merged away are dropped once no
@@ -36,7 +37,7 @@ import numpy as np
 
 from tuneseek.errors import LibraryError, UsageError
 from tuneseek.executors import RaySession
-from tuneseek.fingerprint.index import LandmarkIndex, View
+from tuneseek.fingerprint.index import LandmarkIndex, Tracks, View
 from tuneseek.identifier import Candidate
 from tuneseek.store.landmarks import Segment
 
@@ -52,6 +53,12 @@ class ShardActor:
 
     def __init__(self) -> None:
         self.segments: dict[str, Segment] = {}
+        self.tracks = Tracks.of(np.zeros(0, np.int64), np.zeros(0, np.int64))
+        self.first = 0  # the library's index of this shard's first track
+
+    def hold_tracks(self, first: int, bases: np.ndarray, ends: np.ndarray) -> None:
+        """This shard's live tracks, the ``first`` of the library's (by base frame) and those after it."""
+        self.first, self.tracks = first, Tracks.of(np.array(bases, np.int64), np.array(ends, np.int64))
 
     def load(self, name: str, hashes: np.ndarray, frames: np.ndarray) -> int:
         """Hold this shard's part of segment ``name``: postings sorted by (hash, frame)."""
@@ -66,12 +73,13 @@ class ShardActor:
 
     def hits(
         self, names: Sequence[str], distinct: np.ndarray, inverse: np.ndarray, keep: np.ndarray
-    ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per segment of ``names``, :meth:`Segment.hits` of the needles in this shard, as 32-bit arrays."""
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per segment of ``names``, :meth:`Segment.hits` of the needles in this shard resolved to the
+        library's track indices and frames within them (:meth:`Tracks.resolve`), as 32-bit arrays."""
         out = []
         for name in names:
-            qi, frames = self.segments[name].hits(distinct, inverse, keep)
-            out.append((qi.astype(np.int32), frames.astype(np.uint32)))
+            qi, track, frame = self.tracks.resolve(*self.segments[name].hits(distinct, inverse, keep))
+            out.append((qi.astype(np.int32), (track + self.first).astype(np.int32), frame.astype(np.int32)))
         return out
 
     def info(self) -> dict:
@@ -199,11 +207,21 @@ class ShardedLandmarks:
             held = set(old.names) if old is not None else set()
             self._load([view.segments[n] for n in names if n not in held])
             counts = sum(view.segments[n].hash_counts() for n in names) if names else None
-            with self._gate.writing():  # no query reads the segments dropped
+            with self._gate.writing():  # no query reads the segments dropped, or the tracks replaced
                 gone = sorted(held - set(names))
-                if gone:
-                    self._ray.get([a.drop.remote(gone) for a in self._actors])
+                self._ray.get([a.drop.remote(gone) for a in self._actors] + self._hold_tracks(view))
                 self._state = _State(view, names, counts)
+
+    def _hold_tracks(self, view: View, only: int | None = None) -> list:
+        """Give each actor (or actor ``only``) its live tracks of ``view``; return the calls' references."""
+        if self._bounds is None:
+            return []
+        cuts = np.searchsorted(view.bases, self._bounds)
+        return [
+            actor.hold_tracks.remote(int(cuts[i]), view.bases[cuts[i] : cuts[i + 1]], view.ends[cuts[i] : cuts[i + 1]])
+            for i, actor in enumerate(self._actors)
+            if only is None or i == only
+        ]
 
     def _load(self, segments: Sequence[Segment], only: int | None = None) -> None:
         """Give each actor (or actor ``only``) its part of ``segments``."""
@@ -224,17 +242,16 @@ class ShardedLandmarks:
             lookup = partial(state.view.lookup_with, hits=partial(self._hits, state))
             return self.index.candidates_in(state.view, lookup, clip, k, name, batch=LOOKUP_BATCH)
 
-    def _hits(self, state: _State, distinct: np.ndarray, inverse: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """:meth:`View.segment_hits`, from the shards: the same postings in the same order."""
+    def _hits(self, state: _State, distinct: np.ndarray, inverse: np.ndarray) -> tuple[np.ndarray, ...]:
+        """:meth:`View.local_hits`, from the shards: the same postings in the same order."""
         keep = state.counts[distinct] <= state.view.stop
         parts = self._scatter(state, distinct, inverse, keep)
         merged = []
         for j in range(len(state.names)):
-            qi = np.concatenate([p[j][0] for p in parts]).astype(np.int64)
-            frames = np.concatenate([p[j][1] for p in parts]).astype(np.int64)
+            qi, track, frame = (np.concatenate([p[j][k] for p in parts]) for k in range(3))
             order = np.argsort(qi, kind="stable")  # by needle; within one, shard after shard: frame order
-            merged.append((qi[order], frames[order]))
-        return merged
+            merged.append((qi[order], track[order], frame[order]))
+        return tuple(np.concatenate([m[k] for m in merged]).astype(np.int64) for k in range(3))
 
     def _scatter(self, state: _State, *args) -> list:
         """Every actor's :meth:`ShardActor.hits`; actors found lost are started again, once."""
@@ -249,6 +266,7 @@ class ShardedLandmarks:
                     except lost:
                         self._actors[i] = self._actor.remote()
                         self._load([state.view.segments[n] for n in state.names], only=i)
+                        self._ray.get(self._hold_tracks(state.view, only=i))
         try:
             return self._ray.get([a.hits.remote(state.names, *args) for a in self._actors])
         except lost as e:
