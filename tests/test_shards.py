@@ -15,6 +15,19 @@ from tuneseek.errors import UsageError
 pytestmark = pytest.mark.slow
 
 
+def test_bad_shard_counts_an_unreachable_cluster_and_a_missing_ray_are_one_line(tmp_path, monkeypatch):
+    with pytest.raises(UsageError, match="shards must be at least 1"):
+        Library.open(tmp_path / "lib", shards=-1)
+    ray = pytest.importorskip("ray", reason="this test needs Ray (pip install 'tuneseek[scale]')")
+    if not ray.is_initialized():  # (a Ray this process already holds would be used instead)
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+        with pytest.raises(UsageError, match="cannot start or reach Ray at auto: Could not find any running Ray"):
+            Library.open(tmp_path / "lib", shards=2, ray_address="auto")
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(UsageError, match=r"sharded identification needs Ray: pip install 'tuneseek\[scale\]'"):
+        Library.open(tmp_path / "lib", shards=2)
+
+
 def clips(music_dir, stranger) -> list[np.ndarray]:
     """Clips of every test track (plain, noisy, sped up, starting before the track) and of a stranger."""
     out = []
@@ -109,11 +122,3 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return state not in ("Z", "X")
-
-
-def test_bad_shard_counts_and_a_missing_ray_are_one_line(tmp_path, monkeypatch):
-    with pytest.raises(UsageError, match="shards must be at least 1"):
-        Library.open(tmp_path / "lib", shards=-1)
-    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
-    with pytest.raises(UsageError, match=r"sharded identification needs Ray: pip install 'tuneseek\[scale\]'"):
-        Library.open(tmp_path / "lib", shards=2)

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from pathlib import Path
@@ -62,13 +63,15 @@ class RaySession:
         self._owns = False
         if not ray.is_initialized():
             try:
-                ray.init(
-                    address=address or "local",  # "local": a new instance, never one found running
-                    num_cpus=cpus if address is None else None,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    configure_logging=False,
-                )
+                with warnings.catch_warnings():  # Ray Client warns of a timeout before raising it: one line says it
+                    warnings.simplefilter("ignore")
+                    ray.init(
+                        address=address or "local",  # "local": a new instance, never one found running
+                        num_cpus=cpus if address is None else None,
+                        include_dashboard=False,
+                        log_to_driver=False,
+                        configure_logging=False,
+                    )
             except (ConnectionError, RuntimeError, ValueError) as e:
                 where = address or "this machine"
                 raise UsageError(f"cannot start or reach Ray at {where}: {str(e).splitlines()[0]}") from None
