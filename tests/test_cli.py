@@ -273,9 +273,8 @@ def test_serve_answers_and_stops_on_sigterm_leaving_no_process(indexed, music_di
     # uvicorn re-raises the signal once it has shut down; with shards, to Ray's handler, which exits with its number
     assert server.returncode in (0, -signal.SIGTERM, signal.SIGTERM), err
     assert says in out and "Traceback" not in err
-    for _ in range(100):  # the query workers and their fork server, or the shards and Ray, end with the server
+    for _ in range(100):  # the query workers and their fork server, or Ray and its shards, end with the server
         left = subprocess.run(["pgrep", "-a", "-s", str(server.pid)], capture_output=True, text=True).stdout
-        left += subprocess.run(["pgrep", "-a", "-f", "ray::ShardActor"], capture_output=True, text=True).stdout
         if not left:
             break
         time.sleep(0.1)
