@@ -8,15 +8,21 @@ once per N, then compare the answers of N = 2 and 4 with N = 1's:
     python benchmarks/scale_sharded_sample.py 300h 1 20 bench-work/scale/sharded-small/300h-1.json
 """
 
+import argparse
 import glob
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
-size, n, k, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+ap.add_argument("size", help="a library of scale.py: 10h, 100h or 300h")
+ap.add_argument("shards", type=int, help="N: 1 for the plain library, else that many Ray actors")
+ap.add_argument("per_set", type=int, help="K: clips of each query set")
+ap.add_argument("out", help="where the JSON results go")
+a = ap.parse_args()
+size, n, k, out = a.size, a.shards, a.per_set, a.out
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 from tuneseek import Library  # noqa: E402
 
