@@ -193,7 +193,7 @@ def _read(path: str | Path, sr: int, consumers: Sequence, need: int, why: str) -
 
 def _trained_need(m) -> tuple[int, str]:
     """Samples a trained model needs (its window), and why."""
-    return m.model.spec.samples(m.window), f"the window of {m.name}"
+    return m.min_samples, f"the window of {m.name}"
 
 
 def trained_model(name: str):
@@ -344,6 +344,8 @@ def trained_extractors(folder: str | Path, role: str) -> dict[str, str]:
             raise UsageError(f"{m.folder} is an embedding model (trained on triplets): use it as --embedder")
         return {f"tags:{m.name}": m.version}
     if role == "embedder":
+        if not m.has_vectors:
+            raise UsageError(f"{m.folder} is a probe: it gives labels, not an embedding (use it as --tagger)")
         return {f"embedding:{m.name}": f"{m.version}/{m.window:g}s/{m.window:g}s"}
     raise UsageError(f"unknown model role {role!r} (tagger or embedder)")
 

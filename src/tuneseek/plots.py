@@ -99,6 +99,21 @@ def training_curves(per_epoch: dict[str, dict[int, float]], monitor: str, path: 
     return path
 
 
+def cross_validation(scores: dict[float, float], chosen: float, path: Path, *, metric: str) -> Path:
+    """A probe's cross-validated score for each regularisation strength ``C`` (log scale), the chosen one marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    cs = sorted(scores)
+    ax.plot(cs, [scores[c] for c in cs], "-o")
+    ax.axvline(chosen, color="grey", linestyle="--", label=f"chosen C = {chosen:g}")
+    ax.set(xscale="log", xlabel="C (inverse L2 penalty)", ylabel=metric, title="cross-validation on the training split")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def confusion_matrix(matrix: np.ndarray, labels: Sequence[str], path: Path, title: str = "") -> Path:
     """Counts with rows = true class, columns = predicted; each cell annotated."""
     plt = _pyplot()

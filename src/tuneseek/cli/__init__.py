@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command line (``sys.argv[1:]`` by default); the exit status."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(evaluate.shorthand(sys.argv[1:] if argv is None else list(argv)))
     args.library_given = hasattr(args, "library")
     if not args.library_given:
         args.library = None

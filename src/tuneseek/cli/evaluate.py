@@ -12,6 +12,19 @@ from pathlib import Path
 
 from tuneseek.cli.common import print_error, print_json
 
+#: What follows ``evaluate``: a run folder alone means ``evaluate model RUN``.
+TARGETS = ("identify", "model")
+
+
+def shorthand(argv: list[str]) -> list[str]:
+    """``evaluate RUN ...`` read as ``evaluate model RUN ...`` (a run folder is what is most often measured)."""
+    at = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if at is not None and argv[at] == "evaluate" and at + 1 < len(argv):
+        target = argv[at + 1]
+        if target not in TARGETS and not target.startswith("-"):
+            return [*argv[: at + 1], "model", *argv[at + 1 :]]
+    return argv
+
 
 def register(sub, common) -> None:
     """Add ``make-queries`` and ``evaluate`` to the ``tuneseek`` subparsers ``sub`` (``common``: the shared options)."""
@@ -55,7 +68,13 @@ def register(sub, common) -> None:
         parents=[common],
         help="metrics of a trained model: on a split of its dataset, or (embeddings) on labelled data",
     )
-    e.add_argument("run", help="a run folder from `tuneseek train`")
+    e.add_argument("run", help="a run folder from `tuneseek train` (`evaluate RUN` is short for `evaluate model RUN`)")
+    e.add_argument(
+        "--data",
+        metavar="KIND:PATH",
+        help="taggers and classifiers: score on this dataset (its --split) instead of the one trained on; "
+        "its labels must be among the model's",
+    )
     e.add_argument("--split", default="test")
     e.add_argument("--crops", type=int, default=8, help="windows per item, averaged (default 8)")
     e.add_argument("--show", type=int, default=5, help="taggers: the worst N tags shown (default 5)")
@@ -169,7 +188,14 @@ def cmd_evaluate_model(args) -> int:
 
     say = (lambda msg: None) if args.json else print
     result = evaluate_model(
-        args.run, split=args.split, labels=args.labels, crops=args.crops, map_method=args.map, cache=args.cache, say=say
+        args.run,
+        split=args.split,
+        data=args.data,
+        labels=args.labels,
+        crops=args.crops,
+        map_method=args.map,
+        cache=args.cache,
+        say=say,
     )
     if args.json:
         print_json(result)

@@ -1,7 +1,9 @@
-"""``tuneseek train``: a tagger, a genre classifier, triplet embeddings or a text-audio model, into a run folder.
+"""``tuneseek train``: a tagger, a classifier, triplet embeddings or a text-audio model, into a run folder.
 
-The work is :func:`tuneseek.train.run.train` and :func:`tuneseek.train.text_audio.train_text_audio`;
-this module turns the options into their settings and prints the run's summary.
+The work is :func:`tuneseek.train.run.train` (networks, from scratch or fine-tuned from musicnn),
+:func:`tuneseek.train.probe.train_probe` (a probe on frozen features: ``--from musicnn`` without
+``--fine-tune``, or ``--features``) and :func:`tuneseek.train.text_audio.train_text_audio`; this
+module turns the options into their settings and prints the run's summary.
 """
 
 from __future__ import annotations
@@ -17,9 +19,40 @@ from tuneseek.train import require_training_stack
 def register(sub, common) -> None:
     """Add ``train`` to the ``tuneseek`` subparsers ``sub``; ``common`` holds the shared options."""
     s = sub.add_parser(
-        "train", parents=[common], help="train a tagger, a genre classifier, triplet embeddings or a text-audio model"
+        "train", parents=[common], help="train a tagger, a classifier, triplet embeddings or a text-audio model"
     )
-    s.add_argument("kind", choices=["tagger", "genre", "triplet", "text-audio"])
+    s.add_argument(
+        "kind",
+        choices=["classifier", "tagger", "genre", "triplet", "text-audio"],
+        help="classifier: the dataset's own task (one label per item, or tags); genre: single-label; "
+        "tagger: multi-label",
+    )
+    s.add_argument(
+        "--from",
+        dest="pretrained",
+        choices=["musicnn"],
+        help="start from the pretrained musicnn: a probe on its frozen features (seconds to train; the "
+        "best start on a few hundred clips), or with --fine-tune the network trained end to end",
+    )
+    s.add_argument(
+        "--fine-tune", action="store_true", help="with --from musicnn: fine-tune the network instead of a probe"
+    )
+    s.add_argument(
+        "--features",
+        metavar="GROUPS",
+        help="probe: the feature groups, comma-separated, from musicnn, musicnn-penultimate, musicnn-pooled, "
+        "musicnn-tags, rhythm, timbre, mfcc (default with --from musicnn: musicnn,rhythm,timbre; "
+        "mfcc alone is the classic MFCC-statistics baseline)",
+    )
+    s.add_argument(
+        "--pool",
+        metavar="STATS",
+        help="probe: statistics over time, comma-separated, from mean, std, max, min, q10, q50, q90 "
+        "(default mean,std,max,q10,q50,q90)",
+    )
+    s.add_argument(
+        "--folds", type=int, default=5, help="probe: cross-validation folds on the training split (default 5)"
+    )
     s.add_argument(
         "--pairs",
         metavar="CAPTIONS",
@@ -54,16 +87,18 @@ def register(sub, common) -> None:
         metavar="KEY=VALUE",
         help="any architecture option, e.g. 'channels=[16,32]', dropout=0.3",
     )
-    s.add_argument("--epochs", type=int, default=30)
+    s.add_argument("--epochs", type=int, help="default: chosen for the dataset's size")
     s.add_argument(
         "--batch-size",
         type=int,
         default=16,
         help="items per optimizer step (default 16); with more than one process, shared out among them",
     )
-    s.add_argument("--lr", type=float, default=1e-3)
+    s.add_argument("--lr", type=float, help="learning rate (default: chosen for the dataset's size and the model)")
     s.add_argument("--weight-decay", type=float, default=1e-4)
-    s.add_argument("--patience", type=int, default=5, help="epochs without improvement before stopping (default 5)")
+    s.add_argument(
+        "--patience", type=int, help="epochs without improvement before stopping (default: chosen for the size)"
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument(
         "--loader-workers",
@@ -113,18 +148,83 @@ def register(sub, common) -> None:
 def cmd_train(args) -> int:
     say = (lambda msg: None) if args.json else print
     require_training_stack()
-    summary = _train_text_audio(args, say) if args.kind == "text-audio" else _train_model(args, say)
+    if args.kind == "text-audio":
+        summary = _train_text_audio(args, say)
+    elif _is_probe(args):
+        summary = _train_probe(args, say)
+    else:
+        summary = _train_model(args, say)
     if not summary:  # another process of a DDP run: the first one reports
         return 0
     if args.json:
         print_json(summary)
+        return 0
+    best = f"{summary['best']:.4f}" if summary.get("best") is not None else "n/a"
+    if summary.get("kind") == "probe":
+        cv = summary["cross_validation"]
+        print(
+            f"fitted a probe on {summary['features']['version']} in {summary['seconds']:.0f} s; C = "
+            f"{cv['chosen_C']:g} by {cv['folds']}-fold cross-validation on the training split; {summary['monitor']} "
+            f"{best}; model, summary and training-curves.png in {args.out}"
+        )
     else:
-        best = f"{summary['best']:.4f}" if summary.get("best") is not None else "n/a"
         print(
             f"trained {summary['epochs_run']} epoch(s) in {summary['seconds']:.0f} s; best {summary['monitor']} "
             f"{best} at epoch {summary['best_epoch']}; model, summary and training-curves.png in {args.out}"
         )
+    for note in summary.get("notes", []):
+        print(f"note: {note}")
     return 0
+
+
+def _is_probe(args) -> bool:
+    """A probe: ``--from`` without ``--fine-tune``, or ``--features``; the options of the other kinds refused."""
+    if args.fine_tune and not args.pretrained:
+        raise UsageError("--fine-tune needs --from musicnn (the network to fine-tune)")
+    probe = bool(args.features or args.pool) or bool(args.pretrained and not args.fine_tune)
+    if probe and args.kind == "triplet":
+        if args.features or args.pool:
+            raise UsageError("--features and --pool are for a probe (train classifier|genre|tagger)")
+        return False
+    if probe and args.fine_tune:
+        raise UsageError("--features and --pool are for a probe; --fine-tune trains the network itself")
+    return probe
+
+
+def _train_probe(args, say) -> dict:
+    """``train classifier|genre|tagger --from musicnn`` (or ``--features``): a probe's summary."""
+    from tuneseek.train.probe import ProbeSettings, train_probe
+
+    if args.pairs or not args.data:
+        raise UsageError(f"`train {args.kind}` needs --data KIND:PATH")
+    given = {
+        "groups": _parse_list(args.features, "musicnn,rhythm,timbre"),
+        "stats": _parse_list(args.pool, None),
+        "data_options": _data_options(args),
+        "folds": args.folds,
+        "seed": args.seed,
+        "workers": max(1, args.loader_workers),
+        "cache": args.cache,
+    }
+    settings = ProbeSettings(data=args.data, out=args.out, **{k: v for k, v in given.items() if v is not None})
+    summary = train_probe(settings, say=say)
+    if args.kind == "tagger" and summary["task"] != "multi-label":
+        say(f"note: {args.data} is single-label: the probe is a classifier (one label per item)")
+    return summary
+
+
+def _parse_list(text: str | None, default: str | None) -> tuple[str, ...] | None:
+    text = text or default
+    return None if text is None else tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _data_options(args) -> dict:
+    options = _key_values(args.data_option, "--data-option")
+    if args.tags:
+        options["category"] = args.tags
+    if args.single_label:
+        options["single_label"] = True
+    return options
 
 
 def _key_values(pairs: list[str], what: str) -> dict:
@@ -149,14 +249,13 @@ def _train_model(args, say) -> dict:
         raise UsageError(f"`train {args.kind}` needs --data KIND:PATH")
     from tuneseek.train.run import TrainSettings, train
 
-    data_options = _key_values(args.data_option, "--data-option")
-    if args.tags:
-        data_options["category"] = args.tags
-    if args.single_label:
-        data_options["single_label"] = True
+    data_options = _data_options(args)
     model_options = _key_values(args.model_option, "--model-option")
     if args.width is not None:
         model_options["width"] = args.width
+    chosen = {"epochs": args.epochs, "lr": args.lr, "patience": args.patience}  # None: chosen for the data's size
+    if args.pretrained:
+        chosen["pretrained"] = args.pretrained
     settings = TrainSettings(
         kind=args.kind,
         data=args.data,
@@ -165,11 +264,9 @@ def _train_model(args, say) -> dict:
         window=args.window,
         model_options=model_options,
         data_options=data_options,
-        epochs=args.epochs,
+        **{k: v for k, v in chosen.items() if v is not None},
         batch_size=args.batch_size,
-        lr=args.lr,
         weight_decay=args.weight_decay,
-        patience=args.patience,
         seed=args.seed,
         loader_workers=args.loader_workers,
         device=args.accelerator,
@@ -190,14 +287,15 @@ def _train_text_audio(args, say) -> dict:
 
     if bool(args.pairs) == bool(args.data):
         raise UsageError("`train text-audio` takes --pairs CAPTIONS.jsonl|.csv or --data KIND:PATH (one of them)")
+    if args.pretrained or args.features or args.pool:
+        raise UsageError("--from, --features and --pool are not options of `train text-audio`")
+    given = {"epochs": args.epochs, "lr": args.lr, "patience": args.patience}
     settings = TextAudioSettings(
         pairs=args.pairs or args.data,
         out=args.out,
-        epochs=args.epochs,
+        **{k: v for k, v in given.items() if v is not None},
         batch_size=args.batch_size,
-        lr=args.lr,
         weight_decay=args.weight_decay,
-        patience=args.patience,
         seed=args.seed,
         text_model=args.text_model,
         cache=args.cache,

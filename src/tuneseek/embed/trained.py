@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from tuneseek.embed.musicnn_extractor import WindowBatches
+from tuneseek.embed.probe import ProbeRun, is_probe, load_probe
 from tuneseek.errors import ModelError, UsageError
 from tuneseek.models import checkpoint
 from tuneseek.models.frontend import MelModel, fit_window
@@ -64,6 +65,9 @@ class TrainedModel:
     version: str  # architecture and weights hash: changes exactly when the outputs would
     model: MelModel = field(repr=False, compare=False)
 
+    #: Every trained network gives vectors (its penultimate layer or its embedding); a probe does not.
+    has_vectors = True
+
     @property
     def sample_rate(self) -> int:
         return self.model.spec.sample_rate
@@ -72,6 +76,11 @@ class TrainedModel:
     def window(self) -> float:
         """Seconds of audio per network input."""
         return self.model.window_seconds
+
+    @property
+    def min_samples(self) -> int:
+        """The shortest audio it describes: one window."""
+        return self.model.spec.samples(self.window)
 
     def _windows(self, x: np.ndarray, hop: float) -> tuple[np.ndarray, np.ndarray]:
         """Start times (s) and the stacked windows of ``x`` every ``hop`` s; one repeated window for short audio."""
@@ -151,8 +160,9 @@ class TrainedStream:
         return np.arange(len(out)) * self.step / self.model.sample_rate, out
 
 
-def load_trained(folder: str | Path) -> TrainedModel:
-    """The run in ``folder`` as a :class:`TrainedModel` (loaded once per process while its weights are unchanged).
+def load_trained(folder: str | Path) -> TrainedModel | ProbeRun:
+    """The run in ``folder`` as a :class:`TrainedModel`, or a :class:`~tuneseek.embed.probe.ProbeRun` for a
+    probe (loaded once per process while its weights are unchanged).
 
     Raises :class:`~tuneseek.errors.ModelError` when the folder holds no usable
     checkpoint or the model was trained on precomputed features, and
@@ -162,8 +172,10 @@ def load_trained(folder: str | Path) -> TrainedModel:
 
 
 @lru_cache(maxsize=8)
-def _load(folder: Path, stamp: int) -> TrainedModel:
+def _load(folder: Path, stamp: int) -> TrainedModel | ProbeRun:
     name = model_name(folder)
+    if is_probe(checkpoint.read_config(folder)):
+        return load_probe(folder, name=name)
     model, config = checkpoint.load(folder)
     features = (config.get("data") or {}).get("features")
     if features:

@@ -33,6 +33,7 @@ def evaluate_model(
     run: str | Path,
     *,
     split: str = "test",
+    data: str | None = None,
     labels: str | None = None,
     crops: int = 8,
     map_method: str = "tsne",
@@ -41,7 +42,8 @@ def evaluate_model(
 ) -> dict:
     """The metrics of the run folder ``run``, as written to its ``eval/`` folder, and its ``kind`` (:data:`KINDS`).
 
-    ``split`` is the split scored (taggers, classifiers, text–audio runs); ``labels`` a labelled
+    ``split`` is the split scored (taggers, classifiers, text–audio runs), of the dataset the run was
+    trained on or of ``data`` (``KIND:PATH``, taggers and classifiers); ``labels`` a labelled
     dataset (``KIND:PATH``): an embedding run is scored against it, a text–audio run also
     classifies it zero-shot by prompts. ``crops`` windows per item are averaged (not for
     text–audio runs); ``map_method`` draws the map of an embedding run (``"tsne"`` or ``"pca"``);
@@ -58,8 +60,21 @@ def evaluate_model(
             "kind": "embedding",
             **evaluate_embeddings(run, labels, crops=crops, cache=cache, say=say, map_method=map_method),
         }
-    result = evaluate_run(run, split=split, crops=crops, cache=cache, say=say)
+    result = evaluate_run(run, split=split, data=data, crops=crops, cache=cache, say=say)
     return {"kind": "tagger" if result["task"] == "multi-label" else "classifier", **result}
+
+
+def _confusion_lines(result: dict) -> list[str]:
+    """The confusion matrix as text, columns numbered by the rows' order."""
+    labels = list(result["per_class_recall"])
+    width = max(4, *(len(str(v)) + 1 for row in result["confusion"] for v in row))
+    name = max(len(label) for label in labels)
+    head = " " * (name + 8) + "".join(f"{j + 1:>{width}}" for j in range(len(labels)))
+    rows = [
+        f"    {i + 1:>2} {label:<{name}} " + "".join(f"{v:>{width}}" for v in row)
+        for i, (label, row) in enumerate(zip(labels, result["confusion"]))
+    ]
+    return [head, *rows]
 
 
 def format_model_report(result: dict, *, show: int = 5) -> str:
@@ -68,9 +83,8 @@ def format_model_report(result: dict, *, show: int = 5) -> str:
         return format_text_audio_table(result)
     if result["kind"] == "embedding":
         return format_embedding_table(result)
-    lines = [
-        f"{result['run']}: {result['split']} split, {result['items']} items, {result['windows_per_item']} windows each"
-    ]
+    per_item = f"{result['windows_per_item']} windows each" if result["windows_per_item"] else "each pooled whole"
+    lines = [f"{result['run']}: {result['split']} split of {result['data']}, {result['items']} items, {per_item}"]
     if result["kind"] == "tagger":
         lines += [f"  ROC-AUC (macro)   {result['roc_auc']:.4f}", f"  PR-AUC (macro)    {result['pr_auc']:.4f}"]
         worst = sorted(result["per_tag"].items(), key=lambda kv: kv[1]["roc_auc"])
@@ -92,5 +106,6 @@ def format_model_report(result: dict, *, show: int = 5) -> str:
             f"    {label:<20} recall {r:.3f}" if r is not None else f"    {label:<20} no example in this split"
             for label, r in result["per_class_recall"].items()
         ]
-    lines.append(f"  written: {Path(result['run']) / 'eval' / result['split']}")
+        lines += ["  confusion matrix (rows: true, columns: predicted)", *_confusion_lines(result)]
+    lines.append(f"  written: {result['written']}")
     return "\n".join(lines)

@@ -3,9 +3,10 @@
 A model's :meth:`~tuneseek.models.frontend.MelModel.config` names its architecture and holds the
 keyword arguments, mel settings and window length that rebuild it; :func:`build` turns that
 dict (as read from a checkpoint's ``config.json``) back into an untrained model of the same shape.
-:func:`build` also rebuilds the joint text–audio model (:mod:`tuneseek.models.text_audio`), which
-reads stored segment vectors rather than audio and so has no mel settings or window; it is not one
-of the :data:`ARCHITECTURES` that ``tuneseek train tagger|genre|triplet`` can be asked for.
+:func:`build` also rebuilds the models that read vectors rather than audio and so have no mel
+settings or window (:data:`VECTOR_MODELS`): the joint text–audio model
+(:mod:`tuneseek.models.text_audio`) and a probe's head (:mod:`tuneseek.models.probe`); they are
+not :data:`ARCHITECTURES` that ``tuneseek train --arch`` can be asked for.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from tuneseek.errors import UsageError
 from tuneseek.models.crnn import CRNN
 from tuneseek.models.fcn import FCN
 from tuneseek.models.frontend import MelModel, MelSpec
+from tuneseek.models.probe import ProbeHead
 from tuneseek.models.resnet import ResNet18
 from tuneseek.models.short_chunk import ShortChunkResCNN
 from tuneseek.models.text_audio import TextAudioModel
@@ -38,21 +40,25 @@ def create(name: str, **kwargs: Any) -> MelModel:
     return architecture(name)(**kwargs)
 
 
-def build(config: dict[str, Any]) -> MelModel | TextAudioModel:
+#: Models that read vectors rather than audio: no mel settings or window; rebuilt from ``kwargs`` alone.
+VECTOR_MODELS = {cls.architecture: cls for cls in (TextAudioModel, ProbeHead)}
+
+
+def build(config: dict[str, Any]) -> MelModel | TextAudioModel | ProbeHead:
     """A new, untrained model of the shape that ``config`` (a ``config()`` dict) describes.
 
     Keys beyond ``architecture``, ``kwargs``, ``spec`` and ``window_seconds`` (``architecture``
-    and ``kwargs`` for the text–audio model; a checkpoint's format, labels, training summary...)
+    and ``kwargs`` for the :data:`VECTOR_MODELS`; a checkpoint's format, labels, training summary...)
     are ignored. Missing keys or arguments the architecture does not take raise :class:`UsageError`.
     """
-    text_audio = config.get("architecture") == TextAudioModel.architecture
-    needed = ("architecture", "kwargs") if text_audio else ("architecture", "kwargs", "spec", "window_seconds")
+    vectors = VECTOR_MODELS.get(config.get("architecture"))
+    needed = ("architecture", "kwargs") if vectors else ("architecture", "kwargs", "spec", "window_seconds")
     missing = [key for key in needed if key not in config]
     if missing:
         raise UsageError(f"model config lacks {', '.join(missing)}")
     try:
-        if text_audio:
-            return TextAudioModel(**config["kwargs"])
+        if vectors:
+            return vectors(**config["kwargs"])
         cls = architecture(config["architecture"])
         return cls(**config["kwargs"], spec=MelSpec.from_dict(config["spec"]), window_seconds=config["window_seconds"])
     except TypeError as e:  # an argument the constructor does not know, or a value of the wrong kind

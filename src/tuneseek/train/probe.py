@@ -1,0 +1,284 @@
+"""A probe: a regularised linear classifier on frozen, pooled features, trained in seconds.
+
+For a few hundred labelled clips this is the field's answer (transfer from a pretrained
+network): the pretrained musicnn networks and the rhythm/timbre descriptors describe each clip
+once (:mod:`tuneseek.embed.pooled`: per-window outputs, pooled over time by mean, std, max and
+quantiles), and a standardised logistic regression is fitted on the training split:
+
+* single-label data: multinomial logistic regression, the regularisation ``C`` chosen by
+  cross-validation on the training split only, in folds by group (stratified by label:
+  ``StratifiedGroupKFold``) so that excerpts of one song never sit on both sides of a fold, scored by
+  balanced accuracy;
+* multi-label data (tags): one logistic regression per tag, ``C`` chosen the same way (folds by group),
+  scored by macro ROC-AUC.
+
+The chosen model is refitted on the whole training split; the valid split is scored once, for the
+summary, never used to choose. The run folder is like every other run's (:mod:`tuneseek.train.run`):
+a checkpoint whose model is a :class:`~tuneseek.models.probe.ProbeHead` (the scaler and the
+regression's numbers), ``summary.json`` and ``training-curves.png`` (here: the cross-validated score
+for each ``C``), so that ``tag --model``, ``index --tagger`` and ``evaluate model`` take it.
+
+The window matrices of every item are cached on disk (``CACHE/windows/<part version>/``), so a
+second probe on the same data (other groups, other statistics) costs the fit alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tuneseek import audio, plots, processes
+from tuneseek.data.datasets import Dataset, Item, open_dataset
+from tuneseek.embed.pooled import DEFAULT_GROUPS, DEFAULT_STATS, PARTS, FeatureSpec, WindowStream, pool
+from tuneseek.errors import TuneseekError, UsageError
+from tuneseek.features import MUSICNN_SR
+from tuneseek.fileio import atomic_write_bytes
+from tuneseek.models import checkpoint
+from tuneseek.models.probe import ProbeHead
+from tuneseek.train import metrics, require_training_stack
+from tuneseek.train.run import default_cache, prepare_out
+
+__all__ = ["ProbeSettings", "train_probe", "dataset_vectors", "windows_cache"]
+
+#: The regularisation strengths tried (inverse of the L2 penalty on standardised features).
+C_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
+SILENCE = 1e-4
+
+
+@dataclass
+class ProbeSettings:
+    """Everything a probe run depends on (stored in its summary)."""
+
+    data: str  # dataset spec, e.g. "folder:~/labelled"
+    out: str
+    groups: tuple[str, ...] = DEFAULT_GROUPS
+    stats: tuple[str, ...] = DEFAULT_STATS
+    data_options: dict = field(default_factory=dict)
+    folds: int = 5  # cross-validation folds on the training split (fewer when there are fewer groups)
+    cs: tuple[float, ...] = C_GRID
+    seed: int = 0
+    workers: int = 2  # processes describing the audio, and fitting the folds
+    cache: str | None = None  # the audio cache folder; windows are kept in CACHE/windows
+
+
+def windows_cache(cache: str | Path | None) -> Path:
+    """Where window matrices are kept: beside the decoded audio, in ``windows/``."""
+    return (Path(cache).expanduser() if cache else default_cache()) / "windows"
+
+
+def _window_file(root: Path, item: Item, part: str) -> Path:
+    path = os.path.abspath(item.path)
+    try:
+        st = os.stat(path)
+        stamp = f"{st.st_size}|{st.st_mtime_ns}"
+    except OSError:
+        stamp = "missing"
+    key = hashlib.sha1(f"{path}|{stamp}".encode()).hexdigest()[:20]
+    return root / PARTS[part] / f"{key}.npy"
+
+
+def _describe_item(job: tuple[str, tuple[str, ...], tuple[str, ...]]) -> str | None:
+    """Compute the window matrices of one file into their cache files; ``None`` when done, else why it cannot."""
+    path, parts, targets = job
+    try:
+        stream = WindowStream(parts)
+        loud = False
+        for chunk in audio.stream(path, MUSICNN_SR):
+            loud = loud or bool(np.any(np.abs(chunk) > SILENCE))
+            stream.feed(chunk)
+        if not loud:
+            return "silent"
+        windows = stream.finish()
+    except TuneseekError as e:
+        return getattr(e, "reason", str(e))
+    except Exception as e:  # a decoder bug costs one file, never the run
+        return f"unexpected {type(e).__name__}: {e}"
+    if windows is None:
+        return f"{stream.samples / MUSICNN_SR:.2f} s long: shorter than the 3 s a probe needs"
+    for part, target in zip(parts, targets):
+        buf = io.BytesIO()
+        np.save(buf, windows[part])
+        atomic_write_bytes(Path(target), buf.getvalue())
+    return None
+
+
+def dataset_vectors(
+    items: Sequence[Item],
+    spec: FeatureSpec,
+    *,
+    cache: str | Path | None = None,
+    workers: int = 1,
+    executor: Executor | None = None,
+) -> tuple[np.ndarray, list[int], list[tuple[Item, str]]]:
+    """The pooled vectors of ``items``: ``(vectors (kept, spec.size), indices of the kept items, failures)``.
+
+    Window matrices missing from the cache are computed by ``workers`` processes (or ``executor``),
+    a file that cannot be described is left out with its reason.
+    """
+    root = windows_cache(cache)
+    todo, where = [], []
+    for item in items:
+        files = {part: _window_file(root, item, part) for part in spec.parts}
+        where.append(files)
+        missing = tuple(p for p, f in files.items() if not f.exists())
+        if missing:
+            todo.append((item, (str(item.path), missing, tuple(str(files[p]) for p in missing))))
+    for part in spec.parts:
+        (root / PARTS[part]).mkdir(parents=True, exist_ok=True)
+    reasons = processes.in_order(
+        _describe_item, [job for _, job in todo], workers=workers, executor=executor, preload=[__name__]
+    )
+    failed = [(item, reason) for (item, _), reason in zip(todo, reasons) if reason]
+    bad = {id(item) for item, _ in failed}
+    vectors, kept = [], []
+    for i, (item, files) in enumerate(zip(items, where)):
+        if id(item) in bad:
+            continue
+        windows = {part: np.load(path, allow_pickle=False) for part, path in files.items()}
+        vectors.append(pool(windows, spec))
+        kept.append(i)
+    return (np.stack(vectors) if vectors else np.zeros((0, spec.size), np.float32)), kept, failed
+
+
+def _macro_auc(estimator, x, y) -> float:
+    """Macro ROC-AUC of a fold's tags that have both classes (chance when none has)."""
+    value = metrics.tagging(y, estimator.predict_proba(x), labels=[str(j) for j in range(y.shape[1])])["roc_auc"]
+    return value if np.isfinite(value) else 0.5
+
+
+def _fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, task: str, s: ProbeSettings):
+    """Cross-validate ``C`` on the training split by group, refit the best: ``(pipeline, {C: mean score}, C, folds)``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, GroupKFold, StratifiedGroupKFold
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    n_groups = len(set(groups.tolist()))
+    folds = max(2, min(s.folds, n_groups))
+    if n_groups < 2:
+        raise UsageError("cross-validation needs training items of two groups (songs) at least")
+    regression = LogisticRegression(max_iter=3000)
+    if task == "single-label":
+        model, key, scoring = regression, "clf__C", "balanced_accuracy"
+        counts = np.bincount(y)
+        smallest = int(counts[counts > 0].min())
+        if smallest >= 2:  # stratifying needs each class in every fold at least once
+            folds = min(folds, smallest)
+            splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=s.seed)
+        else:
+            splitter = GroupKFold(n_splits=folds)
+    else:
+        model, key, scoring = OneVsRestClassifier(regression), "clf__estimator__C", _macro_auc
+        splitter = GroupKFold(n_splits=folds)
+    search = GridSearchCV(
+        Pipeline([("scale", StandardScaler()), ("clf", model)]),
+        {key: list(s.cs)},
+        scoring=scoring,
+        cv=splitter,
+        n_jobs=max(1, s.workers),
+        refit=True,
+        error_score=np.nan,
+    )
+    with warnings.catch_warnings():  # a class absent from one fold, or slow convergence at a weak penalty
+        warnings.simplefilter("ignore")
+        search.fit(x, y, groups=groups)
+    scores = {float(c): float(v) for c, v in zip(s.cs, search.cv_results_["mean_test_score"])}
+    return search.best_estimator_, scores, float(search.best_params_[key]), folds
+
+
+def _head(pipeline, *, task: str, n_labels: int) -> ProbeHead:
+    """The fitted scaler and regression as a :class:`ProbeHead` (the same logits, without scikit-learn)."""
+    scaler, clf = pipeline.named_steps["scale"], pipeline.named_steps["clf"]
+    d = len(scaler.mean_)
+    if task == "single-label":
+        w, b = clf.coef_, clf.intercept_
+        if w.shape[0] == 1:  # two classes: one logit z, i.e. softmax of (-z/2, z/2)
+            w, b = np.concatenate([-w / 2, w / 2]), np.concatenate([-b / 2, b / 2])
+    else:
+        w, b = np.zeros((n_labels, d)), np.zeros(n_labels)
+        for j, est in enumerate(clf.estimators_):
+            if hasattr(est, "coef_"):
+                w[j], b[j] = est.coef_[0], est.intercept_[0]
+            else:  # a tag with one class in training: a constant
+                p = float(np.clip(np.ravel(est.predict_proba(np.zeros((1, d))))[-1], 1e-4, 1 - 1e-4))
+                b[j] = np.log(p / (1 - p))
+    head = ProbeHead(d, n_labels)
+    head.set_weights(mean=scaler.mean_, scale=scaler.scale_, layers=[(w, b)])
+    return head.eval()
+
+
+def _score(head: ProbeHead, x: np.ndarray, y: np.ndarray, *, task: str, labels: list[str]) -> dict:
+    import torch
+
+    with torch.inference_mode():
+        logits = head(torch.from_numpy(x))
+        probs = (torch.sigmoid(logits) if task == "multi-label" else torch.softmax(logits, dim=1)).numpy()
+    return (metrics.tagging if task == "multi-label" else metrics.classification)(y, probs, labels=labels)
+
+
+def train_probe(s: ProbeSettings, *, say: Callable[[str], None] = print, executor: Executor | None = None) -> dict:
+    """Describe the dataset's train and valid items, fit the probe, write the run folder; returns the summary."""
+    require_training_stack()
+    started = time.time()
+    spec = FeatureSpec(groups=tuple(s.groups), stats=tuple(s.stats))
+    out = prepare_out(s.out, resume=False)
+    ds: Dataset = open_dataset(s.data, **s.data_options)
+    if ds.task == "unlabelled":
+        raise UsageError(f"{s.data} has no labels: a probe needs one folder per label (or a tagged dataset)")
+    say(ds.describe())
+    say(f"describing {sum(len(ds.splits[n]) for n in ('train', 'valid'))} items: {spec.version} ({spec.size} numbers)")
+    data, left_out = {}, []
+    for name in ("train", "valid"):
+        items = ds.splits[name]
+        x, kept, failed = dataset_vectors(items, spec, cache=s.cache, workers=s.workers, executor=executor)
+        left_out += [(str(item.path), reason) for item, reason in failed]
+        data[name] = (x, ds.targets(name)[kept], np.array([items[i].group or items[i].key for i in kept]))
+    for path, reason in left_out:
+        say(f"left out {path}: {reason}")
+    if not len(data["train"][0]) or not len(data["valid"][0]):
+        raise UsageError("no usable audio left in the train or valid split")
+    x, y, groups = data["train"]
+    say(f"choosing the regularisation by {s.folds}-fold cross-validation on the training split, by group")
+    pipeline, scores, chosen, folds = _fit(x, y, groups, task=ds.task, s=s)
+    head = _head(pipeline, task=ds.task, n_labels=len(ds.labels))
+    labels = list(ds.labels)
+    valid = _score(head, data["valid"][0], data["valid"][1], task=ds.task, labels=labels)
+    monitor = "val_roc_auc" if ds.task == "multi-label" else "val_balanced_accuracy"
+    best = valid["roc_auc"] if ds.task == "multi-label" else valid["balanced_accuracy"]
+    summary = {
+        "kind": "probe",
+        "task": ds.task,
+        "settings": asdict(s),
+        "features": spec.to_dict(),
+        "dataset": ds.summary(),
+        "cross_validation": {"folds": folds, "scores": {f"{c:g}": v for c, v in scores.items()}, "chosen_C": chosen},
+        "monitor": monitor,
+        "best": best,
+        "valid": valid,
+        "epochs_run": 0,
+        "best_epoch": None,
+        "left_out": [{"path": p, "reason": r} for p, r in left_out],
+        "seconds": round(time.time() - started, 1),
+    }
+    extra = {
+        "labels": labels,
+        "task": ds.task,
+        "features": spec.to_dict(),
+        "data": {"spec": s.data, "options": s.data_options, "features": None},
+        "training": {"monitor": monitor, "best": best, "chosen_C": chosen},
+    }
+    checkpoint.save(out, head, extra=extra)
+    atomic_write_bytes(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+    plots.cross_validation(scores, chosen, out / "training-curves.png", metric="CV " + monitor.removeprefix("val_"))
+    return summary
