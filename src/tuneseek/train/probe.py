@@ -48,7 +48,7 @@ from tuneseek.models.probe import ProbeHead
 from tuneseek.train import metrics, require_training_stack
 from tuneseek.train.run import default_cache, prepare_out
 
-__all__ = ["ProbeSettings", "train_probe", "dataset_vectors", "windows_cache"]
+__all__ = ["ProbeSettings", "train_probe", "dataset_vectors", "dataset_windows", "windows_cache"]
 
 #: The regularisation strengths tried (inverse of the L2 penalty on standardised features).
 C_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
@@ -112,6 +112,40 @@ def _describe_item(job: tuple[str, tuple[str, ...], tuple[str, ...]]) -> str | N
     return None
 
 
+def dataset_windows(
+    items: Sequence[Item],
+    parts: Sequence[str],
+    *,
+    cache: str | Path | None = None,
+    workers: int = 1,
+    executor: Executor | None = None,
+) -> tuple[list[dict[str, np.ndarray]], list[int], list[tuple[Item, str]]]:
+    """The window matrices (:data:`~tuneseek.embed.pooled.PARTS`) of ``items``: ``([{part: (windows, columns)}]
+    of the kept items, their indices, failures)``.
+
+    Matrices missing from the cache are computed by ``workers`` processes (or ``executor``); a file
+    that cannot be described is left out with its reason.
+    """
+    root = windows_cache(cache)
+    todo, where = [], []
+    for item in items:
+        files = {part: _window_file(root, item, part) for part in parts}
+        where.append(files)
+        missing = tuple(p for p, f in files.items() if not f.exists())
+        if missing:
+            todo.append((item, (str(item.path), missing, tuple(str(files[p]) for p in missing))))
+    for part in parts:
+        (root / PARTS[part]).mkdir(parents=True, exist_ok=True)
+    reasons = processes.in_order(
+        _describe_item, [job for _, job in todo], workers=workers, executor=executor, preload=[__name__]
+    )
+    failed = [(item, reason) for (item, _), reason in zip(todo, reasons) if reason]
+    bad = {id(item) for item, _ in failed}
+    kept = [i for i, item in enumerate(items) if id(item) not in bad]
+    windows = [{part: np.load(path, allow_pickle=False) for part, path in where[i].items()} for i in kept]
+    return windows, kept, failed
+
+
 def dataset_vectors(
     items: Sequence[Item],
     spec: FeatureSpec,
@@ -120,34 +154,11 @@ def dataset_vectors(
     workers: int = 1,
     executor: Executor | None = None,
 ) -> tuple[np.ndarray, list[int], list[tuple[Item, str]]]:
-    """The pooled vectors of ``items``: ``(vectors (kept, spec.size), indices of the kept items, failures)``.
-
-    Window matrices missing from the cache are computed by ``workers`` processes (or ``executor``),
-    a file that cannot be described is left out with its reason.
-    """
-    root = windows_cache(cache)
-    todo, where = [], []
-    for item in items:
-        files = {part: _window_file(root, item, part) for part in spec.parts}
-        where.append(files)
-        missing = tuple(p for p, f in files.items() if not f.exists())
-        if missing:
-            todo.append((item, (str(item.path), missing, tuple(str(files[p]) for p in missing))))
-    for part in spec.parts:
-        (root / PARTS[part]).mkdir(parents=True, exist_ok=True)
-    reasons = processes.in_order(
-        _describe_item, [job for _, job in todo], workers=workers, executor=executor, preload=[__name__]
-    )
-    failed = [(item, reason) for (item, _), reason in zip(todo, reasons) if reason]
-    bad = {id(item) for item, _ in failed}
-    vectors, kept = [], []
-    for i, (item, files) in enumerate(zip(items, where)):
-        if id(item) in bad:
-            continue
-        windows = {part: np.load(path, allow_pickle=False) for part, path in files.items()}
-        vectors.append(pool(windows, spec))
-        kept.append(i)
-    return (np.stack(vectors) if vectors else np.zeros((0, spec.size), np.float32)), kept, failed
+    """The pooled vectors of ``items``: ``(vectors (kept, spec.size), indices of the kept items, failures)``
+    (see :func:`dataset_windows`)."""
+    windows, kept, failed = dataset_windows(items, spec.parts, cache=cache, workers=workers, executor=executor)
+    vectors = np.stack([pool(w, spec) for w in windows]) if windows else np.zeros((0, spec.size), np.float32)
+    return vectors, kept, failed
 
 
 def _macro_auc(estimator, x, y) -> float:
