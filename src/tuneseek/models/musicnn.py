@@ -280,11 +280,17 @@ class Musicnn(nn.Module):
         m3 = self.midend3(m2) + m2
         return torch.cat([front, m1, m2, m3], dim=1)
 
-    def backend(self, features: torch.Tensor) -> MusicnnOutput:
-        """``(B, 753, T)`` -> pooled vectors, penultimate layer and tag probabilities."""
+    @staticmethod
+    def pool(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(B, 753, T)`` -> ``(max_pool, mean_pool, flat)``: the max and the mean over time, and the two
+        interleaved per channel as musicnn's flatten lays them out ``[max0, mean0, max1, mean1, ...]``."""
         max_pool = features.amax(dim=2)
         mean_pool = features.mean(dim=2)
-        flat = torch.stack([max_pool, mean_pool], dim=2).flatten(1)  # [max0, mean0, max1, mean1, ...]
+        return max_pool, mean_pool, torch.stack([max_pool, mean_pool], dim=2).flatten(1)
+
+    def backend(self, features: torch.Tensor) -> MusicnnOutput:
+        """``(B, 753, T)`` -> pooled vectors, penultimate layer and tag probabilities."""
+        max_pool, mean_pool, flat = self.pool(features)
         penultimate = self.dense_bn(F.relu(self.dense(self.pool_bn(flat))))
         logits = self.output(penultimate)
         return MusicnnOutput(logits, torch.sigmoid(logits), penultimate, max_pool, mean_pool)

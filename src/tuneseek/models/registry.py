@@ -17,6 +17,7 @@ from tuneseek.errors import UsageError
 from tuneseek.models.crnn import CRNN
 from tuneseek.models.fcn import FCN
 from tuneseek.models.frontend import MelModel, MelSpec
+from tuneseek.models.musicnn_tune import MusicnnTune
 from tuneseek.models.probe import ProbeHead
 from tuneseek.models.resnet import ResNet18
 from tuneseek.models.short_chunk import ShortChunkResCNN
@@ -24,7 +25,9 @@ from tuneseek.models.text_audio import TextAudioModel
 
 __all__ = ["ARCHITECTURES", "architecture", "create", "build"]
 
-ARCHITECTURES: dict[str, type[MelModel]] = {cls.architecture: cls for cls in (FCN, ShortChunkResCNN, CRNN, ResNet18)}
+ARCHITECTURES: dict[str, type[MelModel]] = {
+    cls.architecture: cls for cls in (FCN, ShortChunkResCNN, CRNN, ResNet18, MusicnnTune)
+}
 
 
 def architecture(name: str) -> type[MelModel]:
