@@ -7,8 +7,9 @@ takes 24 GB.) :func:`usable` fills the cache in parallel before training (and ev
 worker processes of :mod:`tuneseek.processes` or on a given executor, keeps the items that can be
 read and names the others, so that a bad file costs one line, never a crashed run.
 
-Training takes one random window per item per epoch (the random start is the time shift) and
-augments it; validation and evaluation take evenly spaced windows, deterministic. Items
+Training takes ``windows_per_item`` random windows per item per epoch (the random start is the
+time shift; one by default, more to give an epoch of a small dataset enough optimizer steps)
+and augments each; validation and evaluation take evenly spaced windows, deterministic. Items
 shorter than a window are repeated to fill it.
 """
 
@@ -113,6 +114,17 @@ def shorter_than(items: Sequence[Item], *, spec: MelSpec, window_seconds: float,
     return out
 
 
+def windows_held(items: Sequence[Item], *, spec: MelSpec, window_seconds: float, cache: Path) -> int:
+    """How many side-by-side windows the typical item (the median) holds, at least 1: how many distinct
+    random windows per item an epoch can usefully draw. Reads the cached arrays' headers only."""
+    excerpts = Excerpts(items, None, spec=spec, window_seconds=window_seconds, cache=cache)
+    held = []
+    for i in range(len(items)):
+        x = excerpts.source(i)
+        held.append(x.shape[-1] // (spec.frames(window_seconds) if x.ndim == 2 else spec.samples(window_seconds)))
+    return max(1, int(np.median(held))) if held else 1
+
+
 def window_starts(length: int, n: int, *, count: int) -> list[int]:
     """``count`` evenly spaced starts of ``n``-long windows in ``length``: one window is the middle one;
     an item shorter than a window has one, at 0."""
@@ -124,7 +136,8 @@ def window_starts(length: int, n: int, *, count: int) -> list[int]:
 
 
 class Excerpts(torch.utils.data.Dataset):
-    """``(window, target)`` pairs: a random augmented window per item for training, the middle one otherwise.
+    """``(window, target)`` pairs: random augmented windows of each item for training (``windows_per_item``
+    of them per epoch: index ``i`` is item ``i % len(items)``), the middle one otherwise.
 
     A window is audio ``(samples,)`` at ``spec.sample_rate``, or log-mel ``(n_mels, frames)``
     when the items carry precomputed features. :meth:`windows` gives several evenly spaced
@@ -141,8 +154,12 @@ class Excerpts(torch.utils.data.Dataset):
         cache: Path | None,
         train: bool = False,
         augment: Augment | None = None,
+        windows_per_item: int = 1,
     ):
+        if windows_per_item < 1 or (windows_per_item > 1 and not train):
+            raise ValueError(f"windows_per_item must be 1, or more when training; got {windows_per_item}")
         self.items = list(items)
+        self.windows_per_item = windows_per_item
         self.targets = targets
         self.spec = spec
         self.train = train
@@ -152,7 +169,7 @@ class Excerpts(torch.utils.data.Dataset):
         self.n_frames = spec.frames(window_seconds)
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.items) * self.windows_per_item
 
     def _rng(self) -> np.random.Generator:
         # torch's generator is seeded per worker (and per epoch) by the loader: reproducible with a seed
@@ -189,6 +206,7 @@ class Excerpts(torch.utils.data.Dataset):
         return w, start
 
     def __getitem__(self, i: int):
+        i %= len(self.items)
         w = self.random_window(i, self._rng())[0] if self.train else self.windows(i, 1)[0]
         target = self.targets[i] if self.targets is not None else -1
         return torch.from_numpy(np.ascontiguousarray(w)), torch.as_tensor(target)
@@ -213,9 +231,17 @@ class Triplets(Excerpts):
         train: bool = False,
         augment: Augment | None = None,
         neighbourhood_seconds: float = 10.0,
+        windows_per_item: int = 1,
     ):
         super().__init__(
-            items, None, spec=spec, window_seconds=window_seconds, cache=cache, train=train, augment=augment
+            items,
+            None,
+            spec=spec,
+            window_seconds=window_seconds,
+            cache=cache,
+            train=train,
+            augment=augment,
+            windows_per_item=windows_per_item,
         )
         self.groups = np.array([it.group or it.key for it in self.items])
         if len(set(self.groups.tolist())) < 2:
@@ -224,6 +250,7 @@ class Triplets(Excerpts):
         self.spread_frames = spec.frames(neighbourhood_seconds)
 
     def __getitem__(self, i: int):
+        i %= len(self.items)
         rng = self._rng() if self.train else np.random.default_rng(i)
         anchor, start = self.random_window(i, rng)
         spread = self.spread_frames if anchor.ndim == 2 else self.spread_samples

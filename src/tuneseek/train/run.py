@@ -16,6 +16,16 @@ resume from after an interruption. The run folder ends up holding::
 
 so that ``OUT`` is itself a model folder: ``tuneseek evaluate model OUT``, ``tuneseek tag --model OUT``.
 
+``pretrained="musicnn"`` fine-tunes musicnn (:mod:`tuneseek.models.musicnn_tune`): its pretrained
+weights, read by :mod:`tuneseek.embed.weights`, are copied into the network before training, under
+a new output layer; the front end learns at ``lr * frontend_lr_scale`` (frozen at 0). The run
+folder holds every weight, so using it needs no musicnn wheel.
+
+Settings left ``None`` (epochs, patience, lr, windows per item, the front-end scale) are chosen
+for the size of the training split (:mod:`tuneseek.train.defaults`); the summary records the
+settings as used, which were chosen, and ``notes``: short lines on how the run went (validation
+that never improved, or still improving when the epochs ran out).
+
 On more than one process (``devices`` per node times ``num_nodes``, DDP: see
 :mod:`tuneseek.train.parallel`) every process runs ``train``; the batch is shared out among them,
 validation is computed over the whole valid split in each, and only the first writes the folder
@@ -30,7 +40,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,15 +52,19 @@ from tuneseek.errors import UsageError
 from tuneseek.fileio import atomic_write_bytes
 from tuneseek.models import checkpoint, registry
 from tuneseek.models.frontend import MelSpec
+from tuneseek.train import defaults, parallel, require_training_stack
 from tuneseek.train import items as it
-from tuneseek.train import parallel, require_training_stack
 from tuneseek.train.augment import Augment
 from tuneseek.train.parallel import quiet_lightning
 
-KINDS = ("tagger", "genre", "triplet")
+KINDS = ("tagger", "genre", "classifier", "triplet")
 #: How the first process of a DDP run tells the others the log folder of this start (``logs/run-N``).
 RUN_VERSION_VARIABLE = "TUNESEEK_RUN_VERSION"
 DEFAULT_ARCH = {"tagger": "fcn", "genre": "crnn", "triplet": "resnet18"}
+#: A classifier follows its dataset: one label per item (as genre), or several (as a tagger).
+CLASSIFIER_ARCH = {"single-label": "crnn", "multi-label": "fcn"}
+#: What ``pretrained`` may name: the musicnn vocabulary whose weights start the network.
+PRETRAINED = {"musicnn": "mtt", "musicnn-mtt": "mtt", "musicnn-msd": "msd"}
 #: cap on pos_weight, so that a tag with 3 positives does not dominate the loss
 MAX_POS_WEIGHT = 20.0
 
@@ -66,18 +80,22 @@ def default_cache() -> Path:
 class TrainSettings:
     """Everything a run depends on (stored in its summary, so that it can be repeated)."""
 
-    kind: str  # tagger | genre | triplet
+    kind: str  # tagger | genre | classifier (single- or multi-label, as the dataset is) | triplet
     data: str  # dataset spec, e.g. "mtat:/data/mtat"
     out: str
-    arch: str | None = None  # default per kind: fcn, crnn, resnet18
+    arch: str | None = None  # default per kind: fcn, crnn, resnet18 (classifier: crnn or fcn); musicnn when pretrained
+    pretrained: str | None = None  # musicnn | musicnn-msd: fine-tune that network (a new output layer on it)
     window: float | None = None  # seconds per training window (default: the architecture's)
     model_options: dict = field(default_factory=dict)  # e.g. {"width": 0.25}
     data_options: dict = field(default_factory=dict)  # e.g. {"category": "genre", "single_label": True}
-    epochs: int = 30
+    # None: chosen for the training split's size (train.defaults), recorded in the summary
+    epochs: int | None = None
     batch_size: int = 16  # items per optimizer step, shared out among the processes of a DDP run
-    lr: float = 1e-3
+    lr: float | None = None
+    frontend_lr_scale: float | None = None  # pretrained only: the front end learns at lr * this; 0 freezes it
     weight_decay: float = 1e-4
-    patience: int = 5  # epochs without a better validation metric before stopping
+    patience: int | None = None  # epochs without a better validation metric before stopping
+    windows_per_item: int | None = None  # random windows of each training item per epoch
     seed: int = 0
     loader_workers: int = 2  # data-loader processes while training; as many decode the audio into the cache
     device: str = "auto"  # the accelerator: auto | cpu | gpu (cuda: the same as gpu)
@@ -109,13 +127,63 @@ def prepare_out(out: str, *, resume: bool) -> Path:
     return folder
 
 
+def check_settings(s: TrainSettings) -> None:
+    """:class:`UsageError` for settings that cannot go together, before any data is read."""
+    if s.kind not in KINDS:
+        raise UsageError(f"unknown training kind {s.kind!r}; known: {', '.join(KINDS)}")
+    if s.pretrained is not None:
+        if s.pretrained not in PRETRAINED:
+            raise UsageError(f"unknown pretrained network {s.pretrained!r}; known: {', '.join(PRETRAINED)}")
+        if s.arch not in (None, "musicnn"):
+            raise UsageError(f"fine-tuning {s.pretrained} trains musicnn's own network, not --arch {s.arch}")
+    elif s.arch == "musicnn":
+        raise UsageError(
+            "the musicnn architecture is the pretrained network: fine-tune it with --from musicnn --fine-tune"
+        )
+    elif s.frontend_lr_scale is not None:
+        raise UsageError(
+            "the front end's learning-rate scale is for fine-tuning a pretrained network (--from musicnn --fine-tune)"
+        )
+    if s.frontend_lr_scale is not None and s.frontend_lr_scale < 0:
+        raise UsageError(f"the front end's learning-rate scale must be 0 (frozen) or more, got {s.frontend_lr_scale}")
+    for name, least in (("epochs", 1), ("patience", 0), ("windows_per_item", 1)):
+        value = getattr(s, name)
+        if value is not None and value < least:
+            raise UsageError(f"{name} must be {least} or more, got {value}")
+
+
+def architecture(s: TrainSettings, task: str) -> str:
+    """The architecture ``s`` trains on a dataset of ``task`` (single-label, multi-label, unlabelled)."""
+    if s.pretrained:
+        return "musicnn"
+    if s.arch:
+        return s.arch
+    return CLASSIFIER_ARCH[task] if s.kind == "classifier" else DEFAULT_ARCH[s.kind]
+
+
+def pretrained_weights(name: str) -> tuple[dict[str, np.ndarray], dict]:
+    """The pretrained musicnn ``name`` (see :data:`PRETRAINED`): ``(state dict, what to record of it)``.
+    One :class:`~tuneseek.errors.ModelError` line when the weights cannot be had (no converted copy,
+    no wheel, offline), as for ``tuneseek tag``."""
+    from tuneseek.embed.weights import MUSICNN_MODELS, ensure_converted
+
+    vocabulary = PRETRAINED[name]
+    state, config = ensure_converted(vocabulary)
+    folder = MUSICNN_MODELS[vocabulary][0]
+    return state, {"name": folder, "version": f"{folder}/{config['weights_sha256'][:16]}"}
+
+
 def _model_config(s: TrainSettings, ds: Dataset) -> dict:
-    arch = s.arch or DEFAULT_ARCH[s.kind]
+    arch = architecture(s, ds.task)
     kwargs = dict(s.model_options)
     if s.kind != "triplet":
         kwargs["n_outputs"] = len(ds.labels)
     if s.window is not None:
         kwargs["window_seconds"] = s.window
+    if ds.features is not None and s.pretrained:
+        raise UsageError(
+            f"{s.data} holds precomputed mel-spectrograms, not audio: {s.pretrained} needs its own log-mel input"
+        )
     if ds.features is not None:  # precomputed mels: the model's front end must compute exactly these from audio
         f = ds.features
         base = registry.create(arch, **kwargs).spec
@@ -142,20 +210,21 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
 
     from tuneseek.train.tasks import MONITOR, ClassifierTask, TripletTask
 
-    if s.kind not in KINDS:
-        raise UsageError(f"unknown training kind {s.kind!r}; known: {', '.join(KINDS)}")
+    check_settings(s)
     where = parallel.layout(s.device, s.devices, num_nodes=s.num_nodes, strategy=s.strategy, batch_size=s.batch_size)
     if parallel.launched_rank() != 0:  # another process of a DDP run: the first says it all, and outlives it
         say = _silent
         parallel.end_with_parent()
     quiet_lightning()
     started = time.time()
+    # before anything is written or decoded: missing weights are one line, at once
+    pretrained, pretrained_info = pretrained_weights(s.pretrained) if s.pretrained else (None, None)
     out = prepare_out(s.out, resume=s.resume)
     ds = open_dataset(s.data, **s.data_options)
     if s.kind == "tagger" and ds.task != "multi-label":
         raise UsageError(f"a tagger learns tags, but {s.data} is a {ds.task} dataset (use `train genre`)")
-    if s.kind == "genre" and ds.task == "unlabelled":
-        raise UsageError(f"{s.data} has no labels: a genre classifier needs one folder per genre")
+    if s.kind in ("genre", "classifier") and ds.task == "unlabelled":
+        raise UsageError(f"{s.data} has no labels: a {s.kind} classifier needs one folder per label")
     say(ds.describe())
     L.seed_everything(s.seed, workers=True, verbose=False)
     config = _model_config(s, ds)
@@ -187,6 +256,14 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
     short = it.shorter_than(splits["train"] + splits["valid"], spec=spec, window_seconds=window, cache=cache)
     if short:
         say(f"{len(short)} item(s) shorter than the {window:g} s window are repeated to fill it, e.g. {short[0].key}")
+    s, chosen = choose_settings(
+        s,
+        items=len(splits["train"]),
+        windows_held=it.windows_held(splits["train"], spec=spec, window_seconds=window, cache=cache),
+    )
+    if chosen:
+        say(chosen_line(chosen, len(splits["train"])))
+    frontend_lr_scale = 1.0 if s.frontend_lr_scale is None else s.frontend_lr_scale
 
     augment = Augment() if s.augment else Augment.none()
     if s.kind == "triplet":
@@ -198,6 +275,7 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
             train=True,
             augment=augment,
             neighbourhood_seconds=s.neighbourhood,
+            windows_per_item=s.windows_per_item,
         )
         held_out = splits["valid"]
         if (
@@ -222,12 +300,21 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
         valid_set = it.Triplets(
             held_out, spec=spec, window_seconds=window, cache=cache, neighbourhood_seconds=s.neighbourhood
         )
-        task = TripletTask(config, lr=s.lr, weight_decay=s.weight_decay, patience=s.patience)
+        task = TripletTask(
+            config, lr=s.lr, weight_decay=s.weight_decay, patience=s.patience, frontend_lr_scale=frontend_lr_scale
+        )
         task_name = "triplet"
     else:
         train_targets = targets["train"]
         train_set = it.Excerpts(
-            splits["train"], train_targets, spec=spec, window_seconds=window, cache=cache, train=True, augment=augment
+            splits["train"],
+            train_targets,
+            spec=spec,
+            window_seconds=window,
+            cache=cache,
+            train=True,
+            augment=augment,
+            windows_per_item=s.windows_per_item,
         )
         valid_set = it.Excerpts(splits["valid"], targets["valid"], spec=spec, window_seconds=window, cache=cache)
         use_pw = s.pos_weight if s.pos_weight is not None else s.kind == "genre"
@@ -240,9 +327,12 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
             weight_decay=s.weight_decay,
             patience=s.patience,
             pos_weight=pos_weight,
+            frontend_lr_scale=frontend_lr_scale,
         )
         task_name = ds.task
     monitor = MONITOR[task_name]
+    if pretrained is not None:  # (a resumed run's own weights then replace them, from its checkpoint)
+        task.model.load_pretrained(pretrained)
 
     # Each process takes its share of a batch (Lightning puts a DistributedSampler in the loaders of a DDP run)
     loader = dict(
@@ -275,28 +365,71 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
 
     trained = type(task).load_from_checkpoint(best_path(out, best), map_location="cpu")
     per_epoch = epoch_metrics(out)
-    chosen = best_epoch(per_epoch.get(monitor, {}))
+    best_at = best_epoch(per_epoch.get(monitor, {}))
     summary = {
         "kind": s.kind,
         "task": task_name,
         "settings": asdict(s),
+        "chosen": {"for_training_items": len(splits["train"]), **chosen} if chosen else {},
+        "pretrained": pretrained_info,
         "dataset": ds.summary(),
         "processes": where.world_size,
         "epochs_run": epochs_run(trainer, per_epoch),
         "monitor": monitor,
-        "best": best_score(best, per_epoch.get(monitor, {}), chosen),
-        "best_epoch": chosen,
+        "best": best_score(best, per_epoch.get(monitor, {}), best_at),
+        "best_epoch": best_at,
         "left_out": [{"path": p, "reason": r} for p, r in left_out],
         "seconds": round(time.time() - started, 1),
     }
+    summary["notes"] = ([chosen_line(chosen, len(splits["train"]))] if chosen else []) + run_notes(
+        per_epoch.get(monitor, {}), monitor=monitor, pretrained=s.pretrained is not None
+    )
     extra = {
         "labels": list(ds.labels),
         "task": task_name,
         "data": {"spec": s.data, "options": s.data_options, "features": ds.features.to_dict() if ds.features else None},
         "training": {k: summary[k] for k in ("epochs_run", "monitor", "best", "best_epoch")},
+        "pretrained": pretrained_info,
     }
     export_run(out, trained.model, extra=extra, summary=summary, per_epoch=per_epoch, monitor=monitor)
     return summary
+
+
+def choose_settings(s: TrainSettings, *, items: int, windows_held: int) -> tuple[TrainSettings, dict]:
+    """``s`` with the settings it leaves ``None`` chosen for ``items`` training items that each hold
+    ``windows_held`` windows (:func:`tuneseek.train.defaults.choose`), and those chosen values."""
+    picked = defaults.choose(
+        items=items,
+        windows_held=windows_held,
+        batch_size=s.batch_size,
+        pretrained=s.pretrained is not None,
+        windows_per_item=s.windows_per_item,
+    )
+    chosen = {name: value for name, value in picked.items() if getattr(s, name) is None}
+    return replace(s, **chosen), chosen
+
+
+def chosen_line(chosen: dict, items: int) -> str:
+    """One line naming the settings chosen for ``items`` training items."""
+    values = ", ".join(f"{name} {value:g}" for name, value in chosen.items())
+    return f"chosen for {items} training items: {values} (set them to override)"
+
+
+def run_notes(values: dict[int, float], *, monitor: str, pretrained: bool) -> list[str]:
+    """What a person should know of how the run went, from ``{0-based epoch: monitor}``: validation that
+    never improved after the first epoch, or that was still improving when the epochs ran out."""
+    if len(values) < 2:
+        return []
+    best, last = best_epoch(values), max(values) + 1
+    if best == 1:
+        remedies = "a lower --lr or more data" if pretrained else "a lower --lr, more data or --from musicnn"
+        return [
+            f"validation never improved after epoch 1 (the model may not have learned: {remedies} may help; "
+            f"best {monitor} {values[min(values)]:.3f} at epoch 1)"
+        ]
+    if best == last:
+        return [f"still improving at the last epoch (best = last, {last}): more --epochs would likely help"]
+    return []
 
 
 def make_trainer(

@@ -12,6 +12,11 @@ schedule and the choice of the best checkpoint all follow:
 * triplet: the triplet margin loss on L2-normalised embeddings; metric the share of validation
   triplets whose neighbour is nearer the anchor than the distant patch.
 
+A model that offers ``param_groups(lr, frontend_lr_scale=...)`` (fine-tuned musicnn,
+:mod:`tuneseek.models.musicnn_tune`) is optimised in its groups: its front end at
+``lr * frontend_lr_scale``, frozen (and never given to the optimizer) at 0; the other
+architectures ignore ``frontend_lr_scale`` and train all their parameters at ``lr``.
+
 Validation batches carry each item's number last (:class:`tuneseek.train.parallel.Indexed`): the
 metrics and the validation loss are computed once per epoch over the whole valid split, gathered
 from every process of a DDP run and put in item order (:func:`~tuneseek.train.parallel.gather_rows`),
@@ -19,6 +24,8 @@ so that they are the same in every process and the same as one process computes.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import lightning as L
 import numpy as np
@@ -33,12 +40,23 @@ MONITOR = {"multi-label": "val_roc_auc", "single-label": "val_balanced_accuracy"
 
 
 class _Task(L.LightningModule):
-    def __init__(self, model_config: dict, lr: float, weight_decay: float, patience: int):
+    def __init__(self, model_config: dict, lr: float, weight_decay: float, patience: int, frontend_lr_scale: float):
         super().__init__()
         self.model = registry.build(model_config)
+        if hasattr(self.model, "freeze_frontend"):
+            # a pretrained musicnn keeps its layers in inference mode on purpose (see tuneseek.models.musicnn_tune)
+            warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training")
+            if frontend_lr_scale == 0:
+                self.model.freeze_frontend()  # here, before a DDP run wraps the model: frozen weights are not synced
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        # A pretrained model says how its layers learn (the front end slower); the others train as one group
+        params = (
+            self.model.param_groups(self.hparams.lr, frontend_lr_scale=self.hparams.frontend_lr_scale)
+            if hasattr(self.model, "param_groups")
+            else self.parameters()
+        )
+        opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             opt, mode="max", factor=0.5, patience=max(1, self.hparams.patience // 2)
         )
@@ -69,8 +87,9 @@ class ClassifierTask(_Task):
         patience: int = 5,
         pos_weight: list[float] | None = None,
         label_smoothing: float = 0.1,
+        frontend_lr_scale: float = 1.0,
     ):
-        super().__init__(model_config, lr, weight_decay, patience)
+        super().__init__(model_config, lr, weight_decay, patience, frontend_lr_scale)
         self.save_hyperparameters()
         self.register_buffer("pos_weight", torch.tensor(pos_weight) if pos_weight else None, persistent=False)
         self._val: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
@@ -118,8 +137,9 @@ class TripletTask(_Task):
         patience: int = 5,
         margin: float = 0.5,
         task: str = "triplet",
+        frontend_lr_scale: float = 1.0,
     ):
-        super().__init__(model_config, lr, weight_decay, patience)
+        super().__init__(model_config, lr, weight_decay, patience, frontend_lr_scale)
         self.save_hyperparameters()
         self._val: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
