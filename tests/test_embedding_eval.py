@@ -150,12 +150,47 @@ def test_evaluate_embeddings_writes_metrics_and_both_maps(genres, t2v, tmp_path)
     assert f"written: {folder}" in table
 
 
-def test_a_tagger_run_and_unlabelled_data_are_refused(genres, t2v, tmp_path):
+def test_a_tagger_run_is_scored_by_its_penultimate_layer(genres, tmp_path):
     tagger = save_run(
         tmp_path / "fcn", "fcn", "multi-label", ("x", "y", "z"), window_seconds=1.0, n_outputs=3, width=0.02
     )
-    with pytest.raises(UsageError, match="holds a multi-label: `evaluate model --labels` scores embeddings"):
-        evaluate_embeddings(tagger, f"folder:{genres}", say=quiet)
+    result = evaluate_embeddings(tagger, f"folder:{genres}", crops=2, map_method="pca", say=quiet)
+    assert result["task"] == "multi-label" and result["space"] == "fcn"
+    assert (
+        0.0 <= result["linear_probe"]["accuracy"] <= 1.0 and (tagger / "eval" / genres.name / "metrics.json").exists()
+    )
+
+
+def test_musicnn_layers_are_scored_as_spaces_of_their_own(tmp_path, with_models, monkeypatch):
+    data = write_styles(tmp_path / "styles", 3, 4.0)  # musicnn needs 3 s: one 4 s song per class and split
+    monkeypatch.chdir(tmp_path)
+    result = evaluate_embeddings(
+        "musicnn:pooled", f"folder:{data}", crops=2, cache=str(tmp_path / "cache"), map_method="pca", say=quiet
+    )
+    assert result["space"] == "musicnn:pooled" and result["task"] == "pretrained"
+    assert result["map"]["windows"] == 3 * 1  # one 3 s window in each 4 s test song
+    assert (tmp_path / "eval" / "musicnn-pooled" / "styles" / "metrics.json").exists()
+    assert (
+        evaluate_embeddings("musicnn", f"folder:{data}", cache=str(tmp_path / "cache"), map_method="pca", say=quiet)[
+            "space"
+        ]
+        == "musicnn:penultimate"
+    )
+    with pytest.raises(UsageError, match="unknown musicnn layer 'tags'"):
+        evaluate_embeddings("musicnn:tags", f"folder:{data}", say=quiet)
+
+
+def test_a_run_without_vectors_and_unlabelled_data_are_refused(genres, t2v, tmp_path):
+    from tuneseek.models import checkpoint
+    from tuneseek.models.probe import ProbeHead
+
+    probe = checkpoint.save(
+        tmp_path / "probe",
+        ProbeHead(4, 3),
+        extra={"labels": ["a", "b", "c"], "task": "single-label", "features": {"groups": ["mfcc"], "stats": ["mean"]}},
+    )
+    with pytest.raises(UsageError, match="holds a single-label model: it gives no vectors to score"):
+        evaluate_embeddings(probe, f"folder:{genres}", say=quiet)
     loose = tmp_path / "loose"
     loose.mkdir()
     for i, t in enumerate(synth_catalog(3, duration=1.0, sr=SR, seed=7)):

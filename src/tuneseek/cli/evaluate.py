@@ -68,7 +68,11 @@ def register(sub, common) -> None:
         parents=[common],
         help="metrics of a trained model: on a split of its dataset, or (embeddings) on labelled data",
     )
-    e.add_argument("run", help="a run folder from `tuneseek train` (`evaluate RUN` is short for `evaluate model RUN`)")
+    e.add_argument(
+        "run",
+        help="a run folder from `tuneseek train` (`evaluate RUN` is short for `evaluate model RUN`); with --labels "
+        "also musicnn or musicnn:LAYER (penultimate, max_pool, mean_pool, pooled), the pretrained network's layers",
+    )
     e.add_argument(
         "--data",
         metavar="KIND:PATH",
@@ -81,8 +85,8 @@ def register(sub, common) -> None:
     e.add_argument(
         "--labels",
         metavar="KIND:PATH",
-        help="embedding runs: a labelled dataset (e.g. folder:DIR) for the linear probe, k-means, kNN and "
-        "the map; text-audio runs: a labelled folder for zero-shot classification by prompts",
+        help="an embedding space (a run with vectors, or musicnn:LAYER): a labelled dataset (e.g. folder:DIR) "
+        "for the linear probe, k-means, kNN and the map; text-audio runs: a labelled folder for zero-shot classification by prompts",
     )
     e.add_argument(
         "--map", choices=["tsne", "pca"], default="tsne", help="with --labels: how the map is drawn (default tsne)"

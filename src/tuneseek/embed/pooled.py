@@ -50,13 +50,14 @@ __all__ = [
 #: The blocks of one musicnn window, in column order, with their sizes.
 MUSICNN_BLOCKS = {"penultimate": 200, "max_pool": 753, "mean_pool": 753, "mtt_tags": 50, "msd_tags": 50}
 _OFFSETS = np.cumsum([0, *MUSICNN_BLOCKS.values()])
-_BLOCK = {name: np.arange(_OFFSETS[i], _OFFSETS[i + 1]) for i, name in enumerate(MUSICNN_BLOCKS)}
+#: The columns of each block in a musicnn window matrix.
+BLOCK_COLUMNS = {name: np.arange(_OFFSETS[i], _OFFSETS[i + 1]) for i, name in enumerate(MUSICNN_BLOCKS)}
 #: Feature groups a probe can be built on: part (which window matrix) and its columns.
 GROUPS = {
     "musicnn": ("musicnn", np.arange(_OFFSETS[-1])),
-    "musicnn-penultimate": ("musicnn", _BLOCK["penultimate"]),
-    "musicnn-pooled": ("musicnn", np.concatenate([_BLOCK["max_pool"], _BLOCK["mean_pool"]])),
-    "musicnn-tags": ("musicnn", np.concatenate([_BLOCK["mtt_tags"], _BLOCK["msd_tags"]])),
+    "musicnn-penultimate": ("musicnn", BLOCK_COLUMNS["penultimate"]),
+    "musicnn-pooled": ("musicnn", np.concatenate([BLOCK_COLUMNS["max_pool"], BLOCK_COLUMNS["mean_pool"]])),
+    "musicnn-tags": ("musicnn", np.concatenate([BLOCK_COLUMNS["mtt_tags"], BLOCK_COLUMNS["msd_tags"]])),
     "rhythm": ("descriptors", descriptors.GROUPS["rhythm"]),
     "timbre": ("descriptors", descriptors.GROUPS["timbre"]),
     "mfcc": ("descriptors", descriptors.GROUPS["mfcc"]),

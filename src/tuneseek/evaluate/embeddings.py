@@ -1,11 +1,17 @@
-"""Evaluating a self-supervised embedding against labels it never saw (``tuneseek evaluate model RUN --labels SPEC``).
+"""Evaluating an embedding space against labels it never saw (``tuneseek evaluate model RUN --labels SPEC``).
 
 A triplet run learns vectors without labels, so it is judged on a labelled dataset of one
 class per item (GTZAN style, ``folder:/data/gtzan``): does the embedding separate the classes?
+The same measure serves any space: a tagger's or classifier's penultimate layer (what
+``index --embedder RUN`` stores), and the pretrained musicnn's layers, named ``musicnn`` (the
+penultimate layer, the space the library stores) or ``musicnn:LAYER`` (``penultimate``,
+``max_pool``, ``mean_pool``, ``pooled`` = both pools), on its 3 s windows side by side.
 
 Each item is embedded as the mean of the unit embeddings of ``crops`` evenly spaced windows,
 scaled back to unit length (the triplet loss compares unit vectors, so distances between
-items keep the embedding's own geometry). The labelled dataset's **train** split fits a linear
+items keep the embedding's own geometry). musicnn's windows are first centred on the train
+split's mean window, as the library centres its spaces before comparing (its layers share a
+large component that all music has). The labelled dataset's **train** split fits a linear
 probe; its **test** split scores the probe and is the only split that k-means, kNN retrieval
 and the map see (:func:`tuneseek.train.metrics.embedding`). The valid split is not used:
 nothing is tuned.
@@ -19,7 +25,8 @@ The map is a 2-D t-SNE (or PCA) of the test split's window vectors, at most
 :data:`MAP_POINTS` of them (a seeded sample), as a PNG and a self-contained HTML page where
 hovering a dot names the track, its label and the window's start.
 
-Results go beside the checkpoint, in ``RUN/eval/<labels folder name>/``: ``metrics.json``,
+Results go beside the checkpoint, in ``RUN/eval/<labels folder name>/`` (for musicnn, in
+``eval/musicnn-LAYER/<labels folder name>/`` under the working folder): ``metrics.json``,
 ``embedding-map.png`` and ``embedding-map.html``.
 """
 
@@ -35,16 +42,26 @@ import torch.nn.functional as F
 
 from tuneseek import plots
 from tuneseek.data.datasets import open_dataset
+from tuneseek.embed.pooled import BLOCK_COLUMNS
 from tuneseek.errors import UsageError
 from tuneseek.evaluate.embedding_map import write_html
 from tuneseek.fileio import atomic_write_bytes
 from tuneseek.models import checkpoint
 from tuneseek.train import items as it
 from tuneseek.train import metrics
+from tuneseek.train.probe import dataset_windows
 from tuneseek.train.run import default_cache
 
-#: the ``task`` a checkpoint's config gives for embedding models (what ``train triplet`` writes)
-EMBEDDING_TASKS = ("triplet",)
+#: the ``task`` of the runs whose networks give vectors: triplet embeddings, and taggers' and classifiers' penultimate
+EMBEDDING_TASKS = ("triplet", "multi-label", "single-label")
+#: The pretrained musicnn's layers that can be scored, by name (``musicnn`` alone: the library's space).
+MUSICNN_LAYERS = {
+    "penultimate": ("penultimate",),
+    "max_pool": ("max_pool",),
+    "mean_pool": ("mean_pool",),
+    "pooled": ("max_pool", "mean_pool"),
+}
+MUSICNN_WINDOW = 3.0
 MAP_METHODS = ("tsne", "pca")
 MAP_POINTS = 3000
 KNN_K = 5
@@ -68,8 +85,10 @@ def evaluate_embeddings(
     metrics of :func:`tuneseek.train.metrics.embedding` with the split each used, the item
     counts, the map, the items left out, the notes and the paths of the written files.
 
-    Raises :class:`~tuneseek.errors.UsageError` for a run that is not an embedding (a tagger,
-    a classifier), a dataset without exactly one label per item, fewer than two classes with
+    ``run`` is a run folder, or ``musicnn`` / ``musicnn:LAYER`` for the pretrained network.
+
+    Raises :class:`~tuneseek.errors.UsageError` for a run without vectors (a probe, a text–audio
+    run), an unknown musicnn layer, a dataset without exactly one label per item, fewer than two classes with
     usable items in both splits, or a bad ``crops``/``map_method``; the checkpoint and the
     dataset readers raise their own errors (``ModelError``, ``DatasetError``) for files they
     cannot read.
@@ -78,14 +97,21 @@ def evaluate_embeddings(
         raise UsageError(f"unknown map method {map_method!r}; known: {', '.join(MAP_METHODS)}")
     if crops < 1:
         raise UsageError(f"crops must be 1 or more, got {crops}")
-    run = Path(run).expanduser()
-    model, config = checkpoint.load(run)
-    task = config.get("task")
-    if task not in EMBEDDING_TASKS:
-        raise UsageError(
-            f"{run} holds a {task or 'model without a task'}: `evaluate model --labels` scores embeddings "
-            f"(a `train triplet` run); evaluate a tagger or classifier without --labels"
-        )
+    layer = _musicnn_layer(run)
+    if layer is None:
+        run = Path(run).expanduser()
+        model, config = checkpoint.load(run)
+        task = config.get("task")
+        if task not in EMBEDDING_TASKS or not hasattr(model, "embed"):
+            raise UsageError(
+                f"{run} holds a {task or 'model without a task'} model: it gives no vectors to score "
+                "(`evaluate model --labels` scores a triplet run, a tagger's or classifier's penultimate layer, or "
+                "musicnn's layers)"
+            )
+        folder, window_seconds = run / "eval", model.window_seconds
+    else:
+        model, task = None, "pretrained"
+        folder, window_seconds = Path("eval") / f"musicnn-{layer}", MUSICNN_WINDOW
     ds = open_dataset(labels_spec)
     if ds.task != "single-label":
         kind = "has no labels" if ds.task == "unlabelled" else "gives several labels per item"
@@ -93,17 +119,14 @@ def evaluate_embeddings(
             f"{labels_spec} {kind}: embeddings are scored against one class per item "
             "(a folder with one sub-folder per class)"
         )
-    _check_features(ds, model.spec, labels_spec)
     labels = list(ds.labels)
     cache_dir = Path(cache).expanduser() if cache else default_cache()
 
-    used, left_out = {}, []
-    for split in ("train", "test"):
-        items, y, failed = it.usable(
-            ds.splits[split], ds.targets(split), sample_rate=model.spec.sample_rate, cache=cache_dir
-        )
-        used[split] = (items, y)
-        left_out += [{"path": str(item.path), "reason": reason} for item, reason in failed]
+    if model is not None:
+        _check_features(ds, model.spec, labels_spec)
+        used, left_out, embed_split = _network_splits(model, ds, cache_dir, crops)
+    else:
+        used, left_out, embed_split = _musicnn_splits(layer, ds, cache_dir, crops)
     if left_out:
         say(f"left out {len(left_out)} item(s) that cannot be decoded")
     used, notes = _drop_unfittable_classes(used, labels)
@@ -111,11 +134,7 @@ def evaluate_embeddings(
         say(note)
 
     say(f"embedding {len(used['train'][0])} train and {len(used['test'][0])} test items, {crops} windows each")
-    embedded = {}
-    with torch.inference_mode():
-        for split, (items, _) in used.items():
-            excerpts = it.Excerpts(items, None, spec=model.spec, window_seconds=model.window_seconds, cache=cache_dir)
-            embedded[split] = [_embed_item(model, excerpts, i, crops) for i in range(len(items))]
+    embedded = {split: embed_split(split, items) for split, (items, _) in used.items()}
     (train_items, train_y), (test_items, test_y) = used["train"], used["test"]
     result = metrics.embedding(
         np.stack([e[0] for e in embedded["train"]]),
@@ -140,11 +159,11 @@ def evaluate_embeddings(
     say(f"mapping {len(shown)} windows of the test split ({method})")
     xy = _map_2d(point_vectors[shown], map_method)
     name = ds.root.name or "labels"
-    folder = run / "eval" / name
+    folder = folder / name
     folder.mkdir(parents=True, exist_ok=True)
-    title = f"{run.name} on {name}: test split"
+    title = f"{_space_name(run, layer)} on {name}: test split"
     caption = (
-        f"{len(shown)} of {len(point_vectors)} windows ({model.window_seconds:g} s each, up to {crops} per "
+        f"{len(shown)} of {len(point_vectors)} windows ({window_seconds:g} s each, up to {crops} per "
         f"track) of {len(test_items)} test tracks, by {method}; hover a dot for its track and time"
     )
     png = plots.embedding_map(xy, point_classes[shown], labels, folder / "embedding-map.png", title)
@@ -161,6 +180,7 @@ def evaluate_embeddings(
 
     result = {
         "run": str(run),
+        "space": _space_name(run, layer),
         "task": task,
         "labels_dataset": labels_spec,
         "classes": [labels[c] for c in np.unique(test_y)],
@@ -178,6 +198,65 @@ def evaluate_embeddings(
     }
     atomic_write_bytes(folder / "metrics.json", (json.dumps(result, indent=2) + "\n").encode())
     return result
+
+
+def _musicnn_layer(run) -> str | None:
+    """The musicnn layer ``run`` names (``musicnn`` or ``musicnn:LAYER``), or None for a run folder."""
+    name, _, layer = str(run).partition(":")
+    if name != "musicnn" or Path(str(run)).expanduser().exists():
+        return None
+    layer = layer or "penultimate"
+    if layer not in MUSICNN_LAYERS:
+        raise UsageError(f"unknown musicnn layer {layer!r}; known: {', '.join(MUSICNN_LAYERS)}")
+    return layer
+
+
+def _space_name(run, layer: str | None) -> str:
+    return f"musicnn:{layer}" if layer else Path(run).name
+
+
+def _network_splits(model, ds, cache_dir: Path, crops: int):
+    """A run's network: the usable items of train and test, what was left out, and how a split is embedded."""
+    used, left_out = {}, []
+    for split in ("train", "test"):
+        items, y, failed = it.usable(
+            ds.splits[split], ds.targets(split), sample_rate=model.spec.sample_rate, cache=cache_dir
+        )
+        used[split] = (items, y)
+        left_out += [{"path": str(item.path), "reason": reason} for item, reason in failed]
+
+    def embed_split(_split, items):
+        excerpts = it.Excerpts(items, None, spec=model.spec, window_seconds=model.window_seconds, cache=cache_dir)
+        with torch.inference_mode():
+            return [_embed_item(model, excerpts, i, crops) for i in range(len(items))]
+
+    return used, left_out, embed_split
+
+
+def _musicnn_splits(layer: str, ds, cache_dir: Path, crops: int):
+    """musicnn's ``layer``: as :func:`_network_splits`, from the window matrices a probe caches."""
+    columns = np.concatenate([BLOCK_COLUMNS[b] for b in MUSICNN_LAYERS[layer]])
+    used, left_out, windows = {}, [], {}
+    for split in ("train", "test"):
+        items = ds.splits[split]
+        matrices, kept, failed = dataset_windows(items, ["musicnn"], cache=cache_dir)
+        used[split] = ([items[i] for i in kept], ds.targets(split)[kept])
+        windows.update((id(items[i]), m["musicnn"][:, columns]) for i, m in zip(kept, matrices))
+        left_out += [{"path": str(item.path), "reason": reason} for item, reason in failed]
+    centre = np.concatenate([windows[id(item)] for item in used["train"][0]]).mean(axis=0)
+
+    def embed_split(_split, items):
+        out = []
+        for item in items:
+            w = windows[id(item)]
+            chosen = it.window_starts(len(w), 1, count=crops)
+            unit = F.normalize(torch.from_numpy(w[chosen] - centre), dim=1)
+            out.append(
+                (F.normalize(unit.mean(dim=0), dim=0).numpy(), unit.numpy(), [i * MUSICNN_WINDOW for i in chosen])
+            )
+        return out
+
+    return used, left_out, embed_split
 
 
 def _check_features(ds, spec, labels_spec: str) -> None:

@@ -4,8 +4,8 @@ A run's ``config.json`` says what it holds, and that decides how it is scored:
 
 - a text–audio run: text→audio retrieval on a split of its pairs, beside the zero-shot mode
   (:mod:`tuneseek.evaluate.text_audio`);
-- any other run given ``labels``: its embeddings against that labelled dataset
-  (:mod:`tuneseek.evaluate.embeddings`);
+- any other run given ``labels``, or ``musicnn`` / ``musicnn:LAYER`` (the pretrained network's
+  layers): its embeddings against that labelled dataset (:mod:`tuneseek.evaluate.embeddings`);
 - a tagger or classifier: the field's metrics on a split of the dataset it was trained on
   (:mod:`tuneseek.evaluate.trained`).
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from tuneseek.errors import UsageError
 from tuneseek.evaluate.embeddings import evaluate_embeddings, format_embedding_table
 from tuneseek.evaluate.text_audio import evaluate_text_audio, format_text_audio_table
 from tuneseek.evaluate.trained import evaluate_run
@@ -53,8 +54,13 @@ def evaluate_model(
     and :class:`~tuneseek.errors.UsageError` when it cannot be scored as asked (an embedding run
     without ``labels``, ``labels`` for a tagger).
     """
-    if checkpoint.read_config(Path(run).expanduser()).get("task") == "text-audio":
+    pretrained = str(run).partition(":")[0] == "musicnn" and not Path(str(run)).expanduser().exists()
+    if not pretrained and checkpoint.read_config(Path(run).expanduser()).get("task") == "text-audio":
         return {"kind": "text-audio", **evaluate_text_audio(run, split=split, labels=labels, cache=cache, say=say)}
+    if pretrained and not labels:
+        raise UsageError(
+            f"{run} is the pretrained musicnn: score its layers against labelled data with --labels KIND:PATH"
+        )
     if labels:
         return {
             "kind": "embedding",
