@@ -38,6 +38,18 @@ def register(sub, common) -> None:
         "--fine-tune", action="store_true", help="with --from musicnn: fine-tune the network instead of a probe"
     )
     s.add_argument(
+        "--frontend-lr-scale",
+        type=float,
+        metavar="X",
+        help="--fine-tune: the pretrained front end learns at lr times X (default 0.1; 0 freezes it)",
+    )
+    s.add_argument(
+        "--windows-per-item",
+        type=int,
+        metavar="N",
+        help="random windows of each training item per epoch (default: enough for a few hundred windows an epoch)",
+    )
+    s.add_argument(
         "--features",
         metavar="GROUPS",
         help="probe: the feature groups, comma-separated, from musicnn, musicnn-penultimate, musicnn-pooled, "
@@ -181,6 +193,8 @@ def _is_probe(args) -> bool:
     """A probe: ``--from`` without ``--fine-tune``, or ``--features``; the options of the other kinds refused."""
     if args.fine_tune and not args.pretrained:
         raise UsageError("--fine-tune needs --from musicnn (the network to fine-tune)")
+    if args.frontend_lr_scale is not None and not (args.fine_tune or (args.pretrained and args.kind == "triplet")):
+        raise UsageError("--frontend-lr-scale is for a pretrained network being trained (--from musicnn --fine-tune)")
     probe = bool(args.features or args.pool) or bool(args.pretrained and not args.fine_tune)
     if probe and args.kind == "triplet":
         if args.features or args.pool:
@@ -253,7 +267,13 @@ def _train_model(args, say) -> dict:
     model_options = _key_values(args.model_option, "--model-option")
     if args.width is not None:
         model_options["width"] = args.width
-    chosen = {"epochs": args.epochs, "lr": args.lr, "patience": args.patience}  # None: chosen for the data's size
+    chosen = {  # None: chosen for the data's size
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "patience": args.patience,
+        "windows_per_item": args.windows_per_item,
+        "frontend_lr_scale": args.frontend_lr_scale,
+    }
     if args.pretrained:
         chosen["pretrained"] = args.pretrained
     settings = TrainSettings(
