@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tuneseek import audio, plots, processes
+from tuneseek import analysis, audio, plots, processes
 from tuneseek.data.datasets import Dataset, Item, open_dataset
 from tuneseek.embed.pooled import DEFAULT_GROUPS, DEFAULT_STATS, PARTS, FeatureSpec, WindowStream, pool
 from tuneseek.errors import TuneseekError, UsageError
@@ -90,6 +90,7 @@ def _window_file(root: Path, item: Item, part: str) -> Path:
 def _describe_item(job: tuple[str, tuple[str, ...], tuple[str, ...]]) -> str | None:
     """Compute the window matrices of one file into their cache files; ``None`` when done, else why it cannot."""
     path, parts, targets = job
+    analysis.use_cores()  # once per process: one thread per idle core (two threads on a busy machine run 2-3x slower)
     try:
         stream = WindowStream(parts)
         loud = False
