@@ -48,6 +48,8 @@ def test_a_few_hundred_clips_get_several_windows_an_epoch_more_epochs_and_more_p
 def test_a_pretrained_network_gets_a_gentler_rate_and_fewer_steps():
     chosen = defaults.choose(items=300, windows_held=10, batch_size=16, pretrained=True)
     assert chosen == {"windows_per_item": 2, "epochs": 30, "patience": 7, "lr": 3e-4, "frontend_lr_scale": 0.1}
+    on_cpu = defaults.choose(items=300, windows_held=10, batch_size=16, pretrained=True, on_cpu=True)
+    assert on_cpu["frontend_lr_scale"] == 0.0  # training the front end on a CPU costs 9x: frozen unless asked
 
 
 def test_a_large_dataset_keeps_the_fixed_defaults_and_a_tiny_one_is_bounded():

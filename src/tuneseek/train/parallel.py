@@ -79,6 +79,11 @@ class Layout:
     def world_size(self) -> int:
         return self.devices * self.num_nodes
 
+    @property
+    def on_cpu(self) -> bool:
+        """Whether it trains on the CPU: asked, or ``auto`` where torch sees no GPU."""
+        return self.accelerator == "cpu" or (self.accelerator == "auto" and not torch.cuda.is_available())
+
     def trainer_options(self) -> dict:
         """The keyword arguments of ``lightning.Trainer`` that say this."""
         return {

@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tuneseek import plots, processes
+from tuneseek import analysis, plots, processes
 from tuneseek.data.datasets import Dataset, open_dataset
 from tuneseek.errors import UsageError
 from tuneseek.fileio import atomic_write_bytes
@@ -215,6 +215,8 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
     if parallel.launched_rank() != 0:  # another process of a DDP run: the first says it all, and outlives it
         say = _silent
         parallel.end_with_parent()
+    if where.on_cpu and where.world_size == 1:
+        analysis.use_cores()  # one thread per idle core: two on a busy 2-core machine trained musicnn 3-10x slower
     quiet_lightning()
     started = time.time()
     # before anything is written or decoded: missing weights are one line, at once
@@ -260,6 +262,7 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
         s,
         items=len(splits["train"]),
         windows_held=it.windows_held(splits["train"], spec=spec, window_seconds=window, cache=cache),
+        on_cpu=where.on_cpu,
     )
     if chosen:
         say(chosen_line(chosen, len(splits["train"])))
@@ -395,15 +398,19 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
     return summary
 
 
-def choose_settings(s: TrainSettings, *, items: int, windows_held: int) -> tuple[TrainSettings, dict]:
+def choose_settings(
+    s: TrainSettings, *, items: int, windows_held: int, on_cpu: bool = False
+) -> tuple[TrainSettings, dict]:
     """``s`` with the settings it leaves ``None`` chosen for ``items`` training items that each hold
-    ``windows_held`` windows (:func:`tuneseek.train.defaults.choose`), and those chosen values."""
+    ``windows_held`` windows, training on the CPU or not (:func:`tuneseek.train.defaults.choose`), and
+    those chosen values."""
     picked = defaults.choose(
         items=items,
         windows_held=windows_held,
         batch_size=s.batch_size,
         pretrained=s.pretrained is not None,
         windows_per_item=s.windows_per_item,
+        on_cpu=on_cpu,
     )
     chosen = {name: value for name, value in picked.items() if getattr(s, name) is None}
     return replace(s, **chosen), chosen
