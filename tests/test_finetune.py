@@ -250,3 +250,17 @@ def test_triplet_embeddings_start_from_musicnn(styles, standin, tmp_path):
     assert frontend_equal(weights(tmp_path / "run"), standin)
     vectors = analysis.embed_file(next((styles / "plain").glob("*.wav")), model_name=str(tmp_path / "run"))
     assert vectors.vectors.shape[1] == 200
+
+
+def test_the_command_line_fine_tunes_with_a_frozen_front_end_on_the_cpu_and_says_what_it_chose(
+    styles, standin, tmp_path, capsys
+):
+    from tuneseek.cli import main
+
+    args = ["train", "classifier", "--data", f"folder:{styles}", "--from", "musicnn", "--fine-tune"]
+    args += ["--out", str(tmp_path / "ft"), "--epochs", "1", "--batch-size", "4", "--loader-workers", "0"]
+    assert main([*args, "--cache", str(tmp_path / "cache"), "--accelerator", "cpu"]) == 0
+    said = capsys.readouterr().out
+    assert "frontend_lr_scale 0" in said and "trained 1 epoch(s)" in said
+    assert frontend_equal(weights(tmp_path / "ft"), standin)
+    assert json.loads((tmp_path / "ft" / "summary.json").read_text())["settings"]["lr"] == 3e-4
