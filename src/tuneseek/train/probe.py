@@ -162,6 +162,35 @@ def dataset_vectors(
     return vectors, kept, failed
 
 
+class RowSpace:
+    """Project standardised features onto the span of the training rows (an SVD), before the regression.
+
+    Exact, not an approximation: the L2-regularised regression's weights always lie in the span of its
+    training rows (any part outside it changes no training logit and only adds to the penalty), so the
+    regression on the ``n`` coordinates in that span, with the same ``C``, has the same optimum, and its
+    weights map back by the basis (:func:`_head`). With ``n`` a few hundred clips and ``d`` some 12 000
+    features, each fit is then about ``d / n`` = 30 times cheaper (measured: the fit of a probe on 404 clips
+    went from 448 s to 49 s on a busy 2-core machine, with the same cross-validated scores).
+    """
+
+    def fit(self, x, y=None):
+        _, singular, vt = np.linalg.svd(np.asarray(x, np.float64), full_matrices=False)
+        self.basis_ = vt[singular > singular.max(initial=0.0) * 1e-10]
+        return self
+
+    def transform(self, x):
+        return np.asarray(x, np.float64) @ self.basis_.T
+
+    def fit_transform(self, x, y=None):
+        return self.fit(x).transform(x)
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {}
+
+    def set_params(self, **params):
+        return self
+
+
 def _macro_auc(estimator, x, y) -> float:
     """Macro ROC-AUC of a fold's tags that have both classes (chance when none has)."""
     value = metrics.tagging(y, estimator.predict_proba(x), labels=[str(j) for j in range(y.shape[1])])["roc_auc"]
@@ -176,6 +205,7 @@ def _fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, task: str, s: Prob
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
+    cs = sorted(set(s.cs))  # strong to weak regularisation, as the choice reads them
     n_groups = len(set(groups.tolist()))
     folds = max(2, min(s.folds, n_groups))
     if n_groups < 2:
@@ -194,38 +224,54 @@ def _fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, task: str, s: Prob
         model, key, scoring = OneVsRestClassifier(regression), "clf__estimator__C", _macro_auc
         splitter = GroupKFold(n_splits=folds)
     search = GridSearchCV(
-        Pipeline([("scale", StandardScaler()), ("clf", model)]),
-        {key: list(s.cs)},
+        Pipeline([("scale", StandardScaler()), ("span", RowSpace()), ("clf", model)]),
+        {key: cs},
         scoring=scoring,
         cv=splitter,
         n_jobs=max(1, s.workers),
-        refit=True,
+        refit=_one_standard_error,
         error_score=np.nan,
     )
     with warnings.catch_warnings():  # a class absent from one fold, or slow convergence at a weak penalty
         warnings.simplefilter("ignore")
         search.fit(x, y, groups=groups)
-    scores = {float(c): float(v) for c, v in zip(s.cs, search.cv_results_["mean_test_score"])}
-    return search.best_estimator_, scores, float(search.best_params_[key]), folds
+    scores = {float(c): float(v) for c, v in zip(cs, search.cv_results_["mean_test_score"])}
+    return search.best_estimator_, scores, float(cs[search.best_index_]), folds
+
+
+def _one_standard_error(results: dict) -> int:
+    """The strongest regularisation whose cross-validated score is within one standard error of the best.
+
+    The curve of score against ``C`` is often flat at the top on a few hundred clips: the plain maximum
+    then picks by the noise of the folds (two fits whose scores differ in the third decimal chose ``C``
+    0.01 and 0.3); the simplest model the folds cannot tell from the best is a steadier choice
+    (Hastie, Tibshirani and Friedman's "one-standard-error rule").
+    """
+    mean = np.nan_to_num(np.asarray(results["mean_test_score"], float), nan=-np.inf)
+    folds = sum(1 for key in results if key.startswith("split") and key.endswith("_test_score"))
+    best = int(np.argmax(mean))
+    threshold = mean[best] - float(results["std_test_score"][best]) / np.sqrt(max(1, folds))
+    return int(np.flatnonzero(mean >= threshold)[0])  # the grid runs from strong to weak regularisation
 
 
 def _head(pipeline, *, task: str, n_labels: int) -> ProbeHead:
     """The fitted scaler and regression as a :class:`ProbeHead` (the same logits, without scikit-learn)."""
-    scaler, clf = pipeline.named_steps["scale"], pipeline.named_steps["clf"]
-    d = len(scaler.mean_)
+    scaler, basis, clf = (pipeline.named_steps[k] for k in ("scale", "span", "clf"))
+    k = len(basis.basis_)
     if task == "single-label":
         w, b = clf.coef_, clf.intercept_
         if w.shape[0] == 1:  # two classes: one logit z, i.e. softmax of (-z/2, z/2)
             w, b = np.concatenate([-w / 2, w / 2]), np.concatenate([-b / 2, b / 2])
     else:
-        w, b = np.zeros((n_labels, d)), np.zeros(n_labels)
+        w, b = np.zeros((n_labels, k)), np.zeros(n_labels)
         for j, est in enumerate(clf.estimators_):
             if hasattr(est, "coef_"):
                 w[j], b[j] = est.coef_[0], est.intercept_[0]
             else:  # a tag with one class in training: a constant
-                p = float(np.clip(np.ravel(est.predict_proba(np.zeros((1, d))))[-1], 1e-4, 1 - 1e-4))
+                p = float(np.clip(np.ravel(est.predict_proba(np.zeros((1, k))))[-1], 1e-4, 1 - 1e-4))
                 b[j] = np.log(p / (1 - p))
-    head = ProbeHead(d, n_labels)
+    w = w @ basis.basis_  # back from the rows' span to the d standardised features
+    head = ProbeHead(len(scaler.mean_), n_labels)
     head.set_weights(mean=scaler.mean_, scale=scaler.scale_, layers=[(w, b)])
     return head.eval()
 
