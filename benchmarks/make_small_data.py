@@ -179,10 +179,23 @@ def decode(path: str, offset: float, duration: float) -> np.ndarray:
             return audio.load(path, SR, offset=offset, duration=duration)
         except Exception as e:  # fall back to ffmpeg below
             log(f"  tuneseek.audio could not decode {path} ({e}); ffmpeg")
-    cmd = ["ffmpeg", "-v", "error", "-ss", f"{offset:.3f}", "-t", f"{duration:.3f}", "-i", path]
+    # a second more than asked, cut below: ffmpeg's module (libopenmpt) seeks can give 0.1 s less
+    cmd = ["ffmpeg", "-v", "error", "-ss", f"{offset:.3f}", "-t", f"{duration + 1:.3f}", "-i", path]
     cmd += ["-ac", "1", "-ar", str(SR), "-f", "f32le", "-"]
     r = subprocess.run(cmd, capture_output=True, check=True)
-    return np.frombuffer(r.stdout, dtype=np.float32).copy()
+    return np.frombuffer(r.stdout, dtype=np.float32)[: int(round(duration * SR))].copy()
+
+
+def same_audio(dest: Path, y: np.ndarray) -> bool:
+    """True when ``dest`` holds ``y`` as 16-bit FLAC would store it."""
+    if not dest.exists():
+        return False
+    try:
+        old = sf.read(dest, dtype="int16")[0]
+    except Exception:
+        return False
+    new = np.clip(np.round(y * 32767), -32768, 32767).astype(np.int16)  # libsndfile's float -> PCM_16
+    return len(old) == len(new) and int(np.max(np.abs(old.astype(np.int32) - new))) <= 1
 
 
 def starts(dur: float, n: int) -> list[float]:
@@ -213,10 +226,8 @@ def build(name: str, sources: dict, out: Path, per_track: int, cap: int | None, 
     if root.exists() and manifest_path.exists() and not force:
         log(f"{name}: kept ({root}; --force to rebuild)")
         return json.loads(manifest_path.read_text())
-    if root.exists():
-        shutil.rmtree(root)
     t0 = time.time()
-    clips, dropped = [], {}
+    clips, dropped, written, kept = [], {}, [], 0
     for label, tracks in sources.items():
         chosen = plan(tracks, per_track, cap)
         if len(chosen) < min_tracks:
@@ -233,13 +244,17 @@ def build(name: str, sources: dict, out: Path, per_track: int, cap: int | None, 
                 m = min(len(p) for p in parts)
                 y = np.sum([p[:m] for p in parts], axis=0).astype(np.float32)
                 peak = float(np.max(np.abs(y))) if len(y) else 0.0
-                if peak < SILENT_PEAK or m < EXCERPT * SR * 0.9:
-                    log(f"  {label}/{track} @ {s:.0f}s dropped (peak {peak:.2g}, {m / SR:.1f} s)")
+                if peak < SILENT_PEAK or m < EXCERPT * SR:
+                    log(f"  {label}/{track} @ {s:.0f}s dropped (peak {peak:.2g}, {m / SR:.2f} s)")
                     continue
                 if peak > 1.0:
                     y /= peak
                 dest = folder / f"{slug(track)}-{i:02d}.flac"
-                sf.write(dest, y, SR, subtype="PCM_16")
+                if same_audio(dest, y):  # a rebuild leaves an unchanged excerpt (and its mtime) alone
+                    kept += 1
+                else:
+                    sf.write(dest, y, SR, subtype="PCM_16")
+                    written.append(str(dest))
                 clips.append(
                     {
                         "label": label,
@@ -251,9 +266,14 @@ def build(name: str, sources: dict, out: Path, per_track: int, cap: int | None, 
                     }
                 )
                 n_label += 1
-            if not any(folder.iterdir()):
-                folder.rmdir()
         log(f"{name}: {label}: {len(chosen)} tracks, {n_label} excerpts")
+    made = {str(root / c["file"]) for c in clips}
+    for f in sorted(root.rglob("*")):  # what an earlier build made and this one did not
+        if f.is_file() and str(f) not in made:
+            f.unlink()
+    for d in sorted((d for d in root.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)):
+        if not any(d.iterdir()):
+            d.rmdir()
     manifest = {
         "dataset": name,
         "root": str(root),
@@ -263,10 +283,18 @@ def build(name: str, sources: dict, out: Path, per_track: int, cap: int | None, 
         "per_label_cap": cap,
         "left_out": dropped,
         "build_s": round(time.time() - t0, 1),
+        "rewritten": written if kept else len(written),
         "clips": clips,
     }
     manifest_path.write_text(json.dumps(manifest, indent=1))
-    log(f"{name}: {len(clips)} excerpts in {manifest['build_s']} s -> {root}")
+    log(
+        f"{name}: {len(clips)} excerpts in {manifest['build_s']} s -> {root} ({len(written)} written, {kept} unchanged)"
+    )
+    if kept and written:
+        log(
+            f"{name}: {len(written)} excerpt(s) changed: tuneseek's decoded-audio cache keys a file by its path alone, "
+            "so remove that cache's entries (e.g. rm bench-work/smalldata/cache/*.npy) before training again"
+        )
     return manifest
 
 

@@ -24,7 +24,10 @@ Contenders (``--only``, comma-separated; default all, in this order):
                    frozen pooled musicnn layers + rhythm and timbre descriptors)
 ``probe-no-rhythm`` ``tuneseek train classifier --data D --from musicnn --features musicnn,timbre --out R``
 ``finetune``       ``tuneseek train classifier --data D --from musicnn --fine-tune --out R``
-``crnn``           ``tuneseek train genre --data D --out R`` (from scratch, today's defaults)
+``crnn-before``    ``tuneseek train genre --data D --out R --epochs 30 --patience 5 --windows-per-item 1``
+                   (from scratch, pinned to the fixed defaults before the small-data ones: the "before")
+``crnn``           ``tuneseek train genre --data D --out R`` (from scratch, the defaults of the day: since
+                   issue 14, chosen for the training split's size)
 ``fcn``            ``tuneseek train genre --arch fcn --data D --out R`` (from scratch)
 =================  ===================================================================================
 
@@ -98,6 +101,20 @@ CONTENDERS: dict[str, list[str]] = {
         "{out}",
     ],  # fmt: skip
     "finetune": ["train", "classifier", "--data", "{data}", "--from", "musicnn", "--fine-tune", "--out", "{out}"],
+    "crnn-before": [
+        "train",
+        "genre",
+        "--data",
+        "{data}",
+        "--out",
+        "{out}",
+        "--epochs",
+        "30",
+        "--patience",
+        "5",
+        "--windows-per-item",
+        "1",
+    ],  # fmt: skip
     "crnn": ["train", "genre", "--data", "{data}", "--out", "{out}"],
     "fcn": ["train", "genre", "--arch", "fcn", "--data", "{data}", "--out", "{out}"],
 }
@@ -106,7 +123,8 @@ DESCRIPTION = {
     "probe": "probe: logistic regression on frozen musicnn layers + rhythm/timbre",
     "probe-no-rhythm": "probe without the rhythm descriptors (musicnn + timbre)",
     "finetune": "musicnn fine-tuned",
-    "crnn": "CRNN from scratch",
+    "crnn-before": "CRNN from scratch, the defaults before issue 14 (30 epochs, patience 5, 1 window/item)",
+    "crnn": "CRNN from scratch (the small-data defaults)",
     "fcn": "FCN from scratch",
 }
 
