@@ -22,7 +22,8 @@ rank layers):
 
 Scores, over the items of a split, each query ranking every item of the same split from another group
 (track): precision of the nearest 1 and 5 neighbours (P@1, P@5: the share with the query's label) and
-mean average precision (mAP) over the whole ranking. Choose on ``train`` (the larger split); ``test`` is
+mean average precision (mAP) over the whole ranking. An item with no other track of its label in the
+split is not a query (the composers' test split has one track per composer: no query at all, "n/a"). Choose on ``train`` (the larger split); ``test`` is
 reported beside it to show whether the choice holds.
 """
 
@@ -68,11 +69,14 @@ def scores(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, standardise: boo
         other = groups != groups[i]
         order = np.argsort(-sim[i][other], kind="stable")
         hits = (y[other][order] == y[i]).astype(float)
+        if not hits.any():  # no other track of its label in this split: not a query
+            continue
         p1.append(hits[0])
         p5.append(hits[:5].mean())
-        if hits.sum():
-            aps.append(float((np.cumsum(hits) / np.arange(1, len(hits) + 1))[hits > 0].mean()))
-    return {"P@1": float(np.mean(p1)), "P@5": float(np.mean(p5)), "mAP": float(np.mean(aps)), "items": len(x)}
+        aps.append(float((np.cumsum(hits) / np.arange(1, len(hits) + 1))[hits > 0].mean()))
+    if not aps:
+        return {"P@1": None, "P@5": None, "mAP": None, "queries": 0}
+    return {"P@1": float(np.mean(p1)), "P@5": float(np.mean(p5)), "mAP": float(np.mean(aps)), "queries": len(aps)}
 
 
 def measure(spec: str, cache: str | None, workers: int) -> dict:
@@ -88,6 +92,10 @@ def measure(spec: str, cache: str | None, workers: int) -> dict:
             for z in (False, True):
                 out.setdefault(name + ("/z" if z else ""), {})[split] = scores(x, y, groups, standardise=z)
     return out
+
+
+def _cell(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def main() -> None:
@@ -107,11 +115,8 @@ def main() -> None:
             "| --- | --- | --- | --- | --- | --- | --- |",
         ]
         for name, r in results[spec].items():
-            tr, te = r["train"], r["test"]
-            lines.append(
-                f"| {name} | {tr['P@1']:.3f} | {tr['P@5']:.3f} | {tr['mAP']:.3f} | "
-                f"{te['P@1']:.3f} | {te['P@5']:.3f} | {te['mAP']:.3f} |"
-            )
+            cells = [_cell(r[split][m]) for split in ("train", "test") for m in ("P@1", "P@5", "mAP")]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (OUT / "report.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
