@@ -23,7 +23,7 @@ folder holds every weight, so using it needs no musicnn wheel.
 
 Settings left ``None`` (epochs, patience, lr, windows per item, the front-end scale) are chosen
 for the size of the training split (:mod:`tuneseek.train.defaults`); the summary records the
-settings as used, which were chosen, and ``notes``: short lines on how the run went (validation
+settings as used, which were chosen (``chosen``, said once as the run starts), and ``notes``: short lines on how the run went (validation
 that never improved, or still improving when the epochs ran out).
 
 On more than one process (``devices`` per node times ``num_nodes``, DDP: see
@@ -384,9 +384,7 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
         "left_out": [{"path": p, "reason": r} for p, r in left_out],
         "seconds": round(time.time() - started, 1),
     }
-    summary["notes"] = ([chosen_line(chosen, len(splits["train"]))] if chosen else []) + run_notes(
-        per_epoch.get(monitor, {}), monitor=monitor, pretrained=s.pretrained is not None
-    )
+    summary["notes"] = run_notes(per_epoch.get(monitor, {}), monitor=monitor, pretrained=s.pretrained is not None)
     extra = {
         "labels": list(ds.labels),
         "task": task_name,
