@@ -218,9 +218,11 @@ def test_evaluate_is_one_verb_for_query_sets_and_models(tmp_path):
     proc = run("evaluate", "model", tmp_path / "no-run", check=False)
     assert proc.returncode == 1 and proc.stderr.startswith("tuneseek: error: ") and proc.stderr.count("\n") == 1
     assert "no such checkpoint folder" in proc.stderr
-    for gone in (["eval", "identify", tmp_path], ["evaluate", tmp_path]):  # the forms before `evaluate identify|model`
-        proc = run(*gone, check=False)
-        assert proc.returncode == 2 and "invalid choice" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run("eval", "identify", tmp_path, check=False)  # the form before `evaluate identify|model`
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run("evaluate", tmp_path, check=False)  # a run folder alone: short for `evaluate model RUN`
+    assert proc.returncode == 1 and "not a checkpoint: config.json is missing" in proc.stderr
+    assert proc.stderr.count("\n") == 1
 
 
 def free_port() -> int:
