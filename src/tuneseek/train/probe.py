@@ -77,7 +77,9 @@ def windows_cache(cache: str | Path | None) -> Path:
 
 
 def _window_file(root: Path, item: Item, part: str) -> Path:
-    path = os.path.abspath(item.path)
+    """Where ``item``'s ``part`` is cached: named by the file's real path (a dataset reached through a link
+    shares it), size and modification time (a file changed in place is described again)."""
+    path = os.path.realpath(item.path)
     try:
         st = os.stat(path)
         stamp = f"{st.st_size}|{st.st_mtime_ns}"
