@@ -44,7 +44,9 @@ from tuneseek.results import Embedding, Tags
 MODELS = ("mtt", "msd")
 POOLS = ("none", "mean", "max")
 
-#: The embedding space the library stores: musicnn MTT penultimate layer (200-d).
+#: The embedding space the library stores: musicnn MTT penultimate layer (200-d). Measured against the pooled
+#: mid-level layers for ranking by cosine (benchmarks/embedding_layers.py), it did as well or better; the pooled
+#: layers serve the probes (:mod:`tuneseek.embed.pooled`), which weight their dimensions.
 SPACE = "musicnn"
 #: Library segments: 3.7 s windows, side by side (one network pass over each track).
 SEGMENT_WINDOW = 3.7
