@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tuneseek import plots
+from tuneseek import analysis, plots
 from tuneseek.data.datasets import open_dataset
 from tuneseek.embed.pooled import FeatureSpec
 from tuneseek.errors import UsageError
@@ -52,6 +52,7 @@ def evaluate_run(
     unknown split.
     """
     run = Path(run).expanduser()
+    analysis.use_cores()  # one thread per idle core: two on a busy 2-core machine ran the networks many times slower
     model, config = checkpoint.load(run)
     task = config.get("task")
     if task not in ("multi-label", "single-label"):
