@@ -51,6 +51,15 @@ second, peak) is listed in ``<out>/<dataset>.manifest.json``.
     Aubry-Carlson, Ryan Reilly, Tyler Johnson (25 tracks). One game, one orchestral style, few tracks
     per composer: a real and hard task (test: one to two tracks per composer; read its accuracy with
     that in mind). Up to ``--composer-per-track`` (10) excerpts per track, no cap per composer.
+
+(c) ``synth-tempo``: *is this slow, medium or fast* — **synthetic** music, a rhythm task where the
+    labels are known by construction. ``tuneseek.synth.synth_catalog(n, duration=95, sr=16000,
+    seed=1414)`` renders songs (key, tempo 70-160 bpm, melody timbre, chords, bass and 4/4 drums all
+    drawn per song, independently: only the tempo tells the labels apart); a song's tempo gives its
+    label, ``slow`` 72-94, ``medium`` 102-124, ``fast`` 132-154 bpm (songs in the gaps or at the ends
+    are not used, so that no label is a matter of a few bpm or of 70 against 140 at the extremes);
+    the first ``--synth-songs`` (16) songs of each label are cut into 3 excerpts of 30 s (one group
+    per song). 144 clips. Synthetic: a check of the rhythm features, not evidence about real music.
 """
 
 from __future__ import annotations
@@ -121,6 +130,51 @@ def soundtrack_sources() -> dict[str, list[tuple[str, list[str]]]]:
     for src, files in plain.items():
         out[src] = [(Path(p).stem, [p]) for p in files]
     return out
+
+
+TEMPO_BANDS = {"slow": (72, 94), "medium": (102, 124), "fast": (132, 154)}
+SYNTH_SEED, SYNTH_DURATION, SYNTH_EXCERPTS, SYNTH_SONGS_RENDERED = 1414, 95.0, 3, 96
+
+
+def build_synth_tempo(out: Path, songs_per_label: int, force: bool) -> dict:
+    """Render, label by tempo band and cut the synthetic songs of dataset (c) (see the docstring)."""
+    from tuneseek.synth import synth_catalog
+
+    name = "synth-tempo"
+    root = out / name
+    manifest_path = out / f"{name}.manifest.json"
+    if root.exists() and manifest_path.exists() and not force:
+        log(f"{name}: kept ({root}; --force to rebuild)")
+        return json.loads(manifest_path.read_text())
+    if root.exists():
+        shutil.rmtree(root)
+    t0 = time.time()
+    got: dict[str, int] = dict.fromkeys(TEMPO_BANDS, 0)
+    clips = []
+    n = SYNTH_SONGS_RENDERED * max(1, -(-songs_per_label // 16))  # ~60 % of songs fall in a band
+    for t in synth_catalog(n, duration=SYNTH_DURATION, sr=SR, seed=SYNTH_SEED):
+        label = next((b for b, (lo, hi) in TEMPO_BANDS.items() if lo <= t.tempo <= hi), None)
+        if label is None or got[label] >= songs_per_label:
+            continue
+        got[label] += 1
+        folder = root / label / t.name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, st in enumerate(starts(t.duration, SYNTH_EXCERPTS)):
+            a = int(round(st * SR))
+            dest = folder / f"{t.name}-{i:02d}.flac"
+            sf.write(dest, t.audio[a : a + int(EXCERPT * SR)], SR, subtype="PCM_16")
+            clips.append(
+                {"label": label, "track": t.name, "file": str(dest.relative_to(root)), "seed": t.seed,
+                 "tempo": t.tempo, "timbre": t.timbre, "key": t.key, "start_s": st}
+            )  # fmt: skip
+    if min(got.values()) < songs_per_label:
+        log(f"{name}: only {got} songs per band among the {n} rendered")
+    manifest = {"dataset": name, "root": str(root), "sr": SR, "excerpt_s": EXCERPT, "bands": TEMPO_BANDS,
+                "catalog": {"seed": SYNTH_SEED, "duration": SYNTH_DURATION, "rendered": n},
+                "build_s": round(time.time() - t0, 1), "clips": clips}  # fmt: skip
+    manifest_path.write_text(json.dumps(manifest, indent=1))
+    log(f"{name}: {len(clips)} excerpts of {sum(got.values())} songs ({n} rendered) in {manifest['build_s']} s")
+    return manifest
 
 
 def composer_of(path: str) -> str | None:
@@ -301,10 +355,15 @@ def build(name: str, sources: dict, out: Path, per_track: int, cap: int | None, 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=REPO / "bench-work" / "smalldata", help="where the datasets go")
-    ap.add_argument("--datasets", default="soundtracks,composers", help="comma-separated: soundtracks, composers")
+    ap.add_argument(
+        "--datasets",
+        default="soundtracks,composers,synth-tempo",
+        help="comma-separated: soundtracks, composers, synth-tempo",
+    )
     ap.add_argument("--per-track", type=int, default=6, help="soundtracks: excerpts per track at most (6)")
     ap.add_argument("--per-source", type=int, default=56, help="soundtracks: excerpts per source at most (56)")
     ap.add_argument("--composer-per-track", type=int, default=10, help="composers: excerpts per track at most (10)")
+    ap.add_argument("--synth-songs", type=int, default=16, help="synth-tempo: songs per tempo band (16)")
     ap.add_argument("--min-tracks", type=int, default=3, help="labels with fewer tracks are left out (3)")
     ap.add_argument("--force", action="store_true", help="rebuild a dataset that exists")
     a = ap.parse_args()
@@ -318,6 +377,8 @@ def main() -> None:
             srcs = composer_sources(a.min_tracks)
             log("composers: " + ", ".join(f"{c} ({len(t)})" for c, t in srcs.items()))
             build(name, srcs, a.out, a.composer_per_track, None, a.min_tracks, a.force)
+        elif name == "synth-tempo":
+            build_synth_tempo(a.out, a.synth_songs, a.force)
         else:
             sys.exit(f"unknown dataset {name!r}")
 
