@@ -41,8 +41,10 @@ test accuracy on every split seed run, and their mean).
 A contender whose command fails (an option that has not landed yet, an error) is recorded as
 failed, and the others go on. A re-run reuses every finished run (a
 run folder with ``summary.json`` or ``model.safetensors`` from a command that succeeded, and its
-evaluations); a failed or interrupted one is made again from an empty folder; ``--fresh`` redoes
-the named contenders. A failure is reported with the last line of the command's output (stderr and
+evaluations); a training that was stopped from outside (on a shared machine, someone's ``pkill``)
+goes on from its last epoch with ``--resume`` (its wall time is then the attempts' sum, each counted to
+its last checkpoint; ``--no-resume`` starts it again); any other failed run is made again from an empty
+folder; ``--fresh`` redoes the named contenders. A failure is reported with the last line of the command's output (stderr and
 stdout together: the error line).
 
 Recorded per contender (``runs/<dataset>/<contender>.bench.json``; its output in ``<contender>.log``):
@@ -180,6 +182,19 @@ def code_version() -> str:
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def epochs_logged(run: Path) -> list[int]:
+    """The epochs with a validation result in a Lightning run's CSV logs."""
+    import csv
+
+    done = set()
+    for f in run.glob("logs/run-*/metrics.csv"):
+        with open(f) as fh:
+            for row in csv.DictReader(fh):
+                if row.get("epoch") and any(row.get(k) for k in row if k and k.startswith("val_")):
+                    done.add(int(row["epoch"]))
+    return sorted(done)
+
+
 def finished(run: Path) -> bool:
     return (run / "summary.json").exists() or (run / "model.safetensors").exists()
 
@@ -204,25 +219,55 @@ def train_contender(name: str, a, data: str, ds_dir: Path) -> dict:
     if rec.get("train", {}).get("rc") == 0 and finished(run) and not a.fresh:
         log(f"{name}: reusing the finished run {run}")
     else:
-        if run.exists():
+        last = run / "lightning" / "last.ckpt"
+        attempts = []
+        resume = last.exists() and not finished(run) and not a.fresh and not a.no_resume
+        if resume:  # an attempt that was stopped from outside: go on from its last epoch
+            attempts = rec.get("attempts", [])
+            started = rec.get("train", {}).get("started_at") or rec.get("started_at")
+            end = _dt.datetime.fromtimestamp(last.stat().st_mtime)
+            attempts.append(
+                {
+                    "started_at": started,
+                    "last_checkpoint_at": end.isoformat(timespec="seconds"),
+                    "seconds_to_last_checkpoint": round((end - _dt.datetime.fromisoformat(started)).total_seconds())
+                    if started
+                    else None,
+                    "epochs_done": len(epochs_logged(run)),
+                }
+            )
+            log(f"{name}: resuming the interrupted run in {run} ({attempts[-1]['epochs_done']} epochs done)")
+        elif run.exists():
             shutil.rmtree(run)
-        rec = {"contender": name, "description": DESCRIPTION[name]}
+        rec = {"contender": name, "description": DESCRIPTION[name], "attempts": attempts}
         cmd = tuneseek() + [x.format(data=data, out=str(run)) for x in CONTENDERS[name]]
         cmd += ["--cache", str(a.cache), "--loader-workers", str(a.loader_workers)]
         if a.split_seed:
             cmd += ["--data-option", f"seed={a.split_seed}"]
         for extra in a.train_arg:
             cmd += shlex.split(extra)
+        if resume:
+            cmd += ["--resume"]
         log(f"{name}: {shlex.join(cmd)}")
         code = code_version()
+        started_at = _dt.datetime.now().isoformat(timespec="seconds")
+        # said before the command runs, so that a run stopped from outside (this process with it) leaves a trace
+        rec_path.write_text(json.dumps({**rec, "status": "running", "train": {"started_at": started_at}}, indent=1))
         t = run_logged(cmd, log_path, "train")
         t["code"] = code
         t.pop("stdout")
+        t["started_at"] = started_at
         t["finished_at"] = _dt.datetime.now().isoformat(timespec="seconds")
+        if attempts:  # the whole training: the earlier attempts up to their last checkpoint, and this one
+            t["wall_s_all_attempts"] = round(t["wall_s"] + sum(x["seconds_to_last_checkpoint"] or 0 for x in attempts))
         rec["train"] = t
         if t["rc"] != 0 or not finished(run):
             rec["status"] = "failed"
             rec["error"] = t["stderr_last"] or f"exit {t['rc']}, no model in {run}"
+            if t["rc"] == 0 and not finished(run):
+                rec["error"] = (
+                    f"exit 0 but no model in the run folder (stopped from outside?); last line: {rec['error']}"
+                )
             log(f"{name}: FAILED after {t['wall_s']} s: {rec['error']}")
             rec_path.write_text(json.dumps(rec, indent=1))
             return rec
@@ -373,6 +418,8 @@ def report(ds_name: str, a, data: str, options: dict, records: dict[str, dict]) 
         va = (ev.get("valid") or {}).get("metrics") or {}
         t = rec.get("train", {})
         wall = f"{t['wall_s']:.0f} ({t.get('others_cores')})" if t.get("wall_s") is not None else "–"
+        if t.get("wall_s_all_attempts"):
+            wall = f"{t['wall_s_all_attempts']:.0f} in {len(rec.get('attempts', [])) + 1} attempts (last: {wall})"
         if rec.get("status") == "failed":
             lines.append(f"| {name} | failed | | | {wall} | |")
             failed.append((name, rec))
@@ -422,6 +469,7 @@ def main() -> None:
     ap.add_argument("--split-seed", type=int, default=0, help="N > 0: --data-option seed=N, dataset <name>-seedN")
     ap.add_argument("--train-arg", action="append", default=[], help="more arguments for every train command")
     ap.add_argument("--fresh", action="store_true", help="redo the named contenders' runs")
+    ap.add_argument("--no-resume", action="store_true", help="an interrupted training starts again (default: --resume)")
     ap.add_argument("--re-evaluate", action="store_true", help="evaluate again even where an evaluation exists")
     ap.add_argument("--report-only", action="store_true", help="no training: the reports from the records there")
     a = ap.parse_args()
