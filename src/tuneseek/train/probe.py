@@ -28,6 +28,7 @@ import hashlib
 import io
 import json
 import os
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -206,6 +207,7 @@ def _fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, task: str, s: Prob
     from sklearn.multiclass import OneVsRestClassifier
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
 
     cs = sorted(set(s.cs))  # strong to weak regularisation, as the choice reads them
     n_groups = len(set(groups.tolist()))
@@ -225,8 +227,9 @@ def _fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, task: str, s: Prob
     else:
         model, key, scoring = OneVsRestClassifier(regression), "clf__estimator__C", _macro_auc
         splitter = GroupKFold(n_splits=folds)
+    cached = tempfile.TemporaryDirectory(prefix="tuneseek-probe-")  # each fold's scaler and basis, once for all C
     search = GridSearchCV(
-        Pipeline([("scale", StandardScaler()), ("span", RowSpace()), ("clf", model)]),
+        Pipeline([("scale", StandardScaler()), ("span", RowSpace()), ("clf", model)], memory=cached.name),
         {key: cs},
         scoring=scoring,
         cv=splitter,
@@ -234,8 +237,9 @@ def _fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, task: str, s: Prob
         refit=_one_standard_error,
         error_score=np.nan,
     )
-    with warnings.catch_warnings():  # a class absent from one fold, or slow convergence at a weak penalty
-        warnings.simplefilter("ignore")
+    # BLAS threads as many as torch's (one per idle core): two on a busy 2-core machine run the SVDs far slower
+    with cached, threadpool_limits(limits=analysis.use_cores(), user_api="blas"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a class absent from one fold, or slow convergence at a weak penalty
         search.fit(x, y, groups=groups)
     scores = {float(c): float(v) for c, v in zip(cs, search.cv_results_["mean_test_score"])}
     return search.best_estimator_, scores, float(cs[search.best_index_]), folds
