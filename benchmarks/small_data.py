@@ -264,7 +264,11 @@ def train_contender(name: str, a, data: str, ds_dir: Path) -> dict:
         if t["rc"] != 0 or not finished(run):
             rec["status"] = "failed"
             rec["error"] = t["stderr_last"] or f"exit {t['rc']}, no model in {run}"
-            if t["rc"] == 0 and not finished(run):
+            if t["rc"] < 0:
+                rec["error"] = (
+                    f"killed by signal {-t['rc']} (from outside) after {t['wall_s']:.0f} s; last line: {rec['error']}"
+                )
+            elif t["rc"] == 0 and not finished(run):
                 rec["error"] = (
                     f"exit 0 but no model in the run folder (stopped from outside?); last line: {rec['error']}"
                 )
