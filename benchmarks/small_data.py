@@ -182,6 +182,12 @@ def code_version() -> str:
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def wall_all_attempts(last_wall: float, attempts: list[dict]) -> int:
+    """The last attempt's wall seconds plus what each earlier one added up to its last checkpoint (never
+    negative: an attempt stopped before it saved an epoch added nothing; the time it lost is not counted)."""
+    return round(last_wall + sum(max(0, x.get("seconds_to_last_checkpoint") or 0) for x in attempts))
+
+
 def epochs_logged(run: Path) -> list[int]:
     """The epochs with a validation result in a Lightning run's CSV logs."""
     import csv
@@ -230,7 +236,10 @@ def train_contender(name: str, a, data: str, ds_dir: Path) -> dict:
                 {
                     "started_at": started,
                     "last_checkpoint_at": end.isoformat(timespec="seconds"),
-                    "seconds_to_last_checkpoint": round((end - _dt.datetime.fromisoformat(started)).total_seconds())
+                    # what the attempt added: 0 when it was stopped before it saved an epoch
+                    "seconds_to_last_checkpoint": max(
+                        0, round((end - _dt.datetime.fromisoformat(started)).total_seconds())
+                    )
                     if started
                     else None,
                     "epochs_done": len(epochs_logged(run)),
@@ -258,8 +267,8 @@ def train_contender(name: str, a, data: str, ds_dir: Path) -> dict:
         t.pop("stdout")
         t["started_at"] = started_at
         t["finished_at"] = _dt.datetime.now().isoformat(timespec="seconds")
-        if attempts:  # the whole training: the earlier attempts up to their last checkpoint, and this one
-            t["wall_s_all_attempts"] = round(t["wall_s"] + sum(x["seconds_to_last_checkpoint"] or 0 for x in attempts))
+        if attempts:  # the whole training: what the earlier attempts added (to their last checkpoint), and this one
+            t["wall_s_all_attempts"] = wall_all_attempts(t["wall_s"], attempts)
         rec["train"] = t
         if t["rc"] != 0 or not finished(run):
             rec["status"] = "failed"
@@ -422,8 +431,12 @@ def report(ds_name: str, a, data: str, options: dict, records: dict[str, dict]) 
         va = (ev.get("valid") or {}).get("metrics") or {}
         t = rec.get("train", {})
         wall = f"{t['wall_s']:.0f} ({t.get('others_cores')})" if t.get("wall_s") is not None else "–"
-        if t.get("wall_s_all_attempts"):
-            wall = f"{t['wall_s_all_attempts']:.0f} in {len(rec.get('attempts', [])) + 1} attempts (last: {wall})"
+        if rec.get("attempts") and t.get("wall_s") is not None and rec.get("status") != "failed":
+            total = wall_all_attempts(t["wall_s"], rec["attempts"])
+            wall = f"{total} in {len(rec['attempts']) + 1} attempts, resumed (last: {wall})"
+        if rec.get("status") == "running":
+            lines.append(f"| {name} | running (since {t.get('started_at')}) | | | | |")
+            continue
         if rec.get("status") == "failed":
             lines.append(f"| {name} | failed | | | {wall} | |")
             failed.append((name, rec))
