@@ -122,7 +122,7 @@ CONTENDERS: dict[str, list[str]] = {
 }
 DESCRIPTION = {
     "mfcc": "MFCC statistics + logistic regression (baseline)",
-    "probe": "probe: logistic regression on frozen musicnn layers + rhythm/timbre",
+    "probe": "logistic regression on frozen musicnn layers + rhythm/timbre descriptors",
     "probe-no-rhythm": "probe without the rhythm descriptors (musicnn + timbre)",
     "finetune": "musicnn fine-tuned",
     "crnn-before": "CRNN from scratch, the defaults before issue 14 (30 epochs, patience 5, 1 window/item)",
