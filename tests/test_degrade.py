@@ -15,7 +15,7 @@ from tuneseek.errors import UsageError
 from tuneseek.synth import synth_track
 
 SR = 22050
-ALL = "noise:0db,mp3:32k,phone,speed:1.02,tempo:1.05,reverb,gsm,gain:-3db"
+ALL = "noise:0db,mp3:32k,phone,speed:1.02,tempo:1.05,pitch:+1,reverb,gsm,gain:-3db"
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +87,8 @@ def test_parse_clean(spec):
         ("mp3:64kbps", "mp3", 64.0),
         ("speed:0.98", "speed", 0.98),
         ("tempo:1.05", "tempo", 1.05),
+        ("pitch:+1", "pitch", 1.0),
+        ("pitch=-0.5st", "pitch", -0.5),
         ("gain:-6db", "gain", -6.0),
         ("gain:+3", "gain", 3.0),
         ("gsm", "gsm", None),
@@ -267,3 +269,12 @@ def test_chain_deterministic_and_sane(music):
 def test_rejects_non_mono():
     with pytest.raises(ValueError):
         degrade(np.zeros((2, 100), np.float32), SR, [])
+
+
+def test_pitch_shifts_a_semitone_and_keeps_length():
+    x = _tone(440.0, 2.0)
+    y = degrade(x, SR, parse_degradations("pitch:+1"))
+    assert len(y) == len(x)
+    assert _pitch(y, SR) == pytest.approx(440.0 * 2 ** (1 / 12), rel=0.005)
+    assert steps_label(parse_degradations("pitch:-0.5")) == "pitch-0.5"
+    assert parse_degradations("pitch-0.5") == parse_degradations("pitch:-0.5")

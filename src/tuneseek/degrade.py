@@ -15,6 +15,7 @@ name and value, units optional):
 ``speed:F``         playback speed F like a resampled record: pitch *and* tempo change;
                     F > 1 is faster, higher and shorter (duration / F)
 ``tempo:F``         tempo F with pitch kept (time stretch); F > 1 is faster and shorter
+``pitch:N``         pitch shifted by N semitones with tempo kept, e.g. ``pitch:+1``, ``pitch:-0.5``
 ``gain:XdB``        volume change by X dB
 ==================  =====================================================================
 
@@ -51,7 +52,7 @@ __all__ = [
     "active_power",
 ]
 
-KINDS = ("noise", "mp3", "phone", "speed", "tempo", "reverb", "gsm", "gain")
+KINDS = ("noise", "mp3", "phone", "speed", "tempo", "pitch", "reverb", "gsm", "gain")
 
 # MP3 bit rates per MPEG version (kbit/s) and the sample rates of each version
 _MPEG1_RATES = (32000, 44100, 48000)
@@ -72,6 +73,7 @@ _LIMITS = {  # accepted value ranges (inclusive)
     "speed": (0.5, 2.0),
     "tempo": (0.5, 2.0),
     "gain": (-60.0, 40.0),
+    "pitch": (-12.0, 12.0),
 }
 
 ACCEPTED_HELP = (
@@ -80,6 +82,7 @@ ACCEPTED_HELP = (
     "gsm, phone, reverb, "
     "speed:F (pitch and tempo, e.g. speed:1.02), "
     "tempo:F (pitch kept, e.g. tempo:1.05), "
+    "pitch:N (N semitones, tempo kept, e.g. pitch:+1), "
     "gain:XdB (e.g. gain:-6db); "
     "F in 0.5..2, steps separated by commas, '' or 'clean' for none"
 )
@@ -91,6 +94,7 @@ _PATTERNS = {
     "mp3": re.compile(r"^mp3\s*[:=\-]?\s*(?P<v>\d+)\s*(?:k|kb|kbps|kbit|kbit/s|kb/s)?$"),
     "speed": re.compile(rf"^speed\s*[:=]?\s*(?P<v>{_NUM})\s*x?$"),
     "tempo": re.compile(rf"^tempo\s*[:=]?\s*(?P<v>{_NUM})\s*x?$"),
+    "pitch": re.compile(rf"^pitch\s*[:=]?\s*(?P<v>{_NUM})\s*(?:st|semitones?)?$"),
     "phone": re.compile(r"^phone$"),
     "reverb": re.compile(r"^reverb$"),
     "gsm": re.compile(r"^gsm$"),
@@ -105,7 +109,7 @@ def _fmt(v: float) -> str:
 @dataclass(frozen=True)
 class Degradation:
     """One degradation step; ``value`` is dB SNR (noise), kbit/s (mp3), a factor
-    (speed, tempo), dB (gain) or ``None`` (phone, reverb, gsm)."""
+    (speed, tempo), semitones (pitch), dB (gain) or ``None`` (phone, reverb, gsm)."""
 
     kind: str
     value: float | None = None
@@ -113,7 +117,7 @@ class Degradation:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise UsageError(f"unknown degradation {self.kind!r}; accepted: {ACCEPTED_HELP}")
-        needs_value = self.kind in ("noise", "mp3", "speed", "tempo", "gain")
+        needs_value = self.kind in ("noise", "mp3", "speed", "tempo", "pitch", "gain")
         if needs_value and self.value is None:
             raise UsageError(f"degradation {self.kind!r} needs a value; accepted: {ACCEPTED_HELP}")
         if not needs_value and self.value is not None:
@@ -134,7 +138,7 @@ class Degradation:
 
     def label(self) -> str:
         """Canonical short text, safe in file and directory names: ``noise0db``,
-        ``noise-5db``, ``mp3-32k``, ``phone``, ``speed1.02``, ``tempo0.95``, ``gain-6db``.
+        ``noise-5db``, ``mp3-32k``, ``phone``, ``speed1.02``, ``tempo0.95``, ``pitch1``, ``pitch-0.5``, ``gain-6db``.
         :func:`parse_degradations` reads labels back."""
         v = self.value
         if self.kind in ("noise", "gain"):
@@ -143,6 +147,8 @@ class Degradation:
             return f"mp3-{int(v)}k"
         if self.kind in ("speed", "tempo"):
             return f"{self.kind}{_fmt(v)}"
+        if self.kind == "pitch":
+            return f"pitch{_fmt(v)}"
         return self.kind
 
     def spec(self) -> str:
@@ -154,6 +160,8 @@ class Degradation:
             return f"mp3:{int(v)}k"
         if self.kind in ("speed", "tempo"):
             return f"{self.kind}:{_fmt(v)}"
+        if self.kind == "pitch":
+            return f"pitch:{v:+.6g}"
         return self.kind
 
     def __str__(self) -> str:
@@ -430,6 +438,17 @@ def _tempo(x: np.ndarray, sr: int, factor: float, rng: np.random.Generator) -> n
     return y[0]
 
 
+def _pitch(x: np.ndarray, sr: int, semitones: float, rng: np.random.Generator) -> np.ndarray:
+    """Pitch shift by ``semitones`` with the tempo and length kept (pedalboard/Rubber Band, offline):
+    ``pitch:+1`` plays the same notes a semitone higher (440 Hz → 466.2 Hz) in the same time."""
+    import pedalboard
+
+    y = pedalboard.time_stretch(
+        np.ascontiguousarray(x[None, :], dtype=np.float32), sr, pitch_shift_in_semitones=float(semitones)
+    )
+    return _fit_length(y[0], len(x))
+
+
 def _gain(x: np.ndarray, sr: int, db: float, rng: np.random.Generator) -> np.ndarray:
     return x * np.float32(10 ** (db / 20))
 
@@ -442,5 +461,6 @@ _APPLY = {
     "reverb": _reverb,
     "speed": _speed,
     "tempo": _tempo,
+    "pitch": _pitch,
     "gain": _gain,
 }

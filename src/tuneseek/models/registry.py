@@ -16,6 +16,7 @@ from typing import Any
 from tuneseek.errors import UsageError
 from tuneseek.models.crnn import CRNN
 from tuneseek.models.fcn import FCN
+from tuneseek.models.fingerprint_net import FingerprintNet
 from tuneseek.models.frontend import MelModel, MelSpec
 from tuneseek.models.musicnn_tune import MusicnnTune
 from tuneseek.models.probe import ProbeHead
@@ -26,7 +27,7 @@ from tuneseek.models.text_audio import TextAudioModel
 __all__ = ["ARCHITECTURES", "architecture", "create", "build"]
 
 ARCHITECTURES: dict[str, type[MelModel]] = {
-    cls.architecture: cls for cls in (FCN, ShortChunkResCNN, CRNN, ResNet18, MusicnnTune)
+    cls.architecture: cls for cls in (FCN, ShortChunkResCNN, CRNN, ResNet18, MusicnnTune, FingerprintNet)
 }
 
 
