@@ -223,8 +223,9 @@ def test_a_few_gradient_steps_reduce_the_loss_on_a_fixed_batch(key):
 # --------------------------------------------------------------------------- registry and checkpoints
 
 
-def test_registry_knows_the_five_architectures_and_rebuilds_from_config():
-    assert set(ARCHITECTURES) == {"fcn", "short-chunk-res", "crnn", "resnet18", "musicnn"}  # musicnn: test_finetune.py
+def test_registry_knows_the_six_architectures_and_rebuilds_from_config():
+    # musicnn: test_finetune.py; fingerprint: test_fingerprint_net.py
+    assert set(ARCHITECTURES) == {"fcn", "short-chunk-res", "crnn", "resnet18", "musicnn", "fingerprint"}
     for key in TINY:
         model = tiny(key)
         rebuilt = build(json.loads(json.dumps(model.config())))
