@@ -239,7 +239,9 @@ def test_a_library_gives_one_pair_per_track_with_titles_folders_and_confident_ta
     with Library.open(tmp_path / "lib") as lib:
         lib.add([music], workers=1, analyse=False)
         for track in lib.tracks():
-            lib.set_tags(track, "mtt", np.array([0.9, 0.1, 0.35], np.float32), labels=["piano", "rock", "slow"])
+            lib.set_tags(
+                track, vocabulary="mtt", probs=np.array([0.9, 0.1, 0.35], np.float32), labels=["piano", "rock", "slow"]
+            )
     pairs = open_pairs(f"library:{tmp_path / 'lib'}")
     every = [p for split in pairs.splits.values() for p in split]
     assert pairs.name == "library" and len(every) == 6 and all(pairs.splits.values())

@@ -38,8 +38,10 @@ def library(tmp_path_factory):
         for track in lib.tracks():
             wanted = TAGGED[track.path.rsplit("/", 1)[1]]
             mtt = np.array([wanted.get(tag, 0.05) for tag in MTT_LABELS], np.float32)
-            lib.set_tags(track, "mtt", mtt, labels=list(MTT_LABELS))
-            lib.set_tags(track, "msd", np.full(len(MSD_LABELS), 0.1, np.float32), labels=list(MSD_LABELS))
+            lib.set_tags(track, vocabulary="mtt", probs=mtt, labels=list(MTT_LABELS))
+            lib.set_tags(
+                track, vocabulary="msd", probs=np.full(len(MSD_LABELS), 0.1, np.float32), labels=list(MSD_LABELS)
+            )
     return root / "lib"
 
 

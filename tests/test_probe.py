@@ -82,7 +82,7 @@ def test_a_probe_from_musicnn_tags_files_and_tags_the_library_as_its_tagger(styl
     tags = json.loads(capsys.readouterr().out.splitlines()[0])
     assert set(tags["tags"]) == {"bright", "dark", "plain"} and abs(sum(tags["tags"].values()) - 1) < 1e-4
     with Library.open(tmp_path / "lib", create=True) as lib:
-        assert lib.use_model(tmp_path / "clf", "tagger") == "tags:clf"
+        assert lib.use_model(tmp_path / "clf", role="tagger") == "tags:clf"
         lib.add([song], workers=1)
         stored = lib.tags(str(song))["clf"]
     assert stored.labels == ("bright", "dark", "plain") and abs(float(stored.probs.sum()) - 1) < 1e-4
@@ -127,7 +127,7 @@ def test_probe_options_that_do_not_fit_are_refused_in_one_line(styles, tmp_path,
 def test_a_probe_is_refused_as_an_embedder_and_on_data_with_labels_it_does_not_know(styles, tmp_path, capsys):
     assert train_probe(styles, tmp_path / "probe", "--features", "timbre") == 0
     with Library.open(tmp_path / "lib", create=True) as lib, pytest.raises(Exception, match="is a probe"):
-        lib.use_model(tmp_path / "probe", "embedder")
+        lib.use_model(tmp_path / "probe", role="embedder")
     other = write_styles(tmp_path / "other", 3, 4.0)
     (other / "plain").rename(other / "jazz")
     capsys.readouterr()

@@ -27,7 +27,7 @@ def client(tmp_path_factory, music_dir):
         lib.add([music_dir], workers=1, analyse=False)
         labels = ["piano", "rock", "strings"]
         for i, track in enumerate(lib.tracks()):
-            lib.set_tags(track, "mtt", np.eye(3, dtype=np.float32)[i % 3], labels=labels)
+            lib.set_tags(track, vocabulary="mtt", probs=np.eye(3, dtype=np.float32)[i % 3], labels=labels)
         with TestClient(create_app(lib, max_upload_mb=1.0)) as c:
             yield c
 

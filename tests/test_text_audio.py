@@ -437,7 +437,7 @@ def test_a_library_with_the_run_searches_in_the_joint_space_and_finds_the_descri
 
     run, _, _ = trained
     with Library.open(tmp_path / "lib") as lib:
-        assert lib.use_model(run, "text-audio") == "embedding:text-audio"
+        assert lib.use_model(run, role="text-audio") == "embedding:text-audio"
         report = lib.add([styles / "audio"], workers=1)
         assert len(report.added) == 24 and not report.models_skipped  # the broken file is reported, not added
         assert lib.spaces()["text-audio"] == 24

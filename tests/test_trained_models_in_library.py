@@ -138,8 +138,8 @@ def test_weights_of_another_architecture_are_refused_with_the_tensor_named(runs,
 
 def test_the_library_runs_its_trained_models_on_every_track_and_searches_their_space(runs, music, tmp_path):
     with Library.open(tmp_path / "lib") as lib:
-        assert lib.use_model(runs["tagger"], "tagger") == "tags:tiny-tagger"
-        assert lib.use_model(runs["t2v"], "embedder") == "embedding:t2v"
+        assert lib.use_model(runs["tagger"], role="tagger") == "tags:tiny-tagger"
+        assert lib.use_model(runs["t2v"], role="embedder") == "embedding:t2v"
         report = lib.add([music], workers=1)
         assert len(report.added) == 4 and not report.analysis_failed and not report.models_skipped
         track = lib.tracks()[0]
@@ -163,7 +163,7 @@ def test_a_library_keeps_running_its_models_on_later_additions_and_says_when_one
 
     tagger = shutil.copytree(runs["tagger"], tmp_path / "tiny-tagger")
     with Library.open(tmp_path / "lib") as lib:
-        lib.use_model(tagger, "tagger")
+        lib.use_model(tagger, role="tagger")
         lib.add([music / "song0.wav"], workers=1)
     with Library.open(tmp_path / "lib") as lib:  # a later session, no flags
         lib.add([music / "song1.wav"], workers=1)
@@ -180,8 +180,8 @@ def test_retrained_weights_rerun_only_that_model(runs, music, tmp_path, monkeypa
 
     tagger = shutil.copytree(runs["tagger"], tmp_path / "tiny-tagger")
     with Library.open(tmp_path / "lib") as lib:
-        lib.use_model(tagger, "tagger")
-        lib.use_model(runs["t2v"], "embedder")
+        lib.use_model(tagger, role="tagger")
+        lib.use_model(runs["t2v"], role="embedder")
         lib.add([music], workers=1)
         before = lib.extractors(lib.tracks()[0])
         ran = []
@@ -212,7 +212,7 @@ def test_retrained_weights_rerun_only_that_model(runs, music, tmp_path, monkeypa
 def test_a_tagger_role_refuses_an_embedding_run(runs, tmp_path):
     with Library.open(tmp_path / "lib") as lib:
         with pytest.raises(UsageError, match="use it as --embedder"):
-            lib.use_model(runs["t2v"], "tagger")
+            lib.use_model(runs["t2v"], role="tagger")
         assert lib.models() == {}
 
 
@@ -275,7 +275,7 @@ def test_a_track_shorter_than_a_trained_window_keeps_musicnns_tags(with_models, 
         spec=MelSpec(sample_rate=22050),  # not musicnn's rate: a pass of its own over the file
     )
     with Library.open(tmp_path / "lib") as lib:
-        lib.use_model(long_window, "tagger")
+        lib.use_model(long_window, role="tagger")
         report = lib.add([music / "song0.wav"], workers=1)
         [(path, why)] = report.analysis_failed
         assert path.endswith("song0.wav") and why.startswith("tags:long-tagger: too short: 6.00 s")

@@ -384,7 +384,7 @@ class Library:
         return Embedding(track.path, stored.window, stored.hop, space, times, stored.segments)
 
     def set_tags(
-        self, ref: int | str | TrackInfo, vocabulary: str, probs: np.ndarray, *, labels: list[str] | None = None
+        self, ref: int | str | TrackInfo, *, vocabulary: str, probs: np.ndarray, labels: list[str] | None = None
     ) -> None:
         """Store tags a track got elsewhere (another tagger, hand labelling): one probability per label of
         ``vocabulary`` (its ``labels`` given the first time, in order). Zero-shot :meth:`search` reads them."""
@@ -585,7 +585,7 @@ class Library:
         with WriterLock(self.root):
             return ingest.add(self._catalog, self._landmarks, paths, settings, self._spaces)
 
-    def use_model(self, folder: str | Path, role: str) -> str:
+    def use_model(self, folder: str | Path, *, role: str) -> str:
         """Run the trained model in ``folder`` (made by ``tuneseek train``) on every track from now on,
         as a ``role`` "tagger" (its tags are stored beside musicnn's), "embedder" (a new embedding
         space for :meth:`similar`) or "text-audio" (a joint text–audio model, made by ``tuneseek

@@ -125,7 +125,7 @@ def cmd_index(args) -> int:
             )
         for role, runs in (("tagger", args.tagger), ("embedder", args.embedder), ("text-audio", args.text_model)):
             for run in runs:
-                name = lib.use_model(run, role)
+                name = lib.use_model(run, role=role)
                 if not args.json:
                     print(f"{name}: {run} runs on every track of this library", file=sys.stderr)
         trained = lib.models()
