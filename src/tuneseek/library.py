@@ -11,12 +11,13 @@ question is answered by an engine behind one of the seams of ``docs/architecture
   objects, and :mod:`tuneseek.textsearch`;
 * writing: :mod:`tuneseek.ingest` (workers compute, this process commits).
 
-On disk (see DESIGN.md)::
+On disk (see ``docs/architecture.md``)::
 
     LIBRARY/
-      tuneseek.json        manifest: format + fingerprint versions
+      tuneseek.json        manifest: format + fingerprint versions, the vector store when not FAISS
       catalog.sqlite       tracks, segments, extractor versions, tags, embeddings, space sums (WAL)
       landmarks/seg-*/     immutable landmark segments, memory-mapped
+      vectors.db           with ``vectors="milvus"``: the Milvus Lite file holding the spaces' vectors
       writer.lock          held by the one process that writes
 
 Every write is atomic: segments are written aside and renamed, then listed in the catalogue
