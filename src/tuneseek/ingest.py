@@ -29,6 +29,7 @@ from tuneseek.executors import open_executor
 from tuneseek.extractors import AUDIO, Extractor, TextAudioProjection, musicnn_extractors, open_extractor
 from tuneseek.fingerprint.extract import content_hash
 from tuneseek.fingerprint.index import LandmarkIndex
+from tuneseek.identifier import Identifier
 from tuneseek.indexing import Interrupted, Job, Outcome, run_jobs
 from tuneseek.results import AddReport, TrackInfo
 from tuneseek.similarity import Spaces
@@ -67,7 +68,10 @@ def add(
 ) -> AddReport:
     """Index ``paths`` (files and folders, recursively) into the library; the caller holds the writer lock.
 
-    ``vectors`` (the library's :class:`~tuneseek.similarity.Spaces`) is told of every track whose vectors change.
+    ``identifier`` is the landmark index, not any :class:`~tuneseek.identifier.Identifier`: besides
+    indexing the new tracks it sweeps the segments a killed writer left, and merges small segments
+    after the run. ``vectors`` (the library's :class:`~tuneseek.similarity.Spaces`) is told of every
+    track whose vectors change.
     """
     started = time.perf_counter()
     report = AddReport()
@@ -205,7 +209,7 @@ class _Writer:
     def __init__(
         self,
         catalog: Catalog,
-        identifier: LandmarkIndex,
+        identifier: Identifier,
         report: AddReport,
         versions: dict[str, str],
         vectors: Spaces | None = None,
