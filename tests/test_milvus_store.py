@@ -6,6 +6,7 @@ Needs the ``scale`` extra (pymilvus, milvus-lite); skipped without it.
 
 import json
 import shutil
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -80,14 +81,33 @@ def clips_of(lib):
     return out
 
 
+@contextmanager
+def milvus_of(lib):
+    """The Milvus store the manifest of ``lib`` names, opened beside the library (as another reader of
+    its Milvus Lite file in this process would)."""
+    data = json.loads((lib.root / MANIFEST_NAME).read_text())
+    store = MilvusVectors(VectorsSpec.from_manifest(data, lib.root), lib.root)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 def collections(lib) -> dict[str, set[int]]:
     """``{"track"|"segment": ids}`` the Milvus store holds for the musicnn space."""
-    vectors = lib._spaces.vectors
-    return {kind: set(vectors.open("musicnn", kind).stamps()) for kind in ("track", "segment")}
+    with milvus_of(lib) as vectors:
+        return {kind: set(vectors.open("musicnn", kind).stamps()) for kind in ("track", "segment")}
+
+
+def collection_names(lib) -> dict[str, str]:
+    """``{"track"|"segment": the collection answering}`` for the musicnn space."""
+    with milvus_of(lib) as vectors:
+        return {kind: vectors.open("musicnn", kind).name for kind in ("track", "segment")}
 
 
 def catalogued(lib) -> dict[str, set[int]]:
-    embedded = [(e.track_id, len(e.segments)) for e in lib._catalog.embeddings("musicnn")]
+    """What the catalogue holds of the musicnn space, as ``collections`` names it."""
+    embedded = [(t.id, len(e.vectors)) for t in lib.tracks() if (e := lib.embedding(t, space="musicnn")) is not None]
     return {
         "track": {t for t, _ in embedded},
         "segment": {(t << SEGMENT_BITS) + i for t, n in embedded for i in range(n)},
@@ -97,7 +117,6 @@ def catalogued(lib) -> dict[str, set[int]]:
 def test_similar_from_milvus_is_what_faiss_says(models, indexed, tmp_path):
     m, f = twins(indexed, tmp_path)
     with m, f:
-        assert m._spaces.spec.store == "milvus" and f._spaces.spec.store == "faiss"
         assert m.one_process_only and not f.one_process_only  # a Lite file: a server keeps queries in-process
         clips = clips_of(f)
         assert answers(m, clips) == answers(f, clips)
@@ -110,7 +129,8 @@ def test_the_manifest_records_the_store_and_a_mismatch_is_one_line(models, index
     recorded = json.loads((m.root / MANIFEST_NAME).read_text())["vectors"]
     assert recorded["store"] == "milvus" and recorded["prefix"].startswith("tuneseek_")
     with Library.open(m.root, vectors=f"milvus:{recorded['uri']}") as again:  # the same store: fine
-        assert again._spaces.spec.uri == recorded["uri"]
+        assert again.one_process_only and collections(again) == catalogued(again)
+    assert json.loads((m.root / MANIFEST_NAME).read_text())["vectors"] == recorded
     for other in ("faiss", f"milvus:{tmp_path / 'other.db'}"):
         with pytest.raises(LibraryError, match="its vectors are kept in milvus:") as e:
             Library.open(m.root, vectors=other)
@@ -173,7 +193,9 @@ def test_a_crash_between_milvus_and_the_catalogue_is_repaired_by_the_next_write(
         # readers skip what the catalogue no longer holds, before any repair
         assert gone.id not in {r.track.id for r in m.similar(m.tracks()[0].id, k=10)}
         # the next write repairs both (checked before it re-centres: scored against the moved mean), then adds
-        m._spaces.reconcile()
+        with monkeypatch.context() as mp:
+            mp.setattr(Spaces, "settle", lambda self: None)
+            m.compact()
         f.remove(gone.id)
         assert collections(m) == catalogued(m)
         assert answers(m, clips_of(f)) == answers(f, clips_of(f))
@@ -185,7 +207,7 @@ def test_a_crash_between_milvus_and_the_catalogue_is_repaired_by_the_next_write(
 def test_a_crash_while_re_centring_leaves_the_old_collection_answering(models, indexed, tmp_path, monkeypatch):
     m, f = twins(indexed, tmp_path)
     with m, f:
-        names = {kind: m._spaces.vectors.open("musicnn", kind).name for kind in ("track", "segment")}
+        names = collection_names(m)
         real = Spaces._write_all
         calls = []
 
@@ -202,11 +224,12 @@ def test_a_crash_while_re_centring_leaves_the_old_collection_answering(models, i
         monkeypatch.setattr(Spaces, "_write_all", staticmethod(real))
         f.remove(gone.id)
         # a half-made collection is never read: the old one answers, rescored for the moved mean
-        assert {kind: m._spaces.vectors.open("musicnn", kind).name for kind in names} == names
+        assert collection_names(m) == names
         assert answers(m, clips_of(f)) == answers(f, clips_of(f)) and collections(m) == catalogued(m)
         m.compact()  # any write sweeps it and re-centres
-        after = {kind: m._spaces.vectors.open("musicnn", kind).name for kind in names}
-        assert after != names and len(m._spaces.vectors.client.list_collections()) == 3  # and the sync mark
+        assert collection_names(m) != names
+        with milvus_of(m) as vectors:
+            assert len(vectors.client.list_collections()) == 3  # and the sync mark
         assert answers(m, clips_of(f)) == answers(f, clips_of(f)) and collections(m) == catalogued(m)
 
 
@@ -217,13 +240,14 @@ def test_moving_a_faiss_library_into_milvus_fills_the_store_from_the_catalogue(m
     expected = answers(before)
     before.close()
     with Library.open(f.root, vectors="milvus") as moved:  # a Milvus Lite file in the library
-        assert moved._spaces.spec.store == "milvus"
+        assert moved.one_process_only
         assert answers(moved) == expected and collections(moved) == catalogued(moved)
     assert json.loads((f.root / MANIFEST_NAME).read_text())["vectors"]["uri"] == "vectors.db"  # moves with it
     moved_root = shutil.move(f.root, tmp_path / "elsewhere")
     with Library.open(moved_root) as reopened:  # the manifest says where they went
-        assert reopened._spaces.spec.uri == str(tmp_path / "elsewhere" / "vectors.db")
-        assert answers(reopened) == expected
+        with milvus_of(reopened) as vectors:
+            assert vectors.spec.uri == str(tmp_path / "elsewhere" / "vectors.db")
+        assert answers(reopened) == expected and collections(reopened) == catalogued(reopened)
 
 
 def centred_answers(store, queries, k, exclude=()):
