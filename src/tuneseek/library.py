@@ -44,7 +44,7 @@ import numpy as np
 from tuneseek import analysis, audio, ingest
 from tuneseek import monitor as monitoring
 from tuneseek.errors import AudioError, LibraryError, TrackNotFound, TuneseekError, UsageError
-from tuneseek.extractors import TEXT_AUDIO_EXTRACTOR, TEXT_AUDIO_SPACE, Extractor, open_extractor
+from tuneseek.extractors import Extractor, open_extractor
 from tuneseek.fingerprint.extract import RESAMPLE_QUALITY, content_hash
 from tuneseek.fingerprint.index import LandmarkIndex
 from tuneseek.fingerprint.params import DEFAULT as FP
@@ -533,21 +533,12 @@ class Library:
         """
         if k < 1:
             raise UsageError(f"k must be at least 1, got {k}")
-        return self._text.search(query, k, self._text_audio())
+        return self._text.search(query, k)
 
     def embed_text(self, text: str) -> tuple[np.ndarray, str]:
         """``(vector, space)`` of a description: the 128-d vector of the library's text–audio model
         (space "text-audio") when it has one, else the sentence encoder's own vector (its name)."""
-        trained = self._text_audio()
-        if trained is not None:
-            return trained.text_query(text).vector, TEXT_AUDIO_SPACE
-        encoder = self._text.encoder()
-        return encoder.encode_query(text).vector, encoder.name
-
-    def _text_audio(self):
-        """The library's text–audio extractor, or ``None`` when it has no text–audio model."""
-        model = self._catalog.models().get(TEXT_AUDIO_EXTRACTOR)
-        return None if model is None else open_extractor(folder=model["folder"], role="text-audio")
+        return self._text.embed(text)
 
     # -- writing -------------------------------------------------------------------
     def add(

@@ -9,7 +9,9 @@ Two modes, one answer type:
   query's 128-d vector is compared by dot product with each track's vector in the joint space
   (:data:`~tuneseek.extractors.TEXT_AUDIO_SPACE`), as in TTMR; a score is a cosine.
 
-Both answer with a :class:`~tuneseek.results.SearchResult`.
+Both answer with a :class:`~tuneseek.results.SearchResult`. Which mode a query gets is decided
+here, from the models the catalogue records, and so is what a description's vector is
+(:meth:`TextSearch.embed`): the facade only delegates.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from tuneseek.errors import LibraryError
-from tuneseek.extractors import TEXT_AUDIO_SPACE, TextAudioProjection
+from tuneseek.extractors import TEXT_AUDIO_EXTRACTOR, TEXT_AUDIO_SPACE, TextAudioProjection, open_extractor
 from tuneseek.results import SearchResult, Similar, TrackInfo
 from tuneseek.similarity import Spaces
 from tuneseek.store.catalog import Catalog
@@ -67,8 +69,10 @@ class TextSearch:
         self._encoder = None
         self._lock = threading.Lock()
 
-    def search(self, query: str, k: int, trained: TextAudioProjection | None) -> SearchResult:
-        """The ``k`` tracks that best fit ``query``: in the joint space of ``trained`` when given, else zero-shot."""
+    def search(self, query: str, k: int) -> SearchResult:
+        """The ``k`` tracks that best fit ``query``: in the joint space of the library's text–audio model
+        when it has one, else zero-shot."""
+        trained = self.text_audio()
         if trained is not None:
             return self._search_trained(query, k, trained)
         from tuneseek.text.zeroshot import zero_shot
@@ -106,6 +110,21 @@ class TextSearch:
         return SearchResult(
             q.text, "trained", f"text–audio model {trained.model_name} ({trained.folder})", hits, "", q.notices
         )
+
+    def embed(self, text: str) -> tuple[np.ndarray, str]:
+        """``(vector, space)`` of a description: the library's text–audio model's vector (space
+        :data:`~tuneseek.extractors.TEXT_AUDIO_SPACE`) when it has one, else the sentence encoder's own
+        vector (its name)."""
+        trained = self.text_audio()
+        if trained is not None:
+            return trained.text_query(text).vector, TEXT_AUDIO_SPACE
+        encoder = self.encoder()
+        return encoder.encode_query(text).vector, encoder.name
+
+    def text_audio(self) -> TextAudioProjection | None:
+        """The library's text–audio extractor, or ``None`` when it has no text–audio model."""
+        model = self.catalog.models().get(TEXT_AUDIO_EXTRACTOR)
+        return None if model is None else open_extractor(folder=model["folder"], role="text-audio")
 
     def warm(self) -> None:
         """Load the sentence encoder and build the tag table now rather than at the first query."""
