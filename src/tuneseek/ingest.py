@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tuneseek import audio
-from tuneseek.analysis import vocabularies
+from tuneseek.analysis import trained_model, vocabularies
 from tuneseek.errors import AudioError, TuneseekError
 from tuneseek.executors import open_executor
 from tuneseek.extractors import AUDIO, Extractor, TextAudioProjection, musicnn_extractors, open_extractor
@@ -129,6 +129,16 @@ def add(
         vectors.settle()
     report.elapsed = time.perf_counter() - started
     return report
+
+
+def use_model(catalog: Catalog, extractor: Extractor, role: str) -> None:
+    """Record that the library runs ``extractor`` (a trained run, opened as a ``role``) on every track from
+    now on, with a tagger's vocabulary; the next :func:`add` gives it to the tracks already indexed. The
+    caller holds the writer lock."""
+    with catalog.transaction():
+        if role == "tagger":
+            catalog.set_vocabulary(extractor.name.partition(":")[2], list(trained_model(extractor.folder).labels))
+        catalog.set_models({**catalog.models(), extractor.name: {"folder": str(extractor.folder), "role": role}})
 
 
 def _extractors(catalog: Catalog, wheel: str | None, report: AddReport) -> tuple[list[Extractor], list[Extractor]]:

@@ -43,9 +43,9 @@ import numpy as np
 
 from tuneseek import analysis, audio, ingest
 from tuneseek import monitor as monitoring
-from tuneseek.errors import AudioError, LibraryError, TrackNotFound, TuneseekError, UsageError
-from tuneseek.extractors import Extractor, open_extractor
-from tuneseek.fingerprint.extract import RESAMPLE_QUALITY, content_hash
+from tuneseek.errors import AudioError, LibraryError, TrackNotFound, UsageError
+from tuneseek.extractors import open_extractor
+from tuneseek.fingerprint.extract import RESAMPLE_QUALITY
 from tuneseek.fingerprint.index import LandmarkIndex
 from tuneseek.fingerprint.params import DEFAULT as FP
 from tuneseek.fingerprint.shards import ShardedLandmarks
@@ -64,11 +64,11 @@ from tuneseek.results import (
     Tags,
     TrackInfo,
 )
-from tuneseek.similarity import SpaceIndex, Spaces, plane
+from tuneseek.similarity import Spaces
+from tuneseek.similarsearch import SimilarSearch
 from tuneseek.store import manifest
 from tuneseek.store.catalog import Catalog, Track
-from tuneseek.store.landmarks import files_size, segment_size
-from tuneseek.store.layout import create_library
+from tuneseek.store.layout import create_library, library_stats
 from tuneseek.store.lock import WriterLock
 from tuneseek.store.vectors import VectorsSpec, choose_vectors
 from tuneseek.textsearch import TextSearch
@@ -93,8 +93,6 @@ __all__ = [
 MIN_CLIP_SECONDS = 2.0
 #: Longer recordings are identified window by window (see ``Library.monitor``), in bounded memory.
 LONG_CLIP_SECONDS = 600.0
-#: ``similar`` compares a file at least this long as a whole track; a shorter one as a clip.
-WHOLE_TRACK_SECONDS = 30.0
 
 
 def default_library_path() -> Path:
@@ -114,6 +112,7 @@ class Library:
         self._landmarks = LandmarkIndex(root, catalog)
         self._spaces = Spaces(catalog, vectors, root)
         self._text = TextSearch(catalog, root, self._spaces, self._info)
+        self._similar = SimilarSearch(catalog, root, self._spaces, self.track, self._info)
         self._sharded: ShardedLandmarks | None = None
         self._finder: LandmarkIndex | ShardedLandmarks = self._landmarks  # answers identify and monitor
 
@@ -234,24 +233,7 @@ class Library:
 
     def stats(self) -> LibraryStats:
         """How big the library is and what it holds."""
-        with self._catalog.snapshot():
-            tracks = self.tracks()
-            sizes = self._catalog.segment_sizes()
-            tagged, embedded = self._catalog.count_tagged(), self._catalog.count_embedded(analysis.SPACE)
-            spaces, models = self.spaces(), self._catalog.models()
-        return LibraryStats(
-            path=str(self.root),
-            tracks=len(tracks),
-            audio_hours=sum(t.duration for t in tracks) / 3600,
-            landmarks=sum(t.n_landmarks for t in tracks),
-            segments=len(sizes),
-            index_bytes=sum(segment_size(self.root, s) for s in sizes),
-            catalog_bytes=files_size(self.root.glob("catalog.sqlite*")),
-            tagged=tagged,
-            embedded=embedded,
-            spaces=spaces,
-            models={ex: m["folder"] for ex, m in models.items()},
-        )
+        return library_stats(self.root, self._catalog, embedded_space=analysis.SPACE)
 
     def warm(self, *, clip_models: bool = True, text_model: bool = True) -> None:
         """Load what queries read, so that the first one pays nothing extra: the landmark index's view,
@@ -261,22 +243,9 @@ class Library:
         A server calls it at start-up, leaving out the models of queries another process answers;
         models that cannot load are left to say so at query."""
         self._landmarks.view()
-        models = self._catalog.models()
-        for space in self._catalog.spaces():
-            _ = self._spaces.get(space).segments
-            if not clip_models:
-                continue
-            try:
-                extractor = self._space_extractor(space, models)
-                noise = np.random.default_rng(0).normal(0, 1e-3, 4 * extractor.sample_rate).astype(np.float32)
-                extractor.query_vectors(noise, whole=False)
-            except TuneseekError:
-                pass  # no model for this space here: similar-to-a-clip says so when asked
-        if text_model and self._catalog.count_tagged():
-            try:
-                self._text.warm()
-            except TuneseekError:
-                pass  # no text model here: search says so when asked
+        self._similar.warm(clip_models=clip_models)
+        if text_model:
+            self._text.warm()
 
     # -- which song is this ----------------------------------------------------------
     @property
@@ -436,47 +405,16 @@ class Library:
         """Tracks that sound like ``query``, most similar first, the query's own track left out.
 
         ``query`` is a library track (a :class:`TrackInfo`, an id, or its path), any audio file,
-        or samples at ``sr``. A track, or a file of at least :data:`WHOLE_TRACK_SECONDS`, is
-        compared as a whole: its mean vector against each track's (cosine). A shorter clip is
-        compared with every segment in the library (3.7 s for musicnn, the model's window for
-        a trained embedder), and each result says where its best-matching segment starts.
+        or samples at ``sr``. A track, or a file of at least
+        :data:`~tuneseek.similarsearch.WHOLE_TRACK_SECONDS`, is compared as a whole: its mean vector
+        against each track's (cosine). A shorter clip is compared with every segment in the library
+        (3.7 s for musicnn, the model's window for a trained embedder), and each result says where
+        its best-matching segment starts.
         ``space`` is "musicnn" or the name of a trained embedder the library runs.
         """
         if k < 1:
             raise UsageError(f"k must be at least 1, got {k}")
-        models = self._catalog.models()
-        index = self._space(space, models)
-        track = self._as_track(query)
-        if track is not None:
-            stored = next(self._catalog.embeddings(space, track.id, segments=False), None)
-            if stored is None:
-                raise LibraryError(
-                    self.root, f"track {track.id} has no {space} embeddings yet: run `tuneseek index {track.path}`"
-                )
-            found = index.by_track(stored.track_vector, k, exclude={track.id})
-        else:
-            extractor = self._space_extractor(space, models)  # a track query needs no model: loaded only here
-            x = _samples(query, sr, extractor.sample_rate)
-            exclude = self._copies_of(query)
-            if len(x) >= WHOLE_TRACK_SECONDS * extractor.sample_rate:
-                found = index.by_track(extractor.query_vectors(x, whole=True).mean(axis=0), k, exclude)
-            else:
-                found = index.by_segment(extractor.query_vectors(x, whole=False).mean(axis=0), k, exclude)
-        return [Similar(self._info(tid), score, time) for tid, score, time in found]
-
-    def _space(self, space: str, models: dict[str, dict[str, str]]) -> SpaceIndex:
-        """The searchable stores of embedding ``space``; an error naming what to do when it has no track."""
-        if space != analysis.SPACE and f"embedding:{space}" not in models:
-            known = ", ".join(sorted({analysis.SPACE, *self._catalog.spaces()}))
-            raise UsageError(f"no embedding space {space!r} in this library (it has: {known})")
-        index = self._spaces.get(space)
-        if len(index) == 0:
-            raise LibraryError(
-                self.root,
-                f"no track has {space} embeddings yet: run `tuneseek index` on your music "
-                "with the models available (pip install 'tuneseek[models]')",
-            )
-        return index
+        return self._similar.similar(query, k, sr, space)
 
     def embedding_map(self, *, space: str = analysis.SPACE) -> list[MapPoint]:
         """Every embedded track placed on a plane, near the tracks that sound like it.
@@ -484,42 +422,7 @@ class Library:
         The plane is the first two principal axes of the tracks' vectors in ``space`` (what
         ``similar`` compares): a quick overview of the library, drawn anew as it grows.
         """
-        self._space(space, self._catalog.models())
-        with self._catalog.snapshot():
-            stored = [(e.track_id, e.track_vector) for e in self._catalog.embeddings(space, segments=False)]
-            tracks = {t.id: TrackInfo.of(t) for t in self._catalog.tracks()}
-        xy = plane(np.stack([v for _, v in stored]).astype(np.float64))
-        return [MapPoint(tracks[tid], float(x), float(y)) for (tid, _), (x, y) in zip(stored, xy) if tid in tracks]
-
-    @staticmethod
-    def _space_extractor(space: str, models: dict[str, dict[str, str]]) -> Extractor:
-        """The extractor that fills embedding ``space`` (one the library has)."""
-        if space == analysis.SPACE:
-            return open_extractor(analysis.EMBEDDING_EXTRACTOR)
-        model = models[f"embedding:{space}"]
-        return open_extractor(folder=model["folder"], role=model["role"])
-
-    def _as_track(self, query) -> TrackInfo | None:
-        """The library track ``query`` names, or ``None`` when it is audio to analyse."""
-        if isinstance(query, TrackInfo):
-            return query
-        if isinstance(query, np.ndarray):
-            return None
-        if isinstance(query, int) or (isinstance(query, str) and query.isdigit() and not os.path.exists(query)):
-            return self.track(int(query))
-        known = self._catalog.track_by_path(os.path.abspath(os.fspath(query)))
-        if known is not None or os.path.exists(query):
-            return None if known is None else TrackInfo.of(known)
-        raise LibraryError(self.root, f"{os.fspath(query)!r} is neither an audio file nor a track of this library")
-
-    def _copies_of(self, query) -> set[int]:
-        """Tracks holding the same file as ``query`` (a copy elsewhere): they are not "similar", they are it."""
-        if isinstance(query, np.ndarray):
-            return set()
-        try:
-            return {t.id for t in self._catalog.tracks_by_hash(content_hash(os.fspath(query)))}
-        except OSError:
-            return set()
+        return self._similar.embedding_map(space)
 
     # -- finding music by describing it ------------------------------------------------
     def search(self, query: str, *, k: int = 10) -> SearchResult:
@@ -589,14 +492,8 @@ class Library:
         another folder replaces the old model.
         """
         extractor = open_extractor(folder=folder, role=role)
-        with WriterLock(self.root), self._catalog.transaction():
-            if role == "tagger":
-                self._catalog.set_vocabulary(
-                    extractor.name.partition(":")[2], list(analysis.trained_model(extractor.folder).labels)
-                )
-            self._catalog.set_models(
-                {**self._catalog.models(), extractor.name: {"folder": str(extractor.folder), "role": role}}
-            )
+        with WriterLock(self.root):
+            ingest.use_model(self._catalog, extractor, role)
         return extractor.name
 
     def models(self) -> dict[str, dict[str, str]]:
@@ -634,10 +531,3 @@ def _clip_samples(clip, sr: int | None) -> tuple[str, np.ndarray]:
         return "<samples>", audio.from_samples(clip, sr, FP.sr, quality=RESAMPLE_QUALITY)
     path = os.fspath(clip)
     return path, audio.load(path, FP.sr, quality=RESAMPLE_QUALITY)
-
-
-def _samples(query, sr: int | None, rate: int) -> np.ndarray:
-    """A query file or array as mono at ``rate``, refused when it cannot be described."""
-    if not isinstance(query, np.ndarray):
-        return analysis.decode(query, rate)
-    return analysis.checked("<samples>", audio.from_samples(query, sr, rate), rate)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tuneseek.errors import LibraryError
+from tuneseek.errors import LibraryError, TuneseekError
 from tuneseek.extractors import TEXT_AUDIO_EXTRACTOR, TEXT_AUDIO_SPACE, TextAudioProjection, open_extractor
 from tuneseek.results import SearchResult, Similar, TrackInfo
 from tuneseek.similarity import Spaces
@@ -127,9 +127,15 @@ class TextSearch:
         return None if model is None else open_extractor(folder=model["folder"], role="text-audio")
 
     def warm(self) -> None:
-        """Load the sentence encoder and build the tag table now rather than at the first query."""
-        self.encoder()
-        self._tag_table()
+        """When tracks have tags, load the sentence encoder and build the tag table now rather than at the
+        first query; a text model that cannot load is left to say so at query."""
+        if not self.catalog.count_tagged():
+            return
+        try:
+            self.encoder()
+            self._tag_table()
+        except TuneseekError:
+            pass  # no text model here: search says so when asked
 
     def _tag_table(self):
         generation = self.catalog.generation()

@@ -1,4 +1,5 @@
-"""Making an empty library directory: its catalogue, then its manifest, safely against a racing process.
+"""A library directory: making an empty one (its catalogue, then its manifest, safely against a racing
+process), and measuring what one holds.
 
 The manifest is written last: a directory with one is a library, and :func:`create_library` run by
 two processes at once leaves one library, not two half ones.
@@ -10,9 +11,10 @@ import time
 from pathlib import Path
 
 from tuneseek.errors import LibraryBusyError, LibraryError
+from tuneseek.results import LibraryStats
 from tuneseek.store import manifest
 from tuneseek.store.catalog import CATALOG_NAME, Catalog
-from tuneseek.store.landmarks import SEGMENTS_DIR
+from tuneseek.store.landmarks import SEGMENTS_DIR, files_size, segment_size
 from tuneseek.store.lock import LOCK_NAME, WriterLock
 
 #: What a library directory holds before its manifest, the last file created, exists.
@@ -56,3 +58,27 @@ def create_library(root: Path, *, fingerprint: str, vectors: dict | None = None)
                 time.sleep(0.05)
     except PermissionError as e:
         raise LibraryError(root, f"cannot create: {e.strerror}") from e
+
+
+def library_stats(root: Path, catalog: Catalog, *, embedded_space: str) -> LibraryStats:
+    """How big the library at ``root`` is and what it holds, its catalogue read in one snapshot;
+    ``embedded`` counts the tracks with vectors in ``embedded_space`` (musicnn's, named by the engine)."""
+    with catalog.snapshot():
+        tracks = catalog.tracks()
+        sizes = catalog.segment_sizes()
+        tagged, embedded = catalog.count_tagged(), catalog.count_embedded(embedded_space)
+        spaces = {space: catalog.count_embedded(space) for space in catalog.spaces()}
+        models = catalog.models()
+    return LibraryStats(
+        path=str(root),
+        tracks=len(tracks),
+        audio_hours=sum(t.duration for t in tracks) / 3600,
+        landmarks=sum(t.n_landmarks for t in tracks),
+        segments=len(sizes),
+        index_bytes=sum(segment_size(root, s) for s in sizes),
+        catalog_bytes=files_size(root.glob(CATALOG_NAME + "*")),
+        tagged=tagged,
+        embedded=embedded,
+        spaces=spaces,
+        models={ex: m["folder"] for ex, m in models.items()},
+    )
