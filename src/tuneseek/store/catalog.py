@@ -80,10 +80,19 @@ CREATE TABLE IF NOT EXISTS space_sums (  -- what scoring a space needs, kept wit
     total BLOB NOT NULL,                 -- float64 (dim,): their sum, so their mean is total / n
     PRIMARY KEY (space, kind)
 );
+CREATE TABLE IF NOT EXISTS fingerprint_vectors (  -- a learned fingerprint's segment vectors
+    track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+    model    TEXT NOT NULL,              -- the identifier's name ("fingerprint:RUN")
+    version  TEXT NOT NULL,              -- the model version that computed them
+    dim      INTEGER NOT NULL,
+    hop      REAL NOT NULL,              -- segment i starts at i * hop seconds
+    vectors  BLOB NOT NULL,              -- float16 (n, dim); all-zero rows: inaudible segments
+    PRIMARY KEY (track_id, model)
+);
 """
 
-#: A table the first catalogue format lacked: its absence means the schema needs upgrading.
-_NEWEST_TABLE = "space_sums"
+#: Tables the first catalogue format lacked: the absence of any means the schema needs upgrading.
+_LATER_TABLES = ("space_sums", "fingerprint_vectors")
 
 
 @dataclass(frozen=True)
@@ -131,7 +140,7 @@ class Catalog:
         self._guard = threading.Lock()
         db = self.db
         try:
-            if create or not self._has_table(_NEWEST_TABLE):
+            if create or not all(self._has_table(t) for t in _LATER_TABLES):
                 db.executescript(SCHEMA)  # additive: a library made before gains the new tables
                 self._backfill_space_sums()
         except sqlite3.DatabaseError as e:
@@ -362,6 +371,46 @@ class Catalog:
                 else np.zeros((0, dim), np.float32)
             )
             yield Embedded(tid, window, hop, np.frombuffer(vec, "<f4"), seg)
+
+    # -- learned fingerprints ---------------------------------------------------
+    def set_fingerprint_vectors(self, track_id: int, model: str, version: str, hop: float, vectors: np.ndarray) -> None:
+        """Store a track's segment vectors of a learned fingerprint ``model`` (float16, as computed by the
+        workers), replacing any it had; call inside the transaction that inserts the track."""
+        vectors = np.ascontiguousarray(vectors, "<f2")
+        if vectors.ndim != 2:
+            raise ValueError(f"fingerprint vectors must be (segments, dim), got shape {vectors.shape}")
+        self.db.execute(
+            "INSERT OR REPLACE INTO fingerprint_vectors VALUES (?, ?, ?, ?, ?, ?)",
+            (track_id, model, version, vectors.shape[1], hop, vectors.tobytes()),
+        )
+
+    def drop_fingerprint_vectors(self, model: str, track_ids: list[int]) -> None:
+        """Forget the ``model`` vectors of tracks (deleting a track drops all of its own already)."""
+        self.db.executemany(
+            "DELETE FROM fingerprint_vectors WHERE model=? AND track_id=?", [(model, int(t)) for t in track_ids]
+        )
+
+    def fingerprint_vectors(
+        self, model: str, version: str, track_id: int | None = None
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """``(track id, float16 vectors (n, dim))`` of ``model`` at ``version``: of one track, or of every
+        track in id order. Vectors another version computed are not comparable and are left out."""
+        sql, args = (
+            "SELECT track_id, dim, vectors FROM fingerprint_vectors WHERE model=? AND version=?",
+            (model, version),
+        )
+        if track_id is not None:
+            sql, args = sql + " AND track_id=?", (*args, track_id)
+        rows = self.db.execute(sql + " ORDER BY track_id", args)
+        for tid, dim, blob in rows if track_id is None else rows.fetchall():
+            yield tid, np.frombuffer(blob, "<f2").reshape(-1, dim)
+
+    def fingerprint_size(self, model: str) -> tuple[int, int]:
+        """``(tracks, bytes of vectors)`` the catalogue holds for ``model``, of any version."""
+        row = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(vectors)), 0) FROM fingerprint_vectors WHERE model=?", (model,)
+        ).fetchone()
+        return int(row[0]), int(row[1])
 
     # -- segments ------------------------------------------------------------
     def segments(self) -> list[str]:

@@ -1,0 +1,469 @@
+"""Identification by a learned fingerprint: segment vectors in a vector store, voted into aligned sequences.
+
+After Chang et al., "Neural audio fingerprint for high-specific audio retrieval based on
+contrastive learning", ICASSP 2021. A track is cut into 1 s segments every 0.5 s
+(:data:`~tuneseek.models.fingerprint_net.SEGMENT_SECONDS`, ``HOP_SECONDS``) and each becomes a
+unit vector (:class:`~tuneseek.models.fingerprint_net.FingerprintNet`); an indexing worker
+computes them (:func:`track_vectors`, streamed, in bounded memory) and :meth:`LearnedIndex.add`
+stores them in the catalogue inside the transaction that inserts the track. The searchable index
+is a :class:`~tuneseek.store.vectors.VectorStore` (by default :class:`~tuneseek.store.vectors.FaissStore`
+with a zero centre: vectors are compared as they are, by inner product) built from the catalogue
+when a query first needs it and rebuilt whenever the catalogue's generation moves.
+
+A query (:meth:`LearnedIndex.candidates`):
+
+1. cuts the clip into 1 s segments every ``hop / phases`` s (0.125 s by default: a clip starts
+   anywhere, the track's segments every 0.5 s, and one of the clip's phases is then within
+   1/16 s of the track's grid), dropping inaudible ones;
+2. finds each segment's :data:`NEIGHBOURS` nearest stored segments, and votes each hit into
+   a (track, offset) hypothesis, offsets within one hop of each other counted together;
+3. re-scores the best hypothesis of each of the most-voted tracks by *sequence similarity*,
+   at every offset within one hop of it: each clip segment that falls on the track's segment
+   grid at that offset is compared with the track's segment there, and the comparisons are
+   summed. The best offset gives the match's offset, to within the query step;
+4. turns the sequence score into a probability of a true match (:class:`Calibration`), which is
+   "no match" below one half.
+
+The sequence score is the mean inner product of Chang et al., with each inner product first
+ranked among the query segment's inner products with a fixed *cohort* of library segments
+(:data:`COHORT` of them, drawn once per index) and mapped to a standard normal quantile. A raw
+mean's chance level depends on the model (an untrained network puts unrelated segments at a
+cosine of 0.9, a trained one near 0); the ranked one is standard normal for any model when the
+track is not the clip's, so ``T = sum of quantiles / sqrt(n)`` over ``n`` aligned segments has a
+null that can be simulated once (:func:`simulate_null`, over random unit vectors) and a threshold
+that depends on ``n`` only: the best wrong hypothesis was *chosen* for holding a few segments
+that ranked at the top, whose weight in ``T`` falls as ``1/sqrt(n)``.
+
+Storage: 7200 segments per audio hour; in the catalogue, float16 vectors of 128 dimensions take
+1.84 MB per hour (256 bytes a segment). In memory, a :class:`~tuneseek.store.vectors.FaissStore`
+holds them as float32 (3.7 MB per hour, twice for its exact index) and the index keeps the float16
+rows for re-scoring (1.84 MB per hour). FaissStore searches exactly up to a million vectors
+(about 139 audio hours) and with an inverted file (``IndexIVFFlat``) above. No product
+quantisation yet: an IVF-PQ store (16 bytes a segment, 115 kB per hour) would be a ``store=``
+factory here, its recall measured first.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.special import ndtri
+
+from tuneseek.embed.musicnn_extractor import WindowBatches
+from tuneseek.errors import AudioError, UsageError
+from tuneseek.identifier import Candidate
+from tuneseek.models.fingerprint_net import HOP_SECONDS, SEGMENT_SECONDS, audible_segments
+from tuneseek.store.catalog import Catalog
+from tuneseek.store.vectors import FaissStore, VectorStore
+
+SAMPLE_RATE = 8000
+#: Bits of a stored id that number the segment within its track (145 audio hours at 0.5 s).
+SEGMENT_BITS = 20
+#: Segments per network call: bounds memory (32 MB of audio and features) whatever the track's length.
+BATCH_SEGMENTS = 512
+#: Query segments per index hop: the clip is cut every ``hop / QUERY_PHASES`` s.
+QUERY_PHASES = 4
+#: Nearest stored segments fetched per query segment.
+NEIGHBOURS = 8
+#: Tracks whose best hypothesis is re-scored, at least (twice the candidates asked for, if more).
+HYPOTHESES = 8
+#: Library segments each query segment's inner products are ranked against.
+COHORT = 1024
+#: A query segment whose inner product ranks this high among the cohort's (z >= 2.33, top 1 %) *matches*:
+#: the matching segments delimit the stretch of the clip a candidate covers.
+MATCH_Z = 2.33
+#: Aligned segments a hypothesis needs before it is judged at all.
+MIN_ALIGNED = 2
+#: Candidates below this confidence are not reported ("no match").
+MIN_CONFIDENCE = 0.5
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Confidence of a hypothesis from its sequence score ``T`` over ``n`` aligned segments:
+    ``sigmoid(bias + weight * T + per_root_n / sqrt(n))``; below one half is "no match", so the
+    threshold on ``T`` is ``-(bias + per_root_n / sqrt(n)) / weight``.
+    """
+
+    bias: float
+    weight: float
+    per_root_n: float
+
+    def confidence(self, score: np.ndarray, n: np.ndarray) -> np.ndarray:
+        z = self.bias + self.weight * score + self.per_root_n / np.sqrt(np.maximum(n, 1))
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def threshold(self, n: np.ndarray | int) -> np.ndarray:
+        """The sequence score above which a hypothesis over ``n`` aligned segments is a match."""
+        return -(self.bias + self.per_root_n / np.sqrt(np.maximum(n, 1))) / self.weight
+
+
+#: The shipped calibration, from the null alone: :func:`simulate_null` (random unit vectors, 10 h of
+#: 128-d segments, 400 clips of 3-30 s, seed 0) puts the best wrong hypothesis's score at a mean of
+#: 2.5-3.0 and a spread of 0.4-0.5 whatever ``n`` (slightly higher below 10 aligned segments); its
+#: mean + 3.09 spreads (a normal 99.9th percentile) per band of ``n`` is bounded by
+#: ``NULL_A + NULL_B / sqrt(n)``, where the confidence is one half, and it is 0.99 two units of ``T``
+#: above (four spreads of the null). A benchmark with labelled true and false matches replaces it
+#: with :func:`calibrate`.
+NULL_A, NULL_B = 3.6, 2.5
+_SLOPE = math.log(99.0) / 2.0
+DEFAULT_CALIBRATION = Calibration(-_SLOPE * NULL_A, _SLOPE, -_SLOPE * NULL_B)
+
+
+def calibrate(scores: np.ndarray, n: np.ndarray, matches: np.ndarray, *, ridge: float = 1e-3) -> Calibration:
+    """The :class:`Calibration` a labelled set fits: sequence ``scores``, aligned segments ``n``, and
+    whether each was a true match (``matches``), e.g. every hypothesis :meth:`LearnedIndex.evidence`
+    gives for benchmark clips. Logistic regression (Newton's method, a small ``ridge``). Fit on one
+    set of clips and measure on another: a set both tunes and scores nothing.
+    """
+    scores, n = np.asarray(scores, np.float64), np.asarray(n, np.float64)
+    y = np.asarray(matches, np.float64)
+    if len(np.unique(y)) < 2:
+        raise UsageError("calibration needs both true and false matches")
+    x = np.stack([np.ones_like(scores), scores, 1.0 / np.sqrt(np.maximum(n, 1))], axis=1)
+    w = np.zeros(3)
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-(x @ w)))
+        grad = x.T @ (p - y) + ridge * w
+        hess = (x * (p * (1 - p))[:, None]).T @ x + ridge * np.eye(3)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return Calibration(float(w[0]), float(w[1]), float(w[2]))
+
+
+# -- the workers' part ------------------------------------------------------------------
+def segment_vectors(
+    net: torch.nn.Module,
+    audio: np.ndarray | Iterable[np.ndarray],
+    *,
+    hop: float = HOP_SECONDS,
+    batch: int = BATCH_SEGMENTS,
+) -> np.ndarray:
+    """float32 ``(segments, dim)`` vectors of 1 s segments every ``hop`` s of ``audio`` (mono at 8 kHz, whole
+    or in chunks), inaudible segments as zero rows; none for audio shorter than a segment.
+
+    Segments go through ``net`` (a :class:`~tuneseek.models.fingerprint_net.FingerprintNet`, its
+    ``embed``) ``batch`` at a time as the audio arrives, so memory stays bounded by one batch
+    and the vectors, whatever the audio's length.
+    """
+    n = int(round(SEGMENT_SECONDS * SAMPLE_RATE))
+    step = max(1, int(round(hop * SAMPLE_RATE)))
+    windows = np.lib.stride_tricks.sliding_window_view
+
+    def run(block: np.ndarray) -> np.ndarray:
+        segments = np.array(windows(block, n)[::step], np.float32)
+        audible = audible_segments(segments)
+        out = np.zeros((len(segments), net.embedding_dim), np.float32)
+        if audible.any():
+            with torch.inference_mode():
+                out[audible] = net.embed(torch.from_numpy(segments[audible])).numpy()
+        return out
+
+    batches = WindowBatches(n, step, per_batch=batch, run=run)
+    for chunk in [audio] if isinstance(audio, np.ndarray) else audio:
+        batches.feed(np.asarray(chunk, np.float32))
+    found = batches.finish()
+    return np.concatenate(found) if found else np.zeros((0, net.embedding_dim), np.float32)
+
+
+def track_vectors(
+    net: torch.nn.Module, audio: np.ndarray | Iterable[np.ndarray], *, batch: int = BATCH_SEGMENTS
+) -> np.ndarray:
+    """What an indexing worker computes for a track and :meth:`LearnedIndex.add` stores: float16
+    ``(segments, dim)``, segment ``i`` the 1 s from ``i * HOP_SECONDS`` s, zero rows inaudible.
+
+    ``audio`` is mono float32 at 8 kHz, whole or as chunks (``audio.stream(path, 8000, ...)``):
+    memory stays bounded by one batch of ``batch`` segments plus the result (256 bytes a
+    segment at 128 dimensions, 1.8 MB per audio hour).
+    """
+    return segment_vectors(net, audio, batch=batch).astype(np.float16)
+
+
+# -- the index a query reads ------------------------------------------------------------
+@dataclass(frozen=True)
+class View:
+    """What queries read, as the catalogue held it at one generation: every live track's segments."""
+
+    generation: int
+    ids: np.ndarray  # track ids, ascending
+    starts: np.ndarray  # each track's first row in ``rows``
+    counts: np.ndarray  # each track's segments
+    rows: np.ndarray  # float16 (segments, dim): every track's segments, in track order
+    store: VectorStore | None  # the audible segments, id = track id << SEGMENT_BITS | segment; None when empty
+    cohort: np.ndarray  # float32 (<= COHORT, dim): audible segments drawn at random, for ranking
+
+    @classmethod
+    def of(
+        cls, generation: int, tracks: list[tuple[int, np.ndarray]], dim: int, store: Callable[[int], VectorStore]
+    ) -> View:
+        ids = np.array([t for t, _ in tracks], np.int64)
+        counts = np.array([len(v) for _, v in tracks], np.int64)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        rows = np.concatenate([v for _, v in tracks]) if tracks else np.zeros((0, dim), np.float16)
+        audible = np.flatnonzero(np.any(rows != 0, axis=1))
+        if len(audible) == 0:
+            return cls(generation, ids, starts, counts, rows, None, np.zeros((0, dim), np.float32))
+        track = np.repeat(np.arange(len(ids)), counts)[audible]
+        sids = (ids[track] << SEGMENT_BITS) + (audible - starts[track])
+        index = store(dim)
+        index.upsert(sids, rows[audible].astype(np.float32))
+        drawn = np.random.default_rng(0).choice(audible, min(COHORT, len(audible)), replace=False)
+        return cls(generation, ids, starts, counts, rows, index, rows[np.sort(drawn)].astype(np.float32))
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One track at one offset, judged: what :meth:`LearnedIndex.evidence` gives for calibration."""
+
+    track_id: int
+    offset: float  # track time at the clip's first sample, s
+    score: float  # the sequence score T (ranked inner products, summed over sqrt(n))
+    similarity: float  # the plain mean inner product of the aligned segments (Chang et al.'s score)
+    n: int  # aligned segments
+    matching: np.ndarray  # start times (s, in the clip) of the aligned segments that match (z >= MATCH_Z)
+    aligned: np.ndarray  # start times of every aligned segment
+
+
+def _z_of_rank() -> np.ndarray:
+    """Standard normal quantile of each rank 0..COHORT among COHORT cohort products (mid-rank convention)."""
+    return ndtri((np.arange(COHORT + 1) + 0.5) / (COHORT + 1))
+
+
+_Z = _z_of_rank()
+
+
+def _ranked(sims: np.ndarray, cohort_sims: np.ndarray) -> np.ndarray:
+    """Each of ``sims (..., n)`` as a normal quantile of its rank among row ``n`` of ``cohort_sims (n, c)``."""
+    n, c = cohort_sims.shape
+    lift = 4.0 * np.arange(n)  # inner products of unit vectors lie in [-1, 1]: rows lifted apart sort as one
+    flat = (np.sort(cohort_sims, axis=1) + lift[:, None]).ravel()
+    rank = np.searchsorted(flat, sims + lift, side="left") - np.arange(n) * c
+    return _Z[np.round(rank * COHORT / max(c, 1)).astype(np.int64)]
+
+
+def search(view: View, queries: np.ndarray, audible: np.ndarray, *, phases: int, hypotheses: int) -> list[Hypothesis]:
+    """The best hypothesis of each of the ``hypotheses`` most-voted tracks, judged; best score first.
+
+    ``queries`` are the clip's segment vectors every ``HOP_SECONDS / phases`` s (``audible`` says
+    which hold sound). Offsets are counted in query steps throughout: track segment ``i`` against
+    query segment ``j`` puts the clip's start at ``i * phases - j`` steps into the track.
+    """
+    if view.store is None or not audible.any():
+        return []
+    j_audible = np.flatnonzero(audible)
+    sims, sids = view.store.search(queries[j_audible], NEIGHBOURS)
+    hit = sids >= 0
+    j = np.broadcast_to(j_audible[:, None], sids.shape)[hit]
+    sids = sids[hit]
+    track = np.searchsorted(view.ids, sids >> SEGMENT_BITS)
+    offset = (sids & ((1 << SEGMENT_BITS) - 1)) * phases - j
+    # votes per (track, offset), then summed over offsets within one hop (``phases`` steps) either side
+    bias = len(queries) + 1
+    span = (int(view.counts.max(initial=0)) * phases + 2 * bias + 2 * phases) * 2
+    keys, votes = np.unique(track * span + offset + bias, return_counts=True)
+    cum = np.concatenate([[0], np.cumsum(votes)])
+    near = cum[np.searchsorted(keys, keys + phases, side="right")] - cum[np.searchsorted(keys, keys - phases)]
+    t_of, o_of = keys // span, keys % span - bias
+    order = np.lexsort((-near, t_of))
+    best = order[np.concatenate([[True], t_of[order][1:] != t_of[order][:-1]])]
+    best = best[np.argsort(-near[best], kind="stable")[:hypotheses]]
+    return _judged(view, queries, audible, t_of[best], o_of[best], phases)
+
+
+def _judged(
+    view: View, queries: np.ndarray, audible: np.ndarray, tracks: np.ndarray, offsets: np.ndarray, phases: int
+) -> list[Hypothesis]:
+    """Hypotheses (track index, offset in steps) re-scored at every offset within one hop, each at its best."""
+    n_q = len(queries)
+    shifts = np.arange(-phases, phases + 1)
+    pos = (offsets[:, None] + shifts)[:, :, None] + np.arange(n_q)  # (hypotheses, shifts, query segments): steps
+    seg = pos // phases
+    count = view.counts[tracks][:, None, None]
+    inside = (pos % phases == 0) & (seg >= 0) & (seg < count) & audible
+    rows = view.rows[view.starts[tracks][:, None, None] + np.clip(seg, 0, count - 1)]
+    inside &= np.any(rows != 0, axis=-1)
+    sims = np.einsum("hsqd,qd->hsq", rows.astype(np.float32), queries)
+    z = _ranked(sims, queries @ view.cohort.T)
+    n = inside.sum(axis=-1)
+    score = np.where(n >= MIN_ALIGNED, (z * inside).sum(axis=-1) / np.sqrt(np.maximum(n, 1)), -np.inf)
+    # the best offset of each hypothesis; a tie goes to the shift nearest the voted offset
+    pick = np.argmax(score - 1e-9 * np.abs(shifts), axis=1)
+    h = np.arange(len(tracks))
+    step = HOP_SECONDS / phases
+    starts = np.arange(n_q) * step
+    found = []
+    for i in np.argsort(-score[h, pick], kind="stable"):
+        s, keep = pick[i], inside[i, pick[i]]
+        if not np.isfinite(score[i, s]):
+            continue
+        found.append(
+            Hypothesis(
+                int(view.ids[tracks[i]]),
+                float((offsets[i] + shifts[s]) * step),
+                float(score[i, s]),
+                float(sims[i, s][keep].mean()),
+                int(n[i, s]),
+                starts[keep & (z[i, s] >= MATCH_Z)],
+                starts[keep],
+            )
+        )
+    return found
+
+
+def simulate_null(
+    *, dim: int = 128, hours: float = 10.0, clips: int = 2000, seconds: tuple[float, float] = (3.0, 30.0), seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(scores, n)`` of the best hypothesis of clips that are in no library: random unit vectors
+    searched among ``hours`` of random unit vectors (3-minute tracks), exactly as a query is; the
+    source of :data:`DEFAULT_CALIBRATION`'s threshold (a trained fingerprint spreads unrelated
+    segments over the sphere much as random vectors lie, and the ranking makes the rest model-free).
+    """
+    rng = np.random.default_rng(seed)
+    per_track = int(180 / HOP_SECONDS)
+    n_tracks = max(1, int(hours * 3600 / HOP_SECONDS) // per_track)
+
+    def unit(n: int) -> np.ndarray:
+        v = rng.standard_normal((n, dim)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    tracks = [(t, unit(per_track).astype(np.float16)) for t in range(n_tracks)]
+    view = View.of(0, tracks, dim, lambda d: FaissStore(d))
+    scores, ns = [], []
+    for _ in range(clips):
+        length = rng.uniform(*seconds)
+        q = unit(int((length - SEGMENT_SECONDS) / HOP_SECONDS * QUERY_PHASES) + 1)
+        best = search(view, q, np.ones(len(q), bool), phases=QUERY_PHASES, hypotheses=HYPOTHESES)
+        if best:
+            scores.append(best[0].score)
+            ns.append(best[0].n)
+    return np.array(scores), np.array(ns)
+
+
+class LearnedIndex:
+    """A learned fingerprint's identification over the vectors the catalogue holds, behind the
+    :class:`~tuneseek.identifier.Identifier` seam.
+
+    ``net`` is the fingerprint network (its ``embed``: 1 s at 8 kHz -> unit vector), ``name`` what
+    the catalogue calls its vectors (``fingerprint:RUN``), ``version`` the model version that made
+    them (vectors of another version are never compared with this one's queries). Safe for any
+    number of reading threads: the searchable view is rebuilt by one of them when the catalogue's
+    generation moves, and swapped in whole.
+    """
+
+    sample_rate = SAMPLE_RATE
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        net: torch.nn.Module,
+        *,
+        name: str,
+        version: str,
+        phases: int = QUERY_PHASES,
+        calibration: Calibration = DEFAULT_CALIBRATION,
+        store: Callable[[int], VectorStore] = FaissStore,
+    ):
+        self.catalog = catalog
+        self.net = net.eval()
+        self.name = name
+        self.version = version
+        self.phases = phases
+        self.calibration = calibration
+        self.store = store
+        self._view: View | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, catalog: Catalog, trained, **options) -> LearnedIndex:
+        """The index of a trained fingerprint run (:func:`tuneseek.embed.trained.load_trained`'s model:
+        its ``model``, ``name`` and ``version``), named ``fingerprint:NAME``."""
+        return cls(catalog, trained.model, name=f"fingerprint:{trained.name}", version=trained.version, **options)
+
+    # -- writing (inside the catalogue transaction of the caller) ------------------------
+    def add(self, tracks: Sequence[tuple[int, np.ndarray]]) -> None:
+        """Store the segment vectors (:func:`track_vectors`) of tracks the caller's open transaction just
+        inserted, and record this model's version as theirs."""
+        for track_id, vectors in tracks:
+            self.catalog.set_fingerprint_vectors(track_id, self.name, self.version, HOP_SECONDS, vectors)
+            self.catalog.set_extractor(track_id, self.name, self.version)
+
+    def remove(self, track_ids: Sequence[int]) -> None:
+        """Forget tracks the caller's transaction deletes (their vectors go with their rows; this drops
+        them explicitly too, for a track that stays while this fingerprint is dropped)."""
+        self.catalog.drop_fingerprint_vectors(self.name, list(track_ids))
+
+    # -- the catalogue's view ---------------------------------------------------------
+    def view(self) -> View:
+        """The current view, rebuilt first if the catalogue changed since it was built."""
+        generation = self.catalog.generation()
+        view = self._view
+        if view is not None and view.generation == generation:
+            return view
+        with self._lock:
+            view = self._view
+            if view is None or view.generation != generation:
+                with self.catalog.snapshot():
+                    generation = self.catalog.generation()
+                    tracks = list(self.catalog.fingerprint_vectors(self.name, self.version))
+                view = View.of(generation, tracks, self.net.embedding_dim, self.store)
+                self._view = view
+            return view
+
+    def close(self) -> None:
+        """Drop the in-memory index (rebuilt on the next query)."""
+        self._view = None
+
+    # -- identification ---------------------------------------------------------------
+    def evidence(self, clip: np.ndarray, name: str = "<samples>", hypotheses: int = HYPOTHESES) -> list[Hypothesis]:
+        """Every hypothesis a query judges for ``clip``, best first: for :func:`calibrate` and benchmarks."""
+        view = self.view()
+        step = HOP_SECONDS / self.phases
+        if len(clip) < SEGMENT_SECONDS * SAMPLE_RATE:
+            raise AudioError(name, f"too short: {len(clip) / SAMPLE_RATE:.2f} s (a segment is {SEGMENT_SECONDS:g} s)")
+        queries = segment_vectors(self.net, clip, hop=step)
+        audible = np.any(queries != 0, axis=1)
+        if not audible.any():
+            raise AudioError(name, "nothing audible: every 1 s segment is below -70 dBFS")
+        return search(view, queries, audible, phases=self.phases, hypotheses=hypotheses)
+
+    def candidates(self, clip: np.ndarray, k: int = 5, name: str = "<samples>") -> list[Candidate]:
+        """Up to ``k`` tracks ``clip`` (mono float32 at 8 kHz) may come from, best first; empty for "no match".
+
+        Raises :class:`~tuneseek.errors.AudioError` naming ``name`` when the clip is shorter than
+        a segment or nothing in it is audible.
+        """
+        found = self.evidence(clip, name, max(HYPOTHESES, 2 * k))
+        if not found:
+            return []
+        score = np.array([h.score for h in found])
+        n = np.array([h.n for h in found])
+        confidence = self.calibration.confidence(score, n)
+        seconds = len(clip) / SAMPLE_RATE
+        out = []
+        for h, p in zip(found, confidence):
+            if p < MIN_CONFIDENCE or len(out) == k:
+                continue
+            span = h.matching if len(h.matching) else h.aligned
+            start, end = float(span.min()), min(float(span.max()) + SEGMENT_SECONDS, seconds)
+            within = (h.aligned >= start) & (h.aligned <= end)
+            out.append(
+                Candidate(
+                    track_id=h.track_id,
+                    offset=h.offset,
+                    clip_start=start,
+                    clip_end=end,
+                    score=len(h.matching),
+                    confidence=float(p),
+                    speed=1.0,
+                    tempo=1.0,
+                    coverage=float(len(h.matching) / max(int(within.sum()), 1)),
+                )
+            )
+        return out
