@@ -1,4 +1,5 @@
-"""Adding files to a library: what each file needs, the workers that compute it, and the commits.
+"""Writing to a library: adding files (what each file needs, the workers that compute it, and the
+commits), removing a track, and recording the models and tags it is given.
 
 :func:`add` is :meth:`tuneseek.library.Library.add` behind the facade. The writer (this
 process, holding the writer lock) decides per file what to compute: everything for a new or
@@ -11,7 +12,7 @@ tracks (:meth:`~tuneseek.identifier.Identifier.add`) and their tags and vectors 
 :meth:`~tuneseek.similarity.Spaces.sync`, after :meth:`~tuneseek.similarity.Spaces.reconcile`
 has repaired what an earlier crash left, and before :meth:`~tuneseek.similarity.Spaces.settle`).
 Extractors that read another extractor's stored output (the text–audio projection) run last,
-on what the catalogue holds.
+on what the catalogue holds. Every function here expects the caller to hold the writer lock.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from tuneseek import audio
 from tuneseek.analysis import trained_model, vocabularies
-from tuneseek.errors import AudioError, TuneseekError
+from tuneseek.errors import AudioError, TuneseekError, UsageError
 from tuneseek.executors import open_executor
 from tuneseek.extractors import AUDIO, Extractor, TextAudioProjection, musicnn_extractors, open_extractor
 from tuneseek.fingerprint.extract import content_hash
@@ -129,6 +132,31 @@ def add(
         vectors.settle()
     report.elapsed = time.perf_counter() - started
     return report
+
+
+def remove(catalog: Catalog, identifier: Identifier, track_id: int, vectors: Spaces) -> None:
+    """Take a track out of the catalogue, the identifier and the library's vector stores in one
+    transaction; a store outside the process repaired before and re-centred after, as for :func:`add`."""
+    vectors.reconcile()
+    with catalog.transaction():
+        catalog.delete_track(track_id)  # its tags, embeddings and versions go with it
+        identifier.remove([track_id])
+        vectors.sync([track_id])
+    vectors.settle()
+
+
+def set_tags(catalog: Catalog, track_id: int, vocabulary: str, probs: np.ndarray, labels: list[str] | None) -> None:
+    """Store tags a track got elsewhere: one probability per label of ``vocabulary``, whose ``labels`` (in
+    order) must be given the first time; a :class:`~tuneseek.errors.UsageError` when they do not fit."""
+    with catalog.transaction():
+        if labels is not None:
+            catalog.set_vocabulary(vocabulary, list(labels))
+        known = catalog.vocabularies().get(vocabulary)
+        if known is None:
+            raise UsageError(f"vocabulary {vocabulary!r} is new to this library: give its labels")
+        if probs.shape != (len(known),):
+            raise UsageError(f"{vocabulary} has {len(known)} labels, got {probs.shape} probabilities")
+        catalog.set_tags(track_id, vocabulary, probs)
 
 
 def use_model(catalog: Catalog, extractor: Extractor, role: str) -> None:

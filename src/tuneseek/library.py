@@ -359,16 +359,8 @@ class Library:
         """Store tags a track got elsewhere (another tagger, hand labelling): one probability per label of
         ``vocabulary`` (its ``labels`` given the first time, in order). Zero-shot :meth:`search` reads them."""
         track = ref if isinstance(ref, TrackInfo) else self.track(ref)
-        probs = np.asarray(probs, np.float32)
-        with WriterLock(self.root), self._catalog.transaction():
-            if labels is not None:
-                self._catalog.set_vocabulary(vocabulary, list(labels))
-            known = self._catalog.vocabularies().get(vocabulary)
-            if known is None:
-                raise UsageError(f"vocabulary {vocabulary!r} is new to this library: give its labels")
-            if probs.shape != (len(known),):
-                raise UsageError(f"{vocabulary} has {len(known)} labels, got {probs.shape} probabilities")
-            self._catalog.set_tags(track.id, vocabulary, probs)
+        with WriterLock(self.root):
+            ingest.set_tags(self._catalog, track.id, vocabulary, np.asarray(probs, np.float32), labels)
 
     @staticmethod
     def tag_file(path: str | Path, *, model: str = "mtt", wheel: str | None = None) -> Tags:
@@ -504,12 +496,7 @@ class Library:
         """Take a track out of the library and of every index; returns what was removed."""
         with WriterLock(self.root):
             track = self.track(ref)
-            self._spaces.reconcile()
-            with self._catalog.transaction():
-                self._catalog.delete_track(track.id)  # its tags, embeddings and versions go with it
-                self._landmarks.remove([track.id])
-                self._spaces.sync([track.id])
-            self._spaces.settle()
+            ingest.remove(self._catalog, self._landmarks, track.id, self._spaces)
         return track
 
     def compact(self) -> None:
