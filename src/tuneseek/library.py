@@ -152,21 +152,14 @@ class Library:
         if not (root / manifest.MANIFEST_NAME).exists():
             if not create:
                 raise LibraryError(root, "no library here (index some music first: tuneseek index DIR)")
-            wanted = wanted and choose_vectors(root, VectorsSpec(), wanted)[0]
-            record = None if wanted is None or wanted.store == "faiss" else wanted.to_manifest(root)
-            if record is not None:
-                Spaces.check(wanted, root)  # before the manifest records a store that cannot be opened
-            create_library(root, fingerprint=LandmarkIndex.version, vectors=record)
+            create_library(root, fingerprint=LandmarkIndex.version, vectors=Spaces.record_new(root, wanted))
         spec, move = choose_vectors(
             root, VectorsSpec.from_manifest(manifest.read(root, LandmarkIndex.version), root), wanted
         )
         library = cls(root, Catalog(root, create=False), spec)
         if move:  # from FAISS into Milvus: recorded, then filled from the catalogue
             try:
-                with WriterLock(root):
-                    manifest.set_vectors(root, spec.to_manifest(root))
-                    library._spaces.reconcile()
-                    library._spaces.settle()
+                library._spaces.move_in(root)
             except BaseException:
                 library.close()
                 raise

@@ -35,8 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from tuneseek.extractors import TEXT_AUDIO_SPACE
+from tuneseek.store import manifest
 from tuneseek.store.catalog import Catalog, Embedded
-from tuneseek.store.vectors import FaissStore, VectorsSpec, VectorStore
+from tuneseek.store.lock import WriterLock
+from tuneseek.store.vectors import FaissStore, VectorsSpec, VectorStore, choose_vectors
 
 #: Bits of a segment id that number the segment within its track (about 1000 h at 3.7 s).
 SEGMENT_BITS = 20
@@ -225,6 +227,24 @@ class Spaces:
             from tuneseek.store.milvus import MilvusVectors
 
             MilvusVectors.check(spec, root)
+
+    @staticmethod
+    def record_new(root: Path, wanted: VectorsSpec | None) -> dict | None:
+        """What the manifest of a new library at ``root`` records of the store ``wanted`` (``None``: FAISS,
+        nothing), once that store is known to open: a library never records a store it cannot open."""
+        wanted = wanted and choose_vectors(root, VectorsSpec(), wanted)[0]
+        if wanted is None or wanted.store == "faiss":
+            return None
+        Spaces.check(wanted, root)
+        return wanted.to_manifest(root)
+
+    def move_in(self, root: Path) -> None:
+        """Record this store in the manifest of the library at ``root`` and fill it from the catalogue: the
+        library's vectors move from FAISS (which keeps nothing outside the catalogue) into Milvus."""
+        with WriterLock(root):
+            manifest.set_vectors(root, self.spec.to_manifest(root))
+            self.reconcile()
+            self.settle()
 
     @staticmethod
     def centred(space: str) -> bool:
