@@ -55,6 +55,7 @@ import torch
 from scipy.special import ndtri
 
 from tuneseek.embed.musicnn_extractor import WindowBatches
+from tuneseek.embed.trained import TrainedModel
 from tuneseek.errors import AudioError, UsageError
 from tuneseek.identifier import Candidate
 from tuneseek.models.fingerprint_net import HOP_SECONDS, SEGMENT_SECONDS, audible_segments
@@ -214,6 +215,9 @@ class View:
         sids = (ids[track] << SEGMENT_BITS) + (audible - starts[track])
         index = store(dim)
         index.upsert(sids, rows[audible].astype(np.float32))
+        index.search(
+            rows[audible[:1]].astype(np.float32), 1
+        )  # built here, under the view's lock, not by racing queries
         drawn = np.random.default_rng(0).choice(audible, min(COHORT, len(audible)), replace=False)
         return cls(generation, ids, starts, counts, rows, index, rows[np.sort(drawn)].astype(np.float32))
 
@@ -231,21 +235,14 @@ class Hypothesis:
     aligned: np.ndarray  # start times of every aligned segment
 
 
-def _z_of_rank() -> np.ndarray:
-    """Standard normal quantile of each rank 0..COHORT among COHORT cohort products (mid-rank convention)."""
-    return ndtri((np.arange(COHORT + 1) + 0.5) / (COHORT + 1))
-
-
-_Z = _z_of_rank()
-
-
 def _ranked(sims: np.ndarray, cohort_sims: np.ndarray) -> np.ndarray:
-    """Each of ``sims (..., n)`` as a normal quantile of its rank among row ``n`` of ``cohort_sims (n, c)``."""
+    """Each of ``sims (..., n)`` as the standard normal quantile of its mid-rank among row ``n`` of
+    ``cohort_sims (n, c)``: standard normal when ``sims`` are drawn as the cohort's are."""
     n, c = cohort_sims.shape
     lift = 4.0 * np.arange(n)  # inner products of unit vectors lie in [-1, 1]: rows lifted apart sort as one
     flat = (np.sort(cohort_sims, axis=1) + lift[:, None]).ravel()
     rank = np.searchsorted(flat, sims + lift, side="left") - np.arange(n) * c
-    return _Z[np.round(rank * COHORT / max(c, 1)).astype(np.int64)]
+    return ndtri((rank + 0.5) / (c + 1))
 
 
 def search(view: View, queries: np.ndarray, audible: np.ndarray, *, phases: int, hypotheses: int) -> list[Hypothesis]:
@@ -381,7 +378,7 @@ class LearnedIndex:
         self._lock = threading.Lock()
 
     @classmethod
-    def of(cls, catalog: Catalog, trained, **options) -> LearnedIndex:
+    def of(cls, catalog: Catalog, trained: TrainedModel, **options) -> LearnedIndex:
         """The index of a trained fingerprint run (:func:`tuneseek.embed.trained.load_trained`'s model:
         its ``model``, ``name`` and ``version``), named ``fingerprint:NAME``."""
         return cls(catalog, trained.model, name=f"fingerprint:{trained.name}", version=trained.version, **options)
