@@ -1,4 +1,4 @@
-"""``tuneseek train``: a tagger, a classifier, triplet embeddings or a text-audio model, into a run folder.
+"""``tuneseek train``: a tagger, a classifier, triplet embeddings, a fingerprint or a text-audio model, into a run folder.
 
 The work is :func:`tuneseek.train.run.train` (networks, from scratch or fine-tuned from musicnn),
 :func:`tuneseek.train.probe.train_probe` (a probe on frozen features: ``--from musicnn`` without
@@ -19,13 +19,16 @@ from tuneseek.train import require_training_stack
 def register(sub, common) -> None:
     """Add ``train`` to the ``tuneseek`` subparsers ``sub``; ``common`` holds the shared options."""
     s = sub.add_parser(
-        "train", parents=[common], help="train a tagger, a classifier, triplet embeddings or a text-audio model"
+        "train",
+        parents=[common],
+        help="train a tagger, a classifier, triplet embeddings, a fingerprint or a text-audio model",
     )
     s.add_argument(
         "kind",
-        choices=["classifier", "tagger", "genre", "triplet", "text-audio"],
+        choices=["classifier", "tagger", "genre", "triplet", "fingerprint", "text-audio"],
         help="classifier: the dataset's own task (one label per item, or tags); genre: single-label; "
-        "tagger: multi-label",
+        "tagger: multi-label; fingerprint: 1 s segments to vectors that identify them through noise, rooms, "
+        "codecs, speed and pitch changes (from queries:DIR, whose samples are positives too, or folder:DIR)",
     )
     s.add_argument(
         "--from",
@@ -47,7 +50,8 @@ def register(sub, common) -> None:
         "--windows-per-item",
         type=int,
         metavar="N",
-        help="random windows of each training item per epoch (default: enough for a few hundred windows an epoch)",
+        help="random windows (fingerprint: pairs) of each training item per epoch (default: enough for a few "
+        "hundred windows an epoch; a fingerprint, 3200 pairs)",
     )
     s.add_argument(
         "--features",
@@ -89,7 +93,9 @@ def register(sub, common) -> None:
         help="default: fcn (tagger), crnn (genre), resnet18 (triplet)",
     )
     s.add_argument("--window", type=float, help="seconds per training window (default: the architecture's)")
-    s.add_argument("--width", type=float, help="channel multiplier (fcn, resnet18)")
+    s.add_argument(
+        "--width", type=float, help="channel multiplier (fcn, resnet18); fingerprint: its first layer's channels (32)"
+    )
     s.add_argument("--tags", metavar="CATEGORY", help="jamendo: the tag category (genre, instrument, mood/theme, all)")
     s.add_argument("--single-label", action="store_true", help="jamendo: tracks with exactly one tag, classes balanced")
     s.add_argument("--data-option", action="append", metavar="KEY=VALUE", help="any reader option, e.g. top=50, seed=1")
@@ -103,8 +109,8 @@ def register(sub, common) -> None:
     s.add_argument(
         "--batch-size",
         type=int,
-        default=16,
-        help="items per optimizer step (default 16); with more than one process, shared out among them",
+        help="items per optimizer step (default 16; a fingerprint, 64 pairs); with more than one process, shared "
+        "out among them",
     )
     s.add_argument("--lr", type=float, help="learning rate (default: chosen for the dataset's size and the model)")
     s.add_argument("--weight-decay", type=float, default=1e-4)
@@ -148,7 +154,12 @@ def register(sub, common) -> None:
         metavar="N",
         help="machines, each running this command with MASTER_ADDR, MASTER_PORT and NODE_RANK set (default 1)",
     )
-    s.add_argument("--no-augment", action="store_true", help="no gain, noise or EQ augmentation")
+    s.add_argument("--temperature", type=float, help="fingerprint: the contrastive loss's temperature (default 0.05)")
+    s.add_argument(
+        "--no-augment",
+        action="store_true",
+        help="no gain, noise or EQ augmentation (a fingerprint: positives only shifted in time, no degradation)",
+    )
     s.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     s.add_argument("--tensorboard", action="store_true", help="also log for TensorBoard (if installed)")
     s.add_argument(
@@ -191,6 +202,8 @@ def cmd_train(args) -> int:
 
 def _is_probe(args) -> bool:
     """A probe: ``--from`` without ``--fine-tune``, or ``--features``; the options of the other kinds refused."""
+    if args.kind == "fingerprint" and (args.pretrained or args.features or args.pool):
+        raise UsageError("a fingerprint is trained from scratch: --from, --features and --pool are not its options")
     if args.fine_tune and not args.pretrained:
         raise UsageError("--fine-tune needs --from musicnn (the network to fine-tune)")
     if args.frontend_lr_scale is not None and not (args.fine_tune or (args.pretrained and args.kind == "triplet")):
@@ -256,7 +269,7 @@ def _key_values(pairs: list[str], what: str) -> dict:
 
 
 def _train_model(args, say) -> dict:
-    """``train tagger|genre|triplet``: the run's summary."""
+    """``train tagger|genre|classifier|triplet|fingerprint``: the run's summary."""
     if args.pairs:
         raise UsageError("--pairs is for `train text-audio`; the other kinds take --data KIND:PATH")
     if not args.data:
@@ -266,7 +279,7 @@ def _train_model(args, say) -> dict:
     data_options = _data_options(args)
     model_options = _key_values(args.model_option, "--model-option")
     if args.width is not None:
-        model_options["width"] = args.width
+        model_options["width"] = _fingerprint_width(args.width) if args.kind == "fingerprint" else args.width
     chosen = {  # None: chosen for the data's size
         "epochs": args.epochs,
         "lr": args.lr,
@@ -276,6 +289,10 @@ def _train_model(args, say) -> dict:
     }
     if args.pretrained:
         chosen["pretrained"] = args.pretrained
+    if args.temperature is not None:
+        if args.kind != "fingerprint":
+            raise UsageError("--temperature is for `train fingerprint` (its contrastive loss)")
+        chosen["temperature"] = args.temperature
     settings = TrainSettings(
         kind=args.kind,
         data=args.data,
@@ -301,20 +318,27 @@ def _train_model(args, say) -> dict:
     return train(settings, say=say)
 
 
+def _fingerprint_width(width: float) -> int:
+    """A fingerprint's ``--width`` counts the channels of its first layer: a whole number."""
+    if width != int(width) or width < 1:
+        raise UsageError(f"a fingerprint's --width is its first layer's channels, a whole number; got {width:g}")
+    return int(width)
+
+
 def _train_text_audio(args, say) -> dict:
     """``train text-audio``: the run's summary."""
     from tuneseek.train.text_audio import TextAudioSettings, train_text_audio
 
     if bool(args.pairs) == bool(args.data):
         raise UsageError("`train text-audio` takes --pairs CAPTIONS.jsonl|.csv or --data KIND:PATH (one of them)")
-    if args.pretrained or args.features or args.pool:
-        raise UsageError("--from, --features and --pool are not options of `train text-audio`")
+    if args.pretrained or args.features or args.pool or args.temperature is not None:
+        raise UsageError("--from, --features, --pool and --temperature are not options of `train text-audio`")
     given = {"epochs": args.epochs, "lr": args.lr, "patience": args.patience}
     settings = TextAudioSettings(
         pairs=args.pairs or args.data,
         out=args.out,
         **{k: v for k, v in given.items() if v is not None},
-        batch_size=args.batch_size,
+        batch_size=args.batch_size or 16,
         weight_decay=args.weight_decay,
         seed=args.seed,
         text_model=args.text_model,

@@ -39,7 +39,12 @@ __all__ = ["BUILTIN_NAMES", "TrainedModel", "load_trained", "model_name"]
 BUILTIN_NAMES = ("mtt", "msd", "musicnn")
 #: Audio samples per network call: bounds memory for long windows, keeps call overhead small.
 BATCH_SAMPLES = 4_000_000
-_TASK_KIND = {"multi-label": "tagger", "single-label": "classifier", "triplet": "embedding"}
+_TASK_KIND = {
+    "multi-label": "tagger",
+    "single-label": "classifier",
+    "triplet": "embedding",
+    "fingerprint": "fingerprint",
+}
 
 
 def model_name(folder: str | Path) -> str:
@@ -60,7 +65,7 @@ class TrainedModel:
 
     folder: Path
     name: str
-    kind: str  # "tagger", "classifier" or "embedding"
+    kind: str  # "tagger", "classifier", "embedding" or "fingerprint" (1 s segments -> unit vectors, to identify)
     labels: tuple[str, ...]
     version: str  # architecture and weights hash: changes exactly when the outputs would
     model: MelModel = field(repr=False, compare=False)
@@ -108,6 +113,11 @@ class TrainedModel:
             raise UsageError(
                 f"{self.folder} is an embedding model (trained on triplets): it has no tags; "
                 "use it with `embed --model` or `index --embedder`"
+            )
+        if self.kind == "fingerprint":
+            raise UsageError(
+                f"{self.folder} is a fingerprint model (trained to identify 1 s segments): it has no tags; "
+                "use it to identify music (`index --fingerprint`)"
             )
 
     def stream(self, head: bool, *, hop: float | None = None) -> TrainedStream:

@@ -21,6 +21,13 @@ after 8 epochs, 45.5 % after 20 and still rising). So the choice counts optimize
 
 On a large dataset these come back to the fixed defaults (one window per item, 30 epochs,
 patience 5, 1e-3). Values a person sets always win.
+
+The learned fingerprint (``train fingerprint``, :func:`choose_fingerprint`) counts *pairs*: 64 a
+batch (:data:`FINGERPRINT_BATCH`; Chang et al. used 640 on a GPU, where more negatives help, but
+a step of 64 pairs already takes about half a second on one CPU thread), enough pairs per track
+that an epoch is :data:`FINGERPRINT_EPOCH_PAIRS` (50 steps, so that validation and checkpoints
+come every half minute or so on a CPU), and a bounded number of steps: :data:`FINGERPRINT_STEPS`,
+about half an hour on two CPU cores, or many more on a GPU.
 """
 
 from __future__ import annotations
@@ -34,7 +41,11 @@ __all__ = [
     "LR",
     "FRONTEND_LR_SCALE",
     "FRONTEND_LR_SCALE_CPU",
+    "FINGERPRINT_BATCH",
+    "BATCH",
     "choose",
+    "choose_fingerprint",
+    "batch_size",
 ]
 
 #: Windows an epoch draws at least, where the items hold that many distinct ones.
@@ -49,6 +60,16 @@ FRONTEND_LR_SCALE = 0.1
 FRONTEND_LR_SCALE_CPU = 0.0
 MIN_EPOCHS, MAX_EPOCHS = 30, 200
 MIN_PATIENCE, MAX_PATIENCE = 5, 25
+#: Items per optimizer step where a person sets none: windows (or triplets) for the networks, pairs for a fingerprint.
+BATCH = 16
+FINGERPRINT_BATCH = 64
+#: The learned fingerprint: pairs an epoch draws at least (where the tracks hold as many segments), optimizer steps
+#: a run is given (on a CPU, on an accelerator), steps without a better validation before stopping, learning rate.
+FINGERPRINT_EPOCH_PAIRS = 50 * FINGERPRINT_BATCH
+FINGERPRINT_STEPS = {"cpu": 3000, "accelerator": 30000}
+FINGERPRINT_PATIENCE_STEPS = 750
+FINGERPRINT_MIN_EPOCHS = 5
+FINGERPRINT_LR = 1e-3
 
 
 def choose(
@@ -80,3 +101,27 @@ def choose(
     if pretrained:
         chosen["frontend_lr_scale"] = FRONTEND_LR_SCALE_CPU if on_cpu else FRONTEND_LR_SCALE
     return chosen
+
+
+def batch_size(kind: str) -> int:
+    """Items per optimizer step for a training ``kind`` where a person sets none."""
+    return FINGERPRINT_BATCH if kind == "fingerprint" else BATCH
+
+
+def choose_fingerprint(
+    *, items: int, segments_held: int, batch_size: int, pairs_per_item: int | None = None, on_cpu: bool = False
+) -> dict[str, int | float]:
+    """The settings of a fingerprint run on ``items`` training tracks that each hold ``segments_held`` segments
+    (at the fingerprint's hop), ``batch_size`` pairs a step, ``pairs_per_item`` when a person set it; ``on_cpu``
+    bounds the steps for a CPU. Returns ``windows_per_item`` (pairs per track per epoch), ``epochs``,
+    ``patience`` and ``lr``."""
+    if pairs_per_item is None:
+        pairs_per_item = max(1, min(segments_held, math.ceil(FINGERPRINT_EPOCH_PAIRS / max(1, items))))
+    steps = max(1, math.ceil(items * pairs_per_item / batch_size))
+    budget = FINGERPRINT_STEPS["cpu" if on_cpu else "accelerator"]
+    return {
+        "windows_per_item": pairs_per_item,
+        "epochs": min(MAX_EPOCHS, max(FINGERPRINT_MIN_EPOCHS, math.ceil(budget / steps))),
+        "patience": min(MAX_PATIENCE, max(MIN_PATIENCE, math.ceil(FINGERPRINT_PATIENCE_STEPS / steps))),
+        "lr": FINGERPRINT_LR,
+    }

@@ -1,4 +1,4 @@
-"""The field's metrics: taggers and classifiers, embeddings, and text-to-music retrieval.
+"""The field's metrics: taggers and classifiers, embeddings, fingerprints and text-to-music retrieval.
 
 Training validates with them every epoch (:mod:`tuneseek.train.tasks`,
 :mod:`tuneseek.train.text_audio`) and ``tuneseek evaluate`` reports them on held-out data
@@ -219,3 +219,20 @@ def chance(relevant: np.ndarray, *, repeats: int = CHANCE_REPEATS, seed: int = 0
     rng = np.random.default_rng(seed)
     runs = [retrieval(rng.random(relevant.shape), relevant) for _ in range(repeats)]
     return {key: float(np.mean([r[key] for r in runs])) for key in runs[0]}
+
+
+def segment_top1(queries: np.ndarray, anchors: np.ndarray) -> float:
+    """The segment-level top-1 hit rate of a fingerprint: the share of ``queries`` (row ``i`` a degraded copy
+    of ``anchors[i]``; unit vectors) whose nearest anchor by inner product is their own. A tie counts against
+    the query, so a model that maps everything alike scores 0, not chance."""
+    queries, anchors = np.asarray(queries, np.float32), np.asarray(anchors, np.float32)
+    if len(queries) == 0:
+        return 0.0
+    hits = 0
+    for lo in range(0, len(queries), _QUERY_CHUNK):
+        scores = queries[lo : lo + _QUERY_CHUNK] @ anchors.T
+        rows = np.arange(len(scores))
+        own = scores[rows, lo + rows].copy()
+        scores[rows, lo + rows] = -np.inf
+        hits += int(np.sum(own > scores.max(axis=1)))
+    return hits / len(queries)

@@ -16,6 +16,13 @@ resume from after an interruption. The run folder ends up holding::
 
 so that ``OUT`` is itself a model folder: ``tuneseek evaluate model OUT``, ``tuneseek tag --model OUT``.
 
+``kind="fingerprint"`` trains the learned fingerprint (:class:`~tuneseek.models.fingerprint_net.FingerprintNet`)
+the same way, on pairs of a clean 1 s segment and a degraded copy
+(:mod:`tuneseek.train.fingerprint_pairs`; with the origin/sample layout its real samples too),
+with NT-Xent and the segment-level top-1 hit rate as validation metric
+(:class:`~tuneseek.train.tasks.FingerprintTask`); its run folder loads as a ``"fingerprint"``
+:class:`~tuneseek.embed.trained.TrainedModel`.
+
 ``pretrained="musicnn"`` fine-tunes musicnn (:mod:`tuneseek.models.musicnn_tune`): its pretrained
 weights, read by :mod:`tuneseek.embed.weights`, are copied into the network before training, under
 a new output layer; the front end learns at ``lr * frontend_lr_scale`` (frozen at 0). The run
@@ -51,16 +58,20 @@ from tuneseek.data.datasets import Dataset, open_dataset
 from tuneseek.errors import UsageError
 from tuneseek.fileio import atomic_write_bytes
 from tuneseek.models import checkpoint, registry
+from tuneseek.models.fingerprint_net import HOP_SECONDS, SEGMENT_SECONDS
 from tuneseek.models.frontend import MelSpec
 from tuneseek.train import defaults, parallel, require_training_stack
+from tuneseek.train import fingerprint_pairs as fp
 from tuneseek.train import items as it
 from tuneseek.train.augment import Augment
 from tuneseek.train.parallel import quiet_lightning
 
-KINDS = ("tagger", "genre", "classifier", "triplet")
+KINDS = ("tagger", "genre", "classifier", "triplet", "fingerprint")
 #: How the first process of a DDP run tells the others the log folder of this start (``logs/run-N``).
 RUN_VERSION_VARIABLE = "TUNESEEK_RUN_VERSION"
-DEFAULT_ARCH = {"tagger": "fcn", "genre": "crnn", "triplet": "resnet18"}
+DEFAULT_ARCH = {"tagger": "fcn", "genre": "crnn", "triplet": "resnet18", "fingerprint": "fingerprint"}
+#: The kinds that learn from audio alone, with no labels.
+SELF_SUPERVISED = ("triplet", "fingerprint")
 #: A classifier follows its dataset: one label per item (as genre), or several (as a tagger).
 CLASSIFIER_ARCH = {"single-label": "crnn", "multi-label": "fcn"}
 #: What ``pretrained`` may name: the musicnn vocabulary whose weights start the network.
@@ -80,7 +91,7 @@ def default_cache() -> Path:
 class TrainSettings:
     """Everything a run depends on (stored in its summary, so that it can be repeated)."""
 
-    kind: str  # tagger | genre | classifier (single- or multi-label, as the dataset is) | triplet
+    kind: str  # tagger | genre | classifier (single- or multi-label, as the dataset is) | triplet | fingerprint
     data: str  # dataset spec, e.g. "mtat:/data/mtat"
     out: str
     arch: str | None = None  # default per kind: fcn, crnn, resnet18 (classifier: crnn or fcn); musicnn when pretrained
@@ -90,12 +101,14 @@ class TrainSettings:
     data_options: dict = field(default_factory=dict)  # e.g. {"category": "genre", "single_label": True}
     # None: chosen for the training split's size (train.defaults), recorded in the summary
     epochs: int | None = None
-    batch_size: int = 16  # items per optimizer step, shared out among the processes of a DDP run
+    # items (fingerprint: pairs) per optimizer step, shared out among the processes of a DDP run;
+    # None: 16, or 64 pairs for a fingerprint (train.defaults.batch_size)
+    batch_size: int | None = None
     lr: float | None = None
     frontend_lr_scale: float | None = None  # pretrained only: the front end learns at lr * this; 0 freezes it
     weight_decay: float = 1e-4
     patience: int | None = None  # epochs without a better validation metric before stopping
-    windows_per_item: int | None = None  # random windows of each training item per epoch
+    windows_per_item: int | None = None  # random windows (fingerprint: pairs) of each training item per epoch
     seed: int = 0
     loader_workers: int = 2  # data-loader processes while training; as many decode the audio into the cache
     device: str = "auto"  # the accelerator: auto | cpu | gpu (cuda: the same as gpu)
@@ -105,6 +118,7 @@ class TrainSettings:
     augment: bool = True
     pos_weight: bool | None = None  # multi-label only; default on for genre, off for taggers
     neighbourhood: float = 10.0  # triplets: seconds within which a neighbour patch starts
+    temperature: float = 0.05  # fingerprint: NT-Xent's temperature
     resume: bool = False
     tensorboard: bool = False
     cache: str | None = None
@@ -146,7 +160,18 @@ def check_settings(s: TrainSettings) -> None:
         )
     if s.frontend_lr_scale is not None and s.frontend_lr_scale < 0:
         raise UsageError(f"the front end's learning-rate scale must be 0 (frozen) or more, got {s.frontend_lr_scale}")
-    for name, least in (("epochs", 1), ("patience", 0), ("windows_per_item", 1)):
+    if s.kind == "fingerprint":
+        if s.pretrained is not None:
+            raise UsageError("a fingerprint is trained from scratch (--from is for the tagging networks)")
+        if s.arch not in (None, "fingerprint"):
+            raise UsageError(f"a fingerprint is trained with its own architecture, not --arch {s.arch}")
+        if s.window not in (None, SEGMENT_SECONDS):
+            raise UsageError(f"a fingerprint's segment is {SEGMENT_SECONDS:g} s (--window cannot change it)")
+        if not s.temperature > 0:
+            raise UsageError(f"the temperature must be above 0, got {s.temperature}")
+    elif s.arch == "fingerprint":
+        raise UsageError("the fingerprint architecture is trained by `train fingerprint`")
+    for name, least in (("epochs", 1), ("patience", 0), ("windows_per_item", 1), ("batch_size", 1)):
         value = getattr(s, name)
         if value is not None and value < least:
             raise UsageError(f"{name} must be {least} or more, got {value}")
@@ -176,7 +201,7 @@ def pretrained_weights(name: str) -> tuple[dict[str, np.ndarray], dict]:
 def _model_config(s: TrainSettings, ds: Dataset) -> dict:
     arch = architecture(s, ds.task)
     kwargs = dict(s.model_options)
-    if s.kind != "triplet":
+    if s.kind not in SELF_SUPERVISED:
         kwargs["n_outputs"] = len(ds.labels)
     if s.window is not None:
         kwargs["window_seconds"] = s.window
@@ -208,9 +233,11 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
     # Lightning (seconds to import) only when training: evaluation imports this module for default_cache
     import lightning as L
 
-    from tuneseek.train.tasks import MONITOR, ClassifierTask, TripletTask
+    from tuneseek.train.tasks import MONITOR, ClassifierTask, FingerprintTask, TripletTask
 
     check_settings(s)
+    batch_chosen = {"batch_size": defaults.batch_size(s.kind)} if s.batch_size is None else {}
+    s = replace(s, **batch_chosen)
     where = parallel.layout(s.device, s.devices, num_nodes=s.num_nodes, strategy=s.strategy, batch_size=s.batch_size)
     if parallel.launched_rank() != 0:  # another process of a DDP run: the first says it all, and outlives it
         say = _silent
@@ -227,6 +254,8 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
         raise UsageError(f"a tagger learns tags, but {s.data} is a {ds.task} dataset (use `train genre`)")
     if s.kind in ("genre", "classifier") and ds.task == "unlabelled":
         raise UsageError(f"{s.data} has no labels: a {s.kind} classifier needs one folder per label")
+    if s.kind == "fingerprint" and ds.features is not None:
+        raise UsageError(f"{s.data} holds precomputed mel-spectrograms: a fingerprint is trained on audio")
     say(ds.describe())
     L.seed_everything(s.seed, workers=True, verbose=False)
     config = _model_config(s, ds)
@@ -241,7 +270,7 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
         say(f"decoding audio at {spec.sample_rate} Hz into the cache {cache} (once; later runs reuse it)")
     splits, targets, left_out = {}, {}, []
     for name in ("train", "valid"):
-        labels = None if s.kind == "triplet" else ds.targets(name)
+        labels = None if s.kind in SELF_SUPERVISED else ds.targets(name)
         splits[name], targets[name], failed = it.usable(
             ds.splits[name],
             labels,
@@ -251,6 +280,19 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
             executor=executor,
         )
         left_out += [(str(item.path), reason) for item, reason in failed]
+    real = {}
+    if s.kind == "fingerprint":  # the origin/sample layout's own samples are positives too
+        for name in ("train", "valid"):
+            real[name], failed = fp.real_samples(
+                ds,
+                name,
+                splits[name],
+                sample_rate=spec.sample_rate,
+                cache=cache,
+                workers=max(1, s.loader_workers),
+                executor=executor,
+            )
+            left_out += failed
     for path, reason in left_out:
         say(f"left out {path}: {reason}")
     if not splits["train"] or not splits["valid"]:
@@ -261,15 +303,37 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
     s, chosen = choose_settings(
         s,
         items=len(splits["train"]),
-        windows_held=it.windows_held(splits["train"], spec=spec, window_seconds=window, cache=cache),
+        windows_held=it.windows_held(
+            splits["train"], spec=spec, window_seconds=HOP_SECONDS if s.kind == "fingerprint" else window, cache=cache
+        ),
         on_cpu=where.on_cpu,
     )
+    chosen = {**batch_chosen, **chosen}
     if chosen:
         say(chosen_line(chosen, len(splits["train"])))
     frontend_lr_scale = 1.0 if s.frontend_lr_scale is None else s.frontend_lr_scale
 
     augment = Augment() if s.augment else Augment.none()
-    if s.kind == "triplet":
+    if s.kind == "fingerprint":
+        pair_augment = fp.PairAugment() if s.augment else fp.PairAugment.offsets_only()
+        common = dict(spec=spec, cache=cache, augment=pair_augment, seed=s.seed)
+        train_set = fp.FingerprintPairs(
+            splits["train"], train=True, pairs_per_item=s.windows_per_item, samples=real["train"], **common
+        )
+        valid_set = fp.FingerprintPairs(splits["valid"], samples=real["valid"], **common)
+        for silent in train_set.silent + valid_set.silent:
+            say(f"left out {silent.path}: no audible {SEGMENT_SECONDS:g} s segment")
+            left_out.append((str(silent.path), f"no audible {SEGMENT_SECONDS:g} s segment"))
+        if not train_set.items or len(valid_set) < 2:
+            raise UsageError(
+                "a fingerprint needs audible audio in the train split and two segments at least in the valid split"
+            )
+        say(fp.describe(train_set, valid_set))
+        task = FingerprintTask(
+            config, lr=s.lr, weight_decay=s.weight_decay, patience=s.patience, temperature=s.temperature
+        )
+        task_name = "fingerprint"
+    elif s.kind == "triplet":
         train_set = it.Triplets(
             splits["train"],
             spec=spec,
@@ -384,6 +448,8 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
         "left_out": [{"path": p, "reason": r} for p, r in left_out],
         "seconds": round(time.time() - started, 1),
     }
+    if s.kind == "fingerprint":
+        summary["pairs"] = fp.summary(train_set, valid_set)
     summary["notes"] = run_notes(per_epoch.get(monitor, {}), monitor=monitor, pretrained=s.pretrained is not None)
     extra = {
         "labels": list(ds.labels),
@@ -400,16 +466,27 @@ def choose_settings(
     s: TrainSettings, *, items: int, windows_held: int, on_cpu: bool = False
 ) -> tuple[TrainSettings, dict]:
     """``s`` with the settings it leaves ``None`` chosen for ``items`` training items that each hold
-    ``windows_held`` windows, training on the CPU or not (:func:`tuneseek.train.defaults.choose`), and
-    those chosen values."""
-    picked = defaults.choose(
-        items=items,
-        windows_held=windows_held,
-        batch_size=s.batch_size,
-        pretrained=s.pretrained is not None,
-        windows_per_item=s.windows_per_item,
-        on_cpu=on_cpu,
-    )
+    ``windows_held`` windows (a fingerprint: segments at its hop), training on the CPU or not
+    (:func:`tuneseek.train.defaults.choose`, :func:`~tuneseek.train.defaults.choose_fingerprint`), and
+    those chosen values. (A batch size left ``None`` counts as the kind's default, and is not among them.)"""
+    batch_size = s.batch_size or defaults.batch_size(s.kind)
+    if s.kind == "fingerprint":
+        picked = defaults.choose_fingerprint(
+            items=items,
+            segments_held=windows_held,
+            batch_size=batch_size,
+            pairs_per_item=s.windows_per_item,
+            on_cpu=on_cpu,
+        )
+    else:
+        picked = defaults.choose(
+            items=items,
+            windows_held=windows_held,
+            batch_size=batch_size,
+            pretrained=s.pretrained is not None,
+            windows_per_item=s.windows_per_item,
+            on_cpu=on_cpu,
+        )
     chosen = {name: value for name, value in picked.items() if getattr(s, name) is None}
     return replace(s, **chosen), chosen
 

@@ -10,7 +10,11 @@ schedule and the choice of the best checkpoint all follow:
   ROC-AUC (PR-AUC logged beside it);
 * single-label (genre): cross-entropy with label smoothing; metric balanced accuracy;
 * triplet: the triplet margin loss on L2-normalised embeddings; metric the share of validation
-  triplets whose neighbour is nearer the anchor than the distant patch.
+  triplets whose neighbour is nearer the anchor than the distant patch;
+* fingerprint: NT-Xent (:func:`nt_xent`) over a batch of anchors and their positives
+  (:mod:`tuneseek.train.fingerprint_pairs`); metric the segment-level top-1 hit rate
+  (:func:`tuneseek.train.metrics.segment_top1`): the share of validation positives whose nearest
+  validation anchor is their own.
 
 A model that offers ``param_groups(lr, frontend_lr_scale=...)`` (fine-tuned musicnn,
 :mod:`tuneseek.models.musicnn_tune`) is optimised in its groups: its front end at
@@ -36,7 +40,12 @@ from tuneseek.models import registry
 from tuneseek.train import metrics
 from tuneseek.train.parallel import gather_rows, quiet_lightning, rank_seed, unique_rows
 
-MONITOR = {"multi-label": "val_roc_auc", "single-label": "val_balanced_accuracy", "triplet": "val_triplet_accuracy"}
+MONITOR = {
+    "multi-label": "val_roc_auc",
+    "single-label": "val_balanced_accuracy",
+    "triplet": "val_triplet_accuracy",
+    "fingerprint": "val_top1",
+}
 
 
 class _Task(L.LightningModule):
@@ -168,6 +177,87 @@ class TripletTask(_Task):
         values = {
             "val_loss": F.relu(near - far + self.hparams.margin).mean(),
             "val_triplet_accuracy": (near < far).float().mean(),
+        }
+        self.log_dict(values, prog_bar=True, sync_dist=True)  # the same in every process (see ClassifierTask)
+
+
+def nt_xent(anchors: torch.Tensor, positives: torch.Tensor, *, temperature: float, same: torch.Tensor | None = None):
+    """The normalised temperature-scaled cross-entropy of SimCLR, as Chang et al. (ICASSP 2021) train the neural
+    audio fingerprint with: each of the ``2N`` unit vectors (``N`` anchors, their ``N`` positives) must pick its
+    partner out of the ``2N - 1`` others by inner product over ``temperature``; the other ``2N - 2`` are its
+    negatives. ``same`` (``(N, N)`` bool, optional) marks pairs whose anchors are the same music (overlapping
+    segments of one track): they are no one's negatives."""
+    n = len(anchors)
+    z = torch.cat([anchors, positives])
+    logits = z @ z.T / temperature
+    excluded = torch.eye(2 * n, dtype=torch.bool, device=z.device)
+    if same is not None:
+        block = same & ~torch.eye(n, dtype=torch.bool, device=z.device)
+        excluded |= block.repeat(2, 2)
+    logits = logits.masked_fill(excluded, float("-inf"))
+    partner = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    return F.cross_entropy(logits, partner)
+
+
+def overlapping(where: torch.Tensor, *, samples: int) -> torch.Tensor:
+    """``(N, N)``: which anchors of a batch overlap, from their ``(track, start)`` rows (``where``)."""
+    track, start = where[:, 0], where[:, 1]
+    return (track[:, None] == track[None, :]) & ((start[:, None] - start[None, :]).abs() < samples)
+
+
+class FingerprintTask(_Task):
+    """The learned fingerprint: a clean segment and its degraded copy close, every other segment of the batch apart.
+
+    Batches are ``(pairs (B, 2, samples), where (B, 2))`` from
+    :class:`~tuneseek.train.fingerprint_pairs.FingerprintPairs`; the loss is :func:`nt_xent` with
+    overlapping segments of one track kept out of each other's negatives. In a DDP run each process
+    contrasts its own share of the batch.
+    """
+
+    def __init__(
+        self,
+        model_config: dict,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        patience: int = 5,
+        temperature: float = 0.05,
+        task: str = "fingerprint",
+        frontend_lr_scale: float = 1.0,
+    ):
+        super().__init__(model_config, lr, weight_decay, patience, frontend_lr_scale)
+        self.save_hyperparameters()
+        self.segment = self.model.spec.samples(self.model.window_seconds)
+        self._val: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def _embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b = x.shape[0]
+        z = self.model.embed(x.reshape(2 * b, x.shape[-1])).reshape(b, 2, -1)
+        return z[:, 0], z[:, 1]
+
+    def loss(self, anchors, positives, where) -> torch.Tensor:
+        same = overlapping(where, samples=self.segment)
+        return nt_xent(anchors, positives, temperature=self.hparams.temperature, same=same)
+
+    def training_step(self, batch, _):
+        x, where = batch
+        anchors, positives = self._embed(x)
+        loss = self.loss(anchors, positives, where)
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(x), sync_dist=True)
+        return loss
+
+    def validation_step(self, batch, _):
+        x, where, index = batch
+        anchors, positives = self._embed(x)
+        self._val.append((anchors.detach().float(), positives.detach().float(), where, index))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val:
+            return
+        anchors, positives, where = self.gathered(self._val)
+        self._val.clear()
+        values = {
+            "val_loss": self.loss(anchors, positives, where),
+            "val_top1": metrics.segment_top1(positives.cpu().numpy(), anchors.cpu().numpy()),
         }
         self.log_dict(values, prog_bar=True, sync_dist=True)  # the same in every process (see ClassifierTask)
 
