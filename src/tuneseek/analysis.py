@@ -3,12 +3,13 @@
 Decode to 16 kHz mono, compute the log-mel once, and run the pretrained MagnaTagATune or
 Million Song Dataset musicnn on it, or decode at a trained model's own sample rate and run a
 model made by ``tuneseek train`` (:mod:`tuneseek.embed.trained`). :func:`tag_file` and
-:func:`embed_file` serve ``tuneseek tag`` and ``tuneseek embed``; :func:`describe_file` computes
-what the library stores for every track (tags in both musicnn vocabularies, 3.7 s segment
-vectors, and the same from the library's trained tagger and embedder), for the extractors named
-in :func:`extractor_versions` and :func:`trained_extractors`; :mod:`tuneseek.extractors` names
-them for the library. Models load once per process. torch is imported inside the functions, so
-importing this module (and identification) stays light.
+:func:`embed_file` serve ``tuneseek tag`` and ``tuneseek embed`` (and :func:`stored_tags` and
+:func:`stored_embedding` give a library track's stored ones in the same types);
+:func:`describe_file` computes what the library stores for every track (tags in both musicnn
+vocabularies, 3.7 s segment vectors, and the same from the library's trained tagger and
+embedder), for the extractors named in :func:`extractor_versions` and :func:`trained_extractors`;
+:mod:`tuneseek.extractors` names them for the library. Models load once per process. torch is
+imported inside the functions, so importing this module (and identification) stays light.
 
 Files are read as a stream (:func:`tuneseek.audio.stream`, 30 s at a time) and every network
 runs window by window as the audio comes (:class:`~tuneseek.embed.musicnn_extractor.MusicnnStream`,
@@ -414,6 +415,23 @@ def describe_file(
                 embeddings[m.name] = Segments(m.window, m.window, result[1])
     done = tuple(ex for ex in wanted if ex not in dict(skipped))
     return Description(str(path), seconds, done, tags, embeddings, tuple(skipped))
+
+
+def stored_tags(path: str, labels: Mapping[str, Sequence[str]], stored: Mapping[str, np.ndarray]) -> dict[str, Tags]:
+    """A library track's stored tags as ``{vocabulary: Tags}``: the mean probabilities over ``labels[vocabulary]``,
+    no curve over time; musicnn's vocabularies first, in :data:`MODELS` order, then the trained taggers'."""
+    order = {name: i for i, name in enumerate(MODELS)}
+    return {
+        vocab: Tags(path, vocab, tuple(labels[vocab]), probs, np.zeros(0), np.zeros((0, len(probs))))
+        for vocab, probs in sorted(stored.items(), key=lambda kv: order.get(kv[0], len(order)))
+    }
+
+
+def stored_embedding(path: str, space: str, stored) -> Embedding:
+    """A library track's stored segment vectors in ``space`` (``stored`` as the catalogue gives them: ``window``,
+    ``hop``, ``segments``) as an :class:`Embedding` whose ``layer`` names the space; segment ``i`` starts at ``i * hop``."""
+    times = np.arange(len(stored.segments)) * stored.hop
+    return Embedding(path, stored.window, stored.hop, space, times, stored.segments)
 
 
 def clip_vectors(

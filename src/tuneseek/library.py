@@ -323,13 +323,7 @@ class Library:
     def tags(self, ref: int | str | TrackInfo) -> dict[str, Tags]:
         """The stored tags of a track, ``{vocabulary: Tags}`` ("mtt", "msd"); ``{}`` if it has none yet."""
         track = ref if isinstance(ref, TrackInfo) else self.track(ref)
-        labels = self._catalog.vocabularies()
-        stored = self._catalog.tags(track.id)
-        order = {name: i for i, name in enumerate(analysis.MODELS)}
-        return {
-            vocab: Tags(track.path, vocab, tuple(labels[vocab]), probs, np.zeros(0), np.zeros((0, len(probs))))
-            for vocab, probs in sorted(stored.items(), key=lambda kv: order.get(kv[0], len(order)))
-        }
+        return analysis.stored_tags(track.path, self._catalog.vocabularies(), self._catalog.tags(track.id))
 
     def extractors(self, ref: int | str | TrackInfo) -> dict[str, str]:
         """``{extractor: version}`` of what the library holds for a track (landmarks, tags, embeddings)."""
@@ -341,10 +335,7 @@ class Library:
         segment ``i`` starting at ``times[i]``), or ``None`` when it has none there."""
         track = ref if isinstance(ref, TrackInfo) else self.track(ref)
         stored = next(self._catalog.embeddings(space, track.id), None)
-        if stored is None:
-            return None
-        times = np.arange(len(stored.segments)) * stored.hop
-        return Embedding(track.path, stored.window, stored.hop, space, times, stored.segments)
+        return None if stored is None else analysis.stored_embedding(track.path, space, stored)
 
     def set_tags(
         self, ref: int | str | TrackInfo, *, vocabulary: str, probs: np.ndarray, labels: list[str] | None = None
