@@ -24,6 +24,7 @@ from tuneseek.synth import synth_catalog
 from tuneseek.train import defaults
 from tuneseek.train import fingerprint_pairs as fp
 from tuneseek.train import items as it
+from tuneseek.train.fingerprint_eval import hit_rates, segment_rates
 from tuneseek.train.metrics import segment_top1
 from tuneseek.train.run import TrainSettings, train
 from tuneseek.train.tasks import nt_xent, overlapping
@@ -315,3 +316,25 @@ def test_it_learns_an_easy_set(music, tmp_path):
     loss = per_epoch["train_loss"]
     assert loss[max(loss)] < loss[0]
     assert summary["best"] >= 2 / summary["pairs"]["valid_pairs"]  # twice chance (one in six) at least
+
+
+# ----------------------------------------------------------------------------- segment-level evaluation
+
+
+def test_hit_rates_ask_for_the_right_track_near_the_right_time():
+    index = (np.array(["a", "a", "b"]), np.array([0.0, 0.5, 0.0]), np.eye(3, dtype=np.float32))
+    queries = (
+        np.array(["a", "a", "a", "b"]),
+        np.array([0.1, 0.1, 1.5, 0.0]),  # the 2nd is found at 0.5 s (near), the 3rd at 0.5 s (a second off)
+        np.eye(3, dtype=np.float32)[[0, 1, 1, 0]],  # the 4th finds track a
+    )
+    assert hit_rates(index, queries) == {"exact": 0.25, "near": 0.5, "track": 0.75}
+
+
+def test_segment_rates_of_a_run_on_the_layouts_test_split(layout, music, tmp_path):
+    train(settings(tmp_path, f"queries:{layout}"), say=quiet)
+    rates = segment_rates(tmp_path / "run", data=f"queries:{layout}", split="test", cache=tmp_path / "cache", say=quiet)
+    assert rates["index_segments"] == 11 and rates["query_segments"] == 6 and rates["samples"] == 2
+    assert 0 <= rates["exact"] <= rates["near"] <= rates["track"] <= 1 and rates["left_out"] == []
+    with pytest.raises(UsageError, match="not the origin/sample layout"):
+        segment_rates(tmp_path / "run", data=f"folder:{music}", cache=tmp_path / "cache")
