@@ -296,7 +296,7 @@ class FingerprintPairs(torch.utils.data.Dataset):
             rng = np.random.default_rng([self.seed, index])
             i, start = self.fixed[index]
             sample = self._covering(i, start, rng)
-        anchor = fit_window(_as_float(self.source(i)), self.n, start)
+        anchor = _as_float(fit_window(self.source(i), self.n, start))
         positive = self.real_positive(sample, start, rng) if sample else self.positive(i, start, rng)
         pair = np.stack([anchor, positive]).astype(np.float32)
         return torch.from_numpy(pair), torch.tensor([i, start])
@@ -309,7 +309,8 @@ class FingerprintPairs(torch.utils.data.Dataset):
             sample = samples[int(rng.integers(len(samples)))]
             lo, hi = int(sample.start * self.sr), int(sample.end * self.sr) - self.n
             start = int(rng.integers(lo, max(lo, hi) + 1))
-            if start + self.n <= len(x) and _segment_rms(x, self.n, np.array([start]))[0] >= SILENT_RMS:
+            segment = _cut(x, start, self.n)
+            if start + self.n <= len(x) and np.sqrt(np.mean(np.square(segment, dtype=np.float64))) >= SILENT_RMS:
                 return start, sample
         starts = self.starts[i]
         start = int(starts[rng.integers(len(starts))]) + int(rng.integers(0, self.hop))
