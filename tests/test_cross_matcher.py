@@ -53,6 +53,18 @@ def test_shapes_and_default_size():
     assert logit.shape == (2,)
     assert align.shape == (2, 16000 // TOKEN_HOP, 24000 // TOKEN_HOP)  # a token per 20 ms at 8 kHz
     assert model.offset_seconds(align).shape == (2,)
+    score, offset = model.alignment_score(align)
+    assert score.shape == offset.shape == (2,)
+    assert (score <= 0).all() and (offset >= 0).all() and (offset <= 1.0 + 1e-6).all()  # sample inside the window
+
+
+def test_the_alignment_readout_finds_a_planted_diagonal():
+    model = CrossAttentionMatcher(**SMALL)
+    align = torch.zeros(1, 10, 30)
+    align[0, torch.arange(10), torch.arange(10) + 7] = 5.0
+    score, offset = model.alignment_score(align)
+    assert abs(float(offset) - 7 * model.token_seconds) < 1e-6
+    assert float(score) > float(model.alignment_score(torch.zeros(1, 10, 30))[0])
 
 
 def test_level_does_not_change_the_answer():
@@ -70,14 +82,14 @@ def test_a_few_steps_on_a_toy_pair_set_reduce_the_loss():
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     with torch.no_grad():
         before = float(_loss(model, o, s, y, off))
-    for _ in range(30):
+    for _ in range(12):
         loss = _loss(model, o, s, y, off)
         opt.zero_grad()
         loss.backward()
         opt.step()
     with torch.no_grad():
         after = float(_loss(model, o, s, y, off))
-    assert after < 0.7 * before
+    assert after < 0.6 * before
 
 
 def test_deterministic_for_a_seed():

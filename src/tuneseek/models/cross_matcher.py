@@ -157,6 +157,18 @@ class CrossAttentionMatcher(nn.Module):
         own = torch.arange(align.shape[1], device=align.device)
         return (align.argmax(dim=2) - own).float().median(dim=1).values * self.token_seconds
 
+    def alignment_score(self, align: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A second match readout, landmark voting's in spirit: for every offset ``d`` that keeps
+        the sample inside the origin window, the mean over sample tokens of the log-probability
+        (softmax over origin tokens) of aligning token ``i`` to ``i + d``; the best offset's mean
+        and that offset in seconds, each ``(batch,)``. Needs ``origin tokens >= sample tokens``."""
+        ns, no = align.shape[1], align.shape[2]
+        logp = align.log_softmax(dim=2)
+        idx = torch.arange(ns, device=align.device)[:, None] + torch.arange(no - ns + 1, device=align.device)[None, :]
+        per_offset = logp.gather(2, idx.expand(align.shape[0], -1, -1)).mean(dim=1)  # (batch, offsets)
+        best, d = per_offset.max(dim=1)
+        return best, d.float() * self.token_seconds
+
     def alignment_loss(self, align: torch.Tensor, offset_tokens: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of each sample token's alignment towards origin token ``own + offset``
         (``offset_tokens (batch,)`` whole tokens); tokens whose target falls outside are ignored."""
