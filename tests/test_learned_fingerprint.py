@@ -19,6 +19,7 @@ from tuneseek.fingerprint.fusion import FusedIdentifier, fuse
 from tuneseek.fingerprint.learned import (
     DEFAULT_CALIBRATION,
     HOP_SECONDS,
+    Calibration,
     LearnedIndex,
     calibrate,
     segment_vectors,
@@ -70,7 +71,7 @@ def _insert(catalog: Catalog, seed: int) -> int:
 def library(tmp_path, net, vectors):
     """A catalogue holding the four songs' vectors, its learned index, and ``{seed: track id}``."""
     catalog = Catalog(tmp_path, create=True)
-    index = LearnedIndex(catalog, net, name="fingerprint:test", version="v1")
+    index = LearnedIndex(catalog, net, name="fingerprint:test", version="v1", phases=4)  # a query step of 1/8 s
     with catalog.transaction():
         ids = {seed: _insert(catalog, seed) for seed in SEEDS}
         index.add([(ids[seed], vectors[seed]) for seed in SEEDS])
@@ -89,7 +90,7 @@ def test_a_clip_is_found_with_its_track_and_offset(library, songs, start):
     assert found and found[0].track_id == ids[12]
     best = found[0]
     assert best.offset == pytest.approx(start, abs=1e-6)
-    assert best.confidence > 0.99 and best.speed == best.tempo == 1.0
+    assert best.confidence > 0.9 and best.speed == best.tempo == 1.0
     assert 0 <= best.clip_start < 0.5 and 7.5 < best.clip_end <= 8.0 and best.coverage > 0.9
     assert best.score >= 12  # aligned segments that match, one per 0.5 s
     assert best.track_start == pytest.approx(start + best.clip_start, abs=1e-6)
@@ -223,6 +224,7 @@ def test_the_shipped_threshold_holds_on_a_fresh_null_and_calibrate_fits_labels()
     assert scores.mean() < fitted.threshold(18) < true.mean()
     wrong = (fitted.confidence(scores, n) >= 0.5).sum() + (fitted.confidence(true, 18) < 0.5).sum()
     assert wrong < 0.05 * (len(scores) + len(true))
+    assert Calibration(**fitted.to_dict()) == fitted
     with pytest.raises(Exception, match="both true and false"):
         calibrate(true, np.full(200, 18), np.ones(200))
 
