@@ -21,7 +21,9 @@ from tuneseek.fingerprint.learned import (
     HOP_SECONDS,
     Calibration,
     LearnedIndex,
+    View,
     calibrate,
+    search,
     segment_vectors,
     simulate_null,
     track_vectors,
@@ -29,6 +31,7 @@ from tuneseek.fingerprint.learned import (
 from tuneseek.identifier import Candidate
 from tuneseek.models.fingerprint_net import FingerprintNet
 from tuneseek.store.catalog import Catalog
+from tuneseek.store.vectors import FaissStore
 from tuneseek.synth import synth_track
 
 SR = 8000
@@ -304,3 +307,15 @@ def test_fuse_orders_by_fused_confidence():
     merged = fuse(a, b)
     assert [c.track_id for c in merged] == [3, 2, 1]
     assert merged[1].confidence == pytest.approx(1 - 0.4 * 0.3) and merged[1].offset == 0.0
+
+
+def test_many_hypotheses_are_judged_in_batches_and_ranked_together():
+    rng = np.random.default_rng(3)
+    tracks = [(t, rng.standard_normal((60, 16))) for t in range(1, 31)]
+    tracks = [(t, (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float16)) for t, v in tracks]
+    view = View.of(1, tracks, 16, FaissStore)
+    queries = tracks[20][1][10:30].astype(np.float32)  # track 21 from its 5th second, on its own grid
+    found = search(view, queries, np.ones(len(queries), bool), phases=1, hypotheses=20)
+    assert 8 < len(found) <= 20 and len({h.track_id for h in found}) == len(found)
+    assert found[0].track_id == 21 and found[0].offset == 5.0
+    assert [h.score for h in found] == sorted((h.score for h in found), reverse=True)

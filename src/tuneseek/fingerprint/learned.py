@@ -293,13 +293,22 @@ def search(view: View, queries: np.ndarray, audible: np.ndarray, *, phases: int,
     order = np.lexsort((-near, t_of))
     best = order[np.concatenate([[True], t_of[order][1:] != t_of[order][:-1]])]
     best = best[np.argsort(-near[best], kind="stable")[:hypotheses]]
-    return _judged(view, queries, audible, t_of[best], o_of[best], phases)
+    # judged a few at a time: the track segments gathered for them take hypotheses x shifts x clip segments rows
+    found = [
+        hyp
+        for at in range(0, len(best), HYPOTHESES)
+        for hyp in _judged(
+            view, queries, audible, t_of[best[at : at + HYPOTHESES]], o_of[best[at : at + HYPOTHESES]], phases
+        )
+    ]
+    return sorted(found, key=lambda hyp: -hyp.score)
 
 
 def _judged(
     view: View, queries: np.ndarray, audible: np.ndarray, tracks: np.ndarray, offsets: np.ndarray, phases: int
 ) -> list[Hypothesis]:
-    """Hypotheses (track index, offset in steps) re-scored at every offset within one hop, each at its best."""
+    """Hypotheses (track index, offset in steps) re-scored at every offset within one hop, each at its best;
+    best score first."""
     n_q = len(queries)
     shifts = np.arange(-phases, phases + 1)
     pos = (offsets[:, None] + shifts)[:, :, None] + np.arange(n_q)  # (hypotheses, shifts, query segments): steps
