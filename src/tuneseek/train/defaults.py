@@ -27,7 +27,10 @@ batch (:data:`FINGERPRINT_BATCH`; Chang et al. used 640 on a GPU, where more neg
 a step of 64 pairs already takes about half a second on one CPU thread), enough pairs per track
 that an epoch is :data:`FINGERPRINT_EPOCH_PAIRS` (50 steps, so that validation and checkpoints
 come every half minute or so on a CPU), and a bounded number of steps: :data:`FINGERPRINT_STEPS`,
-about half an hour on two CPU cores, or many more on a GPU.
+about half an hour on two CPU cores, or many more on a GPU. Its learning rate is 3e-4: on 32
+synthetic tracks (default network, batch 64, full degradation chain) the validation top-1 after
+30 / 60 steps was 0.35 / 0.45 at 3e-4, 0.23 / 0.42 at 1e-4, and 0.03 / 0.02 at 1e-3, which was
+still at 0.07 after 240 steps.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ FINGERPRINT_EPOCH_PAIRS = 50 * FINGERPRINT_BATCH
 FINGERPRINT_STEPS = {"cpu": 3000, "accelerator": 30000}
 FINGERPRINT_PATIENCE_STEPS = 750
 FINGERPRINT_MIN_EPOCHS = 5
-FINGERPRINT_LR = 1e-3
+FINGERPRINT_LR = 3e-4
 
 
 def choose(
