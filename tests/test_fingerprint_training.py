@@ -291,7 +291,7 @@ def test_a_corrupt_file_is_left_out_with_a_line_naming_it(music, tmp_path):
     assert [e["path"] for e in summary["left_out"]] == [str(folder / "broken.wav")]
 
 
-def test_options_that_do_not_fit_a_fingerprint_are_refused(music, tmp_path):
+def test_options_that_do_not_fit_a_fingerprint_are_refused(music, tmp_path, capsys):
     for bad, message in (
         (dict(window=2.0), "segment is 1 s"),
         (dict(arch="fcn"), "its own architecture"),
@@ -301,7 +301,15 @@ def test_options_that_do_not_fit_a_fingerprint_are_refused(music, tmp_path):
             train(settings(tmp_path, f"folder:{music}", **bad), say=quiet)
     with pytest.raises(UsageError, match="trained by `train fingerprint`"):
         train(settings(tmp_path, f"folder:{music}", kind="genre", arch="fingerprint"), say=quiet)
+    base = ["train", "fingerprint", "--data", f"folder:{music}", "--out", str(tmp_path / "x")]
+    for extra, message in (
+        (["--width", "4.5"], "a whole number"),
+        (["--from", "musicnn"], "trained from scratch"),
+    ):
+        assert main(base + extra) == 1
+        assert message in capsys.readouterr().err
     assert main(["train", "genre", "--data", f"folder:{music}", "--out", str(tmp_path / "x"), "--temperature", "1"])
+    assert "--temperature is for `train fingerprint`" in capsys.readouterr().err
 
 
 def test_it_learns_an_easy_set(music, tmp_path):
