@@ -31,7 +31,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -337,11 +337,20 @@ class Description:
     tags: dict[str, np.ndarray]  # vocabulary -> probabilities (mean over the model's windows)
     embeddings: dict[str, Segments]  # embedding space -> segment vectors
     skipped: tuple[tuple[str, str], ...] = ()  # (extractor, reason): asked for, not computed
+    #: learned fingerprint ("fingerprint:RUN") -> float16 segment vectors every 0.5 s (tuneseek.fingerprint.learned)
+    fingerprints: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def trained_extractors(folder: str | Path, role: str) -> dict[str, str]:
-    """``{extractor: version}`` of a trained run used as the library's ``role`` ("tagger" or "embedder")."""
+    """``{extractor: version}`` of a trained run used as the library's ``role`` ("tagger", "embedder" or
+    "fingerprint": a learned fingerprint, whose segment vectors identify clips rather than describe tracks)."""
     m = trained_model(str(folder))
+    if (role == "fingerprint") != (m.kind == "fingerprint"):
+        raise UsageError(
+            f"{m.folder} is a learned fingerprint: use it with --fingerprint"
+            if m.kind == "fingerprint"
+            else f"{m.folder} is not a learned fingerprint (made by tuneseek train fingerprint)"
+        )
     if role == "tagger":
         if m.kind == "embedding":
             raise UsageError(f"{m.folder} is an embedding model (trained on triplets): use it as --embedder")
@@ -350,7 +359,9 @@ def trained_extractors(folder: str | Path, role: str) -> dict[str, str]:
         if not m.has_vectors:
             raise UsageError(f"{m.folder} is a probe: it gives labels, not an embedding (use it as --tagger)")
         return {f"embedding:{m.name}": f"{m.version}/{m.window:g}s/{m.window:g}s"}
-    raise UsageError(f"unknown model role {role!r} (tagger or embedder)")
+    if role == "fingerprint":
+        return {f"fingerprint:{m.name}": m.version}
+    raise UsageError(f"unknown model role {role!r} (tagger, embedder or fingerprint)")
 
 
 def describe_file(
@@ -362,7 +373,8 @@ def describe_file(
     Streams the file once per sample rate (musicnn's networks share one log-mel) and keeps only
     the models' outputs. A trained model's segments lie side by side, one per model window; a
     file shorter than a trained model's window goes without that model (``skipped`` says so),
-    and one shorter than musicnn's window, or silent, is refused.
+    and one shorter than musicnn's window, or silent, is refused. A learned fingerprint's
+    segments overlap (1 s every 0.5 s) and go to ``fingerprints``, not to ``embeddings``.
     """
     _require_models_extra()
     from tuneseek.embed.musicnn_extractor import (
@@ -371,6 +383,7 @@ def describe_file(
         window_frames,
     )
     from tuneseek.embed.trained import load_trained
+    from tuneseek.fingerprint.learned import SegmentStream
 
     trained = dict(trained or {})
     wanted = tuple(extractors)
@@ -391,8 +404,12 @@ def describe_file(
         if extractor in trained:
             m = models[extractor] = load_trained(trained[extractor])
             use_cores()
-            passes.setdefault(m.sample_rate, []).append((extractor, m.stream(head=extractor.startswith("tags:"))))
-    tags, embeddings, skipped, seconds = {}, {}, [], None
+            if extractor.startswith("fingerprint:"):
+                consumer = SegmentStream(m.model)
+            else:
+                consumer = m.stream(head=extractor.startswith("tags:"))
+            passes.setdefault(m.sample_rate, []).append((extractor, consumer))
+    tags, embeddings, fingerprints, skipped, seconds = {}, {}, {}, [], None
     for sr, consumers in passes.items():
         # a pass with musicnn is refused below musicnn's window; one of trained models only refuses
         # nothing but silence: each model too long for the file is skipped, the other passes stand
@@ -406,6 +423,9 @@ def describe_file(
                 if EMBEDDING_EXTRACTOR in wanted:
                     embeddings[SPACE] = Segments(SEGMENT_WINDOW, SEGMENT_HOP, results[-1][1]["penultimate"])
                 continue
+            if extractor.startswith("fingerprint:"):
+                fingerprints[extractor] = consumer.finish()
+                continue
             m, result = models[extractor], consumer.finish()
             if result is None:
                 skipped.append((extractor, _too_short(n, sr, *_trained_need(m))))
@@ -414,7 +434,7 @@ def describe_file(
             else:
                 embeddings[m.name] = Segments(m.window, m.window, result[1])
     done = tuple(ex for ex in wanted if ex not in dict(skipped))
-    return Description(str(path), seconds, done, tags, embeddings, tuple(skipped))
+    return Description(str(path), seconds, done, tags, embeddings, tuple(skipped), fingerprints)
 
 
 def stored_tags(path: str, labels: Mapping[str, Sequence[str]], stored: Mapping[str, np.ndarray]) -> dict[str, Tags]:

@@ -51,7 +51,7 @@ TEXT_AUDIO_EXTRACTOR = f"embedding:{TEXT_AUDIO_SPACE}"
 #: The input of an extractor that reads audio (as opposed to another extractor's stored output).
 AUDIO = "audio"
 #: What a trained model can be in a library: ``{role: the kind of extractor it is}``.
-ROLES = {"tagger": "tags", "embedder": "embedding", "text-audio": "embedding"}
+ROLES = {"tagger": "tags", "embedder": "embedding", "text-audio": "embedding", "fingerprint": "fingerprint"}
 
 
 class Extractor(Protocol):
@@ -186,7 +186,7 @@ def open_extractor(
     """The extractor called ``name``, or the one a trained run's ``folder`` is as a ``role``.
 
     ``open_extractor("tags:mtt")`` and ``open_extractor("embedding:musicnn")`` give the
-    pretrained musicnn; ``open_extractor(folder=RUN, role="tagger" | "embedder" | "text-audio")``
+    pretrained musicnn; ``open_extractor(folder=RUN, role="tagger" | "embedder" | "text-audio" | "fingerprint")``
     a trained model. Raises :class:`UsageError` for a name or role it does not know, and a
     trained model's own error when its run cannot be loaded; musicnn's weights are read when its
     version or a query's vectors are first asked for, and their errors come then.

@@ -68,13 +68,16 @@ def add(
     paths: Iterable[str | Path],
     s: Settings,
     vectors: Spaces | None = None,
+    learned: Identifier | None = None,
 ) -> AddReport:
     """Index ``paths`` (files and folders, recursively) into the library; the caller holds the writer lock.
 
     ``identifier`` is the landmark index, not any :class:`~tuneseek.identifier.Identifier`: besides
     indexing the new tracks it sweeps the segments a killed writer left, and merges small segments
     after the run. ``vectors`` (the library's :class:`~tuneseek.similarity.Spaces`) is told of every
-    track whose vectors change.
+    track whose vectors change. ``learned`` is the library's learned fingerprint, when it has one: it
+    stores the segment vectors the workers compute, even when ``s.analyse`` is off (it identifies,
+    as the landmarks do).
     """
     started = time.perf_counter()
     report = AddReport()
@@ -87,8 +90,8 @@ def add(
     identifier.sweep()
     if vectors is not None:
         vectors.reconcile()
-    audio_extractors, derived = _extractors(catalog, s.wheel, report) if s.analyse and files else ([], [])
-    writer = _Writer(catalog, identifier, report, {e.name: e.version for e in audio_extractors}, vectors)
+    audio_extractors, derived = _extractors(catalog, s.wheel, report, analyse=s.analyse) if files else ([], [])
+    writer = _Writer(catalog, identifier, report, {e.name: e.version for e in audio_extractors}, vectors, learned)
     jobs = _jobs(writer, files, audio_extractors)
     if s.on_files:
         s.on_files(len(jobs))
@@ -166,25 +169,34 @@ def use_model(catalog: Catalog, extractor: Extractor, role: str) -> None:
     with catalog.transaction():
         if role == "tagger":
             catalog.set_vocabulary(extractor.name.partition(":")[2], list(trained_model(extractor.folder).labels))
-        catalog.set_models({**catalog.models(), extractor.name: {"folder": str(extractor.folder), "role": role}})
+        models = catalog.models()
+        if role == "fingerprint":  # one learned fingerprint at a time: a new one replaces the old
+            models = {name: m for name, m in models.items() if m["role"] != "fingerprint"}
+        catalog.set_models({**models, extractor.name: {"folder": str(extractor.folder), "role": role}})
 
 
-def _extractors(catalog: Catalog, wheel: str | None, report: AddReport) -> tuple[list[Extractor], list[Extractor]]:
-    """The extractors this library runs: those reading audio, and those reading another's stored output.
+def _extractors(
+    catalog: Catalog, wheel: str | None, report: AddReport, *, analyse: bool = True
+) -> tuple[list[Extractor], list[Extractor]]:
+    """The extractors this library runs: those reading audio, and those reading another's stored output;
+    without ``analyse``, only its learned fingerprint (which identifies rather than describes).
 
     The pretrained musicnn is left out (and ``report.analysis_skipped`` says why) when its
     models are missing; a trained model is left out (and ``report.models_skipped`` says why)
     when its run cannot be loaded.
     """
     extractors: list[Extractor] = []
-    try:
-        extractors.extend(musicnn_extractors(wheel))
-        with catalog.transaction():
-            for name, labels in vocabularies(wheel).items():
-                catalog.set_vocabulary(name, labels)
-    except TuneseekError as e:
-        report.analysis_skipped = str(e)
+    if analyse:
+        try:
+            extractors.extend(musicnn_extractors(wheel))
+            with catalog.transaction():
+                for name, labels in vocabularies(wheel).items():
+                    catalog.set_vocabulary(name, labels)
+        except TuneseekError as e:
+            report.analysis_skipped = str(e)
     for name, model in catalog.models().items():
+        if not analyse and model["role"] != "fingerprint":
+            continue
         try:
             extractors.append(open_extractor(folder=model["folder"], role=model["role"]))
         except TuneseekError as e:
@@ -251,12 +263,14 @@ class _Writer:
         report: AddReport,
         versions: dict[str, str],
         vectors: Spaces | None = None,
+        learned: Identifier | None = None,
     ):
         self.catalog = catalog
         self.identifier = identifier
         self.report = report
         self.versions = versions  # {extractor: version} of what the workers compute
         self.vectors = vectors
+        self.learned = learned  # the learned fingerprint, which stores its own segment vectors
 
     def moved_here(self, path: str) -> Track | None:
         """The track whose file was moved or renamed to ``path``, now given that path; else ``None``.
@@ -348,14 +362,18 @@ class _Writer:
             ).append(track)
 
     def _store_description(self, track_id: int, outcome: Outcome) -> None:
-        """Store the tags ("tags:VOCABULARY") and embeddings ("embedding:SPACE") an outcome holds,
-        with the versions of their extractors."""
+        """Store the tags ("tags:VOCABULARY"), embeddings ("embedding:SPACE") and learned fingerprint
+        ("fingerprint:RUN", through the learned identifier) an outcome holds, with the versions of their extractors."""
         d = outcome.description
         if d is None:
             return
         for extractor in d.extractors:
             kind, _, name = extractor.partition(":")
-            if kind == "tags":
+            if kind == "fingerprint":
+                if self.learned is None or self.learned.name != extractor:
+                    continue  # the run could not be loaded for storing: the next add computes it again
+                self.learned.add([(track_id, d.fingerprints[extractor])])
+            elif kind == "tags":
                 self.catalog.set_tags(track_id, name, d.tags[name])
             else:
                 seg = d.embeddings[name]

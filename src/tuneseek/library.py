@@ -43,8 +43,9 @@ import numpy as np
 
 from tuneseek import analysis, audio, ingest
 from tuneseek import monitor as monitoring
-from tuneseek.errors import AudioError, LibraryError, TrackNotFound, UsageError
+from tuneseek.errors import AudioError, LibraryError, TrackNotFound, TuneseekError, UsageError
 from tuneseek.extractors import open_extractor
+from tuneseek.fingerprint.engines import ENGINES, FINGERPRINT_ROLE, Engines, fingerprint_folder
 from tuneseek.fingerprint.extract import RESAMPLE_QUALITY
 from tuneseek.fingerprint.index import LandmarkIndex
 from tuneseek.fingerprint.params import DEFAULT as FP
@@ -114,7 +115,8 @@ class Library:
         self._text = TextSearch(catalog, root, self._spaces, self._info)
         self._similar = SimilarSearch(catalog, root, self._spaces, self.track, self._info)
         self._sharded: ShardedLandmarks | None = None
-        self._finder: LandmarkIndex | ShardedLandmarks = self._landmarks  # answers identify and monitor
+        self._finder: LandmarkIndex | ShardedLandmarks = self._landmarks  # the landmarks identify and monitor use
+        self._engines = Engines(catalog, self._landmarks)  # landmarks, learned, fused: by name
 
     # -- opening -----------------------------------------------------------------
     @classmethod
@@ -166,6 +168,7 @@ class Library:
         if shards:
             try:
                 library._sharded = library._finder = ShardedLandmarks(library._landmarks, shards, ray_address)
+                library._engines.landmarks = library._finder
             except BaseException:
                 library.close()
                 raise
@@ -192,6 +195,7 @@ class Library:
             self._sharded.close()
             self._sharded = None
         self._landmarks.close()
+        self._engines.close()
         self._spaces.close()
         self._catalog.close()
 
@@ -246,16 +250,32 @@ class Library:
         """The landmark identifier (for tools that weigh its evidence, such as the calibration benchmark)."""
         return self._landmarks
 
-    def identify(self, clip: str | Path | np.ndarray, *, sr: int | None = None) -> Match | None:
+    @property
+    def engines(self) -> tuple[str, ...]:
+        """The identification engines this library can answer with: "landmarks", and "learned" and
+        "fused" when it has a learned fingerprint (:meth:`use_model` with role "fingerprint")."""
+        return ENGINES if self._engines.fingerprint_model() is not None else ENGINES[:1]
+
+    @property
+    def default_engine(self) -> str:
+        """The engine ``identify`` uses when none is named: "fused" with a learned fingerprint, else "landmarks"."""
+        return self._engines.default()
+
+    def identify(
+        self, clip: str | Path | np.ndarray, *, sr: int | None = None, engine: str | None = None
+    ) -> Match | None:
         """Which track ``clip`` (a file, or samples at ``sr``) comes from, or ``None`` for no match.
 
-        Raises :class:`AudioError` for a clip that cannot be decoded, is silent,
-        or is shorter than :data:`MIN_CLIP_SECONDS`.
+        ``engine`` is "landmarks", "learned" or "fused" (default :attr:`default_engine`). Raises
+        :class:`AudioError` for a clip that cannot be decoded, is silent, or is shorter than
+        :data:`MIN_CLIP_SECONDS`, and :class:`UsageError` for an engine the library does not have.
         """
-        found = self.candidates(clip, sr=sr, k=1)
+        found = self.candidates(clip, sr=sr, k=1, engine=engine)
         return found[0] if found else None
 
-    def candidates(self, clip: str | Path | np.ndarray, *, sr: int | None = None, k: int = 5) -> list[Match]:
+    def candidates(
+        self, clip: str | Path | np.ndarray, *, sr: int | None = None, k: int = 5, engine: str | None = None
+    ) -> list[Match]:
         """Up to ``k`` matches of distinct tracks above the no-match threshold, best first.
 
         A clip may hold more than one track (two songs back to back): each match says
@@ -265,13 +285,14 @@ class Library:
         """
         if k < 1:
             raise UsageError(f"k must be at least 1, got {k}")
+        finder = self._engines.get(engine)
         if self.recording_seconds(clip, sr=sr) > LONG_CLIP_SECONDS:
-            return monitoring.longest_per_track(self.monitor(clip, sr=sr), k)
+            return monitoring.longest_per_track(self.monitor(clip, sr=sr, engine=engine), k)
         name, samples = _clip_samples(clip, sr)
         seconds = len(samples) / FP.sr
         if seconds < MIN_CLIP_SECONDS:
             raise AudioError(name, f"too short: {seconds:.2f} s (a clip needs at least {MIN_CLIP_SECONDS:g} s)")
-        return [_match(c, self._info(c.track_id)) for c in self._finder.candidates(samples, k, name)]
+        return [_match(c, self._info(c.track_id)) for c in finder.candidates(samples, k, name)]
 
     def recording_seconds(self, clip: str | Path | np.ndarray, *, sr: int | None = None) -> float:
         """Length of a clip file (from its header; 0 when the header does not say) or of samples at ``sr``."""
@@ -288,14 +309,16 @@ class Library:
         sr: int | None = None,
         window: float = monitoring.WINDOW_SECONDS,
         hop: float = monitoring.HOP_SECONDS,
+        engine: str | None = None,
     ) -> Iterator[Segment]:
         """The timeline of a recording of any length (a radio show, a DJ mix), segment by segment.
 
         Yields :class:`~tuneseek.results.Segment` objects in recording order as the
         recording is read: each names a library track and the span of it that plays,
         or (``track`` None) a stretch where nothing matched. A file is streamed: memory
-        stays bounded whatever its length.
+        stays bounded whatever its length. ``engine`` as for :meth:`identify`.
         """
+        finder = self._engines.get(engine)
         if not 0 < hop <= window or window < MIN_CLIP_SECONDS:
             raise UsageError(f"monitoring needs 0 < hop <= window and a window of at least {MIN_CLIP_SECONDS:g} s")
         if isinstance(recording, np.ndarray):
@@ -308,7 +331,7 @@ class Library:
             if len(samples) < MIN_CLIP_SECONDS * FP.sr:
                 return []
             try:
-                return self._finder.candidates(samples, monitoring.WINDOW_CANDIDATES, name)
+                return finder.candidates(samples, monitoring.WINDOW_CANDIDATES, name)
             except AudioError:  # a silent or empty window: nothing plays there
                 return []
 
@@ -454,19 +477,34 @@ class Library:
         """
         settings = ingest.Settings(workers, progress, executor, on_files, commit_every, analyse, wheel)
         with WriterLock(self.root):
-            return ingest.add(self._catalog, self._landmarks, paths, settings, self._spaces)
+            return ingest.add(self._catalog, self._landmarks, paths, settings, self._spaces, self._learned_for_add())
+
+    def _learned_for_add(self):
+        """The learned fingerprint that stores what the workers compute, when the library has one it can load
+        (one it cannot load is reported by ``add`` as a model skipped)."""
+        if self._engines.fingerprint_model() is None:
+            return None
+        try:
+            return self._engines.learned()
+        except TuneseekError:
+            return None
 
     def use_model(self, folder: str | Path, *, role: str) -> str:
         """Run the trained model in ``folder`` (made by ``tuneseek train``) on every track from now on,
         as a ``role`` "tagger" (its tags are stored beside musicnn's), "embedder" (a new embedding
-        space for :meth:`similar`) or "text-audio" (a joint text–audio model, made by ``tuneseek
+        space for :meth:`similar`), "text-audio" (a joint text–audio model, made by ``tuneseek
         train text-audio``: :meth:`search` uses it from then on, and its audio vectors form the
-        space "text-audio"); the next :meth:`add` gives it to the tracks already indexed.
+        space "text-audio") or "fingerprint" (a learned fingerprint, made by ``tuneseek train
+        fingerprint``, or "builtin" for the one shipped in the package: :meth:`identify` can then
+        use the engines "learned" and "fused"); the next :meth:`add` gives it to the tracks already
+        indexed.
 
-        Returns the extractor name ("tags:NAME" or "embedding:NAME", NAME from the run folder's
-        name; "embedding:text-audio" for a text–audio model). The same name given again with
-        another folder replaces the old model.
+        Returns the extractor name ("tags:NAME", "embedding:NAME" or "fingerprint:NAME", NAME from
+        the run folder's name; "embedding:text-audio" for a text–audio model). The same name given
+        again with another folder replaces the old model; a library has one learned fingerprint at a time.
         """
+        if role == FINGERPRINT_ROLE:
+            folder = fingerprint_folder(folder)
         extractor = open_extractor(folder=folder, role=role)
         with WriterLock(self.root):
             ingest.use_model(self._catalog, extractor, role)

@@ -12,6 +12,9 @@ import time
 from tuneseek.cli.common import fmt_time, open_library, positive_int, print_json, report_failure
 from tuneseek.errors import TuneseekError
 
+#: The identification engines (tuneseek.fingerprint.engines, named here so that the command's help needs no import).
+ENGINES = ("landmarks", "learned", "fused")
+
 
 def register(sub, common) -> None:
     """Add this group's commands to the ``tuneseek`` subparsers ``sub``; ``common`` holds the shared options."""
@@ -23,6 +26,13 @@ def register(sub, common) -> None:
         type=positive_int,
         default=1,
         help="show up to K candidate tracks, e.g. both songs of a clip that holds two (default 1)",
+    )
+    s.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=None,
+        help="landmarks, the learned fingerprint, or both fused (default: fused when the library has a learned "
+        "fingerprint, `tuneseek index --fingerprint builtin`; else landmarks)",
     )
     s.set_defaults(func=cmd_identify)
 
@@ -38,6 +48,7 @@ def register(sub, common) -> None:
     s.add_argument(
         "--hop", type=float, default=5.0, metavar="SECONDS", help="seconds between window starts (default 5)"
     )
+    s.add_argument("--engine", choices=ENGINES, default=None, help="as for identify")
     s.set_defaults(func=cmd_monitor)
 
     s = sub.add_parser(
@@ -65,7 +76,7 @@ def cmd_identify(args) -> int:
                         "(`tuneseek monitor` gives its whole timeline)",
                         file=sys.stderr,
                     )
-                matches = lib.candidates(clip, k=args.top)
+                matches = lib.candidates(clip, k=args.top, engine=args.engine)
             except TuneseekError as e:
                 status = report_failure(args, {"clip": clip}, e)
                 continue
@@ -108,7 +119,7 @@ def cmd_monitor(args) -> int:
             if len(args.recordings) > 1 and not args.json:
                 print(f"{recording}:")
             try:
-                for seg in lib.monitor(recording, window=args.window, hop=args.hop):
+                for seg in lib.monitor(recording, window=args.window, hop=args.hop, engine=args.engine):
                     if args.json:
                         print_json({"recording": recording, **seg.to_dict()})
                     elif seg.track is None:

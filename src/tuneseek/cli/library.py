@@ -32,7 +32,8 @@ def register(sub, common) -> None:
     s.add_argument(
         "--landmarks-only",
         action="store_true",
-        help="index for identification only: no tags or embeddings (about 40x faster)",
+        help="index for identification only: no tags or embeddings (about 40x faster); a learned fingerprint "
+        "(--fingerprint) is still computed",
     )
     s.add_argument("--wheel", metavar="PATH", help="the musicnn-0.1.0 wheel, to convert the weights offline")
     s.add_argument(
@@ -57,6 +58,12 @@ def register(sub, common) -> None:
         action="append",
         default=[],
         help="a text-audio run (`tuneseek train text-audio`): `search` uses it from now on",
+    )
+    s.add_argument(
+        "--fingerprint",
+        metavar="RUN",
+        help="a learned fingerprint beside the landmarks: `builtin` (the model shipped with tuneseek) or a "
+        "`tuneseek train fingerprint` run; `identify --engine learned|fused` use it, and later additions get it",
     )
     s.add_argument(
         "--embedder",
@@ -123,7 +130,8 @@ def cmd_index(args) -> int:
             raise UsageError(
                 "--landmarks-only runs no model: leave out --tagger/--embedder/--text-model, or --landmarks-only"
             )
-        for role, runs in (("tagger", args.tagger), ("embedder", args.embedder), ("text-audio", args.text_model)):
+        roles = (("tagger", args.tagger), ("embedder", args.embedder), ("text-audio", args.text_model))
+        for role, runs in (*roles, ("fingerprint", [args.fingerprint] if args.fingerprint else [])):
             for run in runs:
                 name = lib.use_model(run, role=role)
                 if not args.json:

@@ -164,6 +164,42 @@ def calibrate(scores: np.ndarray, n: np.ndarray, matches: np.ndarray, *, ridge: 
 
 
 # -- the workers' part ------------------------------------------------------------------
+class SegmentStream:
+    """Segment vectors of audio that arrives in chunks (mono float32 at 8 kHz): 1 s segments every ``hop`` s
+    through ``net`` (a :class:`~tuneseek.models.fingerprint_net.FingerprintNet`, its ``embed``), ``batch``
+    at a time as the audio arrives, inaudible segments as zero rows. Memory stays bounded by one batch
+    and the vectors, whatever the audio's length. ``finish`` gives float16 ``(segments, dim)`` (none for
+    audio shorter than a segment): what an indexing worker computes and :meth:`LearnedIndex.add` stores."""
+
+    def __init__(self, net: torch.nn.Module, *, hop: float = HOP_SECONDS, batch: int = BATCH_SEGMENTS):
+        self.dim = net.embedding_dim
+        n = int(round(SEGMENT_SECONDS * SAMPLE_RATE))
+        step = max(1, int(round(hop * SAMPLE_RATE)))
+        windows = np.lib.stride_tricks.sliding_window_view
+
+        def run(block: np.ndarray) -> np.ndarray:
+            segments = np.array(windows(block, n)[::step], np.float32)
+            audible = audible_segments(segments)
+            out = np.zeros((len(segments), self.dim), np.float32)
+            if audible.any():
+                with torch.inference_mode():
+                    out[audible] = net.embed(torch.from_numpy(segments[audible])).numpy()
+            return out
+
+        self._batches = WindowBatches(n, step, per_batch=batch, run=run)
+
+    def feed(self, chunk: np.ndarray) -> None:
+        self._batches.feed(np.asarray(chunk, np.float32))
+
+    def vectors(self) -> np.ndarray:
+        """float32 ``(segments, dim)`` of everything fed."""
+        found = self._batches.finish()
+        return np.concatenate(found) if found else np.zeros((0, self.dim), np.float32)
+
+    def finish(self) -> np.ndarray:
+        return self.vectors().astype(np.float16)
+
+
 def segment_vectors(
     net: torch.nn.Module,
     audio: np.ndarray | Iterable[np.ndarray],
@@ -172,30 +208,11 @@ def segment_vectors(
     batch: int = BATCH_SEGMENTS,
 ) -> np.ndarray:
     """float32 ``(segments, dim)`` vectors of 1 s segments every ``hop`` s of ``audio`` (mono at 8 kHz, whole
-    or in chunks), inaudible segments as zero rows; none for audio shorter than a segment.
-
-    Segments go through ``net`` (a :class:`~tuneseek.models.fingerprint_net.FingerprintNet`, its
-    ``embed``) ``batch`` at a time as the audio arrives, so memory stays bounded by one batch
-    and the vectors, whatever the audio's length.
-    """
-    n = int(round(SEGMENT_SECONDS * SAMPLE_RATE))
-    step = max(1, int(round(hop * SAMPLE_RATE)))
-    windows = np.lib.stride_tricks.sliding_window_view
-
-    def run(block: np.ndarray) -> np.ndarray:
-        segments = np.array(windows(block, n)[::step], np.float32)
-        audible = audible_segments(segments)
-        out = np.zeros((len(segments), net.embedding_dim), np.float32)
-        if audible.any():
-            with torch.inference_mode():
-                out[audible] = net.embed(torch.from_numpy(segments[audible])).numpy()
-        return out
-
-    batches = WindowBatches(n, step, per_batch=batch, run=run)
+    or in chunks), inaudible segments as zero rows; none for audio shorter than a segment (:class:`SegmentStream`)."""
+    stream = SegmentStream(net, hop=hop, batch=batch)
     for chunk in [audio] if isinstance(audio, np.ndarray) else audio:
-        batches.feed(np.asarray(chunk, np.float32))
-    found = batches.finish()
-    return np.concatenate(found) if found else np.zeros((0, net.embedding_dim), np.float32)
+        stream.feed(chunk)
+    return stream.vectors()
 
 
 def track_vectors(

@@ -1,0 +1,84 @@
+"""A learned fingerprint in a library: given by `index --fingerprint`, computed for tracks old and new, and
+asked by `identify --engine learned|fused`.
+
+An untrained network stands in for a trained one (it maps the same audio to the same vectors), so a
+clip cut on the track's segment grid must be found at its offset, through the Library API and the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from tuneseek import Library
+from tuneseek.cli import main
+from tuneseek.errors import UsageError
+from tuneseek.models import checkpoint
+from tuneseek.models.fingerprint_net import FingerprintNet
+
+
+@pytest.fixture(scope="module")
+def fingerprint_run(tmp_path_factory):
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("runs") / "fp"
+    checkpoint.save(folder, FingerprintNet(dim=32, width=4, hidden=16).eval(), extra={"task": "fingerprint"})
+    return folder
+
+
+@pytest.fixture(scope="module")
+def learned_library(tmp_path_factory, music_dir, fingerprint_run):
+    with Library.open(tmp_path_factory.mktemp("learned") / "lib") as lib:
+        lib.add([music_dir], workers=1, analyse=False)  # landmarks only, before the model is given
+        assert lib.engines == ("landmarks",) and lib.default_engine == "landmarks"
+        assert lib.use_model(fingerprint_run, role="fingerprint") == "fingerprint:fp"
+        report = lib.add([music_dir], workers=1, analyse=False)  # the tracks already there get it in place
+        assert len(report.analysed) == 6 and not report.failed
+        yield lib
+
+
+def _clip(music_dir, tmp_path, start: float, seconds: float = 6.0):
+    track = sorted(music_dir.rglob("*.flac"))[2]
+    audio, sr = sf.read(track, dtype="float32")
+    path = tmp_path / "clip.wav"
+    sf.write(path, audio[int(start * sr) : int((start + seconds) * sr)], sr)
+    return track, path
+
+
+def test_a_library_given_a_fingerprint_answers_with_every_engine(learned_library, music_dir, tmp_path):
+    track, clip = _clip(music_dir, tmp_path, start=5.0)
+    assert learned_library.engines == ("landmarks", "learned", "fused")
+    assert learned_library.default_engine == "fused"
+    for engine in ("landmarks", "learned", "fused"):
+        match = learned_library.identify(clip, engine=engine)
+        assert match is not None and match.track.path == str(track), engine
+        assert abs(match.offset - 5.0) < 0.3, engine
+
+
+def test_unknown_engines_and_a_library_without_a_fingerprint_are_refused_in_one_line(indexed_music, music_dir, tmp_path):
+    _, clip = _clip(music_dir, tmp_path, start=2.0)
+    with pytest.raises(UsageError, match="needs a learned fingerprint"):
+        indexed_music.identify(clip, engine="learned")
+    with pytest.raises(UsageError, match="unknown identification engine"):
+        indexed_music.identify(clip, engine="neural")
+
+
+def test_a_fingerprint_run_is_refused_in_any_other_role(tmp_path, fingerprint_run):
+    with Library.open(tmp_path / "lib") as lib, pytest.raises(UsageError, match="use it with --fingerprint"):
+        lib.use_model(fingerprint_run, role="embedder")
+
+
+def test_index_and_identify_commands_take_the_fingerprint_and_the_engine(
+    tmp_path, music_dir, fingerprint_run, capsys
+):
+    lib = str(tmp_path / "lib")
+    assert main(["index", "-L", lib, str(music_dir), "--landmarks-only", "--fingerprint", str(fingerprint_run)]) == 0
+    track, clip = _clip(music_dir, tmp_path, start=8.0)
+    capsys.readouterr()
+    assert main(["identify", "-L", lib, "--engine", "learned", "--json", str(clip)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["match"]["path"] == str(track)
+    assert np.isclose(out["match"]["offset"], 8.0, atol=0.3)
