@@ -58,7 +58,9 @@ def test_a_library_given_a_fingerprint_answers_with_every_engine(learned_library
         assert abs(match.offset - 5.0) < 0.3, engine
 
 
-def test_unknown_engines_and_a_library_without_a_fingerprint_are_refused_in_one_line(indexed_music, music_dir, tmp_path):
+def test_unknown_engines_and_a_library_without_a_fingerprint_are_refused_in_one_line(
+    indexed_music, music_dir, tmp_path
+):
     _, clip = _clip(music_dir, tmp_path, start=2.0)
     with pytest.raises(UsageError, match="needs a learned fingerprint"):
         indexed_music.identify(clip, engine="learned")
@@ -71,9 +73,7 @@ def test_a_fingerprint_run_is_refused_in_any_other_role(tmp_path, fingerprint_ru
         lib.use_model(fingerprint_run, role="embedder")
 
 
-def test_index_and_identify_commands_take_the_fingerprint_and_the_engine(
-    tmp_path, music_dir, fingerprint_run, capsys
-):
+def test_index_and_identify_commands_take_the_fingerprint_and_the_engine(tmp_path, music_dir, fingerprint_run, capsys):
     lib = str(tmp_path / "lib")
     assert main(["index", "-L", lib, str(music_dir), "--landmarks-only", "--fingerprint", str(fingerprint_run)]) == 0
     track, clip = _clip(music_dir, tmp_path, start=8.0)
