@@ -261,6 +261,12 @@ class Library:
         """The engine ``identify`` uses when none is named: "fused" with a learned fingerprint, else "landmarks"."""
         return self._engines.default()
 
+    @property
+    def learned(self):
+        """The learned fingerprint's identifier, or ``None`` without one (for tools that weigh its evidence,
+        such as the calibration in ``benchmarks/learned_fingerprint.py``)."""
+        return self._engines.learned()
+
     def identify(
         self, clip: str | Path | np.ndarray, *, sr: int | None = None, engine: str | None = None
     ) -> Match | None:

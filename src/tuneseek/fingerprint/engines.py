@@ -80,7 +80,7 @@ class Engines:
                 if path.exists():
                     try:
                         fitted = json.loads(path.read_text())["calibration"]
-                        calibration = Calibration(fitted["bias"], fitted["weight"], fitted["per_root_n"])
+                        calibration = Calibration(**fitted)
                     except (ValueError, KeyError, TypeError) as e:
                         raise ModelError(f"{CALIBRATION_FILE} is not a calibration ({e})", model[1]) from None
                 self._learned = LearnedIndex.of(self.catalog, trained, calibration=calibration)
