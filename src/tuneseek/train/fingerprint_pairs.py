@@ -92,8 +92,8 @@ class PairAugment:
     SNR, a phone in a room (:mod:`tuneseek.degrade`'s ``phone``: small room, AGC, 300-3400 Hz),
     and one codec at most (MP3 at a low bit rate, or GSM). The costly steps (pitch and MP3, about
     17 ms each on 1.6 s of 8 kHz audio; GSM 6 ms) are given to a few pairs, so that a pair costs a
-    few milliseconds on average: measured, 5.7 ms of CPU a pair (0.3 ms with no degradation), i.e.
-    0.36 s for a batch of 64 against 0.49 s for the default network's optimizer step on the same
+    few milliseconds on average: measured, 4.9 ms of CPU a pair (0.13 ms with no degradation), i.e.
+    0.31 s for a batch of 64 against 0.45 s for the default network's optimizer step on the same
     batch (one thread), so one loader process on the second core keeps up.
 
     Pitch uses pedalboard's ``PitchShift`` (Rubber Band in real-time mode, latency compensated):
