@@ -170,6 +170,21 @@ def test_a_silent_track_is_left_out(music, tmp_path):
     assert [i.key for i in pairs.silent] == ["hum.wav"] and len(pairs.items) == 2
 
 
+def test_augment_options_change_the_chain_and_bad_ones_are_one_line():
+    chain = fp.PairAugment.of({"pitch_prob": 0.3, "snr_db": [0, 10]})
+    assert chain.pitch_prob == 0.3 and chain.snr_db == (0, 10) and chain.noise_prob == fp.PairAugment().noise_prob
+    assert fp.PairAugment.of({"pitch_prob": 0.3}, augment=False).noise_prob == 0
+    for bad, message in (
+        ({"pitch": 1}, "unknown augment option 'pitch'"),
+        ({"noise_prob": 2}, "noise_prob is a probability"),
+        ({"snr_db": [10, 0]}, "snr_db is"),
+        ({"mp3_kbps": [17]}, "not an MP3 bit rate"),
+        ({"max_speed": 0.1}, "max_offset \\+ max_speed <= 0.3"),
+    ):
+        with pytest.raises(UsageError, match=message):
+            fp.PairAugment.of(bad)
+
+
 # ----------------------------------------------------------------------------- loss and metric
 
 
@@ -250,6 +265,7 @@ def test_the_layout_trains_with_its_samples_and_the_cli_reports(layout, tmp_path
             "--cache",
             str(tmp_path / "cache"),
             *("--model-option", "dim=16", "--model-option", "width=4", "--model-option", "hidden=16"),
+            *("--augment-option", "pitch_prob=0"),
             "--json",
         ]
     )
@@ -257,6 +273,9 @@ def test_the_layout_trains_with_its_samples_and_the_cli_reports(layout, tmp_path
     summary = json.loads(capsys.readouterr().out)
     assert summary["pairs"]["train_real_samples"] == 6 and summary["pairs"]["valid_real_samples"] == 2
     assert summary["settings"]["temperature"] == 0.05 and summary["dataset"]["split_source"] == "official"
+    assert (
+        summary["settings"]["augment_options"] == {"pitch_prob": 0} and summary["pairs"]["augment"]["pitch_prob"] == 0
+    )
 
 
 @pytest.mark.parametrize(
@@ -305,11 +324,14 @@ def test_options_that_do_not_fit_a_fingerprint_are_refused(music, tmp_path, caps
     for extra, message in (
         (["--width", "4.5"], "a whole number"),
         (["--from", "musicnn"], "trained from scratch"),
+        (["--augment-option", "pitch-prob=2"], "pitch_prob is a probability"),
     ):
         assert main(base + extra) == 1
         assert message in capsys.readouterr().err
     assert main(["train", "genre", "--data", f"folder:{music}", "--out", str(tmp_path / "x"), "--temperature", "1"])
     assert "--temperature is for `train fingerprint`" in capsys.readouterr().err
+    with pytest.raises(UsageError, match="augment options are for a fingerprint"):
+        train(settings(tmp_path, f"folder:{music}", kind="genre", augment_options={"pitch_prob": 1}), say=quiet)
 
 
 def test_it_learns_an_easy_set(music, tmp_path):

@@ -156,6 +156,13 @@ def register(sub, common) -> None:
     )
     s.add_argument("--temperature", type=float, help="fingerprint: the contrastive loss's temperature (default 0.05)")
     s.add_argument(
+        "--augment-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="fingerprint: one of its degradations' settings, e.g. pitch_prob=0.3, 'snr_db=[0,20]', mp3_prob=0 "
+        "(see tuneseek.train.fingerprint_pairs.PairAugment)",
+    )
+    s.add_argument(
         "--no-augment",
         action="store_true",
         help="no gain, noise or EQ augmentation (a fingerprint: positives only shifted in time, no degradation)",
@@ -293,6 +300,8 @@ def _train_model(args, say) -> dict:
         if args.kind != "fingerprint":
             raise UsageError("--temperature is for `train fingerprint` (its contrastive loss)")
         chosen["temperature"] = args.temperature
+    if args.augment_option:
+        chosen["augment_options"] = _key_values(args.augment_option, "--augment-option")
     settings = TrainSettings(
         kind=args.kind,
         data=args.data,
@@ -331,8 +340,10 @@ def _train_text_audio(args, say) -> dict:
 
     if bool(args.pairs) == bool(args.data):
         raise UsageError("`train text-audio` takes --pairs CAPTIONS.jsonl|.csv or --data KIND:PATH (one of them)")
-    if args.pretrained or args.features or args.pool or args.temperature is not None:
-        raise UsageError("--from, --features, --pool and --temperature are not options of `train text-audio`")
+    if args.pretrained or args.features or args.pool or args.temperature is not None or args.augment_option:
+        raise UsageError(
+            "--from, --features, --pool, --temperature and --augment-option are not options of `train text-audio`"
+        )
     given = {"epochs": args.epochs, "lr": args.lr, "patience": args.patience}
     settings = TextAudioSettings(
         pairs=args.pairs or args.data,

@@ -37,7 +37,7 @@ import functools
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +46,7 @@ from scipy import signal
 
 from tuneseek.data.datasets import Dataset, Item
 from tuneseek.degrade import Degradation, active_power, degrade, pink_noise
+from tuneseek.errors import UsageError
 from tuneseek.models.fingerprint_net import HOP_SECONDS, SEGMENT_SECONDS, SILENT_RMS
 from tuneseek.models.frontend import MelSpec, fit_window
 from tuneseek.train import items as it
@@ -114,10 +115,47 @@ class PairAugment:
     max_pitch: float = 1.0  # semitones, uniform in +- this
     max_offset: float = HOP_SECONDS / 2  # seconds, uniform in +- this
 
+    def __post_init__(self) -> None:
+        """:class:`UsageError` for a chain that cannot be drawn, or would cut a positive past its excerpt."""
+        probabilities = ("noise_prob", "babble_share", "reverb_prob", "phone_prob", "mp3_prob", "gsm_prob")
+        for name in (*probabilities, "speed_prob", "pitch_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise UsageError(f"augment option {name} is a probability (0 to 1), got {getattr(self, name)}")
+        if self.mp3_prob + self.gsm_prob > 1:
+            raise UsageError("augment options mp3_prob and gsm_prob share the pairs: together 1 at most")
+        if len(self.snr_db) != 2 or self.snr_db[0] > self.snr_db[1]:
+            raise UsageError(f"augment option snr_db is [lowest, highest] in dB, got {list(self.snr_db)}")
+        for kbps in self.mp3_kbps:
+            Degradation("mp3", kbps)  # an MP3 bit rate, or one line naming it
+        if not 0 <= self.max_pitch <= 12:
+            raise UsageError(f"augment option max_pitch is 0 to 12 semitones, got {self.max_pitch}")
+        if (
+            self.max_speed < 0
+            or self.max_offset < 0
+            or self.max_offset + self.max_speed * SEGMENT_SECONDS > CONTEXT_SECONDS + 1e-9
+        ):
+            raise UsageError(
+                "augment options max_offset (s) and max_speed must be 0 or more, and a positive moved by both must "
+                f"stay within the {CONTEXT_SECONDS:g} s of context degraded with it: max_offset + max_speed <= "
+                f"{CONTEXT_SECONDS:g}, got {self.max_offset:g} + {self.max_speed:g}"
+            )
+
     @classmethod
     def offsets_only(cls) -> PairAugment:
         """No degradation: the positive is the same music shifted in time (``--no-augment``)."""
         return cls(noise_prob=0, reverb_prob=0, phone_prob=0, mp3_prob=0, gsm_prob=0, speed_prob=0, pitch_prob=0)
+
+    @classmethod
+    def of(cls, options: dict, *, augment: bool = True) -> PairAugment:
+        """The chain of a run: the default one (or :meth:`offsets_only`, without ``augment``) with ``options``
+        (``{field: value}``, lists for the pairs of numbers) changed; one :class:`UsageError` line for an
+        unknown field or a value out of range."""
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise UsageError(f"unknown augment option {unknown[0]!r}; known: {', '.join(known)}")
+        base = cls() if augment else cls.offsets_only()
+        return replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
 
     def to_dict(self) -> dict:
         return asdict(self)

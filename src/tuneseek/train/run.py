@@ -119,6 +119,7 @@ class TrainSettings:
     pos_weight: bool | None = None  # multi-label only; default on for genre, off for taggers
     neighbourhood: float = 10.0  # triplets: seconds within which a neighbour patch starts
     temperature: float = 0.05  # fingerprint: NT-Xent's temperature
+    augment_options: dict = field(default_factory=dict)  # fingerprint: its degradations, e.g. {"pitch_prob": 0.3}
     resume: bool = False
     tensorboard: bool = False
     cache: str | None = None
@@ -169,6 +170,9 @@ def check_settings(s: TrainSettings) -> None:
             raise UsageError(f"a fingerprint's segment is {SEGMENT_SECONDS:g} s (--window cannot change it)")
         if not s.temperature > 0:
             raise UsageError(f"the temperature must be above 0, got {s.temperature}")
+        fp.PairAugment.of(s.augment_options, augment=s.augment)  # a bad option is one line, before any data is read
+    elif s.augment_options:
+        raise UsageError("augment options are for a fingerprint's degradations (`train fingerprint`)")
     elif s.arch == "fingerprint":
         raise UsageError("the fingerprint architecture is trained by `train fingerprint`")
     for name, least in (("epochs", 1), ("patience", 0), ("windows_per_item", 1), ("batch_size", 1)):
@@ -315,7 +319,7 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
 
     augment = Augment() if s.augment else Augment.none()
     if s.kind == "fingerprint":
-        pair_augment = fp.PairAugment() if s.augment else fp.PairAugment.offsets_only()
+        pair_augment = fp.PairAugment.of(s.augment_options, augment=s.augment)
         common = dict(spec=spec, cache=cache, augment=pair_augment, seed=s.seed)
         train_set = fp.FingerprintPairs(
             splits["train"], train=True, pairs_per_item=s.windows_per_item, samples=real["train"], **common
