@@ -82,3 +82,5 @@ def test_index_and_identify_commands_take_the_fingerprint_and_the_engine(tmp_pat
     out = json.loads(capsys.readouterr().out)
     assert out["match"]["path"] == str(track)
     assert np.isclose(out["match"]["offset"], 8.0, atol=0.3)
+    assert main(["stats", "-L", lib]) == 0
+    assert "learned      fingerprint:fp: 6 of 6 tracks" in capsys.readouterr().out

@@ -377,6 +377,8 @@ class LibraryStats:
     embedded: int  # tracks with musicnn embeddings
     spaces: dict[str, int] = field(default_factory=dict)  # embedding space -> tracks embedded in it
     models: dict[str, str] = field(default_factory=dict)  # trained model's extractor -> its run folder
+    #: a learned fingerprint ("fingerprint:RUN") -> (tracks with its vectors, bytes of its vectors in the catalogue)
+    fingerprints: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)

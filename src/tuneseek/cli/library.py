@@ -254,6 +254,11 @@ def cmd_stats(args) -> int:
     for space, n in s.spaces.items():
         if space != "musicnn":
             print(f"  {space:<10} {n} of {s.tracks} tracks (trained embedder)")
+    for extractor, (tracks, size) in sorted(s.fingerprints.items()):
+        per_hour = size / s.audio_hours / 1e6 if s.audio_hours else 0.0
+        print(
+            f"learned      {extractor}: {tracks} of {s.tracks} tracks, {size / 1e6:.1f} MB ({per_hour:.2f} MB per audio hour)"
+        )
     for extractor, folder in sorted(s.models.items()):
         print(f"model        {extractor} <- {folder}")
     return 0

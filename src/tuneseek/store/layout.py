@@ -69,6 +69,7 @@ def library_stats(root: Path, catalog: Catalog, *, embedded_space: str) -> Libra
         tagged, embedded = catalog.count_tagged(), catalog.count_embedded(embedded_space)
         spaces = {space: catalog.count_embedded(space) for space in catalog.spaces()}
         models = catalog.models()
+        fingerprints = {ex: catalog.fingerprint_size(ex) for ex, m in models.items() if m["role"] == "fingerprint"}
     return LibraryStats(
         path=str(root),
         tracks=len(tracks),
@@ -81,4 +82,5 @@ def library_stats(root: Path, catalog: Catalog, *, embedded_space: str) -> Libra
         embedded=embedded,
         spaces=spaces,
         models={ex: m["folder"] for ex, m in models.items()},
+        fingerprints=fingerprints,
     )
