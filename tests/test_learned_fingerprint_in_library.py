@@ -84,3 +84,24 @@ def test_index_and_identify_commands_take_the_fingerprint_and_the_engine(tmp_pat
     assert np.isclose(out["match"]["offset"], 8.0, atol=0.3)
     assert main(["stats", "-L", lib]) == 0
     assert "learned      fingerprint:fp: 6 of 6 tracks" in capsys.readouterr().out
+
+
+def test_evaluate_gives_song_level_rates_by_engine_and_segment_level_rates_of_the_run(
+    tmp_path, music_dir, fingerprint_run, capsys
+):
+    from tuneseek.data.querysets import make_queries
+
+    make_queries(music_dir, tmp_path / "q", length=5.0, per_track=1, seed=0, split="test")
+    capsys.readouterr()
+    args = ["evaluate", "identify", str(tmp_path / "q"), "--fingerprint", str(fingerprint_run), "--json"]
+    assert main([*args, "--engine", "fused"]) == 0  # an untrained network: the landmarks answer clean clips
+    song = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert song["queries"] == 6 and song["top1"] == 1.0 and song["false_positive_rate"] in (0.0, None)
+    assert (
+        main(["evaluate", str(fingerprint_run), "--data", f"queries:{tmp_path / 'q'}", "--cache", str(tmp_path / "c")])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "exact hit" in out and "right track" in out
+    assert main(["evaluate", str(fingerprint_run)]) == 1
+    assert "is a learned fingerprint: score it on an origin/sample layout" in capsys.readouterr().err

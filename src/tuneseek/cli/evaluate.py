@@ -61,6 +61,17 @@ def register(sub, common) -> None:
     e.add_argument("--split", default="test")
     e.add_argument("--workers", "-j", type=int, default=None)
     e.add_argument("--verbose", "-v", action="store_true", help="print every query's answer")
+    e.add_argument(
+        "--fingerprint",
+        metavar="RUN",
+        help="index the origins with this learned fingerprint too (`builtin`, or a `train fingerprint` run)",
+    )
+    e.add_argument(
+        "--engine",
+        choices=("landmarks", "learned", "fused"),
+        default=None,
+        help="which engine identifies the samples (default: fused with --fingerprint, else landmarks)",
+    )
     e.set_defaults(func=cmd_evaluate_identify)
 
     e = what.add_parser(
@@ -142,6 +153,8 @@ def cmd_evaluate_identify(args) -> int:
     with tempfile.TemporaryDirectory(prefix="tuneseek-eval-") as tmp:
         where = args.library if args.library_given else Path(tmp) / "library"
         with Library.open(where, create=True) as lib:
+            if args.fingerprint:
+                lib.use_model(args.fingerprint, role="fingerprint")
             added = lib.add([str(o.path) for o in qs.origins], workers=args.workers, analyse=False)
             if not args.json:
                 print(f"indexed {len(qs.origins)} origin tracks: {added.summary()}")
@@ -154,12 +167,25 @@ def cmd_evaluate_identify(args) -> int:
                     got = f"{top.track.name} at {top.offset:.2f} s (score {top.score})" if top else "no match"
                     print(f"  {r.sample.path.name}: {r.error or got}")
 
-            report = evaluate_identify(lib, qs, on_result=on_result)
+            report = evaluate_identify(_Engine(lib, args.engine), qs, on_result=on_result)
     if args.json:
         print_json(report.to_dict())
     else:
         _print_identify_metrics(report.metrics)
     return 0
+
+
+class _Engine:
+    """A library answering with one identification engine, as ``evaluate_identify`` asks it."""
+
+    def __init__(self, lib, engine: str | None):
+        self.lib, self.engine = lib, engine
+
+    def candidates(self, clip, *, k: int = 5):
+        return self.lib.candidates(clip, k=k, engine=self.engine)
+
+    def tracks(self):
+        return self.lib.tracks()
 
 
 def _print_identify_metrics(m: dict) -> None:

@@ -23,6 +23,8 @@ from tuneseek.evaluate.embeddings import evaluate_embeddings, format_embedding_t
 from tuneseek.evaluate.text_audio import evaluate_text_audio, format_text_audio_table
 from tuneseek.evaluate.trained import evaluate_run
 from tuneseek.models import checkpoint
+from tuneseek.train.fingerprint_eval import segment_rates
+from tuneseek.train.run import default_cache
 
 __all__ = ["KINDS", "evaluate_model", "format_model_report"]
 
@@ -55,8 +57,21 @@ def evaluate_model(
     without ``labels``, ``labels`` for a tagger).
     """
     pretrained = str(run).partition(":")[0] == "musicnn" and not Path(str(run)).expanduser().exists()
-    if not pretrained and checkpoint.read_config(Path(run).expanduser()).get("task") == "text-audio":
+    task = None if pretrained else checkpoint.read_config(Path(run).expanduser()).get("task")
+    if task == "text-audio":
         return {"kind": "text-audio", **evaluate_text_audio(run, split=split, labels=labels, cache=cache, say=say)}
+    if task == "fingerprint":
+        if data is None:
+            raise UsageError(
+                f"{run} is a learned fingerprint: score it on an origin/sample layout with --data queries:DIR "
+                "(segment level; `evaluate identify DIR --fingerprint RUN` gives the song level)"
+            )
+        where = Path(cache).expanduser() if cache else default_cache()
+        return {
+            "kind": "fingerprint",
+            "run": str(run),
+            **segment_rates(run, data=data, split=split, cache=where, say=say),
+        }
     if pretrained and not labels:
         raise UsageError(
             f"{run} is the pretrained musicnn: score its layers against labelled data with --labels KIND:PATH"
@@ -89,6 +104,17 @@ def format_model_report(result: dict, *, show: int = 5) -> str:
         return format_text_audio_table(result)
     if result["kind"] == "embedding":
         return format_embedding_table(result)
+    if result["kind"] == "fingerprint":
+        return "\n".join(
+            [
+                f"{result['run']}: {result['split']} split of {result['data']}: {result['query_segments']} query segments "
+                f"of {result['samples']} samples against {result['index_segments']} origin segments "
+                f"({result['hop_seconds']:g} s apart)",
+                f"  exact hit (right track, within half a hop)   {100 * result['exact']:.1f} %",
+                f"  near hit (right track, within 1.5 hops)      {100 * result['near']:.1f} %",
+                f"  right track                                  {100 * result['track']:.1f} %",
+            ]
+        )
     per_item = f"{result['windows_per_item']} windows each" if result["windows_per_item"] else "each pooled whole"
     lines = [f"{result['run']}: {result['split']} split of {result['data']}, {result['items']} items, {per_item}"]
     if result["kind"] == "tagger":
