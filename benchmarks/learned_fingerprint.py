@@ -180,10 +180,10 @@ def step_calibrate(a, calibration: dict) -> dict:
 
     from tuneseek import audio
     from tuneseek.data.querysets import read_queryset
-    from tuneseek.fingerprint.learned import Calibration, calibrate
+    from tuneseek.fingerprint.learned import Calibration, calibrate, margins
     from tuneseek.library import Library
 
-    scores, ns, truth, neg_best = [], [], [], []
+    scores, ns, gaps, truth, neg_best, calibration_negatives = [], [], [], [], [], []
     with Library.open(a.library, create=False) as lib:
         learned = lib.learned
         track_of = {os.path.realpath(t.path): t.id for t in lib.tracks()}
@@ -198,30 +198,36 @@ def step_calibrate(a, calibration: dict) -> dict:
                     log(f"  left out {sample.path.name}: {e}")
                     continue
                 right = origin.get(sample.label) if kind == "pos" else None
-                for h in found:
+                gap = margins([h.score for h in found])
+                for h, m in zip(found, gap):
                     scores.append(h.score)
                     ns.append(h.n)
+                    gaps.append(m)
                     truth.append(h.track_id == right)
+                if kind == "neg":
+                    calibration_negatives.append(sample.path)
                 if kind == "neg" and found:
-                    neg_best.append((found[0].score, found[0].n))
-    fitted = calibrate(np.array(scores), np.array(ns), np.array(truth))
-    neg = np.array(neg_best, float).reshape(-1, 2)
-    passing = fitted.confidence(neg[:, 0], neg[:, 1]) >= 0.5
+                    neg_best += [(h.score, h.n, m) for h, m in zip(found, gap)]
+    fitted = calibrate(np.array(scores), np.array(ns), np.array(truth), margin=np.array(gaps))
+    neg = np.array(neg_best, float).reshape(-1, 3)
+    clips = len(calibration_negatives)
+
+    def passing(c: Calibration) -> float:  # share of unknown clips with any hypothesis matching
+        return float(np.sum(c.confidence(neg[:, 0], neg[:, 1], neg[:, 2]) >= 0.5)) / max(clips, 1)
+
     shift = 0.0
-    while passing.mean() > FP_BUDGET:
+    while passing(Calibration(fitted.bias - shift, fitted.weight, fitted.per_root_n, fitted.per_margin)) > FP_BUDGET:
         shift += 0.1
-        moved = Calibration(fitted.bias - shift, fitted.weight, fitted.per_root_n)
-        passing = moved.confidence(neg[:, 0], neg[:, 1]) >= 0.5
-    final = Calibration(fitted.bias - shift, fitted.weight, fitted.per_root_n)
+    final = Calibration(fitted.bias - shift, fitted.weight, fitted.per_root_n, fitted.per_margin)
     record = {
         "calibration": final.to_dict(),
         "fitted_on": {
             "rows": len(scores),
             "true_rows": int(np.sum(truth)),
-            "negative_clips": len(neg_best),
+            "negative_clips": clips,
             "sets": sorted(str(d) for d in calibration.values()),
             "bias_shift_for_false_positives": shift,
-            "negative_clips_passing": float(passing.mean()),
+            "negative_clips_passing": passing(final),
         },
         "by": "benchmarks/learned_fingerprint.py --steps calibrate",
     }

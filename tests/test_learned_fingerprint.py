@@ -319,3 +319,27 @@ def test_many_hypotheses_are_judged_in_batches_and_ranked_together():
     assert 8 < len(found) <= 20 and len({h.track_id for h in found}) == len(found)
     assert found[0].track_id == 21 and found[0].offset == 5.0
     assert [h.score for h in found] == sorted((h.score for h in found), reverse=True)
+
+
+def test_margins_are_each_score_less_the_best_other_track():
+    from tuneseek.fingerprint.learned import margins
+
+    assert margins(np.array([5.0, 2.0, 1.0])).tolist() == [3.0, -3.0, -4.0]
+    assert margins(np.array([4.0])).tolist() == [4.0]
+
+
+def test_a_calibration_fitted_with_margins_weighs_them_and_reads_back():
+    rng = np.random.default_rng(0)
+    # scores alone overlap (a small library's ranks saturate); the margin over the best other track does not
+    true_score, false_score = rng.normal(8.5, 0.8, 200), rng.normal(7.5, 0.8, 800)
+    true_margin, false_margin = rng.normal(5.0, 1.0, 200), rng.normal(-1.0, 1.0, 800)
+    scores = np.concatenate([true_score, false_score])
+    margin = np.concatenate([true_margin, false_margin])
+    n = np.full(len(scores), 11)
+    truth = np.arange(len(scores)) < 200
+    with_margin = calibrate(scores, n, truth, margin=margin)
+    alone = calibrate(scores, n, truth)
+    right = lambda c, m: np.mean((c.confidence(scores, n, m) >= 0.5) == truth)  # noqa: E731
+    assert with_margin.per_margin > 0 and alone.per_margin == 0.0
+    assert right(with_margin, margin) > 0.98 > right(alone, 0.0)
+    assert Calibration(**with_margin.to_dict()) == with_margin

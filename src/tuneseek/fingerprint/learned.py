@@ -93,26 +93,47 @@ MIN_CONFIDENCE = 0.5
 
 @dataclass(frozen=True)
 class Calibration:
-    """Confidence of a hypothesis from its sequence score ``T`` over ``n`` aligned segments:
-    ``sigmoid(bias + weight * T + per_root_n / sqrt(n))``; below one half is "no match", so the
-    threshold on ``T`` is ``-(bias + per_root_n / sqrt(n)) / weight``.
+    """Confidence of a hypothesis from its sequence score ``T`` over ``n`` aligned segments and its
+    ``margin`` over the best other track's score (:func:`margins`):
+    ``sigmoid(bias + weight * T + per_root_n / sqrt(n) + per_margin * margin)``; below one half is
+    "no match".
+
+    The margin is what carries over from one library to another: ``T`` ranks each inner product
+    among a cohort of the library's own segments, so its top end depends on the library's size (a
+    library of a few minutes cannot rank any segment as high as one of hours can), while a true
+    match stands as far above the best wrong track in either. ``per_margin`` 0 (a calibration
+    fitted without margins) judges by ``T`` and ``n`` alone.
     """
 
     bias: float
     weight: float
     per_root_n: float
+    per_margin: float = 0.0
 
-    def confidence(self, score: np.ndarray, n: np.ndarray) -> np.ndarray:
-        z = self.bias + self.weight * score + self.per_root_n / np.sqrt(np.maximum(n, 1))
+    def confidence(self, score: np.ndarray, n: np.ndarray, margin: np.ndarray | float = 0.0) -> np.ndarray:
+        z = self.bias + self.weight * score + self.per_root_n / np.sqrt(np.maximum(n, 1)) + self.per_margin * margin
         return 1.0 / (1.0 + np.exp(-z))
 
     def to_dict(self) -> dict[str, float]:
         """What a model's folder records (``Calibration(**d)`` reads it back)."""
-        return {"bias": self.bias, "weight": self.weight, "per_root_n": self.per_root_n}
+        return {"bias": self.bias, "weight": self.weight, "per_root_n": self.per_root_n, "per_margin": self.per_margin}
 
-    def threshold(self, n: np.ndarray | int) -> np.ndarray:
-        """The sequence score above which a hypothesis over ``n`` aligned segments is a match."""
-        return -(self.bias + self.per_root_n / np.sqrt(np.maximum(n, 1))) / self.weight
+    def threshold(self, n: np.ndarray | int, margin: np.ndarray | float = 0.0) -> np.ndarray:
+        """The sequence score above which a hypothesis over ``n`` aligned segments, ``margin`` above the
+        best other track, is a match."""
+        return -(self.bias + self.per_root_n / np.sqrt(np.maximum(n, 1)) + self.per_margin * margin) / self.weight
+
+
+def margins(scores: np.ndarray) -> np.ndarray:
+    """Each hypothesis's score less the best score of the others (one hypothesis per track, as
+    :meth:`LearnedIndex.evidence` gives them); a lone hypothesis's margin is its score."""
+    scores = np.asarray(scores, np.float64)
+    if len(scores) < 2:
+        return scores.copy()
+    order = np.argsort(scores)[::-1]
+    best, second = scores[order[0]], scores[order[1]]
+    others = np.where(np.arange(len(scores)) == order[0], second, best)
+    return scores - others
 
 
 #: The shipped calibration, from two nulls (the best hypothesis of clips whose track is not indexed):
@@ -140,9 +161,17 @@ _SLOPE = math.log(99.0) / 2.0
 DEFAULT_CALIBRATION = Calibration(-_SLOPE * NULL_A, _SLOPE, -_SLOPE * NULL_B)
 
 
-def calibrate(scores: np.ndarray, n: np.ndarray, matches: np.ndarray, *, ridge: float = 1e-3) -> Calibration:
-    """The :class:`Calibration` a labelled set fits: sequence ``scores``, aligned segments ``n``, and
-    whether each was a true match (``matches``), e.g. every hypothesis :meth:`LearnedIndex.evidence`
+def calibrate(
+    scores: np.ndarray,
+    n: np.ndarray,
+    matches: np.ndarray,
+    *,
+    margin: np.ndarray | None = None,
+    ridge: float = 1e-3,
+) -> Calibration:
+    """The :class:`Calibration` a labelled set fits: sequence ``scores``, aligned segments ``n``, whether
+    each was a true match (``matches``), and, when given, each one's ``margin`` over the best other track
+    (:func:`margins` of each clip's hypotheses), e.g. every hypothesis :meth:`LearnedIndex.evidence`
     gives for benchmark clips. Logistic regression (Newton's method, a small ``ridge``). Fit on one
     set of clips and measure on another: a set both tunes and scores nothing.
     """
@@ -150,17 +179,20 @@ def calibrate(scores: np.ndarray, n: np.ndarray, matches: np.ndarray, *, ridge: 
     y = np.asarray(matches, np.float64)
     if len(np.unique(y)) < 2:
         raise UsageError("calibration needs both true and false matches")
-    x = np.stack([np.ones_like(scores), scores, 1.0 / np.sqrt(np.maximum(n, 1))], axis=1)
-    w = np.zeros(3)
+    columns = [np.ones_like(scores), scores, 1.0 / np.sqrt(np.maximum(n, 1))]
+    if margin is not None:
+        columns.append(np.asarray(margin, np.float64))
+    x = np.stack(columns, axis=1)
+    w = np.zeros(x.shape[1])
     for _ in range(50):
         p = 1.0 / (1.0 + np.exp(-(x @ w)))
         grad = x.T @ (p - y) + ridge * w
-        hess = (x * (p * (1 - p))[:, None]).T @ x + ridge * np.eye(3)
+        hess = (x * (p * (1 - p))[:, None]).T @ x + ridge * np.eye(len(w))
         step = np.linalg.solve(hess, grad)
         w -= step
         if np.abs(step).max() < 1e-8:
             break
-    return Calibration(float(w[0]), float(w[1]), float(w[2]))
+    return Calibration(*(float(v) for v in w))
 
 
 # -- the workers' part ------------------------------------------------------------------
@@ -492,7 +524,7 @@ class LearnedIndex:
             return []
         score = np.array([h.score for h in found])
         n = np.array([h.n for h in found])
-        confidence = self.calibration.confidence(score, n)
+        confidence = self.calibration.confidence(score, n, margins(score))
         seconds = len(clip) / SAMPLE_RATE
         out = []
         for h, p in zip(found, confidence):
