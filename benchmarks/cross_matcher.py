@@ -37,7 +37,9 @@ time (``torch.set_num_threads(1)``), validated every ``--epoch-steps`` steps (an
 * ``fingerprint (run)``: a trained run, if one is found under ``bench-work/fpdata/runs/`` or
   ``runs/`` (``model.safetensors`` + ``config.json`` of architecture ``fingerprint``);
 * ``fingerprint (untrained)``: the same network at its random initialisation;
-* ``log-mel cosine``: the fingerprint's level-free log-mel (128 bands x 32 frames), centred.
+* ``log-mel cosine``: the fingerprint's level-free log-mel (128 bands x 32 frames), centred;
+* ``..., one offset`` (``--evaluate`` only): the sample's segments must agree on one offset into the
+  origin window (the best offset's mean cosine), as landmark voting and the matcher's alignment readout do.
 
 **Cost**: seconds per pair of the matcher (whole, and with the origin side's encoding cached)
 against seconds per 1 s segment vector of the fingerprint, turned into the time to search one
@@ -315,8 +317,12 @@ def segments(x: torch.Tensor, hop_s: float) -> torch.Tensor:
     return x.unfold(1, SR, int(round(hop_s * SR)))
 
 
-def pair_scores(embed, pairs, bs: int = 32) -> np.ndarray:
-    """Mean over the sample's 1 s segments (hop 0.5 s) of the best cosine against the origin's (hop 0.1 s)."""
+def pair_scores(embed, pairs, bs: int = 32, aligned: bool = False) -> np.ndarray:
+    """Mean over the sample's 1 s segments (hop 0.5 s) of the best cosine against the origin's (hop 0.1 s).
+
+    ``aligned``: the segments must agree on one offset (landmark voting's rule, and the alignment
+    readout's): the best over offsets ``d`` (0..1 s at 0.1 s) of the mean cosine of sample segment
+    ``k`` with origin segment ``d + 5 k``."""
     out = []
     with torch.inference_mode():
         for i in range(0, len(pairs), bs):
@@ -324,7 +330,15 @@ def pair_scores(embed, pairs, bs: int = 32) -> np.ndarray:
             so, ss = segments(o, 0.1), segments(s, 0.5)
             eo = embed(so.reshape(-1, SR)).reshape(so.shape[0], so.shape[1], -1)
             es = embed(ss.reshape(-1, SR)).reshape(ss.shape[0], ss.shape[1], -1)
-            out.append((es @ eo.transpose(1, 2)).amax(dim=2).mean(dim=1))
+            sim = es @ eo.transpose(1, 2)  # (batch, sample segments, origin segments)
+            if aligned:
+                k = (
+                    torch.arange(sim.shape[1])[:, None] * 5
+                    + torch.arange(sim.shape[2] - 5 * (sim.shape[1] - 1))[None, :]
+                )
+                out.append(sim.gather(2, k.expand(sim.shape[0], -1, -1)).mean(dim=1).amax(dim=1))
+            else:
+                out.append(sim.amax(dim=2).mean(dim=1))
     return torch.cat(out).numpy()
 
 
@@ -499,9 +513,11 @@ def evaluate_saved(root: Path, layout: Path, split_name: str, seed: int, tag: st
         net = FingerprintNet()
         net.load_state_dict(torch.load(root / "cross_matcher-fingerprint.pt"))
         scores["fingerprint (trained here)"] = pair_scores(net.eval().embed, pairs)
+        scores["fingerprint (trained here), one offset"] = pair_scores(net.embed, pairs, aligned=True)
     run = find_run()
     if run is not None:
         scores[f"fingerprint (run {run})"] = pair_scores(load_run(run).embed, pairs)
+        scores[f"fingerprint (run {run}), one offset"] = pair_scores(load_run(run).embed, pairs, aligned=True)
     names = sorted(set(split.specs))
     result = {
         "split": split_name,
