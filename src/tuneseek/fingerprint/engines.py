@@ -30,7 +30,7 @@ ENGINES = ("landmarks", "learned", "fused")
 #: The role a fingerprint run has among a library's models.
 FINGERPRINT_ROLE = "fingerprint"
 #: The fingerprint model shipped in the package: ``--fingerprint builtin``.
-BUILTIN_FINGERPRINT = Path(__file__).resolve().parent / "model"
+BUILTIN_FINGERPRINT = Path(__file__).resolve().parent / "builtin"
 CALIBRATION_FILE = "calibration.json"
 
 
