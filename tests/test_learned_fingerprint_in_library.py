@@ -51,7 +51,7 @@ def _clip(music_dir, tmp_path, start: float, seconds: float = 6.0):
 def test_a_library_given_a_fingerprint_answers_with_every_engine(learned_library, music_dir, tmp_path):
     track, clip = _clip(music_dir, tmp_path, start=5.0)
     assert learned_library.engines == ("landmarks", "learned", "fused")
-    assert learned_library.default_engine == "fused"
+    assert learned_library.default_engine == "landmarks"  # fused made false positives on the benchmark
     for engine in ("landmarks", "learned", "fused"):
         match = learned_library.identify(clip, engine=engine)
         assert match is not None and match.track.path == str(track), engine

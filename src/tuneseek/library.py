@@ -258,7 +258,7 @@ class Library:
 
     @property
     def default_engine(self) -> str:
-        """The engine ``identify`` uses when none is named: "fused" with a learned fingerprint, else "landmarks"."""
+        """The engine ``identify`` uses when none is named: "landmarks" (why: :mod:`tuneseek.fingerprint.engines`)."""
         return self._engines.default()
 
     @property

@@ -31,8 +31,8 @@ def register(sub, common) -> None:
         "--engine",
         choices=ENGINES,
         default=None,
-        help="landmarks, the learned fingerprint, or both fused (default: fused when the library has a learned "
-        "fingerprint, `tuneseek index --fingerprint builtin`; else landmarks)",
+        help="landmarks (the default), the learned fingerprint, or both fused; the last two need a library "
+        "indexed with one (`tuneseek index --fingerprint builtin`)",
     )
     s.set_defaults(func=cmd_identify)
 
