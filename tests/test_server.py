@@ -52,6 +52,14 @@ def test_an_uploaded_clip_is_identified_with_the_keys_of_the_command_line(client
     assert set(best) >= {"track_id", "track", "path", "offset", "track_start", "score", "confidence"}
 
 
+def test_an_engine_the_library_lacks_is_a_problem_and_an_unknown_one_invalid(client):
+    clip = {"file": ("clip.wav", a_clip(client, 3), "audio/wav")}
+    assert client.post("/identify", files=clip, params={"engine": "landmarks"}).status_code == 200
+    r = client.post("/identify", files=clip, params={"engine": "learned"})
+    assert r.status_code == 400 and "needs a learned fingerprint" in r.json()["error"]
+    assert client.post("/identify", files=clip, params={"engine": "neural"}).status_code == 422
+
+
 def test_music_not_in_the_library_gives_an_empty_list(client, stranger):
     r = client.post("/identify", files={"file": ("x.wav", wav_bytes(stranger[: 6 * SR]), "audio/wav")})
     assert r.status_code == 200 and r.json() == {"matches": []}

@@ -23,7 +23,7 @@ import threading
 from collections import OrderedDict
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, File, Header, Query, UploadFile
 from fastapi.responses import FileResponse
@@ -324,9 +324,15 @@ def create_app(
         return found.to_dict()
 
     @app.post("/identify", summary="Which track a clip comes from, and where (an empty list: no match)")
-    def identify(file: Annotated[UploadFile, File()], top: int = Query(1, ge=1, le=20)) -> dict:
+    def identify(
+        file: Annotated[UploadFile, File()],
+        top: int = Query(1, ge=1, le=20),
+        engine: Literal["landmarks", "learned", "fused"] | None = Query(
+            None, description="landmarks (the default), or with a learned fingerprint: learned, fused"
+        ),
+    ) -> dict:
         with saved(file, limit) as path:
-            return asker.run(queries.identify, path, file.filename or "the upload", top)
+            return asker.run(queries.identify, path, file.filename or "the upload", top, engine)
 
     @app.post(
         "/monitor",
