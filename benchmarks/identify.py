@@ -253,12 +253,12 @@ def load_set(d: Path, negative: bool):
     return qs
 
 
-def evaluate_set(lib, d: Path, negative: bool) -> dict:
-    """evaluate_identify on one set, plus the latencies and the wrong answers."""
+def evaluate_set(lib, d: Path, negative: bool, engine: str | None = None) -> dict:
+    """evaluate_identify on one set (by the library's ``engine``, when named), plus the latencies and the wrong answers."""
     from tuneseek.evaluate.identify import evaluate_identify
 
     qs = load_set(d, negative)
-    rep = evaluate_identify(lib, qs)
+    rep = evaluate_identify(lib, qs, engine=engine)
     real_label = {os.path.realpath(o.path): o.label for o in qs.origins}
     wrong = []
     for r in rep.results:

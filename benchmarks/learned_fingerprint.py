@@ -59,19 +59,6 @@ FP_BUDGET = 0.005
 TITLES = {**{s: t for s, t, _ in DEGRADATIONS}, **dict(PITCH)}
 
 
-class Engine:
-    """A library seen through one identification engine, as ``evaluate_identify`` asks for it."""
-
-    def __init__(self, lib, engine: str):
-        self.lib, self.engine = lib, engine
-
-    def candidates(self, clip, *, k: int = 5):
-        return self.lib.candidates(clip, k=k, engine=self.engine)
-
-    def tracks(self):
-        return self.lib.tracks()
-
-
 def pitch_sets(work: Path, sources, *, per_track: int, seed: int, jobs: int) -> dict:
     from tuneseek.data.querysets import make_queries
 
@@ -132,7 +119,7 @@ def _eval_job(args: tuple) -> tuple:
 
     torch.set_num_threads(1)
     with Library.open(lib_path, create=False) as lib:
-        return key, evaluate_set(Engine(lib, engine), Path(d), negative)
+        return key, evaluate_set(lib, Path(d), negative, engine)
 
 
 def step_index(a, files) -> dict:

@@ -370,10 +370,12 @@ class _Writer:
         for extractor in d.extractors:
             kind, _, name = extractor.partition(":")
             if kind == "fingerprint":
-                if self.learned is None or self.learned.name != extractor:
-                    continue  # the run could not be loaded for storing: the next add computes it again
-                self.learned.add([(track_id, d.fingerprints[extractor])])
-            elif kind == "tags":
+                # stored, with its version, by the learned identifier; a run that could not be loaded for
+                # storing is left without, and the next add computes it again
+                if self.learned is not None and self.learned.name == extractor:
+                    self.learned.add([(track_id, d.fingerprints[extractor])])
+                continue
+            if kind == "tags":
                 self.catalog.set_tags(track_id, name, d.tags[name])
             else:
                 seg = d.embeddings[name]

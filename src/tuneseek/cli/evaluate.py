@@ -167,25 +167,12 @@ def cmd_evaluate_identify(args) -> int:
                     got = f"{top.track.name} at {top.offset:.2f} s (score {top.score})" if top else "no match"
                     print(f"  {r.sample.path.name}: {r.error or got}")
 
-            report = evaluate_identify(_Engine(lib, args.engine), qs, on_result=on_result)
+            report = evaluate_identify(lib, qs, on_result=on_result, engine=args.engine)
     if args.json:
         print_json(report.to_dict())
     else:
         _print_identify_metrics(report.metrics)
     return 0
-
-
-class _Engine:
-    """A library answering with one identification engine, as ``evaluate_identify`` asks it."""
-
-    def __init__(self, lib, engine: str | None):
-        self.lib, self.engine = lib, engine
-
-    def candidates(self, clip, *, k: int = 5):
-        return self.lib.candidates(clip, k=k, engine=self.engine)
-
-    def tracks(self):
-        return self.lib.tracks()
 
 
 def _print_identify_metrics(m: dict) -> None:

@@ -111,14 +111,20 @@ def score(results: list[QueryResult], labels: dict[int, str]) -> dict:
 
 
 def evaluate_identify(
-    library: Identifies, qs: QuerySet, on_result: Callable[[QueryResult], None] | None = None
+    library: Identifies,
+    qs: QuerySet,
+    on_result: Callable[[QueryResult], None] | None = None,
+    *,
+    engine: str | None = None,
 ) -> IdentifyReport:
-    """Identify every sample of ``qs`` in ``library`` (which must hold ``qs.origins``)."""
+    """Identify every sample of ``qs`` in ``library`` (which must hold ``qs.origins``), by its ``engine``
+    when one is named (a :class:`tuneseek.Library`'s "landmarks", "learned" or "fused")."""
+    ask = {} if engine is None else {"engine": engine}
     results = []
     for sample in qs.samples:
         t0 = time.perf_counter()
         try:
-            matches, error = library.candidates(sample.path, k=5), None
+            matches, error = library.candidates(sample.path, k=5, **ask), None
         except AudioError as e:
             matches, error = [], e.reason  # the report names the sample itself
         except TuneseekError as e:
