@@ -66,13 +66,17 @@ class Engines:
     def learned(self):
         """The library's :class:`~tuneseek.fingerprint.learned.LearnedIndex` (loaded once per run folder and
         weights), or ``None`` when it has no learned fingerprint."""
-        # the network's modules import torch: only when a query needs them (identify starts in a quarter second)
-        from tuneseek.embed.trained import load_trained
-        from tuneseek.fingerprint.learned import DEFAULT_CALIBRATION, Calibration, LearnedIndex
-
         model = self.fingerprint_model()
         if model is None:
             return None
+        # the network's modules import torch: only when a query needs them (identify starts in a quarter second)
+        try:
+            from tuneseek.embed.trained import load_trained
+            from tuneseek.fingerprint.learned import DEFAULT_CALIBRATION, Calibration, LearnedIndex
+        except ImportError as e:
+            raise UsageError(
+                f"this library's learned fingerprint needs {e.name or 'PyTorch'}: pip install 'tuneseek[models]'"
+            ) from None
         trained = load_trained(model[1])
         key = (model[1], trained.version)
         with self._lock:
