@@ -113,3 +113,15 @@ def finished(client, job: dict, seconds: float = 60.0) -> dict:
             return state
         time.sleep(0.05)
     raise AssertionError(f"job {job} did not finish in {seconds:g} s")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny batches and small networks: one torch thread, restored after the module. On a busy 2-core
+    machine two threads stall each other (test_finetune.py's first run took 63 s with two, 6 s with one)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

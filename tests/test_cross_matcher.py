@@ -7,14 +7,7 @@ import torch.nn.functional as F
 
 from tuneseek.models.cross_matcher import TOKEN_HOP, CrossAttentionMatcher
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small networks: one thread is faster than several on a busy machine (restored after)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SMALL = {"dim": 32, "heads": 2, "enc_layers": 1, "cross_layers": 1, "ff": 64, "width": 8, "dropout": 0.0}

@@ -33,14 +33,7 @@ def quiet(_msg):
     pass
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny batches: one torch thread. On a busy 2-core machine two threads stall each other
-    (this module's first run took 63 s with two, 6 s with one)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

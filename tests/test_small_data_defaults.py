@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from training_data import SR, write_styles
 from tuneseek.data.datasets import Item
@@ -22,14 +21,7 @@ def quiet(_msg):
     pass
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny batches: one torch thread. On a busy 2-core machine two threads stall each other
-    (see test_finetune.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --------------------------------------------------------------------------- the choice
