@@ -115,8 +115,8 @@ class Library:
         self._text = TextSearch(catalog, root, self._spaces, self._info)
         self._similar = SimilarSearch(catalog, root, self._spaces, self.track, self._info)
         self._sharded: ShardedLandmarks | None = None
-        self._finder: LandmarkIndex | ShardedLandmarks = self._landmarks  # the landmarks identify and monitor use
-        self._engines = Engines(catalog, self._landmarks)  # landmarks, learned, fused: by name
+        # landmarks (the index, or its shards once opened), learned, fused: by name, for identify and monitor
+        self._engines = Engines(catalog, self._landmarks)
 
     # -- opening -----------------------------------------------------------------
     @classmethod
@@ -167,8 +167,9 @@ class Library:
                 raise
         if shards:
             try:
-                library._sharded = library._finder = ShardedLandmarks(library._landmarks, shards, ray_address)
-                library._engines.landmarks = library._finder
+                library._sharded = library._engines.landmarks = ShardedLandmarks(
+                    library._landmarks, shards, ray_address
+                )
             except BaseException:
                 library.close()
                 raise
