@@ -16,11 +16,11 @@ import soundfile as sf
 import torch
 
 from training_data import SR, timbre, write_styles
-from tuneseek import analysis
 from tuneseek.embed.weights import load_musicnn
 from tuneseek.errors import ModelError, UsageError
 from tuneseek.evaluate.trained import evaluate_run
 from tuneseek.features import musicnn_logmel
+from tuneseek.library import Library
 from tuneseek.models import checkpoint
 from tuneseek.models.frontend import LogMel, MelSpec
 from tuneseek.models.musicnn_tune import FRONTEND_LAYERS, MUSICNN_SPEC, MUSICNN_WINDOW_SECONDS, MusicnnTune
@@ -189,7 +189,7 @@ def test_a_frozen_front_end_fine_tune_copies_the_weights_in_and_makes_a_usable_r
 
     # used without any musicnn weights at hand
     monkeypatch.setenv("TUNESEEK_MODELS", str(tmp_path / "no-models"))
-    tags = analysis.tag_file(next((styles / "dark").glob("*.wav")), str(run))
+    tags = Library.tag_file(next((styles / "dark").glob("*.wav")), model=str(run))
     assert list(tags.labels) == ["bright", "dark", "plain"] and tags.probs.sum() == pytest.approx(1.0, abs=1e-5)
     assert tags.times.tolist() == [0.0]  # one 2.976 s window in 4 s of audio
     result = evaluate_run(run, crops=2, cache=str(tmp_path / "cache"), say=quiet)
@@ -241,7 +241,7 @@ def test_triplet_embeddings_start_from_musicnn(styles, standin, tmp_path):
     model, config = checkpoint.load(tmp_path / "run")
     assert config["kwargs"]["n_outputs"] is None and model.output is None and model.embedding_dim == 200
     assert frontend_equal(weights(tmp_path / "run"), standin)
-    vectors = analysis.embed_file(next((styles / "plain").glob("*.wav")), model_name=str(tmp_path / "run"))
+    vectors = Library.embed_file(next((styles / "plain").glob("*.wav")), model=str(tmp_path / "run"))
     assert vectors.vectors.shape[1] == 200
 
 

@@ -51,7 +51,7 @@ def test_every_track_gets_both_vocabularies_and_its_segment_vectors(lib):
     assert tags["mtt"].labels[:2] == ("guitar", "classical") and len(tags["msd"].labels) == 50
     # the stored tags are exactly what `tuneseek tag` computes for the file (mean over 3 s patches)
     for vocab in ("mtt", "msd"):
-        np.testing.assert_allclose(tags[vocab].probs, analysis.tag_file(track.path, vocab).probs, atol=1e-6)
+        np.testing.assert_allclose(tags[vocab].probs, Library.tag_file(track.path, model=vocab).probs, atol=1e-6)
     stored = lib.embedding(track)
     assert stored.vectors.shape == (3, 200) and stored.hop == analysis.SEGMENT_HOP  # 12 s -> three 3.7 s segments
     assert list(stored.times) == [0.0, 3.7, 7.4] and stored.layer == analysis.SPACE

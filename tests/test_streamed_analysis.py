@@ -107,11 +107,11 @@ def test_musicnn_stream_equals_one_pass_for_every_request(standin_models, signal
 def test_tag_embed_and_describe_stream_and_equal_the_whole_signal(with_models, song, signal, no_whole_decoding):
     net = analysis.model("mtt")
     times, curve = tag_over_time(signal, net)
-    tags = analysis.tag_file(song, "mtt")
+    tags = Library.tag_file(song, model="mtt")
     np.testing.assert_allclose(tags.times, times)
     np.testing.assert_allclose(tags.curve, curve, atol=1e-5)
     want_t, want_v = embed(signal, net, window=2.0, hop=0.5, layer="max_pool")
-    emb = analysis.embed_file(song, window=2.0, hop=0.5, layer="max_pool")
+    emb = Library.embed_file(song, window=2.0, hop=0.5, layer="max_pool")
     np.testing.assert_allclose(emb.times, want_t)
     np.testing.assert_allclose(emb.vectors, want_v, atol=1e-5)
     described = analysis.describe_file(song, ["tags:mtt", "tags:msd", "embedding:musicnn"])
@@ -146,11 +146,11 @@ def test_a_trained_model_streams_and_equals_the_whole_signal(runs, song, no_whol
     m = load_trained(runs["tagger"])
     x = np.concatenate(list(audio.stream(song, m.sample_rate)))  # the whole file, at the model's rate
     want_times, want = m.tags(x)
-    tags = analysis.tag_file(song, str(runs["tagger"]))
+    tags = Library.tag_file(song, model=str(runs["tagger"]))
     np.testing.assert_allclose(tags.times, want_times)
     np.testing.assert_allclose(tags.curve, want, atol=1e-5)
     want_times, want = m.vectors(x, hop=0.7)
-    emb = analysis.embed_file(song, hop=0.7, model_name=str(runs["tagger"]))
+    emb = Library.embed_file(song, hop=0.7, model=str(runs["tagger"]))
     np.testing.assert_allclose(emb.times, want_times)
     np.testing.assert_allclose(emb.vectors, want, atol=1e-5)
 
@@ -164,14 +164,14 @@ def test_audio_shorter_than_musicnn_window_is_refused_naming_file_and_length(wit
     clip = write(tmp_path / "clip.wav", 1.0)
     message = r"clip.wav: too short: 1.00 s \(at least 3 s, musicnn's input window\)"
     with pytest.raises(AudioError, match=message):
-        analysis.tag_file(clip)
+        Library.tag_file(clip)
     with pytest.raises(AudioError, match=message):
-        analysis.embed_file(clip)
+        Library.embed_file(clip)
     with pytest.raises(AudioError, match=message):
         analysis.describe_file(clip, ["tags:mtt"])
     # a window shorter than 3 s needs only itself; 3.2 s fills one 3.7 s window, mostly real music
-    assert analysis.embed_file(clip, window=0.5, hop=0.5).vectors.shape == (2, 200)
-    assert analysis.embed_file(write(tmp_path / "three.wav", 3.2)).vectors.shape == (1, 200)
+    assert Library.embed_file(clip, window=0.5, hop=0.5).vectors.shape == (2, 200)
+    assert Library.embed_file(write(tmp_path / "three.wav", 3.2)).vectors.shape == (1, 200)
 
 
 def test_the_commands_and_similar_refuse_a_one_second_clip(with_models, tmp_path, capsys):
@@ -189,7 +189,7 @@ def test_the_commands_and_similar_refuse_a_one_second_clip(with_models, tmp_path
 def test_a_trained_model_refuses_audio_shorter_than_its_window(with_models, runs, tmp_path):
     clip = write(tmp_path / "five.wav", 5.0)
     with pytest.raises(AudioError, match=r"five.wav: too short: 5.00 s \(at least 8 s, the window of long-embedder\)"):
-        analysis.embed_file(clip, model_name=str(runs["long"]))
+        Library.embed_file(clip, model=str(runs["long"]))
     # the library still gets musicnn's tags and embeddings; the trained model is left out, and says why
     d = analysis.describe_file(
         clip, ["tags:mtt", "embedding:long-embedder"], trained={"embedding:long-embedder": str(runs["long"])}

@@ -58,7 +58,7 @@ def music(tmp_path_factory):
 
 
 def test_a_trained_tagger_tags_a_file_window_by_window(runs, music):
-    tags = analysis.tag_file(music / "song0.wav", str(runs["tagger"]))
+    tags = Library.tag_file(music / "song0.wav", model=str(runs["tagger"]))
     assert tags.model == "tiny-tagger" and tags.labels == ("loud", "quiet", "bright")
     assert tags.curve.shape == (3, 3) and list(tags.times) == [0.0, 2.0, 4.0]  # 6 s in 2 s windows, side by side
     assert np.all((tags.curve >= 0) & (tags.curve <= 1))
@@ -66,7 +66,7 @@ def test_a_trained_tagger_tags_a_file_window_by_window(runs, music):
 
 
 def test_a_trained_classifier_gives_class_probabilities_that_sum_to_one(runs, music):
-    tags = analysis.tag_file(music / "song1.wav", str(runs["genre"]))
+    tags = Library.tag_file(music / "song1.wav", model=str(runs["genre"]))
     np.testing.assert_allclose(tags.curve.sum(axis=1), 1.0, rtol=1e-5)
     assert [name for name, _ in tags.top(2)] in (["rock", "orchestral"], ["orchestral", "rock"])
 
@@ -75,20 +75,20 @@ def test_a_file_shorter_than_the_window_is_refused_not_repeated(runs, tmp_path):
     short = tmp_path / "short.wav"
     sf.write(short, synth_catalog(1, duration=0.7, sr=SR, seed=3)[0].audio, SR)
     with pytest.raises(AudioError, match=r"short.wav: too short: 0.70 s \(at least 2 s, the window of tiny-tagger\)"):
-        analysis.tag_file(short, str(runs["tagger"]))
+        Library.tag_file(short, model=str(runs["tagger"]))
 
 
 def test_a_trained_embedder_gives_vectors_in_its_own_window(runs, music):
-    emb = analysis.embed_file(music / "song0.wav", model_name=str(runs["t2v"]))
+    emb = Library.embed_file(music / "song0.wav", model=str(runs["t2v"]))
     assert emb.window == 1.0 and emb.hop == 0.5 and emb.layer == "embedding"
     assert emb.vectors.shape == (11, 16)  # 6 s: windows at 0, 0.5, ... 5.0
     with pytest.raises(UsageError, match="takes 1 s windows"):
-        analysis.embed_file(music / "song0.wav", window=3.7, model_name=str(runs["t2v"]))
+        Library.embed_file(music / "song0.wav", window=3.7, model=str(runs["t2v"]))
 
 
 def test_an_embedding_run_has_no_tags(runs, music):
     with pytest.raises(UsageError, match="embedding model"):
-        analysis.tag_file(music / "song0.wav", str(runs["t2v"]))
+        Library.tag_file(music / "song0.wav", model=str(runs["t2v"]))
 
 
 def test_a_model_trained_on_precomputed_mels_refuses_audio(tmp_path, music):
@@ -104,15 +104,15 @@ def test_a_model_trained_on_precomputed_mels_refuses_audio(tmp_path, music):
         features={"sample_rate": 12000, "n_fft": 512, "hop": 256, "n_mels": 96},
     )
     with pytest.raises(ModelError, match="precomputed mel-spectrograms"):
-        analysis.tag_file(music / "song0.wav", str(run))
+        Library.tag_file(music / "song0.wav", model=str(run))
 
 
 def test_a_folder_that_is_no_run_and_a_run_named_like_musicnn_are_refused(tmp_path, music):
     with pytest.raises(UsageError, match="unknown model 'nonsense'"):
-        analysis.tag_file(music / "song0.wav", "nonsense")
+        Library.tag_file(music / "song0.wav", model="nonsense")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelError, match="config.json is missing"):
-        analysis.tag_file(music / "song0.wav", str(tmp_path / "empty"))
+        Library.tag_file(music / "song0.wav", model=str(tmp_path / "empty"))
     clash = save_run(
         tmp_path / "mtt" / ".." / "MTT",
         "crnn",
@@ -124,7 +124,7 @@ def test_a_folder_that_is_no_run_and_a_run_named_like_musicnn_are_refused(tmp_pa
         hidden=8,
     )
     with pytest.raises(UsageError, match="cannot be called 'mtt'"):
-        analysis.tag_file(music / "song0.wav", str(clash))
+        Library.tag_file(music / "song0.wav", model=str(clash))
 
 
 def test_weights_of_another_architecture_are_refused_with_the_tensor_named(runs, tmp_path, music):
@@ -133,7 +133,7 @@ def test_weights_of_another_architecture_are_refused_with_the_tensor_named(runs,
     config = json.loads((runs["tagger"] / "config.json").read_text())
     (wrong / "config.json").write_text(json.dumps(config))  # a CRNN's config over ResNet weights
     with pytest.raises(ModelError, match="do not fit architecture 'crnn'"):
-        analysis.tag_file(music / "song0.wav", str(wrong))
+        Library.tag_file(music / "song0.wav", model=str(wrong))
 
 
 def test_the_library_runs_its_trained_models_on_every_track_and_searches_their_space(runs, music, tmp_path):
@@ -211,7 +211,7 @@ def test_retrained_weights_rerun_only_that_model(runs, music, tmp_path, monkeypa
 
 def test_a_tagger_role_refuses_an_embedding_run(runs, tmp_path):
     with Library.open(tmp_path / "lib") as lib:
-        with pytest.raises(UsageError, match="use it as --embedder"):
+        with pytest.raises(UsageError, match="index --embedder"):
             lib.use_model(runs["t2v"], role="tagger")
         assert lib.models() == {}
 
@@ -220,7 +220,7 @@ def test_a_silent_file_gets_no_trained_tags_but_a_clear_reason(runs, tmp_path):
     path = tmp_path / "silence.wav"
     sf.write(path, np.zeros(3 * SR, np.float32), SR)
     with pytest.raises(AudioError, match="silent"):
-        analysis.tag_file(path, str(runs["tagger"]))
+        Library.tag_file(path, model=str(runs["tagger"]))
 
 
 def test_cli_tag_embed_index_show_similar_and_stats_with_trained_models(runs, music, tmp_path, capsys):

@@ -2,8 +2,9 @@
 
 Decode to 16 kHz mono, compute the log-mel once, and run the pretrained MagnaTagATune or
 Million Song Dataset musicnn on it, or decode at a trained model's own sample rate and run a
-model made by ``tuneseek train`` (:mod:`tuneseek.embed.trained`). :func:`tag_file` and
-:func:`embed_file` serve ``tuneseek tag`` and ``tuneseek embed`` (and :func:`stored_tags` and
+model made by ``tuneseek train`` (:mod:`tuneseek.embed.trained`). :func:`musicnn_tags`,
+:func:`musicnn_embedding`, :func:`trained_tags` and :func:`trained_embedding` describe one file
+for the extractors' ``describe`` (``tuneseek tag`` and ``tuneseek embed``; :func:`stored_tags` and
 :func:`stored_embedding` give a library track's stored ones in the same types);
 :func:`describe_file` computes what the library stores for every track (tags in both musicnn
 vocabularies, 3.7 s segment vectors, and the same from the library's trained tagger and
@@ -129,7 +130,7 @@ def model(name: str, wheel: str | None = None):
 #: is refused, not repeated to fill the window (an embedding window under 3 s needs only itself).
 MIN_SECONDS = 3.0
 #: Longest file :func:`decode` holds whole (230 MB per hour at 16 kHz). The streaming
-#: functions (:func:`tag_file`, :func:`embed_file`, :func:`describe_file`) have no limit.
+#: functions (:func:`describe_file` and those that tag or embed one file) have no limit.
 MAX_SECONDS = 4 * 3600.0
 #: A file with no sample above this is silent.
 SILENCE = 1e-4
@@ -159,7 +160,7 @@ _MUSICNN_WHY = "musicnn's input window"
 def decode(path: str | Path, sr: int = MUSICNN_SR, min_seconds: float = MIN_SECONDS) -> np.ndarray:
     """``path`` as one mono array at ``sr`` (musicnn's 16 kHz by default), refused when shorter than
     ``min_seconds``, longer than :data:`MAX_SECONDS`, or silent. For callers that need the whole
-    signal at once; :func:`tag_file`, :func:`embed_file` and :func:`describe_file` stream instead."""
+    signal at once; :func:`describe_file` and the functions that tag or embed one file stream instead."""
     duration = audio.probe(path).duration
     if duration is not None and duration > MAX_SECONDS:
         raise AudioError(path, f"too long to decode whole: {duration / 3600:.1f} h (at most {MAX_SECONDS / 3600:g} h)")
@@ -213,74 +214,87 @@ def trained_model(name: str):
     return load_trained(name)
 
 
-def tag_file(path: str | Path, model_name: str = "mtt", wheel: str | None = None) -> Tags:
-    """Tags of ``path``: per-window probabilities and their mean, from musicnn ("mtt", "msd": 3 s
-    patches) or a trained tagger or classifier (a run folder: the model's own windows)."""
-    if model_name not in MODELS:
-        m = trained_model(model_name)
-        run = m.stream(head=True)
-        _read(path, m.sample_rate, [run], *_trained_need(m))
-        times, curve = run.finish()
-        return Tags(str(path), m.name, m.labels, curve.mean(axis=0), times, curve)
+def musicnn_tags(path: str | Path, network: str, *, wheel: str | None = None) -> Tags:
+    """Tags of ``path`` from the pretrained musicnn ``network`` ("mtt", "msd"): per 3 s patch, and their mean."""
     _require_models_extra()
-    from tuneseek.embed.musicnn_extractor import (
-        FRAME_SECONDS,
-        PATCH_FRAMES,
-        MusicnnStream,
-    )
+    from tuneseek.embed.musicnn_extractor import FRAME_SECONDS, PATCH_FRAMES, MusicnnStream
 
-    net = model(model_name, wheel)
+    net = model(network, wheel)
     run = MusicnnStream([(net, PATCH_FRAMES, PATCH_FRAMES, ("prob",))])
     _read(path, MUSICNN_SR, [run], _musicnn_need(), _MUSICNN_WHY)
     [(starts, out)] = run.finish()
     curve = out["prob"]
-    return Tags(str(path), model_name, tuple(net.labels), curve.mean(axis=0), starts * FRAME_SECONDS, curve)
+    return Tags(str(path), network, tuple(net.labels), curve.mean(axis=0), starts * FRAME_SECONDS, curve)
 
 
-def embed_file(
+def musicnn_embedding(
     path: str | Path,
+    network: str,
+    *,
     window: float | None = None,
     hop: float | None = None,
     layer: str = "penultimate",
     pool: str = "none",
-    model_name: str = "mtt",
     wheel: str | None = None,
 ) -> Embedding:
-    """Embeddings of ``path`` for windows of ``window`` s every ``hop`` s (default ``window / 2``).
+    """Vectors of ``layer`` of the pretrained musicnn ``network`` for windows of ``window`` s (any ``>= 0.5``,
+    default 3.7) every ``hop`` s (default ``window / 2``) over ``path``; ``pool`` "mean" or "max" makes them one."""
+    _check_pool(pool)
+    _require_models_extra()
+    from tuneseek.embed.musicnn_extractor import FRAME_SECONDS, MusicnnStream, window_frames
 
-    With musicnn ("mtt", "msd") any ``window >= 0.5`` works (default 3.7) and ``layer`` picks the
-    layer; a trained model (a run folder) has one window, its own, and one layer, its embedding.
-    ``pool`` "mean" or "max" turns the frames into one vector for the whole file.
-    """
+    window = SEGMENT_WINDOW if window is None else window
+    hop = window / 2 if hop is None else hop
+    n, h = window_frames(window, hop, layer)
+    run = MusicnnStream([(model(network, wheel), n, h, (layer,))])
+    _read(path, MUSICNN_SR, [run], _musicnn_need(n), _MUSICNN_WHY)
+    [(starts, out)] = run.finish()
+    return _embedding(path, window, hop, layer, starts * FRAME_SECONDS, out[layer], pool)
+
+
+def trained_tags(path: str | Path, folder: str | Path) -> Tags:
+    """Tags of ``path`` from the trained tagger or classifier in ``folder``: per window of its own, and their mean."""
+    m = trained_model(str(folder))
+    run = m.stream(head=True)
+    _read(path, m.sample_rate, [run], *_trained_need(m))
+    times, curve = run.finish()
+    return Tags(str(path), m.name, m.labels, curve.mean(axis=0), times, curve)
+
+
+def trained_embedding(
+    path: str | Path,
+    folder: str | Path,
+    *,
+    window: float | None = None,
+    hop: float | None = None,
+    layer: str | None = None,
+    pool: str = "none",
+) -> Embedding:
+    """Vectors of the trained model in ``folder`` over ``path``, windows of its own every ``hop`` s (default
+    half a window); ``pool`` as for :func:`musicnn_embedding`. It has one window and one layer, its embedding
+    (what a ``layer`` of "penultimate" means for it): asking for another is a :class:`UsageError`."""
+    _check_pool(pool)
+    m = trained_model(str(folder))
+    if window is not None and abs(window - m.window) > 1e-6:
+        raise UsageError(f"{m.folder} takes {m.window:g} s windows, not {window:g} s (leave out --window)")
+    if layer not in (None, "penultimate"):
+        raise UsageError(f"a trained model gives one layer, its embedding (no --layer {layer})")
+    hop = m.window / 2 if hop is None else hop
+    run = m.stream(head=False, hop=hop)
+    _read(path, m.sample_rate, [run], *_trained_need(m))
+    times, vectors = run.finish()
+    return _embedding(path, m.window, hop, "embedding", times, vectors, pool)
+
+
+def _check_pool(pool: str) -> None:
     if pool not in POOLS:
         raise UsageError(f"unknown pooling {pool!r} (choose from {', '.join(POOLS)})")
-    if model_name not in MODELS:
-        m = trained_model(model_name)
-        if window is not None and abs(window - m.window) > 1e-6:
-            raise UsageError(f"{m.folder} takes {m.window:g} s windows, not {window:g} s (leave out --window)")
-        if layer != "penultimate":
-            raise UsageError(f"a trained model gives one layer, its embedding (no --layer {layer})")
-        window = m.window
-        hop = window / 2 if hop is None else hop
-        run = m.stream(head=False, hop=hop)
-        _read(path, m.sample_rate, [run], *_trained_need(m))
-        times, vectors = run.finish()
-        layer = "embedding"
-    else:
-        _require_models_extra()
-        from tuneseek.embed.musicnn_extractor import (
-            FRAME_SECONDS,
-            MusicnnStream,
-            window_frames,
-        )
 
-        window = SEGMENT_WINDOW if window is None else window
-        hop = window / 2 if hop is None else hop
-        n, h = window_frames(window, hop, layer)
-        run = MusicnnStream([(model(model_name, wheel), n, h, (layer,))])
-        _read(path, MUSICNN_SR, [run], _musicnn_need(n), _MUSICNN_WHY)
-        [(starts, out)] = run.finish()
-        times, vectors = starts * FRAME_SECONDS, out[layer]
+
+def _embedding(
+    path: str | Path, window: float, hop: float, layer: str, times: np.ndarray, vectors: np.ndarray, pool: str
+) -> Embedding:
+    """Per-window vectors as an :class:`Embedding`, or (``pool`` "mean" or "max") their one pooled vector, no times."""
     if pool != "none":
         vectors = (vectors.mean(axis=0) if pool == "mean" else vectors.max(axis=0))[None, :]
         times = np.zeros(0, np.float64)
@@ -353,7 +367,7 @@ def trained_extractors(folder: str | Path, role: str) -> dict[str, str]:
         )
     if role == "tagger":
         if m.kind == "embedding":
-            raise UsageError(f"{m.folder} is an embedding model (trained on triplets): use it as --embedder")
+            m.check_tags()
         return {f"tags:{m.name}": m.version}
     if role == "embedder":
         if not m.has_vectors:

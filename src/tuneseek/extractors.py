@@ -2,10 +2,13 @@
 
 An :class:`Extractor` has a name that says what it stores (``tags:VOCABULARY`` or
 ``embedding:SPACE``), a version (its weights and settings: a library re-runs an extractor
-exactly when its version changes), and an input: audio at a sample rate, or the stored output
-of another extractor. Those with audio input run in the indexing workers, all of a file's in
-one streamed pass per sample rate (:func:`tuneseek.analysis.describe_file`); those that read
-another extractor's output run in the writer on the stored vectors, no audio decoded.
+exactly when its version changes), an input (audio at a sample rate, or the stored output of
+another extractor) and ``describe``, which turns that input into tags or segment vectors. Those
+with audio input describe one file for ``tag`` and ``embed``
+(:meth:`~tuneseek.library.Library.tag_file`, :meth:`~tuneseek.library.Library.embed_file`), and
+run in the indexing workers for a library, all of a file's in one streamed pass per sample rate
+(:func:`tuneseek.analysis.describe_file`: the same streams, sharing musicnn's log-mel); those
+that read another extractor's output describe the stored vectors in the writer, no audio decoded.
 
 Today's extractors, from :func:`open_extractor` (a registry keyed by name, in the manner of
 :func:`tuneseek.data.datasets.open_dataset`):
@@ -31,6 +34,7 @@ import numpy as np
 from tuneseek import analysis
 from tuneseek.errors import UsageError
 from tuneseek.features import MUSICNN_SR
+from tuneseek.results import Embedding, Tags
 
 __all__ = [
     "Extractor",
@@ -62,6 +66,13 @@ class Extractor(Protocol):
     source: str  # AUDIO, or the name of the extractor whose stored output it reads
     sample_rate: int  # the rate of the audio it reads (for a derived extractor: of its source)
     folder: str | None  # the run folder of a trained model; None for the pretrained ones
+
+    def describe(self, source, **options):
+        """What this extractor says of ``source``: for one reading audio, a file (streamed, any length) as
+        :class:`~tuneseek.results.Tags` (per window and their mean) or an :class:`~tuneseek.results.Embedding`
+        (vectors per window; ``options`` ``window``, ``hop``, ``layer``, ``pool`` shape them); for one reading
+        another extractor's stored output, those vectors, turned into its own."""
+        ...
 
     def query_vectors(self, samples: np.ndarray, whole: bool) -> np.ndarray:
         """A query's vectors in this extractor's space (``samples`` mono at :attr:`sample_rate`): windows side
@@ -97,6 +108,35 @@ class Musicnn:
             self._version = analysis.extractor_versions(self.wheel)[self.name]
         return self._version
 
+    @property
+    def network(self) -> str:
+        """The musicnn network it runs: its vocabulary's for tags, MagnaTagATune's for the embedding."""
+        return analysis.TAG_EXTRACTORS.get(self.name, "mtt")
+
+    def describe(
+        self,
+        path: str | Path,
+        *,
+        window: float | None = None,
+        hop: float | None = None,
+        layer: str | None = None,
+        pool: str = "none",
+    ) -> Tags | Embedding:
+        """``path`` (any audio file, streamed) through this extractor's network.
+
+        A tags extractor gives its tags per 3 s patch and their mean. The embedding extractor, or a
+        tags extractor given a ``layer`` ("penultimate", "max_pool", "mean_pool"), gives that
+        layer's vectors (default "penultimate") for windows of ``window`` s (any from 0.5, default
+        3.7) every ``hop`` s (default ``window / 2``, as ``tuneseek embed``; a library stores 3.7 s
+        side by side), pooled into one by ``pool`` "mean" or "max". ``window``, ``hop`` and
+        ``pool`` shape vectors only.
+        """
+        if layer is None and self.name in analysis.TAG_EXTRACTORS:
+            return analysis.musicnn_tags(path, self.network, wheel=self.wheel)
+        return analysis.musicnn_embedding(
+            path, self.network, window=window, hop=hop, layer=layer or "penultimate", pool=pool, wheel=self.wheel
+        )
+
     def query_vectors(self, samples: np.ndarray, whole: bool) -> np.ndarray:
         return _musicnn_vectors(samples, whole)
 
@@ -119,6 +159,27 @@ class TrainedRun:
     sample_rate: int
     window: float
     source: str = AUDIO
+
+    def describe(
+        self,
+        path: str | Path,
+        *,
+        window: float | None = None,
+        hop: float | None = None,
+        layer: str | None = None,
+        pool: str = "none",
+    ) -> Tags | Embedding:
+        """``path`` (any audio file, streamed) through the run, in windows of its own.
+
+        As a tagger (``tags:NAME``) it gives its probabilities per window, side by side, and their
+        mean; as an embedder, its vectors every ``hop`` s (default half a window), pooled into one by
+        ``pool`` "mean" or "max". It has one window and one layer: another ``window``, or a ``layer``
+        other than "penultimate", is a :class:`UsageError`. ``window``, ``hop`` and ``pool`` shape
+        vectors only.
+        """
+        if self.name.startswith("tags:"):
+            return analysis.trained_tags(path, self.folder)
+        return analysis.trained_embedding(path, self.folder, window=window, hop=hop, layer=layer, pool=pool)
 
     def query_vectors(self, samples: np.ndarray, whole: bool) -> np.ndarray:
         model = analysis.trained_model(self.folder)
@@ -159,8 +220,9 @@ class TextAudioProjection:
 
         return load_text_audio(self.folder)
 
-    def project(self, segments: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """``(track vector, segment vectors)`` in the joint space for each track's musicnn ``(n, 200)`` segments."""
+    def describe(self, segments: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(track vector, segment vectors)`` in the joint space for each track's stored musicnn ``(n, 200)``
+        segments (its input is those, not audio: a library projects its tracks without decoding them)."""
         run = self._run()
         tracks = run.audio_vectors(segments)
         return [(vector, run.audio_vectors([seg[None] for seg in segs])) for vector, segs in zip(tracks, segments)]

@@ -244,7 +244,7 @@ def _project(catalog: Catalog, extractor: TextAudioProjection, vectors: Spaces |
     for start in range(0, len(todo), PROJECT_BATCH):
         chunk = todo[start : start + PROJECT_BATCH]
         stored = [next(catalog.embeddings(source_space, tid)) for tid, _ in chunk]
-        projected = extractor.project([e.segments for e in stored])
+        projected = extractor.describe([e.segments for e in stored])
         with catalog.transaction():
             for (tid, version), e, (vector, segments) in zip(chunk, stored, projected):
                 catalog.set_embedding(tid, space, e.window, e.hop, vector, segments)

@@ -44,7 +44,7 @@ import numpy as np
 from tuneseek import analysis, audio, ingest
 from tuneseek import monitor as monitoring
 from tuneseek.errors import AudioError, LibraryError, TrackNotFound, TuneseekError, UsageError
-from tuneseek.extractors import open_extractor
+from tuneseek.extractors import Extractor, open_extractor
 from tuneseek.fingerprint.engines import ENGINES, FINGERPRINT_ROLE, Engines, fingerprint_folder
 from tuneseek.fingerprint.extract import RESAMPLE_QUALITY
 from tuneseek.fingerprint.index import LandmarkIndex
@@ -378,8 +378,12 @@ class Library:
 
     @staticmethod
     def tag_file(path: str | Path, *, model: str = "mtt", wheel: str | None = None) -> Tags:
-        """Tags of any audio file over time, from musicnn ("mtt", "msd") or a trained run's folder; no library needed."""
-        return analysis.tag_file(path, model, wheel)
+        """Tags of any audio file over time, from musicnn ("mtt", "msd") or a trained run's folder; no library needed.
+
+        The file goes through the extractor a library would tag it with (:meth:`Extractor.describe
+        <tuneseek.extractors.Extractor.describe>`), a trained run opened as a tagger.
+        """
+        return _file_extractor(model, "tagger", wheel).describe(path)
 
     @staticmethod
     def embed_file(
@@ -392,8 +396,10 @@ class Library:
         model: str = "mtt",
         wheel: str | None = None,
     ) -> Embedding:
-        """Embeddings of any audio file over time, from musicnn or a trained run (see :func:`tuneseek.analysis.embed_file`)."""
-        return analysis.embed_file(path, window, hop, layer, pool, model, wheel)
+        """Embeddings of any audio file over time, from musicnn ("mtt", "msd": any ``layer`` and ``window``) or a trained
+        run's folder (its own window and embedding), opened as an embedder; ``hop`` defaults to half a window, and
+        ``pool`` "mean" or "max" gives one vector (see the extractors' ``describe``)."""
+        return _file_extractor(model, "embedder", wheel).describe(path, window=window, hop=hop, layer=layer, pool=pool)
 
     # -- what else sounds like this --------------------------------------------------------
     def spaces(self) -> dict[str, int]:
@@ -535,6 +541,14 @@ class Library:
             self._landmarks.compact()
             self._spaces.reconcile()
             self._spaces.settle()
+
+
+def _file_extractor(model: str, role: str, wheel: str | None) -> Extractor:
+    """The extractor that tags or embeds a file: musicnn's ``model`` ("mtt", "msd") through its tags extractor, whose
+    ``describe`` also gives the vectors of a layer; else the trained run in the folder ``model`` as a ``role``."""
+    if model in analysis.MODELS:
+        return open_extractor(f"tags:{model}", wheel=wheel)
+    return open_extractor(folder=model, role=role)
 
 
 def _match(c: Candidate, track: TrackInfo) -> Match:

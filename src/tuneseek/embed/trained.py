@@ -108,7 +108,8 @@ class TrainedModel:
                     out.append(torch.softmax(self.model(batch), dim=1))
         return torch.cat(out).numpy().astype(np.float32)
 
-    def _head_check(self) -> None:
+    def check_tags(self) -> None:
+        """Refuse, in one line saying what to do instead, a model that has no tags: an embedding or a fingerprint."""
         if self.kind == "embedding":
             raise UsageError(
                 f"{self.folder} is an embedding model (trained on triplets): it has no tags; "
@@ -124,13 +125,13 @@ class TrainedModel:
         """Windows of audio fed in chunks: probabilities with ``head`` (as :meth:`tags`), else vectors
         (as :meth:`vectors`), windows ``hop`` s apart (default: side by side)."""
         if head:
-            self._head_check()
+            self.check_tags()
         return TrainedStream(self, head, self.window if hop is None else hop)
 
     def tags(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Window start times and probabilities ``(windows, labels)`` of ``x`` (mono at :attr:`sample_rate`),
         windows side by side; the whole file's probabilities are their mean."""
-        self._head_check()
+        self.check_tags()
         times, windows = self._windows(x, self.window)
         return times, self._run(windows, head=True)
 
