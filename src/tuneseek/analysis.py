@@ -115,7 +115,7 @@ def use_cores() -> int:
 
 
 @lru_cache(maxsize=2)
-def model(name: str, wheel: str | None = None):
+def model(name: str, *, wheel: str | None = None):
     """The pretrained musicnn ``name`` ("mtt" or "msd"), loaded once per process."""
     if name not in MODELS:
         raise UsageError(f"unknown model {name!r} (choose from {', '.join(MODELS)})")
@@ -157,17 +157,17 @@ def _musicnn_need(window_frames: int | None = None) -> int:
 _MUSICNN_WHY = "musicnn's input window"
 
 
-def decode(path: str | Path, sr: int = MUSICNN_SR, min_seconds: float = MIN_SECONDS) -> np.ndarray:
+def decode(path: str | Path, *, sr: int = MUSICNN_SR, min_seconds: float = MIN_SECONDS) -> np.ndarray:
     """``path`` as one mono array at ``sr`` (musicnn's 16 kHz by default), refused when shorter than
     ``min_seconds``, longer than :data:`MAX_SECONDS`, or silent. For callers that need the whole
     signal at once; :func:`describe_file` and the functions that tag or embed one file stream instead."""
     duration = audio.probe(path).duration
     if duration is not None and duration > MAX_SECONDS:
         raise AudioError(path, f"too long to decode whole: {duration / 3600:.1f} h (at most {MAX_SECONDS / 3600:g} h)")
-    return checked(str(path), audio.load(path, sr), sr, min_seconds)
+    return checked(str(path), audio.load(path, sr), sr=sr, min_seconds=min_seconds)
 
 
-def checked(name: str, x: np.ndarray, sr: int = MUSICNN_SR, min_seconds: float = MIN_SECONDS) -> np.ndarray:
+def checked(name: str, x: np.ndarray, *, sr: int = MUSICNN_SR, min_seconds: float = MIN_SECONDS) -> np.ndarray:
     """``x`` (mono at ``sr``) if it can be described, else an :class:`AudioError` naming ``name``."""
     _refuse(
         name,
@@ -219,7 +219,7 @@ def musicnn_tags(path: str | Path, network: str, *, wheel: str | None = None) ->
     _require_models_extra()
     from tuneseek.embed.musicnn_extractor import FRAME_SECONDS, PATCH_FRAMES, MusicnnStream
 
-    net = model(network, wheel)
+    net = model(network, wheel=wheel)
     run = MusicnnStream([(net, PATCH_FRAMES, PATCH_FRAMES, ("prob",))])
     _read(path, MUSICNN_SR, [run], _musicnn_need(), _MUSICNN_WHY)
     [(starts, out)] = run.finish()
@@ -245,8 +245,8 @@ def musicnn_embedding(
 
     window = SEGMENT_WINDOW if window is None else window
     hop = window / 2 if hop is None else hop
-    n, h = window_frames(window, hop, layer)
-    run = MusicnnStream([(model(network, wheel), n, h, (layer,))])
+    n, h = window_frames(window, hop=hop, layer=layer)
+    run = MusicnnStream([(model(network, wheel=wheel), n, h, (layer,))])
     _read(path, MUSICNN_SR, [run], _musicnn_need(n), _MUSICNN_WHY)
     [(starts, out)] = run.finish()
     return _embedding(path, window, hop, layer, starts * FRAME_SECONDS, out[layer], pool)
@@ -301,7 +301,7 @@ def _embedding(
     return Embedding(str(path), window, hop, layer, times, vectors.astype(np.float32))
 
 
-def extractor_versions(wheel: str | None = None, download: bool | None = None) -> dict[str, str]:
+def extractor_versions(wheel: str | None = None, *, download: bool | None = None) -> dict[str, str]:
     """What :func:`describe_file` computes, as ``{extractor name: version}``.
 
     A version names the weights (by the hash of the converted file) and the settings, so that
@@ -379,7 +379,7 @@ def trained_extractors(folder: str | Path, role: str) -> dict[str, str]:
 
 
 def describe_file(
-    path: str | Path, extractors: Iterable[str], wheel: str | None = None, trained: Mapping[str, str] | None = None
+    path: str | Path, extractors: Iterable[str], *, wheel: str | None = None, trained: Mapping[str, str] | None = None
 ) -> Description:
     """Tags and/or embeddings of ``path`` for the named ``extractors`` (keys of :func:`extractor_versions`,
     and of :func:`trained_extractors` for the runs in ``trained``, ``{extractor: run folder}``).
@@ -408,9 +408,9 @@ def describe_file(
         raise UsageError(f"unknown extractor(s): {', '.join(sorted(unknown))}")
     passes: dict[int, list] = {}  # sample rate -> [(extractor, or None for musicnn, consumer)]
     vocabularies = [TAG_EXTRACTORS[ex] for ex in wanted if ex in TAG_EXTRACTORS]
-    requests = [(model(name, wheel), PATCH_FRAMES, PATCH_FRAMES, ("prob",)) for name in vocabularies]
+    requests = [(model(name, wheel=wheel), PATCH_FRAMES, PATCH_FRAMES, ("prob",)) for name in vocabularies]
     if EMBEDDING_EXTRACTOR in wanted:
-        requests.append((model("mtt", wheel), *window_frames(SEGMENT_WINDOW, SEGMENT_HOP), ("penultimate",)))
+        requests.append((model("mtt", wheel=wheel), *window_frames(SEGMENT_WINDOW, hop=SEGMENT_HOP), ("penultimate",)))
     if requests:
         passes[MUSICNN_SR] = [(None, MusicnnStream(requests))]
     models = {}
@@ -469,10 +469,10 @@ def stored_embedding(path: str, space: str, stored) -> Embedding:
 
 
 def clip_vectors(
-    audio_16k: np.ndarray, hop: float = SEGMENT_WINDOW / 2, wheel: str | None = None
+    audio_16k: np.ndarray, *, hop: float = SEGMENT_WINDOW / 2, wheel: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Window start times and vectors of a query in the library's space (windows every ``hop`` s)."""
     _require_models_extra()
     from tuneseek.embed.musicnn_extractor import embed
 
-    return embed(audio_16k, model("mtt", wheel), SEGMENT_WINDOW, hop)
+    return embed(audio_16k, model("mtt", wheel=wheel), window=SEGMENT_WINDOW, hop=hop)

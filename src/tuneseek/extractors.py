@@ -183,7 +183,7 @@ class TrainedRun:
 
     def query_vectors(self, samples: np.ndarray, whole: bool) -> np.ndarray:
         model = analysis.trained_model(self.folder)
-        return model.vectors(samples, None if whole else model.window / 2)[1]
+        return model.vectors(samples, hop=None if whole else model.window / 2)[1]
 
 
 def _trained(folder: str, role: str) -> TrainedRun:

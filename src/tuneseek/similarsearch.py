@@ -148,5 +148,5 @@ def space_extractor(space: str, models: dict[str, dict[str, str]]) -> Extractor:
 def _samples(query, sr: int | None, rate: int) -> np.ndarray:
     """A query file or array as mono at ``rate``, refused when it cannot be described."""
     if not isinstance(query, np.ndarray):
-        return analysis.decode(query, rate)
-    return analysis.checked("<samples>", audio.from_samples(query, sr, rate), rate)
+        return analysis.decode(query, sr=rate)
+    return analysis.checked("<samples>", audio.from_samples(query, sr, rate), sr=rate)

@@ -92,7 +92,7 @@ def _check_audio(audio_16k: np.ndarray) -> np.ndarray:
     return audio
 
 
-def prepare(audio_16k: np.ndarray, min_frames: int = PATCH_FRAMES, *, features: np.ndarray | None = None) -> np.ndarray:
+def prepare(audio_16k: np.ndarray, *, min_frames: int = PATCH_FRAMES, features: np.ndarray | None = None) -> np.ndarray:
     """The log-mel frames ``(frames, 96)`` to analyse, at least ``min_frames`` of them.
 
     Audio too short for ``min_frames`` is repeated end to end (then cut to exactly
@@ -148,7 +148,7 @@ def tag_over_time(
     audio_16k: np.ndarray, model: torch.nn.Module, *, features: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Tag probabilities per non-overlapping 3 s patch: ``(start times in s (P,), probs (P, classes))``."""
-    logmel = prepare(audio_16k, PATCH_FRAMES, features=features)
+    logmel = prepare(audio_16k, min_frames=PATCH_FRAMES, features=features)
     starts, out = run_windows(logmel, model, PATCH_FRAMES, PATCH_FRAMES, outputs=("prob",))
     return starts * FRAME_SECONDS, out["prob"]
 
@@ -161,7 +161,7 @@ def tag(audio_16k: np.ndarray, model: torch.nn.Module, *, features: np.ndarray |
     return tag_over_time(audio_16k, model, features=features)[1].mean(axis=0)
 
 
-def window_frames(window: float, hop: float | None = None, layer: str = "penultimate") -> tuple[int, int]:
+def window_frames(window: float, *, hop: float | None = None, layer: str = "penultimate") -> tuple[int, int]:
     """``(frames per window, frames between windows)`` of an :func:`embed` request, checked."""
     if layer not in LAYERS:
         raise UsageError(f"unknown embedding layer {layer!r} (choose from {', '.join(LAYERS)})")
@@ -176,9 +176,9 @@ def window_frames(window: float, hop: float | None = None, layer: str = "penulti
 def embed(
     audio_16k: np.ndarray,
     model: torch.nn.Module,
+    *,
     window: float = 3.7,
     hop: float | None = None,
-    *,
     layer: str = "penultimate",
     features: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -188,8 +188,8 @@ def embed(
     ``(N, dim)`` (200 for ``penultimate``, 753 for ``max_pool`` / ``mean_pool``). A clip shorter
     than one window is repeated to fill it and gives one vector.
     """
-    n, h = window_frames(window, hop, layer)
-    logmel = prepare(audio_16k, n, features=features)
+    n, h = window_frames(window, hop=hop, layer=layer)
+    logmel = prepare(audio_16k, min_frames=n, features=features)
     starts, out = run_windows(logmel, model, n, h, outputs=(layer,))
     return starts * FRAME_SECONDS, out[layer]
 
@@ -328,7 +328,7 @@ class MusicnnStream:
             results = run.finish()
             if not results:  # shorter than one window: the audio repeated to fill it
                 audio = np.concatenate(self._head) if self._head else np.zeros(0, np.float32)
-                results = [run_windows(prepare(audio, n), model, n, h, outputs=outputs)[1]]
+                results = [run_windows(prepare(audio, min_frames=n), model, n, h, outputs=outputs)[1]]
             starts = np.arange(sum(len(r[outputs[0]]) for r in results), dtype=np.int64) * h
             out.append((starts, {k: np.concatenate([r[k] for r in results]) for k in outputs}))
         return out

@@ -79,7 +79,7 @@ class ProbeRun:
             )
         return result
 
-    def vectors(self, x: np.ndarray, hop: float | None = None):
+    def vectors(self, x: np.ndarray, *, hop: float | None = None):
         """Refused: a probe has labels, no embedding."""
         self._no_vectors()
 

@@ -135,7 +135,7 @@ class TrainedModel:
         times, windows = self._windows(x, self.window)
         return times, self._run(windows, head=True)
 
-    def vectors(self, x: np.ndarray, hop: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def vectors(self, x: np.ndarray, *, hop: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Window start times and vectors ``(windows, dim)`` of ``x``, windows ``hop`` s apart (default: side by side)."""
         times, windows = self._windows(x, self.window if hop is None else hop)
         return times, self._run(windows, head=False)

