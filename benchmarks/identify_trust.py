@@ -252,13 +252,13 @@ def make_clip(r: dict) -> np.ndarray:
     if r["kind"] == "leadin":
         x = _load(r["file"], sr, r["start"], r["length"])
         n_lead = int(round(r["lead"] * sr))
-        p = active_power(x, sr)
+        p = active_power(x, sr=sr)
         if r["lead_kind"] == "music":
             lead = _load(r["lead_file"], sr, r["lead_start"], r["lead"])[:n_lead]
-            pl = active_power(lead, sr)
+            pl = active_power(lead, sr=sr)
             lead = lead * np.float32(math.sqrt(p / pl)) if pl > 0 else lead
         elif r["lead_kind"] == "pink noise":
-            lead = pink_noise(n_lead, sr, rng) * np.float32(math.sqrt(p))
+            lead = pink_noise(n_lead, sr=sr, rng=rng) * np.float32(math.sqrt(p))
         else:
             lead = np.zeros(n_lead, np.float32)
         y = np.concatenate([lead.astype(np.float32), x])

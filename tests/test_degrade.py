@@ -151,7 +151,7 @@ def _loglog_slope(x: np.ndarray, sr: int, lo: float = 50.0, hi: float = 8000.0) 
 
 
 def test_noise_is_pink(music):
-    n = pink_noise(5 * SR, SR, np.random.default_rng(0))
+    n = pink_noise(5 * SR, sr=SR, rng=np.random.default_rng(0))
     assert n.dtype == np.float32 and np.sqrt(np.mean(n.astype(np.float64) ** 2)) == pytest.approx(1.0, rel=1e-3)
     assert _loglog_slope(n, SR) == pytest.approx(-1.0, abs=0.3)
     # and the noise degrade() adds is that noise

@@ -56,7 +56,7 @@ def test_mfcc_block_is_the_mean_and_std_of_librosa_style_mfccs():
         np.float32
     )
     # independently: dB mel power floored 80 dB below its peak, orthonormal DCT-II, first 20
-    log_mel = 10 * np.log10(np.maximum(mel_spectrogram(x, SR, n_fft=512, hop=160, n_mels=64), 1e-10))
+    log_mel = 10 * np.log10(np.maximum(mel_spectrogram(x, sr=SR, n_fft=512, hop=160, n_mels=64), 1e-10))
     log_mel = np.maximum(log_mel, log_mel.max() - 80)
     mfcc = scipy.fft.dct(log_mel, type=2, norm="ortho", axis=1)[:, :20]
     expected = np.concatenate([mfcc.mean(0), mfcc.std(0)])

@@ -33,7 +33,7 @@ def test_logmel_reproduces_the_reference_patches():
 
 
 def test_mel_filterbank_matches_librosa_values():
-    fb = mel_filterbank(16000, 512, 96)
+    fb = mel_filterbank(16000, n_fft=512, n_mels=96)
     assert fb.shape == (96, 257) and fb.dtype == np.float32 and not fb.flags.writeable
     assert (fb >= 0).all()
     # Numbers from librosa 0.11: librosa.filters.mel(sr=16000, n_fft=512, n_mels=96)
@@ -48,7 +48,7 @@ def test_mel_filterbank_matches_librosa_values():
 def test_power_spectrogram_is_centred_and_blockwise_consistent():
     rng = np.random.default_rng(3)
     x = rng.normal(0, 0.3, 5000).astype(np.float32)
-    spec = power_spectrogram(x, 512, 256)
+    spec = power_spectrogram(x, n_fft=512, hop=256)
     assert spec.shape == (1 + 5000 // 256, 257)
     # frame 5 covers samples [5*256 - 256, 5*256 + 256), a periodic-Hann-windowed DFT
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(512) / 512)
@@ -57,7 +57,7 @@ def test_power_spectrogram_is_centred_and_blockwise_consistent():
     # the first frame is half zeros (centre padding with zeros, librosa's pad_mode="constant")
     first = np.abs(np.fft.rfft(np.concatenate([np.zeros(256), x[:256]]) * window)) ** 2
     np.testing.assert_allclose(spec[0], first, rtol=1e-4, atol=1e-6)
-    np.testing.assert_array_equal(power_spectrogram(x, 512, 256, block_frames=3), spec)
+    np.testing.assert_array_equal(power_spectrogram(x, n_fft=512, hop=256, block_frames=3), spec)
 
 
 def test_tone_lands_in_its_band():

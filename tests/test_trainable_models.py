@@ -66,7 +66,9 @@ def numpy_logmel(x: np.ndarray, spec: MelSpec) -> np.ndarray:
     frames = np.stack([padded[k * spec.hop : k * spec.hop + spec.n_fft] for k in range(1 + len(x) // spec.hop)])
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(spec.n_fft) / spec.n_fft)
     power = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2
-    mel = power @ mel_filterbank(spec.sample_rate, spec.n_fft, spec.n_mels, spec.fmin, spec.fmax).T.astype(np.float64)
+    mel = power @ mel_filterbank(
+        spec.sample_rate, n_fft=spec.n_fft, n_mels=spec.n_mels, fmin=spec.fmin, fmax=spec.fmax
+    ).T.astype(np.float64)
     if spec.log == "db":
         return (10 * np.log10(np.maximum(mel, 1e-10))).T
     return np.log10(1 + 10000 * mel).T
@@ -92,7 +94,7 @@ def test_logmel_with_zero_padding_equals_the_librosa_exact_features():
     """pad_mode="constant" reproduces tuneseek.features (librosa 0.10+) at every frame, ends included."""
     spec = MelSpec(sample_rate=16000, n_mels=96, pad_mode="constant")
     x = signal_batch(spec, 0.7, batch=1)[0]
-    reference = mel_spectrogram(x.numpy(), 16000, 512, 256, 96).T
+    reference = mel_spectrogram(x.numpy(), sr=16000, n_fft=512, hop=256, n_mels=96).T
     got = LogMel(spec)(x[None])[0].numpy()
     np.testing.assert_allclose(got, 10 * np.log10(np.maximum(reference, 1e-10)), rtol=0, atol=2e-3)
     # log1p is musicnn's compression: equal to musicnn_logmel up to its float16 rounding of the mel power

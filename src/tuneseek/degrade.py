@@ -244,7 +244,7 @@ def _tame(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def active_power(x: np.ndarray, sr: int, frame_s: float = 0.05, floor_db: float = -50.0) -> float:
+def active_power(x: np.ndarray, *, sr: int, frame_s: float = 0.05, floor_db: float = -50.0) -> float:
     """Mean power of ``x`` over its active part: 50 ms frames within ``floor_db`` of the
     loudest frame (so leading/trailing silence does not lower the measured signal power).
     For a signal without silences this is simply ``mean(x**2)``."""
@@ -262,7 +262,7 @@ def active_power(x: np.ndarray, sr: int, frame_s: float = 0.05, floor_db: float 
     return float(fp[active].mean())
 
 
-def pink_noise(n: int, sr: int, rng: np.random.Generator, f_min: float = 20.0) -> np.ndarray:
+def pink_noise(n: int, *, sr: int, rng: np.random.Generator, f_min: float = 20.0) -> np.ndarray:
     """Pink (1/f power) noise of ``n`` samples, unit RMS, float32.
 
     White Gaussian noise shaped in the frequency domain by ``1/sqrt(f)`` (power ∝ 1/f),
@@ -283,10 +283,10 @@ def pink_noise(n: int, sr: int, rng: np.random.Generator, f_min: float = 20.0) -
 def _add_noise(x: np.ndarray, sr: int, snr_db: float, rng: np.random.Generator) -> np.ndarray:
     """Add pink noise so that 10·log10(P_signal / P_noise) = ``snr_db`` (P_signal = active
     power of the clip).  A silent clip is returned unchanged (no SNR can be defined)."""
-    p_sig = active_power(x, sr)
+    p_sig = active_power(x, sr=sr)
     if p_sig <= 0:
         return x
-    noise = pink_noise(len(x), sr, rng)
+    noise = pink_noise(len(x), sr=sr, rng=rng)
     noise *= np.float32(np.sqrt(p_sig / 10 ** (snr_db / 10)))
     return x + noise
 

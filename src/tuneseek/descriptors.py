@@ -144,7 +144,7 @@ NAMES, GROUPS = _names()
 
 def _band_matrix() -> np.ndarray:
     """``(n_mels, 3)`` averaging weights of the mel bands in the low, mid and high onset bands."""
-    fb = mel_filterbank(SAMPLE_RATE, _N_FFT, _N_MELS).astype(np.float64)
+    fb = mel_filterbank(SAMPLE_RATE, n_fft=_N_FFT, n_mels=_N_MELS).astype(np.float64)
     centres = fb @ _FREQS / fb.sum(1)
     member = np.stack([centres < _LOW_HZ, (centres >= _LOW_HZ) & (centres <= _HIGH_HZ), centres > _HIGH_HZ], 1)
     return member / member.sum(0)
@@ -321,8 +321,8 @@ def describe(audio: np.ndarray, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray
     shorter audio. Every value is finite, silence included.
     """
     x = _check(audio, sample_rate)
-    power = power_spectrogram(x, _N_FFT, _HOP)
-    mel_power = power @ mel_filterbank(SAMPLE_RATE, _N_FFT, _N_MELS).T
+    power = power_spectrogram(x, n_fft=_N_FFT, hop=_HOP)
+    mel_power = power @ mel_filterbank(SAMPLE_RATE, n_fft=_N_FFT, n_mels=_N_MELS).T
     log_mel = 10 * np.log10(np.maximum(mel_power, _AMIN))
     log_mel = np.maximum(log_mel, log_mel.max() - _TOP_DB)
     return np.concatenate([_timbre(x, power, log_mel), _rhythm(log_mel.astype(np.float64))]).astype(np.float32)

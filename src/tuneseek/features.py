@@ -83,7 +83,7 @@ def _mel_to_hz_slaney(m: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=8)
 def mel_filterbank(
-    sr: int = 16000, n_fft: int = 512, n_mels: int = 96, fmin: float = 0.0, fmax: float | None = None
+    sr: int = 16000, *, n_fft: int = 512, n_mels: int = 96, fmin: float = 0.0, fmax: float | None = None
 ) -> np.ndarray:
     """Mel filterbank ``(n_mels, n_fft // 2 + 1)`` float32, equal to ``librosa.filters.mel`` defaults.
 
@@ -111,7 +111,7 @@ def centered_frame_count(n_samples: int, hop: int) -> int:
     return 1 + n_samples // hop
 
 
-def power_spectrogram(x: np.ndarray, n_fft: int = 512, hop: int = 256, block_frames: int = 4096) -> np.ndarray:
+def power_spectrogram(x: np.ndarray, *, n_fft: int = 512, hop: int = 256, block_frames: int = 4096) -> np.ndarray:
     """Centred power spectrogram ``(frames, n_fft // 2 + 1)`` float32, as librosa's
     ``np.abs(stft(x, n_fft, hop, center=True, pad_mode="constant")) ** 2`` (transposed).
 
@@ -136,12 +136,14 @@ def power_spectrogram(x: np.ndarray, n_fft: int = 512, hop: int = 256, block_fra
     return out
 
 
-def mel_spectrogram(x: np.ndarray, sr: int = 16000, n_fft: int = 512, hop: int = 256, n_mels: int = 96) -> np.ndarray:
+def mel_spectrogram(
+    x: np.ndarray, *, sr: int = 16000, n_fft: int = 512, hop: int = 256, n_mels: int = 96
+) -> np.ndarray:
     """Power mel spectrogram ``(frames, n_mels)`` float32, equal to
     ``librosa.feature.melspectrogram(y=x, sr=sr, n_fft=n_fft, hop_length=hop, n_mels=n_mels).T``
     (librosa 0.10/0.11 defaults: centred frames with zero padding, periodic Hann, power 2,
     Slaney mel filterbank) up to float32 rounding."""
-    return power_spectrogram(x, n_fft, hop) @ mel_filterbank(sr, n_fft, n_mels).T
+    return power_spectrogram(x, n_fft=n_fft, hop=hop) @ mel_filterbank(sr, n_fft=n_fft, n_mels=n_mels).T
 
 
 MUSICNN_SR = 16000
@@ -161,7 +163,7 @@ def musicnn_logmel(audio_16k: np.ndarray) -> np.ndarray:
     practice) are clipped rather than turned into inf, so the output is always finite.
     Frame ``k`` is centred on sample ``256*k``; ``1 + len(audio) // 256`` frames.
     """
-    mel = mel_spectrogram(audio_16k, MUSICNN_SR, MUSICNN_N_FFT, MUSICNN_HOP, MUSICNN_N_MELS)
+    mel = mel_spectrogram(audio_16k, sr=MUSICNN_SR, n_fft=MUSICNN_N_FFT, hop=MUSICNN_HOP, n_mels=MUSICNN_N_MELS)
     np.minimum(mel, _FLOAT16_MAX, out=mel)
     mel = mel.astype(np.float16).astype(np.float32)
     return np.log10(10000 * mel + 1)

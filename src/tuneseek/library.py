@@ -342,7 +342,9 @@ class Library:
             except AudioError:  # a silent or empty window: nothing plays there
                 return []
 
-        yield from monitoring.timeline(monitoring.windows(chunks, FP.sr, window, hop), identify, self._info)
+        yield from monitoring.timeline(
+            monitoring.windows(chunks, sr=FP.sr, window=window, hop=hop), identify, self._info
+        )
 
     def duplicates(self) -> list[Duplicate]:
         """Tracks that hold the same audio: the same recording in another encoding or edit, or one inside another

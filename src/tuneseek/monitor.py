@@ -52,7 +52,7 @@ class _Run:
 
 
 def windows(
-    chunks: Iterable[np.ndarray], sr: int, window: float = WINDOW_SECONDS, hop: float = HOP_SECONDS
+    chunks: Iterable[np.ndarray], *, sr: int, window: float = WINDOW_SECONDS, hop: float = HOP_SECONDS
 ) -> Iterator[tuple[float, float, np.ndarray]]:
     """``(start, end seconds, samples)`` of overlapping windows over a stream of sample chunks.
 

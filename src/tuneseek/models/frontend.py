@@ -118,7 +118,7 @@ class LogMel(nn.Module):
     def __init__(self, spec: MelSpec):
         super().__init__()
         self.spec = spec
-        fb = mel_filterbank(spec.sample_rate, spec.n_fft, spec.n_mels, spec.fmin, spec.fmax)
+        fb = mel_filterbank(spec.sample_rate, n_fft=spec.n_fft, n_mels=spec.n_mels, fmin=spec.fmin, fmax=spec.fmax)
         self.register_buffer("filterbank", torch.from_numpy(np.array(fb)), persistent=False)
         self.register_buffer("window", torch.hann_window(spec.n_fft, periodic=True), persistent=False)
 

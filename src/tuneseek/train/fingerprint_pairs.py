@@ -173,7 +173,7 @@ class PairAugment:
         if rng.random() < self.reverb_prob:
             y = _room(y, sr, rng)
         if rng.random() < self.noise_prob:
-            noise = babble(len(y)) if rng.random() < self.babble_share else pink_noise(len(y), sr, rng)
+            noise = babble(len(y)) if rng.random() < self.babble_share else pink_noise(len(y), sr=sr, rng=rng)
             y = _mix(y, noise, float(rng.uniform(*self.snr_db)), sr)
         if rng.random() < self.phone_prob:
             y = degrade(y, sr, [Degradation("phone")], rng)
@@ -207,7 +207,7 @@ def _room(x: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
 
 def _mix(x: np.ndarray, noise: np.ndarray, snr_db: float, sr: int) -> np.ndarray:
     """``x`` plus ``noise`` scaled to ``snr_db`` below ``x``'s active power (unchanged when either is silent)."""
-    p_signal, p_noise = active_power(x, sr), float(np.mean(np.square(noise, dtype=np.float64)))
+    p_signal, p_noise = active_power(x, sr=sr), float(np.mean(np.square(noise, dtype=np.float64)))
     if p_signal <= 0 or p_noise <= 0:
         return x
     return x + noise * np.float32(np.sqrt(p_signal / p_noise / 10 ** (snr_db / 10)))
