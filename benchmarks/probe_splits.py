@@ -80,7 +80,7 @@ def main() -> None:
                     cache=args.cache,
                 )
                 summary = train_probe(settings, say=quiet)
-                test = evaluate_run(f"{tmp}/run", "test", cache=args.cache, workers=args.workers, say=quiet)
+                test = evaluate_run(f"{tmp}/run", split="test", cache=args.cache, workers=args.workers, say=quiet)
             results.setdefault(name, {})[str(seed)] = {
                 "accuracy": test["accuracy"],
                 "balanced_accuracy": test["balanced_accuracy"],

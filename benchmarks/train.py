@@ -387,7 +387,7 @@ def score(plan: Plan, run: Path, genre_spec: str, cache: Path, seed: int) -> dic
         if plan.kind == "triplet":
             result = evaluate_embeddings(run, genre_spec, cache=str(cache), say=quiet)
         else:
-            result = evaluate_run(run, "test", cache=str(cache), say=quiet)
+            result = evaluate_run(run, split="test", cache=str(cache), say=quiet)
     out = {"metrics": result, "eval_s": round(t.seconds, 1)}
     if plan.kind == "triplet":
         base = untrained_embedding(run, run.parent / f"{run.name}-untrained", seed)

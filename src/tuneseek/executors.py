@@ -188,7 +188,7 @@ def _watch(driver: int) -> subprocess.Popen | None:
     )
 
 
-def open_executor(spec: str | Executor | None, workers: int | None = None) -> Executor | None:
+def open_executor(spec: str | Executor | None, *, workers: int | None = None) -> Executor | None:
     """The executor ``spec`` names (see the module docstring); an executor given is returned as it is.
 
     ``workers`` caps the cores a Ray instance started here uses.

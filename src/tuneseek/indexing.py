@@ -137,7 +137,7 @@ class _Stop:
 
 
 def run_jobs(
-    jobs: Iterable[Job | str], workers: int | None = None, executor: Executor | None = None
+    jobs: Iterable[Job | str], *, workers: int | None = None, executor: Executor | None = None
 ) -> Iterator[Outcome]:
     """Run ``jobs`` (a bare path is a fingerprint job), yielding an :class:`Outcome` per file in the jobs' order.
 

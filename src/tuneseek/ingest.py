@@ -97,9 +97,9 @@ def add(
         s.on_files(len(jobs))
     batch: list[Outcome] = []
     postings, last_commit, committed, stopped = 0, time.monotonic(), 0, None
-    executor = open_executor(s.executor, s.workers) if jobs else None
+    executor = open_executor(s.executor, workers=s.workers) if jobs else None
     try:
-        for outcome in run_jobs(jobs, s.workers, executor):
+        for outcome in run_jobs(jobs, workers=s.workers, executor=executor):
             if outcome.error:
                 report.failed.append((outcome.path, outcome.error))
             else:

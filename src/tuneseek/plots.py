@@ -114,7 +114,7 @@ def cross_validation(scores: dict[float, float], chosen: float, path: Path, *, m
     return path
 
 
-def confusion_matrix(matrix: np.ndarray, labels: Sequence[str], path: Path, title: str = "") -> Path:
+def confusion_matrix(matrix: np.ndarray, *, labels: Sequence[str], path: Path, title: str = "") -> Path:
     """Counts with rows = true class, columns = predicted; each cell annotated."""
     plt = _pyplot()
     m = np.asarray(matrix)
@@ -134,7 +134,7 @@ def confusion_matrix(matrix: np.ndarray, labels: Sequence[str], path: Path, titl
     return path
 
 
-def embedding_map(xy: np.ndarray, classes: np.ndarray, labels: Sequence[str], path: Path, title: str = "") -> Path:
+def embedding_map(xy: np.ndarray, *, classes: np.ndarray, labels: Sequence[str], path: Path, title: str = "") -> Path:
     """A 2-D map of embedding vectors (t-SNE or PCA coordinates ``xy``), one dot per vector coloured by its
     class (indices into ``labels``), drawn in a shuffled order so that no class hides under another."""
     from matplotlib.lines import Line2D

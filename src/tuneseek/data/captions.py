@@ -94,7 +94,7 @@ class Pairs:
         }
 
 
-def open_pairs(source: str | Path, seed: int = 0) -> Pairs:
+def open_pairs(source: str | Path, *, seed: int = 0) -> Pairs:
     """Pairs from a caption file (``.jsonl``/``.csv``), a library (``library:DIR``) or a tag dataset
     spec ``KIND:PATH``."""
     text = str(source)
@@ -106,7 +106,7 @@ def open_pairs(source: str | Path, seed: int = 0) -> Pairs:
     return pairs_from_dataset(open_dataset(text, seed=seed))
 
 
-def pairs_from_library(root: Path, seed: int = 0, min_prob: float = LIBRARY_TAG_PROB) -> Pairs:
+def pairs_from_library(root: Path, *, seed: int = 0, min_prob: float = LIBRARY_TAG_PROB) -> Pairs:
     """One pair per track of a tuneseek library, its text made of what the library knows of it.
 
     Captions: "TITLE by ARTIST" when the file's tags give them. Tags: the names of the two
@@ -140,7 +140,7 @@ def pairs_from_library(root: Path, seed: int = 0, min_prob: float = LIBRARY_TAG_
         catalog.close()
     if len(pairs) < 3:
         raise DatasetError(root, f"{len(pairs)} track(s) with any text (titles, folders, tags): at least 3 are needed")
-    chosen = split_by_group([p.group for p in pairs], seed)
+    chosen = split_by_group([p.group for p in pairs], seed=seed)
     notes = (f"{bare} track(s) with no title, folder name or tag above {min_prob:g} left out",) if bare else ()
     notes += (
         f"text: titles and artists from the files' tags, folder names, musicnn tags with probability "
@@ -180,7 +180,7 @@ def pairs_from_dataset(ds: Dataset) -> Pairs:
     return Pairs(ds.name, ds.root, splits, ds.split_source, notes)
 
 
-def read_captions(path: Path, seed: int = 0) -> Pairs:
+def read_captions(path: Path, *, seed: int = 0) -> Pairs:
     """Read a caption file (see the module docstring)."""
     path = Path(os.path.abspath(path))
     if not path.is_file():
@@ -223,7 +223,7 @@ def read_captions(path: Path, seed: int = 0) -> Pairs:
         splits = {s: [p for p, g in zip(pairs, given) if g == s] for s in SPLITS}
         source = "given in the file"
     else:
-        chosen = split_by_group([p.group for p in pairs], seed)
+        chosen = split_by_group([p.group for p in pairs], seed=seed)
         splits = {s: [pairs[i] for i in chosen[s]] for s in SPLITS}
         source = own_split_source(seed)
     empty = [s for s in SPLITS if not splits[s]]

@@ -340,7 +340,7 @@ def own_split_source(seed: int) -> str:
     return f"deterministic 80/10/10 (seed {seed})"
 
 
-def split_by_group(groups: Sequence[str], seed: int, strata: Sequence[str] | None = None) -> dict[str, list[int]]:
+def split_by_group(groups: Sequence[str], *, seed: int, strata: Sequence[str] | None = None) -> dict[str, list[int]]:
     """A deterministic 80/10/10 split by group: the item indices of each split, ascending.
 
     The distinct groups (of each stratum, when ``strata`` gives one per item; a group's

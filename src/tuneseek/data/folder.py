@@ -106,5 +106,5 @@ def _unlabelled(root: Path, keys: list[str], seed: int) -> Dataset:
 
 
 def _split(items: list[Item], seed: int, strata: list[str] | None = None) -> dict[str, list[Item]]:
-    chosen = split_by_group([item.group for item in items], seed, strata)
+    chosen = split_by_group([item.group for item in items], seed=seed, strata=strata)
     return {split: [items[i] for i in indices] for split, indices in chosen.items()}

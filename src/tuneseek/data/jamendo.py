@@ -292,7 +292,7 @@ def _own_splits(items: list[Item], seed: int, tsv: Path) -> dict[str, list[Item]
     artists = [item.group for item in items]
     if too_few_groups(artists):
         raise DatasetError(tsv, f"{len(set(artists))} artist(s) left; an 80/10/10 split by artist needs at least 3")
-    chosen = split_by_group(artists, seed)
+    chosen = split_by_group(artists, seed=seed)
     return {split: [items[i] for i in indices] for split, indices in chosen.items()}
 
 

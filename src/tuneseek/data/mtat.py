@@ -154,7 +154,7 @@ def _own_splits(
         Item(key=clip_id, path=under(audio_root, mp3_path), labels=row, group=song)
         for clip_id, mp3_path, row, song in zip(annotations.clip_ids, annotations.mp3_paths, row_labels, songs)
     ]
-    chosen = split_by_group(songs, seed)
+    chosen = split_by_group(songs, seed=seed)
     return labels, {split: [items[i] for i in indices] for split, indices in chosen.items()}
 
 

@@ -119,13 +119,15 @@ def _own_split(root: Path, read: list[QuerySet], seed: int) -> Dataset:
         raise DatasetError(
             root, f"{len(set(labels))} track label(s) with origins; at least 3 are needed, one per split"
         )
-    chosen = split_by_group(labels, seed)
+    chosen = split_by_group(labels, seed=seed)
     library = set(labels)
     split_of = {labels[i]: split for split, indices in chosen.items() for i in indices}
     samples = [s for queryset in read for s in queryset.samples]
     negative_labels = sorted({s.label for s in samples if s.label not in library})
     split_of.update(
-        (negative_labels[i], split) for split, indices in split_by_group(negative_labels, seed).items() for i in indices
+        (negative_labels[i], split)
+        for split, indices in split_by_group(negative_labels, seed=seed).items()
+        for i in indices
     )
     queries = {}
     for split in SPLITS:

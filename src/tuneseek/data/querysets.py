@@ -241,7 +241,7 @@ def read_queryset(root: str | Path, split: str | None = "test") -> QuerySet:
 # ----------------------------------------------------------------------------- making
 
 
-def slugify(text: str, max_len: int = _MAX_SLUG) -> str:
+def slugify(text: str, *, max_len: int = _MAX_SLUG) -> str:
     """A filesystem-safe label: lowercase ASCII letters, digits and single dashes.
 
     ``"Artist/Album/01 Song.flac"``-style relative paths should be passed without the

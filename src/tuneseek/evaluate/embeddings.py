@@ -166,7 +166,9 @@ def evaluate_embeddings(
         f"{len(shown)} of {len(point_vectors)} windows ({window_seconds:g} s each, up to {crops} per "
         f"track) of {len(test_items)} test tracks, by {method}; hover a dot for its track and time"
     )
-    png = plots.embedding_map(xy, point_classes[shown], labels, folder / "embedding-map.png", title)
+    png = plots.embedding_map(
+        xy, classes=point_classes[shown], labels=labels, path=folder / "embedding-map.png", title=title
+    )
     page = write_html(
         folder / "embedding-map.html",
         xy,

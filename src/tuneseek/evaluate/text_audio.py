@@ -53,8 +53,8 @@ MODES = ("trained", "zero_shot", "chance")
 
 def evaluate_text_audio(
     run: str | Path,
-    split: str = "test",
     *,
+    split: str = "test",
     labels: str | None = None,
     cache: str | None = None,
     say: Callable[[str], None] = print,

@@ -34,8 +34,8 @@ from tuneseek.train.run import default_cache
 
 def evaluate_run(
     run: str | Path,
-    split: str = "test",
     *,
+    split: str = "test",
     data: str | None = None,
     crops: int = 8,
     cache: str | None = None,
@@ -120,7 +120,10 @@ def evaluate_run(
     atomic_write_bytes(folder / "metrics.json", (json.dumps(result, indent=2) + "\n").encode())
     if task == "single-label":
         plots.confusion_matrix(
-            np.array(result["confusion"]), labels, folder / "confusion-matrix.png", f"{run.name}: {where}"
+            np.array(result["confusion"]),
+            labels=labels,
+            path=folder / "confusion-matrix.png",
+            title=f"{run.name}: {where}",
         )
     return result
 

@@ -139,7 +139,7 @@ def create_app(
     """
     limit = int(max_upload_mb * 1e6)
     jobs = Jobs()
-    asker = Queries(library, query_workers)
+    asker = Queries(library, workers=query_workers)
     ready = threading.Event()
     warm_error: list[str] = []
 

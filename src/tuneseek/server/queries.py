@@ -70,7 +70,7 @@ def _in_worker(root: str, query: Callable, *args):
 class Queries:
     """Runs the query functions of this module for one library: in ``workers`` processes, or here."""
 
-    def __init__(self, library: Library, workers: int = 0):
+    def __init__(self, library: Library, *, workers: int = 0):
         self.library = library
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None

@@ -81,7 +81,7 @@ class TextEncoder:
     against 1.25 s on one).
     """
 
-    def __init__(self, model: str | Path | None = None, threads: int | None = 1):
+    def __init__(self, model: str | Path | None = None, *, threads: int | None = 1):
         self.path, self.name = _resolve(model)
         self.threads = threads
         self._model = _load(str(self.path))
@@ -106,7 +106,7 @@ class TextEncoder:
         batch = [texts] if isinstance(texts, str) else list(texts)
         if not batch:
             return np.zeros((0, self.dim), np.float32)
-        vectors = np.asarray(self._model.encode(batch, self.threads), np.float32).reshape(len(batch), -1)
+        vectors = np.asarray(self._model.encode(batch, threads=self.threads), np.float32).reshape(len(batch), -1)
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
     def check_query(self, text: str) -> CheckedQuery:

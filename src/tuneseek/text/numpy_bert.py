@@ -195,7 +195,7 @@ class NumpyBert:
         return text[: offsets[max_tokens - self._specials - 1][1]]
 
     # -- vectors -----------------------------------------------------------------------
-    def encode(self, texts: list[str], threads: int | None = None) -> np.ndarray:
+    def encode(self, texts: list[str], *, threads: int | None = None) -> np.ndarray:
         """``(len(texts), dim)`` float32 sentence vectors (unit length when the model normalises).
 
         ``threads``: BLAS threads for the call (through threadpoolctl, when it is installed),

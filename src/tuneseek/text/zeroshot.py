@@ -298,7 +298,7 @@ class TagTable:
     def __len__(self) -> int:
         return len(self.track_ids)
 
-    def rank(self, weights: np.ndarray, k: int | None = None) -> list[tuple[int, float]]:
+    def rank(self, weights: np.ndarray, *, k: int | None = None) -> list[tuple[int, float]]:
         """``(track id, score)`` best first, for one weight per tag (:func:`tag_weights`); ties in track order."""
         scores = self.z @ np.asarray(weights, np.float32)
         n = len(scores) if k is None else min(k, len(scores))
@@ -488,4 +488,4 @@ def zero_shot(
     if k is not None and k < 1:
         raise UsageError(f"k must be at least 1, not {k}")
     qw = tag_weights(query, encoder, table.vocabularies, temperature)
-    return Ranking(qw.query, table.rank(qw.weights, k), qw.explanation, qw.phrases, qw.notices)
+    return Ranking(qw.query, table.rank(qw.weights, k=k), qw.explanation, qw.phrases, qw.notices)
