@@ -76,7 +76,7 @@ def milvus_collection(where: Path, vectors: np.ndarray, ids: np.ndarray, centre:
     spec = VectorsSpec("milvus", str(where / "vectors.db"), "bench")
     client = MilvusVectors(spec, where)
     t0 = time.perf_counter()
-    store = client.create("bench", "segment", vectors.shape[1], centre, expected=expected)
+    store = client.create("bench", "segment", dim=vectors.shape[1], centre=centre, expected=expected)
     norms = []
     for start in range(0, len(ids), 50_000):
         chunk = vectors[start : start + 50_000]

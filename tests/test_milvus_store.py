@@ -172,10 +172,10 @@ def test_a_crash_between_milvus_and_the_catalogue_is_repaired_by_the_next_write(
         #    segments but before the row's stamp: the catalogue rolls back, Milvus keeps a half track
         real_upsert = milvus.MilvusStore.upsert
 
-        def dies_at_the_stamp(self, ids, vectors, stamps=0):
+        def dies_at_the_stamp(self, ids, vectors, *, stamps=0):
             if self.name.split("_")[-2] == "t" and np.all(np.asarray(stamps) != milvus.PENDING):
                 raise KeyboardInterrupt("killed")
-            return real_upsert(self, ids, vectors, stamps)
+            return real_upsert(self, ids, vectors, stamps=stamps)
 
         monkeypatch.setattr(milvus.MilvusStore, "upsert", dies_at_the_stamp)
         with pytest.raises(KeyboardInterrupt):
@@ -267,7 +267,7 @@ def test_search_is_exact_however_far_the_mean_moved_from_the_stored_centre(tmp_p
     now = (stored + shift * rng.standard_normal(32) / np.sqrt(32)).astype(np.float32)
     store = MilvusVectors(VectorsSpec("milvus", str(tmp_path / "v.db"), "t"), tmp_path)
     try:
-        m = store.create("space", "segment", 32, stored)
+        m = store.create("space", "segment", dim=32, centre=stored)
         m.upsert(ids, vectors)
         m = store.seal(m, 1.0).at(now)
         exact = FaissStore(32, centre=now)

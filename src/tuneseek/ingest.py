@@ -243,7 +243,7 @@ def _project(catalog: Catalog, extractor: TextAudioProjection, vectors: Spaces |
             todo.append((tid, extractor.version_from(source)))
     for start in range(0, len(todo), PROJECT_BATCH):
         chunk = todo[start : start + PROJECT_BATCH]
-        stored = [next(catalog.embeddings(source_space, tid)) for tid, _ in chunk]
+        stored = [next(catalog.embeddings(source_space, track_id=tid)) for tid, _ in chunk]
         projected = extractor.describe([e.segments for e in stored])
         with catalog.transaction():
             for (tid, version), e, (vector, segments) in zip(chunk, stored, projected):

@@ -366,7 +366,7 @@ class Library:
         """The stored vectors of a track in ``space`` (``layer`` names the space; one vector per segment,
         segment ``i`` starting at ``times[i]``), or ``None`` when it has none there."""
         track = ref if isinstance(ref, TrackInfo) else self.track(ref)
-        stored = next(self._catalog.embeddings(space, track.id), None)
+        stored = next(self._catalog.embeddings(space, track_id=track.id), None)
         return None if stored is None else analysis.stored_embedding(track.path, space, stored)
 
     def set_tags(

@@ -109,7 +109,7 @@ class SpaceIndex:
     def _hop(self, track_id: int) -> float | None:
         """Seconds between a track's segments; ``None`` when the catalogue no longer holds it in this space."""
         if track_id not in self._hops:
-            stored = next(self.catalog.embeddings(self.space, track_id, segments=False), None)
+            stored = next(self.catalog.embeddings(self.space, track_id=track_id, segments=False), None)
             if stored is None:
                 return None
             self._hops[track_id] = stored.hop
@@ -274,7 +274,7 @@ class Spaces:
         if self.vectors is None or not ids:
             return
         for space in sorted(set(self.catalog.spaces()) | self.vectors.spaces()):
-            stored = [e for t in ids if (e := next(self.catalog.embeddings(space, t), None)) is not None]
+            stored = [e for t in ids if (e := next(self.catalog.embeddings(space, track_id=t), None)) is not None]
             self._put(space, stored)
             held = {e.track_id for e in stored}
             self._remove(space, [t for t in ids if t not in held])
@@ -307,7 +307,9 @@ class Spaces:
             have = tracks.stamps()
             redo = [t for t, stamp in want.items() if have.get(t) != stamp]
             for start in range(0, len(redo), SYNC_BATCH):
-                self._put(space, [next(self.catalog.embeddings(space, t)) for t in redo[start : start + SYNC_BATCH]])
+                self._put(
+                    space, [next(self.catalog.embeddings(space, track_id=t)) for t in redo[start : start + SYNC_BATCH]]
+                )
             self._remove(space, [t for t in have if t not in want])
         self._mark(generation)
         self._forget()
@@ -361,7 +363,9 @@ class Spaces:
         for kind in ("track", "segment"):
             store = self.vectors.open(space, kind)
             if store is None:
-                store = self.vectors.seal(self.vectors.create(space, kind, dim, self._centre(space, kind, dim)), 0.0)
+                store = self.vectors.seal(
+                    self.vectors.create(space, kind, dim=dim, centre=self._centre(space, kind, dim)), 0.0
+                )
             stores.append(store)
         return stores
 
@@ -376,7 +380,7 @@ class Spaces:
         tracks, segments = self._writable(space, len(stored[0].track_vector))
         ids = np.array([e.track_id for e in stored], np.int64)
         vectors = np.stack([e.track_vector for e in stored])
-        tracks.upsert(ids, vectors, PENDING)
+        tracks.upsert(ids, vectors, stamps=PENDING)
         segments.delete_ranges(_segment_range(t) for t in ids)
         seg_ids = [(np.int64(e.track_id) << SEGMENT_BITS) + np.arange(len(e.segments), dtype=np.int64) for e in stored]
         stamps = np.array([stamp_of(v) for v in vectors], np.int64)
@@ -384,9 +388,9 @@ class Spaces:
             segments.upsert(
                 np.concatenate(seg_ids),
                 np.concatenate([e.segments for e in stored]),
-                np.repeat(stamps, [len(e.segments) for e in stored]),
+                stamps=np.repeat(stamps, [len(e.segments) for e in stored]),
             )
-        tracks.upsert(ids, vectors, stamps)
+        tracks.upsert(ids, vectors, stamps=stamps)
 
     def _remove(self, space: str, track_ids: list[int]) -> None:
         """Delete tracks' vectors from the space's collections: segments first, then the track row."""
@@ -414,7 +418,7 @@ class Spaces:
                 return
             dim = len(first.track_vector)
             self._changing()
-            store = self.vectors.create(space, kind, dim, self._centre(space, kind, dim), expected)
+            store = self.vectors.create(space, kind, dim=dim, centre=self._centre(space, kind, dim), expected=expected)
             norms, batch, rows = [], [], 0
             for e in chain([first], stored):
                 batch.append(e)
@@ -441,7 +445,7 @@ class Spaces:
             stamps = np.repeat(stamps, [len(e.segments) for e in batch])
         if len(ids) == 0:
             return np.zeros(0)
-        store.upsert(ids, vectors, stamps)
+        store.upsert(ids, vectors, stamps=stamps)
         return np.linalg.norm(vectors.astype(np.float64) - store.stored_centre, axis=1)
 
 

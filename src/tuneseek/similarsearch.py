@@ -59,7 +59,7 @@ class SimilarSearch:
         index = self._space(space, models)
         track = self._as_track(query)
         if track is not None:
-            stored = next(self.catalog.embeddings(space, track.id, segments=False), None)
+            stored = next(self.catalog.embeddings(space, track_id=track.id, segments=False), None)
             if stored is None:
                 raise LibraryError(
                     self.root, f"track {track.id} has no {space} embeddings yet: run `tuneseek index {track.path}`"

@@ -330,7 +330,7 @@ class Catalog:
 
     def _sum_stored(self, space: str, track_id: int, sign: int) -> None:
         """Add (``sign`` +1) or take away (-1) one track's stored vectors, if it has any, from the sums of ``space``."""
-        stored = next(self.embeddings(space, track_id), None)
+        stored = next(self.embeddings(space, track_id=track_id), None)
         if stored is not None:
             self._add_to_sums(space, stored.track_vector[None], stored.segments, sign)
 
@@ -353,7 +353,7 @@ class Catalog:
             for track_id, space in self.db.execute("SELECT track_id, space FROM embeddings").fetchall():
                 self._sum_stored(space, track_id, +1)
 
-    def embeddings(self, space: str, track_id: int | None = None, segments: bool = True) -> Iterator[Embedded]:
+    def embeddings(self, space: str, *, track_id: int | None = None, segments: bool = True) -> Iterator[Embedded]:
         """The stored vectors of ``space``: of one track, or of every track in id order.
 
         ``segments=False`` reads the track vectors only (a small fraction of the bytes), and

@@ -145,7 +145,7 @@ def _run_starts(sorted_keys: np.ndarray, n_keys: int) -> np.ndarray:
     return starts
 
 
-def write_segment(root: Path, hashes: np.ndarray, frames: np.ndarray, layout: str | None = None) -> str:
+def write_segment(root: Path, hashes: np.ndarray, frames: np.ndarray, *, layout: str | None = None) -> str:
     """Write postings as a new segment under ``root/landmarks``; return its name.
 
     ``layout`` is "csr" or "bucketed"; by default, whichever is smaller.

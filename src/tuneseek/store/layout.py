@@ -47,7 +47,7 @@ def create_library(root: Path, *, fingerprint: str, vectors: dict | None = None)
                 with WriterLock(root):
                     if not (root / manifest.MANIFEST_NAME).exists():
                         Catalog(root, create=True).close()
-                        manifest.write_new(root, fingerprint, vectors)
+                        manifest.write_new(root, fingerprint=fingerprint, vectors=vectors)
                 return
             except LibraryBusyError:
                 # another process is creating it (or already writing to it): wait for its manifest

@@ -21,7 +21,7 @@ FORMAT_NAME = "tuneseek-library"
 FORMAT_VERSION = 1
 
 
-def write_new(root: Path, fingerprint: str, vectors: dict | None = None) -> dict:
+def write_new(root: Path, *, fingerprint: str, vectors: dict | None = None) -> dict:
     """Write a fresh manifest for an empty library at ``root`` whose landmarks are of version ``fingerprint``
     (and whose vectors are held by the store ``vectors`` describes, when given)."""
     data = {

@@ -143,7 +143,7 @@ class MilvusStore:
         return self._count
 
     # -- writing ---------------------------------------------------------------------
-    def upsert(self, ids: np.ndarray, vectors: np.ndarray, stamps: np.ndarray | int = 0) -> None:
+    def upsert(self, ids: np.ndarray, vectors: np.ndarray, *, stamps: np.ndarray | int = 0) -> None:
         """Store the vectors of ``ids`` (raw, as the catalogue holds them), replacing any they had."""
         ids = np.asarray(ids, np.int64)
         v = np.atleast_2d(np.asarray(vectors, np.float32))
@@ -414,7 +414,7 @@ class MilvusVectors:
         rows = self.client.get(name, ids=[STATE_ID], output_fields=["norm", "stamp", "vector"])
         return rows[0] if rows else None
 
-    def open(self, space: str, kind: str, centre: np.ndarray | None = None) -> MilvusStore | None:
+    def open(self, space: str, kind: str, *, centre: np.ndarray | None = None) -> MilvusStore | None:
         """The newest complete collection of ``space``'s ``kind`` vectors, scored after subtracting
         ``centre`` (default: its stored centre), or ``None`` when it has none."""
         for _, name in self._epochs(space, kind):
@@ -429,7 +429,7 @@ class MilvusVectors:
         return None
 
     # -- writing (the writer only) ---------------------------------------------------------------
-    def create(self, space: str, kind: str, dim: int, centre: np.ndarray, expected: int = 0) -> MilvusStore:
+    def create(self, space: str, kind: str, *, dim: int, centre: np.ndarray, expected: int = 0) -> MilvusStore:
         """A new, empty, incomplete collection for ``space``'s ``kind`` vectors, stored for ``centre``,
         indexed for ``expected`` vectors; :meth:`seal` completes it."""
         epochs = self._epochs(space, kind)

@@ -77,7 +77,7 @@ class VectorStore(Protocol):
 class FaissStore:
     """Ids (int64) and their centred unit vectors in memory, searchable by cosine similarity with FAISS."""
 
-    def __init__(self, dim: int, exact_limit: int = EXACT_LIMIT, centre: np.ndarray | None = None):
+    def __init__(self, dim: int, *, exact_limit: int = EXACT_LIMIT, centre: np.ndarray | None = None):
         self.dim = dim
         self.exact_limit = exact_limit
         self.centre = np.zeros(dim, np.float32) if centre is None else np.asarray(centre, np.float32)
