@@ -205,7 +205,7 @@ def placement(encoder: TextEncoder) -> None:
     for share in (0.0, zeroshot.WORD_SHARE):
         for temperature in (0.02, 0.03, 0.05, 0.08, 0.12):
             with mock.patch.object(zeroshot, "WORD_SHARE", share):
-                w = np.stack([tag_weights(q, encoder, VOCABULARIES, temperature).weights for q in queries])
+                w = np.stack([tag_weights(q, encoder, VOCABULARIES, temperature=temperature).weights for q in queries])
             on = (w * meant).sum(axis=1)
             seen = [
                 len({tags[j][1] for j in np.flatnonzero(meant[i] & (w[i] >= 0.03))}) / len(QUERIES[q])

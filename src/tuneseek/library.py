@@ -111,7 +111,7 @@ class Library:
         self.root = root
         self._catalog = catalog
         self._landmarks = LandmarkIndex(root, catalog)
-        self._spaces = Spaces(catalog, vectors, root)
+        self._spaces = Spaces(catalog, spec=vectors, where=root)
         self._text = TextSearch(catalog, root, self._spaces, self._info)
         self._similar = SimilarSearch(catalog, root, self._spaces, self.track, self._info)
         self._sharded: ShardedLandmarks | None = None

@@ -53,7 +53,7 @@ SPARE_HITS = 8
 class SpaceIndex:
     """The track and segment indexes of one embedding space, as the catalogue held it when built."""
 
-    def __init__(self, catalog: Catalog, space: str, centred: bool = True, vectors=None):
+    def __init__(self, catalog: Catalog, space: str, *, centred: bool = True, vectors=None):
         self.catalog = catalog
         self.space = space
         self.centred = centred
@@ -207,7 +207,7 @@ class Spaces:
     :meth:`reconcile` before each write (what a crash left half-done), :meth:`settle` after it
     (re-centring). With FAISS these do nothing: its stores are built from the catalogue."""
 
-    def __init__(self, catalog: Catalog, spec: VectorsSpec | None = None, where: str | Path = ""):
+    def __init__(self, catalog: Catalog, *, spec: VectorsSpec | None = None, where: str | Path = ""):
         self.catalog = catalog
         self.spec = spec or VectorsSpec()
         self.vectors = None
@@ -258,7 +258,9 @@ class Spaces:
             if generation != self._generation:
                 self._by_name, self._generation = {}, generation
             if space not in self._by_name:
-                self._by_name[space] = SpaceIndex(self.catalog, space, self.centred(space), self.vectors)
+                self._by_name[space] = SpaceIndex(
+                    self.catalog, space, centred=self.centred(space), vectors=self.vectors
+                )
             return self._by_name[space]
 
     def close(self) -> None:

@@ -85,7 +85,7 @@ class TextSearch:
                 "available (pip install 'tuneseek[models]')",
             )
         encoder = self.encoder()
-        ranking = zero_shot(query, encoder, table, k)
+        ranking = zero_shot(query, encoder, table, k=k)
         hits = [Similar(self.track(tid), score) for tid, score in ranking.tracks]
         return SearchResult(
             ranking.query,

@@ -352,7 +352,7 @@ def _trimmed(words: list[str]) -> str:
 
 
 def tag_weights(
-    query: str, encoder: TextEncoder, vocabularies: Mapping[str, Sequence[str]], temperature: float = TEMPERATURE
+    query: str, encoder: TextEncoder, vocabularies: Mapping[str, Sequence[str]], *, temperature: float = TEMPERATURE
 ) -> QueryWeights:
     """The weight of every tag of ``vocabularies`` for ``query`` (see the module's docstring).
 
@@ -479,7 +479,7 @@ def _read_vectors(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
 
 
 def zero_shot(
-    query: str, encoder: TextEncoder, table: TagTable, k: int | None = None, temperature: float = TEMPERATURE
+    query: str, encoder: TextEncoder, table: TagTable, *, k: int | None = None, temperature: float = TEMPERATURE
 ) -> Ranking:
     """Rank the tracks of ``table`` for ``query``, best first (all of them, or the ``k`` best).
 
@@ -487,5 +487,5 @@ def zero_shot(
     """
     if k is not None and k < 1:
         raise UsageError(f"k must be at least 1, not {k}")
-    qw = tag_weights(query, encoder, table.vocabularies, temperature)
+    qw = tag_weights(query, encoder, table.vocabularies, temperature=temperature)
     return Ranking(qw.query, table.rank(qw.weights, k=k), qw.explanation, qw.phrases, qw.notices)
