@@ -70,13 +70,13 @@ def test_the_map_page_is_self_contained_and_escapes_hostile_names(tmp_path):
     labels = ["<i>rock</i>", "r&b"]
     path = write_html(
         tmp_path / "map.html",
-        xy,
-        np.array([0, 0, 1]),
-        labels,
-        tracks,
-        [0.0, 83.4, 5.0],
-        "run </title><b>",
-        "caption <x>",
+        xy=xy,
+        classes=np.array([0, 0, 1]),
+        labels=labels,
+        tracks=tracks,
+        seconds=[0.0, 83.4, 5.0],
+        title="run </title><b>",
+        caption="caption <x>",
     )
     page = path.read_text(encoding="utf-8")
     assert page.count("</script>") == 1 and page.count("<script>") == 1  # our own script element only

@@ -58,7 +58,7 @@ class RaySession:
     session started. ``purpose`` names the user in messages.
     """
 
-    def __init__(self, address: str | None = None, cpus: int | None = None, purpose: str = "the ray executor"):
+    def __init__(self, address: str | None = None, *, cpus: int | None = None, purpose: str = "the ray executor"):
         ray = self.ray = _ray(purpose)
         self._owns = False
         if not ray.is_initialized():
@@ -96,8 +96,8 @@ class RayExecutor(Executor):
     (``"auto"`` or ``"ray://host:port"``) and leaves it running at :meth:`shutdown`.
     """
 
-    def __init__(self, address: str | None = None, cpus: int | None = None):
-        self._session = RaySession(address, cpus)
+    def __init__(self, address: str | None = None, *, cpus: int | None = None):
+        self._session = RaySession(address, cpus=cpus)
         self._ray = self._session.ray
         # the tasks see tuneseek's settings as they are now, as a local pool's workers do
         self._env = {k: v for k, v in os.environ.items() if k.startswith(PASSED_ENV_PREFIXES)}

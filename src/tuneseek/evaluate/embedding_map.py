@@ -39,6 +39,7 @@ def script_json(value) -> str:
 
 def write_html(
     path: Path,
+    *,
     xy: np.ndarray,
     classes: np.ndarray,
     labels: Sequence[str],

@@ -171,13 +171,13 @@ def evaluate_embeddings(
     )
     page = write_html(
         folder / "embedding-map.html",
-        xy,
-        point_classes[shown],
-        labels,
-        [point_tracks[i] for i in shown],
-        [point_seconds[i] for i in shown],
-        title,
-        caption,
+        xy=xy,
+        classes=point_classes[shown],
+        labels=labels,
+        tracks=[point_tracks[i] for i in shown],
+        seconds=[point_seconds[i] for i in shown],
+        title=title,
+        caption=caption,
     )
 
     result = {

@@ -113,8 +113,8 @@ def score(results: list[QueryResult], labels: dict[int, str]) -> dict:
 def evaluate_identify(
     library: Identifies,
     qs: QuerySet,
-    on_result: Callable[[QueryResult], None] | None = None,
     *,
+    on_result: Callable[[QueryResult], None] | None = None,
     engine: str | None = None,
 ) -> IdentifyReport:
     """Identify every sample of ``qs`` in ``library`` (which must hold ``qs.origins``), by its ``engine``

@@ -30,7 +30,7 @@ from tuneseek.server.problems import Problem, status_of
 _opened: dict[str, Library] = {}  # in a worker process: the library it serves, opened at its first query
 
 
-def identify(library: Library, path: str, name: str, top: int, engine: str | None = None) -> dict:
+def identify(library: Library, path: str, name: str, top: int, engine: str | None) -> dict:
     """The matches of the clip at ``path`` (the client's ``name``) by ``engine``, as ``POST /identify`` answers."""
     with told_as(name):
         return {"matches": [m.to_dict() for m in library.candidates(path, k=top, engine=engine)]}
