@@ -208,7 +208,7 @@ def test_stochastic_text_joins_a_random_non_empty_subset_of_captions_and_tags():
     pair = Pair("k", None, None, None, ("calm solo piano", "a quiet piece."), ("piano", "slow"), "g")
     assert full_sentence(pair) == "calm solo piano. a quiet piece. piano, slow"
     rng = random.Random(0)
-    seen = {stochastic_sentence(pair, rng) for _ in range(400)}
+    seen = {stochastic_sentence(pair, rng=rng) for _ in range(400)}
     parts = {"calm solo piano", "a quiet piece", "piano", "slow", "piano, slow", "slow, piano"}
     for sentence in seen:
         pieces = sentence.split(". ")
@@ -219,7 +219,7 @@ def test_stochastic_text_joins_a_random_non_empty_subset_of_captions_and_tags():
     )
     assert len(seen) > 30  # 4 singles, orders and groupings of 2, 3 and 4 parts
     only_tags = Pair("k", None, None, None, (), ("rock",), "g")
-    assert stochastic_sentence(only_tags, rng) == full_sentence(only_tags) == "rock"
+    assert stochastic_sentence(only_tags, rng=rng) == full_sentence(only_tags) == "rock"
 
 
 # ---- metrics -----------------------------------------------------------------------------

@@ -156,23 +156,23 @@ def test_two_processes_on_the_cpu_train_as_one_and_write_the_run_once(styles, tm
 
 
 def test_the_layout_is_checked_before_anything_runs():
-    assert parallel.layout("cpu", 2, batch_size=16).trainer_options() == {
+    assert parallel.layout("cpu", devices=2, batch_size=16).trainer_options() == {
         "accelerator": "cpu",
         "devices": 2,
         "num_nodes": 1,
         "strategy": "ddp",
     }
-    assert parallel.layout("cpu", 2, batch_size=16).batch_size == 8
-    assert parallel.layout("cpu", 1, batch_size=16).strategy == "auto"
+    assert parallel.layout("cpu", devices=2, batch_size=16).batch_size == 8
+    assert parallel.layout("cpu", devices=1, batch_size=16).strategy == "auto"
     if torch.cuda.is_available():
-        assert parallel.layout("cuda", 1).accelerator == "gpu"
+        assert parallel.layout("cuda", devices=1).accelerator == "gpu"
     with pytest.raises(UsageError, match="choose a multiple of 3"):
-        parallel.layout("cpu", 3, batch_size=16)
+        parallel.layout("cpu", devices=3, batch_size=16)
     with pytest.raises(UsageError, match="unknown strategy 'fsdp'"):
-        parallel.layout("cpu", 2, strategy="fsdp", batch_size=2)
+        parallel.layout("cpu", devices=2, strategy="fsdp", batch_size=2)
     if not torch.cuda.is_available():
         with pytest.raises(UsageError, match="torch sees no CUDA GPU"):
-            parallel.layout("gpu", 1)
+            parallel.layout("gpu", devices=1)
 
 
 def test_under_torchrun_the_processes_asked_for_are_those_it_started(monkeypatch):
@@ -180,8 +180,8 @@ def test_under_torchrun_the_processes_asked_for_are_those_it_started(monkeypatch
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     monkeypatch.setenv("WORLD_SIZE", "4")
     with pytest.raises(UsageError, match="torchrun started 4 process"):
-        parallel.layout("cpu", 1)
-    assert parallel.layout("cpu", 2, num_nodes=2, batch_size=8).world_size == 4
+        parallel.layout("cpu", devices=1)
+    assert parallel.layout("cpu", devices=2, num_nodes=2, batch_size=8).world_size == 4
 
 
 def test_the_rank_comes_from_the_launchers_environment(monkeypatch):

@@ -357,7 +357,7 @@ class TensorBundle:
     ``source`` names the checkpoint in error messages.
     """
 
-    def __init__(self, index: bytes, shards: Sequence[bytes], source: str = "checkpoint"):
+    def __init__(self, index: bytes, shards: Sequence[bytes], *, source: str = "checkpoint"):
         self.source = source
         self.shards = [memoryview(s) for s in shards]
         self.entries: dict[str, TensorEntry] = {}
@@ -419,7 +419,7 @@ class TensorBundle:
     def __contains__(self, name: str) -> bool:
         return name in self.entries
 
-    def read(self, name: str, verify: bool = True) -> np.ndarray:
+    def read(self, name: str, *, verify: bool = True) -> np.ndarray:
         """One tensor as a fresh NumPy array of its dtype and shape (checksum verified)."""
         try:
             entry = self.entries[name]
@@ -453,10 +453,10 @@ class TensorBundle:
         return np.frombuffer(raw, dtype=dtype).reshape(entry.shape).copy()
 
     def read_all(
-        self, skip: Callable[[str], bool] | None = is_training_state, verify: bool = True
+        self, skip: Callable[[str], bool] | None = is_training_state, *, verify: bool = True
     ) -> dict[str, np.ndarray]:
         """Every tensor not ``skip``-ped (by default: optimizer slots and step counters)."""
-        return {n: self.read(n, verify) for n in self.names() if skip is None or not skip(n)}
+        return {n: self.read(n, verify=verify) for n in self.names() if skip is None or not skip(n)}
 
     def shapes(self) -> Mapping[str, tuple[int, ...]]:
         """Tensor name -> shape, without reading any data."""

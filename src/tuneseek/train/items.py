@@ -189,7 +189,7 @@ class Excerpts(torch.utils.data.Dataset):
         return np.stack([_as_float(fit_window(x, n, s)) for s in window_starts(x.shape[-1], n, count=count)])
 
     def random_window(
-        self, i: int, rng: np.random.Generator, near: int | None = None, spread: int = 0
+        self, i: int, rng: np.random.Generator, *, near: int | None = None, spread: int = 0
     ) -> tuple[np.ndarray, int]:
         """A random window of item ``i`` (augmented when training) and its start; with ``near``,
         one starting within ``spread`` samples (or frames) of that start."""

@@ -95,7 +95,7 @@ class Layout:
 
 
 def layout(
-    accelerator: str = "auto", devices: int = 1, *, num_nodes: int = 1, strategy: str = "auto", batch_size: int = 1
+    accelerator: str = "auto", *, devices: int = 1, num_nodes: int = 1, strategy: str = "auto", batch_size: int = 1
 ) -> Layout:
     """Check the settings against this machine and this torch, and say how Lightning is to run them.
 

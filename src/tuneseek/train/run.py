@@ -242,7 +242,9 @@ def train(s: TrainSettings, *, say: Callable[[str], None] = print, executor: Exe
     check_settings(s)
     batch_chosen = {"batch_size": defaults.batch_size(s.kind)} if s.batch_size is None else {}
     s = replace(s, **batch_chosen)
-    where = parallel.layout(s.device, s.devices, num_nodes=s.num_nodes, strategy=s.strategy, batch_size=s.batch_size)
+    where = parallel.layout(
+        s.device, devices=s.devices, num_nodes=s.num_nodes, strategy=s.strategy, batch_size=s.batch_size
+    )
     if parallel.launched_rank() != 0:  # another process of a DDP run: the first says it all, and outlives it
         say = _silent
         parallel.end_with_parent()

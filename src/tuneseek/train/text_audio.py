@@ -139,7 +139,7 @@ def full_sentence(pair: Pair) -> str:
     return _joined(list(pair.captions), list(pair.tags))
 
 
-def stochastic_sentence(pair: Pair, rng: random.Random | None = None) -> str:
+def stochastic_sentence(pair: Pair, *, rng: random.Random | None = None) -> str:
     """A random non-empty subset of the pair's captions and tags as one sentence, in random order.
 
     The subset's size is uniform from 1 to all of them; the chosen tags go together, joined with
@@ -475,7 +475,7 @@ def train_text_audio(
             "of a batch as a negative, which a batch shared out among processes would not, and its two small "
             "projections train in minutes on a CPU (more --loader-workers compute the musicnn features faster)"
         )
-    where = layout(s.device, 1, batch_size=s.batch_size)
+    where = layout(s.device, devices=1, batch_size=s.batch_size)
     if s.segments < 1:
         raise UsageError(f"segments per crop must be 1 or more, not {s.segments}")
     quiet_lightning()
