@@ -65,6 +65,7 @@ class CRNN(MelModel):
     def __init__(
         self,
         n_outputs: int,
+        *,
         window_seconds: float = 30.0,
         spec: MelSpec | None = None,
         channels: Sequence[int] = (32, 64),

@@ -90,6 +90,7 @@ class CrossAttentionMatcher(nn.Module):
     def __init__(
         self,
         dim: int = 128,
+        *,
         heads: int = 4,
         enc_layers: int = 2,
         cross_layers: int = 2,

@@ -81,6 +81,7 @@ class FCN(MelModel):
     def __init__(
         self,
         n_outputs: int,
+        *,
         window_seconds: float = FCN_WINDOW_SECONDS,
         spec: MelSpec | None = None,
         channels: Sequence[int] = PAPER_CHANNELS,

@@ -77,6 +77,7 @@ class FingerprintNet(MelModel):
     def __init__(
         self,
         dim: int = 128,
+        *,
         width: int = 32,
         hidden: int = 256,
         window_seconds: float = SEGMENT_SECONDS,

@@ -52,7 +52,7 @@ class BatchNorm(nn.Module):
     buffers, gamma/beta parameters (as in the checkpoint), and there is no training mode.
     """
 
-    def __init__(self, channels: int, dim: int = 1, eps: float = TF_BN_EPSILON):
+    def __init__(self, channels: int, *, dim: int = 1, eps: float = TF_BN_EPSILON):
         super().__init__()
         self.dim = dim
         self.eps = eps
@@ -148,7 +148,7 @@ class Musicnn(nn.Module):
     :class:`MusicnnOutput`. Use it under ``torch.inference_mode()``; it has no training mode.
     """
 
-    def __init__(self, num_classes: int = 50, n_mels: int = 96, midend_filters: int = 64, backend_units: int = 200):
+    def __init__(self, num_classes: int = 50, *, n_mels: int = 96, midend_filters: int = 64, backend_units: int = 200):
         super().__init__()
         self.num_classes = num_classes
         self.n_mels = n_mels
@@ -295,7 +295,7 @@ class Musicnn(nn.Module):
         logits = self.output(penultimate)
         return MusicnnOutput(logits, torch.sigmoid(logits), penultimate, max_pool, mean_pool)
 
-    def forward(self, x: torch.Tensor, reference: bool = False) -> MusicnnOutput:
+    def forward(self, x: torch.Tensor, *, reference: bool = False) -> MusicnnOutput:
         """Run log-mel patches ``(batch, frames, n_mels)`` through the network.
 
         ``reference=True`` takes the layer-by-layer front end (:meth:`frontend_reference`).

@@ -67,6 +67,7 @@ class MusicnnTune(MelModel):
     def __init__(
         self,
         n_outputs: int | None = None,
+        *,
         window_seconds: float = MUSICNN_WINDOW_SECONDS,
         spec: MelSpec | None = None,
         dropout: float = 0.5,

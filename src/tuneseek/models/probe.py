@@ -26,7 +26,7 @@ class ProbeHead(nn.Module):
 
     architecture = ARCHITECTURE
 
-    def __init__(self, n_inputs: int, n_outputs: int, hidden: int = 0):
+    def __init__(self, n_inputs: int, n_outputs: int, *, hidden: int = 0):
         super().__init__()
         self._kwargs = {"n_inputs": int(n_inputs), "n_outputs": int(n_outputs), "hidden": int(hidden)}
         self.register_buffer("mean", torch.zeros(n_inputs))

@@ -35,7 +35,7 @@ class BasicBlock(nn.Module):
     """ResNet's basic block: 3x3 conv (stride) -> BN -> ReLU -> 3x3 conv -> BN, plus the input
     (through a strided 1x1 conv and BN when the shape changes), then ReLU."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+    def __init__(self, c_in: int, c_out: int, *, stride: int = 1):
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(c_out)
@@ -58,6 +58,7 @@ class ResNet18(MelModel):
     def __init__(
         self,
         dim: int = 128,
+        *,
         window_seconds: float = 3.7,
         spec: MelSpec | None = None,
         width: float = 1.0,
@@ -80,7 +81,7 @@ class ResNet18(MelModel):
         stages = []
         for i, (c_in, c_out) in enumerate(zip(widths[:1] + widths[:-1], widths)):
             stride = 1 if i == 0 else 2
-            stages.append(nn.Sequential(BasicBlock(c_in, c_out, stride), BasicBlock(c_out, c_out)))
+            stages.append(nn.Sequential(BasicBlock(c_in, c_out, stride=stride), BasicBlock(c_out, c_out)))
         self.stages = nn.Sequential(*stages)
         self.projection = nn.Linear(widths[-1], dim)
 

@@ -61,6 +61,7 @@ class ShortChunkResCNN(MelModel):
     def __init__(
         self,
         n_outputs: int,
+        *,
         window_seconds: float = SHORT_CHUNK_SECONDS,
         spec: MelSpec | None = None,
         channels: int = 128,

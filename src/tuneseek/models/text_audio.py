@@ -54,7 +54,7 @@ class TextAudioModel(nn.Module):
 
     architecture = ARCHITECTURE
 
-    def __init__(self, audio_dim: int = 200, text_dim: int = 384, dim: int = 128):
+    def __init__(self, audio_dim: int = 200, *, text_dim: int = 384, dim: int = 128):
         super().__init__()
         self._kwargs = {"audio_dim": int(audio_dim), "text_dim": int(text_dim), "dim": int(dim)}
         self.register_buffer("audio_center", torch.zeros(audio_dim))

@@ -91,6 +91,7 @@ class ClassifierTask(_Task):
         model_config: dict,
         task: str,
         labels: list[str],
+        *,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         patience: int = 5,
@@ -141,6 +142,7 @@ class TripletTask(_Task):
     def __init__(
         self,
         model_config: dict,
+        *,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         patience: int = 5,
@@ -217,6 +219,7 @@ class FingerprintTask(_Task):
     def __init__(
         self,
         model_config: dict,
+        *,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         patience: int = 5,
