@@ -67,6 +67,7 @@ def add(
     identifier: LandmarkIndex,
     paths: Iterable[str | Path],
     s: Settings,
+    *,
     vectors: Spaces | None = None,
     learned: Identifier | None = None,
 ) -> AddReport:

@@ -107,7 +107,7 @@ def default_library_path() -> Path:
 class Library:
     """A music library on disk. Open with :meth:`open`; use as a context manager or call :meth:`close`."""
 
-    def __init__(self, root: Path, catalog: Catalog, vectors: VectorsSpec | None = None):
+    def __init__(self, root: Path, catalog: Catalog, *, vectors: VectorsSpec | None = None):
         self.root = root
         self._catalog = catalog
         self._landmarks = LandmarkIndex(root, catalog)
@@ -158,7 +158,7 @@ class Library:
         spec, move = choose_vectors(
             root, VectorsSpec.from_manifest(manifest.read(root, LandmarkIndex.version), root), wanted
         )
-        library = cls(root, Catalog(root, create=False), spec)
+        library = cls(root, Catalog(root, create=False), vectors=spec)
         if move:  # from FAISS into Milvus: recorded, then filled from the catalogue
             try:
                 library._spaces.move_in(root)
@@ -492,7 +492,9 @@ class Library:
         """
         settings = ingest.Settings(workers, progress, executor, on_files, commit_every, analyse, wheel)
         with WriterLock(self.root):
-            return ingest.add(self._catalog, self._landmarks, paths, settings, self._spaces, self._learned_for_add())
+            return ingest.add(
+                self._catalog, self._landmarks, paths, settings, vectors=self._spaces, learned=self._learned_for_add()
+            )
 
     def _learned_for_add(self):
         """The learned fingerprint that stores what the workers compute, when the library has one it can load
