@@ -15,10 +15,15 @@ is identified by each engine of one library (``Library.candidates(..., engine=E)
                clips of the library music cut with another seed (``seed=1``), and clips of music that is
                neither in the library nor among the scored negatives (drascula's soundtrack); the fitted
                calibration, moved so that at most 0.5 % of those unknown clips still match, is written into
-               the model folder (``calibration.json``), which the library reads.
+               the model folder (``calibration.json``), which the library reads; then, on the same clips, the
+               fused engine's corroboration (the learned confidence, and the landmarks lined up at its offset
+               less the most at another offset nearby; moved so that at most 0.5 % of the clips have a wrong
+               track passing, a clip's own track left out), written beside it under "fusion".
 ``index``      a fresh library of that music with both fingerprints (timed on one worker: landmarks, then the
                learned vectors; learned bytes per audio hour).
-``grid``       score every set with every engine (``--engines``): top-1, false positives, query time.
+``grid``       score every set with every engine (``--engines``): top-1, false positives, query time; false
+               positives on a second unknown source too (Nexuiz's soundtrack, electronic and rock, from
+               ``nexuiz-music``: a check on music no design decision or fit has seen).
 
 Results: ``WORK/learned/<model name>/grid.json`` and a markdown report printed and written beside it.
 The model is never trained on this music (see its ``summary.json`` for what it was trained on).
@@ -54,6 +59,8 @@ PITCH = (("pitch:+1", "pitch +1 semitone (tempo kept)"), ("pitch:-1", "pitch −
 #: Music for calibrating "no match": not in the library, not among the scored negatives, not in training.
 CALIBRATION_NEGATIVES = Path("/usr/share/scummvm/drascula/audio")
 CALIBRATION_SEED = 1
+#: A second source of music not in the library, for false positives only: the Nexuiz soundtrack (GPL-2+).
+FRESH_NEGATIVES = Path("/usr/share/games/nexuiz/data/music.pk3")
 #: The share of calibration clips of unknown music the fitted calibration may still match (the issue's bound).
 FP_BUDGET = 0.005
 TITLES = {**{s: t for s, t, _ in DEGRADATIONS}, **dict(PITCH)}
@@ -111,6 +118,27 @@ def calibration_sets(work: Path, sources, *, jobs: int) -> dict:
     return {key: d for key, (_, d, _) in plan.items()}
 
 
+def fresh_sets(work: Path, *, jobs: int) -> dict:
+    """Clips of the Nexuiz soundtrack (7 a track, 10, 5 and 3 s, seed 0), its Ogg files taken out of the
+    game's ``music.pk3`` (a zip) into ``WORK/nexuiz`` once."""
+    import zipfile
+
+    from tuneseek.data.querysets import make_queries
+
+    if not FRESH_NEGATIVES.exists():
+        sys.exit(f"{FRESH_NEGATIVES} not found: apt-get install nexuiz-music")
+    music = work / "nexuiz"
+    if not any(music.rglob("*.ogg")):
+        with zipfile.ZipFile(FRESH_NEGATIVES) as pk3:
+            pk3.extractall(music, [n for n in pk3.namelist() if n.endswith(".ogg")])
+    tracks = sorted(str(f) for f in music.rglob("*.ogg"))
+    sets = {L: work / "queries" / "fresh-nexuiz-pt7-seed0" / f"L{L}" for L in LENGTHS}
+    with ProcessPoolExecutor(jobs) as pool:
+        for f in [pool.submit(make_queries, tracks, d, length=L, per_track=7, seed=0) for L, d in sets.items()]:
+            f.result()
+    return sets
+
+
 def _eval_job(args: tuple) -> tuple:
     from tuneseek.library import Library
 
@@ -155,6 +183,20 @@ def step_index(a, files) -> dict:
     }
 
 
+def calibration_clips(lib, calibration: dict):
+    """Every clip of the calibration sets: ``(kind, path, samples at 8 kHz, its track's id or None)``."""
+    from tuneseek import audio
+    from tuneseek.data.querysets import read_queryset
+
+    track_of = {os.path.realpath(t.path): t.id for t in lib.tracks()}
+    for (kind, _, _), d in sorted(calibration.items(), key=str):
+        qs = read_queryset(d, "test")
+        origin = {o.label: track_of.get(os.path.realpath(o.path)) for o in qs.origins}
+        for sample in qs.samples:
+            right = origin.get(sample.label) if kind == "pos" else None
+            yield kind, sample.path, audio.load(str(sample.path), 8000), right
+
+
 def step_calibrate(a, calibration: dict) -> dict:
     """Fit the learned engine's calibration on clips the grid never scores, and write it into the model folder.
 
@@ -165,36 +207,28 @@ def step_calibrate(a, calibration: dict) -> dict:
     """
     import numpy as np
 
-    from tuneseek import audio
-    from tuneseek.data.querysets import read_queryset
     from tuneseek.fingerprint.learned import Calibration, calibrate, margins
     from tuneseek.library import Library
 
     scores, ns, gaps, truth, neg_best, calibration_negatives = [], [], [], [], [], []
     with Library.open(a.library, create=False) as lib:
         learned = lib.learned
-        track_of = {os.path.realpath(t.path): t.id for t in lib.tracks()}
-        for (kind, _, _), d in sorted(calibration.items(), key=str):
-            qs = read_queryset(d, "test")
-            origin = {o.label: track_of.get(os.path.realpath(o.path)) for o in qs.origins}
-            for sample in qs.samples:
-                clip = audio.load(str(sample.path), 8000)
-                try:
-                    found = learned.evidence(clip, str(sample.path))
-                except Exception as e:  # a clip with nothing audible: no evidence either way
-                    log(f"  left out {sample.path.name}: {e}")
-                    continue
-                right = origin.get(sample.label) if kind == "pos" else None
-                gap = margins([h.score for h in found])
-                for h, m in zip(found, gap):
-                    scores.append(h.score)
-                    ns.append(h.n)
-                    gaps.append(m)
-                    truth.append(h.track_id == right)
-                if kind == "neg":
-                    calibration_negatives.append(sample.path)
-                if kind == "neg" and found:
-                    neg_best += [(h.score, h.n, m) for h, m in zip(found, gap)]
+        for kind, path, clip, right in calibration_clips(lib, calibration):
+            try:
+                found = learned.evidence(clip, str(path))
+            except Exception as e:  # a clip with nothing audible: no evidence either way
+                log(f"  left out {path.name}: {e}")
+                continue
+            gap = margins([h.score for h in found])
+            for h, m in zip(found, gap):
+                scores.append(h.score)
+                ns.append(h.n)
+                gaps.append(m)
+                truth.append(h.track_id == right)
+            if kind == "neg":
+                calibration_negatives.append(path)
+            if kind == "neg" and found:
+                neg_best += [(h.score, h.n, m) for h, m in zip(found, gap)]
     fitted = calibrate(np.array(scores), np.array(ns), np.array(truth), margin=np.array(gaps))
     neg = np.array(neg_best, float).reshape(-1, 3)
     clips = len(calibration_negatives)
@@ -206,8 +240,10 @@ def step_calibrate(a, calibration: dict) -> dict:
     while passing(Calibration(fitted.bias - shift, fitted.weight, fitted.per_root_n, fitted.per_margin)) > FP_BUDGET:
         shift += 0.1
     final = Calibration(fitted.bias - shift, fitted.weight, fitted.per_root_n, fitted.per_margin)
+    fusion = fit_corroboration(a, calibration, final)
     record = {
         "calibration": final.to_dict(),
+        "fusion": fusion.pop("fusion"),
         "fitted_on": {
             "rows": len(scores),
             "true_rows": int(np.sum(truth)),
@@ -215,6 +251,7 @@ def step_calibrate(a, calibration: dict) -> dict:
             "sets": sorted(str(d) for d in calibration.values()),
             "bias_shift_for_false_positives": shift,
             "negative_clips_passing": passing(final),
+            "fusion": fusion,
         },
         "by": "benchmarks/learned_fingerprint.py --steps calibrate",
     }
@@ -223,9 +260,86 @@ def step_calibrate(a, calibration: dict) -> dict:
     return record
 
 
-def step_grid(a, sets: dict, pitch: dict) -> dict:
+def fit_corroboration(a, calibration: dict, learned_calibration) -> dict:
+    """Fit the fused engine's :class:`~tuneseek.fingerprint.fusion.Corroboration` on the calibration clips.
+
+    Every hypothesis the learned engine lists for a clip (``floor`` 0, under ``learned_calibration``) is
+    a row: its confidence and the landmarks lined up at its offset and elsewhere nearby, true when its
+    track is the clip's (the rows are kept in ``corroboration-rows.json`` beside the grid). Rows whose
+    placement stands above its background (the gate, ``min_excess``) are fitted by logistic regression;
+    its bias is then moved so that at most ``FP_BUDGET`` of the clips have a wrong track passing (every
+    clip of unknown music, and every clip of library music with its own track left out: music of the
+    library's own styles that is not in it).
+    """
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from tuneseek.fingerprint.fusion import Corroboration
+
+    rows, clips = corroboration_rows(a, calibration, learned_calibration)
+    p, here, elsewhere = (np.array([r[k] for r in rows]) for k in ("p", "here", "elsewhere"))
+    y, clip_of = np.array([r["true"] for r in rows], bool), np.array([r["clip"] for r in rows])
+    gate = Corroboration(0.0, 0.0, 0.0).min_excess
+    x, kept = Corroboration.features(p, here, elsewhere), here - elsewhere >= gate
+    fit = LogisticRegression(C=1e3).fit(x[kept], y[kept])
+    per_logit, per_excess = (float(w) for w in fit.coef_[0])
+    z = np.where(kept, x @ fit.coef_[0] + fit.intercept_[0], -np.inf)
+
+    def passing(shift: float) -> float:  # share of clips with a wrong track passing
+        return len(np.unique(clip_of[(z - shift >= 0) & ~y])) / max(clips, 1)
+
+    shift = 0.0
+    while passing(shift) > FP_BUDGET:
+        shift += 0.1
+    fusion = Corroboration(float(fit.intercept_[0]) - shift, per_logit, per_excess, gate)
+    log(f"  corroboration {fusion.to_dict()} from {int(kept.sum())} of {len(y)} hypotheses; shift {shift:.1f}")
+    return {
+        "fusion": fusion.to_dict(),
+        "rows": len(y),
+        "rows_past_the_gate": int(kept.sum()),
+        "true_rows": int(y.sum()),
+        "true_rows_past_the_gate": int((y & kept).sum()),
+        "clips": clips,
+        "bias_shift_for_false_positives": shift,
+        "clips_with_a_wrong_track_passing": passing(shift),
+    }
+
+
+def corroboration_rows(a, calibration: dict, learned_calibration) -> tuple[list[dict], int]:
+    """The rows :func:`fit_corroboration` fits, and the number of clips they come from; computed once per
+    learned calibration and kept beside the grid."""
+    from tuneseek.fingerprint.fusion import AGREE, PROPOSALS
+    from tuneseek.library import Library
+
+    cache = a.library.parent / "corroboration-rows.json"
+    key = learned_calibration.to_dict()
+    if cache.exists() and json.loads(cache.read_text())["calibration"] == key:
+        kept = json.loads(cache.read_text())
+        return kept["rows"], kept["clips"]
+    rows, clips = [], 0
+    with Library.open(a.library, create=False) as lib:
+        learned, landmarks = lib.learned, lib.identifier
+        learned.calibration = learned_calibration
+        for _, path, clip, right in calibration_clips(lib, calibration):
+            try:
+                found = learned.candidates(clip, PROPOSALS, str(path), floor=0.0)
+                counts = landmarks.lined_up(clip, [(c.track_id, c.offset) for c in found], AGREE, str(path))
+            except Exception as e:  # nothing audible, too little to fingerprint: no evidence either way
+                log(f"  left out {path.name}: {e}")
+                continue
+            rows += [
+                {"clip": clips, "p": c.confidence, "here": n[0], "elsewhere": n[1], "true": c.track_id == right}
+                for c, n in zip(found, counts)
+            ]
+            clips += 1
+    cache.write_text(json.dumps({"calibration": key, "clips": clips, "rows": rows}))
+    return rows, clips
+
+
+def step_grid(a, sets: dict, pitch: dict, fresh: dict) -> dict:
     jobs = []
     for engine in a.engines:
+        jobs += [((engine, L, "FRESH"), str(a.library), engine, str(d), True) for L, d in fresh.items()]
         jobs += [((engine, L, spec), str(a.library), engine, str(d), False) for (L, spec), d in sets["pos"].items()]
         jobs += [((engine, L, spec), str(a.library), engine, str(d), False) for (L, spec), d in pitch.items()]
         jobs += [((engine, L, "NEG"), str(a.library), engine, str(d), True) for L, d in sets["neg"].items()]
@@ -234,8 +348,8 @@ def step_grid(a, sets: dict, pitch: dict) -> dict:
     with ProcessPoolExecutor(a.jobs) as pool:
         for (engine, L, spec), res in pool.map(_eval_job, jobs):
             m = res["metrics"]
-            what = f"FP {m['false_positive_rate']:.3f}" if spec == "NEG" else f"top1 {m['top1']:.3f}"
-            log(f"  {engine:<9} {L:>2} s {TITLES.get(spec, 'not in library'):<34} {what}")
+            what = f"FP {m['false_positive_rate']:.3f}" if spec in ("NEG", "FRESH") else f"top1 {m['top1']:.3f}"
+            log(f"  {engine:<9} {L:>2} s {TITLES.get(spec, f'not in library ({spec})'):<34} {what}")
             results[f"{engine}|{L}|{spec}"] = res
     return {"results": results}
 
@@ -260,12 +374,14 @@ def report(res: dict) -> str:
         "| not in library | length | " + " | ".join(ENGINES) + " |",
         "| --- | --- |" + " --- |" * len(ENGINES),
     ]
-    for L in LENGTHS:
-        cells = []
-        for engine in ENGINES:
-            m = res["results"][f"{engine}|{L}|NEG"]["metrics"]
-            cells.append(f"{100 * m['false_positive_rate']:.1f} % (n={m['queries']})")
-        lines.append(f"| false positives | {L} s | " + " | ".join(cells) + " |")
+    for spec, title in (("NEG", "false positives (sectoid)"), ("FRESH", "false positives (nexuiz)")):
+        for L in LENGTHS:
+            cells = []
+            for engine in ENGINES:
+                r = res["results"].get(f"{engine}|{L}|{spec}")
+                m = r["metrics"] if r else None
+                cells.append(f"{100 * m['false_positive_rate']:.1f} % (n={m['queries']})" if m else "–")
+            lines.append(f"| {title} | {L} s | " + " | ".join(cells) + " |")
     lines += ["", "| engine | median query ms (10 s clips, decoding included) | mean |", "| --- | --- | --- |"]
     for engine in ENGINES:
         lat = [
@@ -295,6 +411,7 @@ def main() -> None:
     sets = query_sets(work, sources, negatives, 3, 15, 0, a.jobs)
     pitch = pitch_sets(work, sources, per_track=3, seed=0, jobs=a.jobs)
     calibration = calibration_sets(work, sources, jobs=a.jobs)
+    fresh = fresh_sets(work, jobs=a.jobs)
     results_file = out / "grid.json"
     res = json.loads(results_file.read_text()) if results_file.exists() else {}
     if "index" in steps:
@@ -302,7 +419,7 @@ def main() -> None:
     if "calibrate" in steps:
         res["calibration"] = step_calibrate(a, calibration)
     if "grid" in steps:
-        res.setdefault("results", {}).update(step_grid(a, sets, pitch)["results"])
+        res.setdefault("results", {}).update(step_grid(a, sets, pitch, fresh)["results"])
     results_file.write_text(json.dumps(res, indent=2) + "\n")
     if res.get("results"):
         text = report(res)

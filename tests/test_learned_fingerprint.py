@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from tuneseek.errors import AudioError
-from tuneseek.fingerprint.fusion import FusedIdentifier, fuse
+from tuneseek.fingerprint.fusion import Corroboration, FusedIdentifier, fuse
 from tuneseek.fingerprint.learned import (
     DEFAULT_CALIBRATION,
     HOP_SECONDS,
@@ -229,11 +229,13 @@ def test_the_shipped_threshold_holds_on_a_fresh_null_and_calibrate_fits_labels()
 
 # -- fusion ------------------------------------------------------------------------------
 class Stub:
-    """An identifier with fixed answers, counting its calls."""
+    """An identifier with fixed answers, counting its calls; ``lined``: the landmarks it holds lined up per
+    ``(track, offset)``, ``(here, elsewhere)`` (a placement within the window of an offset gets its counts)."""
 
-    def __init__(self, name: str, answers: list[Candidate] | Exception):
+    def __init__(self, name: str, answers: list[Candidate] | Exception, lined: dict | None = None):
         self.name, self.version, self.sample_rate = name, "1", SR
         self.answers, self.calls, self.added, self.removed = answers, 0, [], []
+        self.lined, self.lined_calls = lined or {}, 0
 
     def add(self, tracks):
         self.added.extend(tracks)
@@ -241,11 +243,18 @@ class Stub:
     def remove(self, track_ids):
         self.removed.extend(track_ids)
 
-    def candidates(self, clip, k=5, name="<samples>"):
+    def candidates(self, clip, k=5, name="<samples>", *, floor=0.5):
         self.calls += 1
         if isinstance(self.answers, Exception):
             raise self.answers
-        return self.answers[:k]
+        return [c for c in self.answers if c.confidence >= floor][:k]
+
+    def lined_up(self, clip, placements, window, name="<samples>"):
+        self.lined_calls += 1
+        return [
+            next((n for (t, o), n in self.lined.items() if t == track and abs(o - offset) <= window), (0, 0))
+            for track, offset in placements
+        ]
 
 
 def _candidate(track_id: int, offset: float, confidence: float, speed: float = 1.0) -> Candidate:
@@ -266,18 +275,53 @@ def test_fusion_takes_the_landmark_alignment_and_combines_confidences(library, s
 
 
 def test_fusion_skips_the_learned_engine_when_the_landmarks_are_certain():
-    certain = Stub("landmarks", [_candidate(1, 2.0, 0.995)])
+    certain = Stub("landmarks", [_candidate(1, 2.0, 0.995)], lined={(2, 5.1): (30, 3)})
     learned = Stub("fingerprint:x", [_candidate(2, 5.0, 0.9)])
     assert FusedIdentifier(certain, learned).candidates(np.ones(SR)) == certain.answers
     assert learned.calls == 0
     both = FusedIdentifier(certain, learned, certain=None).candidates(np.ones(SR))
-    assert [c.track_id for c in both] == [1, 2] and learned.calls == 1
+    assert {c.track_id for c in both} == {1, 2} and learned.calls == 1
+
+
+def test_a_track_only_the_learned_engine_names_is_judged_with_the_landmarks_lined_up_at_its_offset():
+    weights = Corroboration(bias=-4.0, per_logit=0.5, per_excess=3.5)
+    learned = Stub(
+        "fingerprint:x",
+        [_candidate(2, 5.0, 0.3), _candidate(3, 40.0, 0.99), _candidate(4, 9.0, 0.6), _candidate(5, 1.0, 0.98)],
+    )
+    # track 2: unsure alone, but 12 landmarks line up where the learned engine puts it, 3 anywhere else;
+    # track 3: sure alone, but nothing lines up there; track 4: one landmark; track 5: three there, but
+    # five at another offset nearby (music sharing drum sounds and a tempo lines up at every beat)
+    landmarks = Stub(
+        "landmarks", [], lined={(2, 5.25): (12, 3), (3, 12.0): (20, 2), (4, 9.0): (1, 0), (5, 1.0): (3, 5)}
+    )
+    found = FusedIdentifier(landmarks, learned, corroboration=weights).candidates(np.ones(SR))
+    assert [c.track_id for c in found] == [2]
+    assert found[0].offset == 5.0
+    assert found[0].confidence == pytest.approx(weights.confidence(0.3, 12, 3))
+    assert weights.confidence(0.99, 0, 0) < 0.5 < weights.confidence(0.3, 12, 3)
+    assert landmarks.lined_calls == 1  # one call for every placement
+
+
+def test_the_landmarks_count_lined_up_landmarks_only_for_tracks_they_did_not_name():
+    landmarks = Stub("landmarks", [_candidate(1, 2.0, 0.7)])
+    found = FusedIdentifier(landmarks, Stub("fingerprint:x", [_candidate(1, 2.0, 0.2)])).candidates(np.ones(SR))
+    assert landmarks.lined_calls == 0
+    assert found[0].confidence == pytest.approx(1 - 0.3 * 0.8)  # both engines' evidence, the learned below 1/2 too
+
+
+def test_a_corroboration_reads_back_from_its_record():
+    weights = Corroboration(bias=-4.0, per_logit=0.5, per_excess=3.5)
+    assert Corroboration(**weights.to_dict()) == weights
+    assert weights.confidence(0.0, 0, 0) < 1e-6 and weights.confidence(1.0, 1000, 10) > 0.999999
+    # a placement that does not stand above its background is no match, however sure the learned engine is
+    assert weights.confidence(0.999, 5, 9) == weights.confidence(0.999, 3, 3) == 0.0 < weights.confidence(0.5, 3, 2)
 
 
 def test_fusion_answers_when_one_engine_refuses_the_clip():
     refusing = Stub("landmarks", AudioError("clip.wav", "too little to fingerprint"))
-    learned = Stub("fingerprint:x", [_candidate(2, 5.0, 0.9)])
-    assert FusedIdentifier(refusing, learned).candidates(np.ones(SR))[0].track_id == 2
+    learned = Stub("fingerprint:x", [_candidate(2, 5.0, 0.9), _candidate(3, 1.0, 0.4)])
+    assert [c.track_id for c in FusedIdentifier(refusing, learned).candidates(np.ones(SR))] == [2]
     with pytest.raises(AudioError, match="too little"):
         FusedIdentifier(refusing, Stub("fingerprint:x", AudioError("clip.wav", "nothing audible"))).candidates(
             np.ones(SR)

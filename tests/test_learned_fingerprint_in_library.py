@@ -14,9 +14,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from tuneseek import Library
+from tuneseek import Library, audio
 from tuneseek.cli import main
-from tuneseek.errors import UsageError
+from tuneseek.degrade import degrade, parse_degradations
+from tuneseek.errors import AudioError, UsageError
 from tuneseek.models import checkpoint
 from tuneseek.models.fingerprint_net import FingerprintNet
 
@@ -122,3 +123,22 @@ def test_the_shipped_fingerprint_ranks_a_noisy_clip_off_the_segment_grid_first(t
         best, second = lib.learned.evidence(audio.from_samples(clip, sr, 8000))[:2]
         assert lib.track(best.track_id).path == str(track)
         assert abs(best.offset - 7.13) < 0.3 and best.score > second.score + 2
+
+
+def test_the_landmarks_count_what_lines_up_where_another_engine_places_a_clip(learned_library, music_dir):
+    """What the fused engine weighs a learned-only answer with (see fingerprint/fusion.py)."""
+    paths = sorted(music_dir.rglob("*.flac"))
+    ids = {t.path: t.id for t in learned_library.tracks()}
+    track, other = ids[str(paths[2])], ids[str(paths[0])]
+    clip = audio.load(str(paths[2]), 8000)[5 * 8000 : 8 * 8000]
+    landmarks = learned_library.identifier
+    there, later, wrong, unknown = landmarks.lined_up(
+        clip, [(track, 5.1), (track, 12.0), (other, 5.0), (999, 5.0)], 0.5, "clip.wav"
+    )
+    assert there[0] > 30 and there[0] > 5 * max(there[1], later[0], wrong[0], 1) and unknown == (0, 0)
+    noisy = degrade(clip, 8000, parse_degradations("noise:-7db"))
+    assert landmarks.candidates(noisy) == []  # too noisy for the landmarks alone
+    [there, wrong] = landmarks.lined_up(noisy, [(track, 5.0), (other, 5.0)], 0.5)
+    assert there[0] > wrong[0]
+    with pytest.raises(AudioError, match="quiet.wav"):
+        landmarks.lined_up(np.zeros(8000 * 5, np.float32), [(track, 5.0)], 0.5, "quiet.wav")

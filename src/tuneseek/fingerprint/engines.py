@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 
 from tuneseek.errors import ModelError, UsageError
-from tuneseek.fingerprint.fusion import FusedIdentifier
+from tuneseek.fingerprint.fusion import DEFAULT_CORROBORATION, Corroboration, FusedIdentifier
 from tuneseek.identifier import Identifier
 from tuneseek.store.catalog import Catalog
 
@@ -50,6 +50,7 @@ class Engines:
         self.landmarks = landmarks
         self._learned = None
         self._learned_key: tuple | None = None
+        self._corroboration = DEFAULT_CORROBORATION
         self._lock = threading.Lock()
 
     def fingerprint_model(self) -> tuple[str, str] | None:
@@ -81,12 +82,14 @@ class Engines:
         key = (model[1], trained.version)
         with self._lock:
             if self._learned_key != key:
-                calibration = DEFAULT_CALIBRATION
+                calibration, self._corroboration = DEFAULT_CALIBRATION, DEFAULT_CORROBORATION
                 path = Path(model[1]) / CALIBRATION_FILE
                 if path.exists():
                     try:
-                        fitted = json.loads(path.read_text())["calibration"]
-                        calibration = Calibration(**fitted)
+                        fitted = json.loads(path.read_text())
+                        calibration = Calibration(**fitted["calibration"])
+                        if "fusion" in fitted:
+                            self._corroboration = Corroboration(**fitted["fusion"])
                     except (ValueError, KeyError, TypeError) as e:
                         raise ModelError(f"{CALIBRATION_FILE} is not a calibration ({e})", model[1]) from None
                 self._learned = LearnedIndex.of(self.catalog, trained, calibration=calibration)
@@ -107,7 +110,9 @@ class Engines:
                 f"engine {engine!r} needs a learned fingerprint, and this library has none: "
                 "tuneseek index DIR --fingerprint builtin (or a run made by tuneseek train fingerprint)"
             )
-        return learned if engine == "learned" else FusedIdentifier(self.landmarks, learned)
+        if engine == "learned":
+            return learned
+        return FusedIdentifier(self.landmarks, learned, corroboration=self._corroboration)
 
     def close(self) -> None:
         if self._learned is not None:

@@ -332,6 +332,45 @@ class LandmarkIndex:
         piles = self._search(lookup, view.hours, clip, pairs, unshifted, k=k, exhaustive=False, batch=batch)
         return [view.located(p, self.params.frames_per_second, seconds) for p in piles]
 
+    def lined_up(
+        self, clip: np.ndarray, placements: Sequence[tuple[int, float]], window: float, name: str = "<samples>"
+    ) -> list[tuple[int, int]]:
+        """For each ``(track id, offset in seconds)`` another engine proposes for ``clip``: ``(here, elsewhere)``,
+        the most landmarks lined up with that track within ``window`` seconds of that offset, and the most
+        at any other offset within :data:`query.ELSEWHERE_SECONDS` of it, under any of the search's speed,
+        tempo and pitch hypotheses (:func:`query.lined_up`); ``(0, 0)`` for a track not indexed. Raises
+        as :meth:`candidates` does."""
+        view = self.view()
+        return self.lined_up_in(view, view.lookup, clip, placements, window, name)
+
+    def lined_up_in(
+        self,
+        view: View,
+        lookup: query.Lookup,
+        clip: np.ndarray,
+        placements: Sequence[tuple[int, float]],
+        window: float,
+        name: str = "<samples>",
+    ) -> list[tuple[int, int]]:
+        """:meth:`lined_up` over ``view``, reading postings through ``lookup`` (see :meth:`candidates_in`)."""
+        pairs, unshifted, peaks = query.clip_analyses(clip, self.params)
+        check_peaks(name, peaks, len(clip) / self.params.sr)
+        fps = self.params.frames_per_second
+        index = {int(t): i for i, t in enumerate(view.ids)}  # live tracks are ordered by base frame, not id
+        known = [(index[t], round(o * fps)) for t, o in placements if t in index]
+        counts = iter(
+            query.lined_up(
+                pairs,
+                unshifted,
+                lookup,
+                np.array([i for i, _ in known], np.int64),
+                np.array([f for _, f in known], np.int64),
+                round(window * fps),
+                round(query.ELSEWHERE_SECONDS * fps),
+            ).tolist()
+        )
+        return [tuple(next(counts)) if t in index else (0, 0) for t, _ in placements]
+
     def evidence(self, clip: np.ndarray) -> list[tuple[int, query.Pile]]:
         """Every pile verification judges for ``clip``, of every stage, with its track id: for calibration."""
         view = self.view()

@@ -513,8 +513,12 @@ class LearnedIndex:
             raise AudioError(name, "nothing audible: every 1 s segment is below -70 dBFS")
         return search(view, queries, audible, phases=self.phases, hypotheses=hypotheses)
 
-    def candidates(self, clip: np.ndarray, k: int = 5, name: str = "<samples>") -> list[Candidate]:
+    def candidates(
+        self, clip: np.ndarray, k: int = 5, name: str = "<samples>", *, floor: float = MIN_CONFIDENCE
+    ) -> list[Candidate]:
         """Up to ``k`` tracks ``clip`` (mono float32 at 8 kHz) may come from, best first; empty for "no match".
+        ``floor``: the least confidence reported (below it is "no match"; 0 lists every judged hypothesis,
+        for a fusion that weighs them with other evidence).
 
         Raises :class:`~tuneseek.errors.AudioError` naming ``name`` when the clip is shorter than
         a segment or nothing in it is audible.
@@ -528,7 +532,7 @@ class LearnedIndex:
         seconds = len(clip) / SAMPLE_RATE
         out = []
         for h, p in zip(found, confidence):
-            if p < MIN_CONFIDENCE or len(out) == k:
+            if p < floor or len(out) == k:
                 continue
             span = h.matching if len(h.matching) else h.aligned
             start, end = float(span.min()), min(float(span.max()) + SEGMENT_SECONDS, seconds)

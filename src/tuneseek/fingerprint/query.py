@@ -291,6 +291,57 @@ def _vote_hashes(
     return _Votes(a, track, frame, found, anchor)
 
 
+#: How far either side of a proposed placement :func:`lined_up` looks for the same track's best *other* offset.
+ELSEWHERE_SECONDS = 10.0
+
+
+def lined_up(
+    pairs: Pairs,
+    wide_pairs: Pairs,
+    lookup: Lookup,
+    tracks: np.ndarray,
+    offsets: np.ndarray,
+    window: int,
+    elsewhere: int,
+) -> np.ndarray:
+    """For each placement (track index ``tracks[i]``, track frame ``offsets[i]`` at the clip's frame 0),
+    ``(here, elsewhere)``: the most landmarks of the clip lined up with that track at one offset
+    (within :data:`TOLERANCE` frames) no more than ``window`` frames from ``offsets[i]``, and the most
+    at any other offset of the track from ``2 * window`` to ``elsewhere`` frames away; under any
+    hypothesis of :data:`STAGES` (``pairs`` for the plain one, ``wide_pairs`` for the rest, as
+    :func:`search` reads them). Returns ``(placements, 2)`` counts.
+
+    This checks a placement another engine proposes: where the offset is given, a few landmarks
+    lined up there are evidence, though far fewer than a search over every track and offset needs.
+    The count elsewhere is the background a placement must stand above: music that shares drum
+    sounds and a tempo with a track lines up a few landmarks with it at every beat, and a clip of
+    the track itself at one offset only.
+    """
+    best = np.zeros((len(tracks), 2), np.int64)
+    for g, stage in enumerate(STAGES):
+        for time_scale, freq_scale in stage.hypotheses:
+            hashes, anchor = _needles(pairs if g == 0 else wide_pairs, time_scale, freq_scale)
+            if len(hashes) == 0:
+                continue
+            qi, track, frame = lookup(hashes)
+            asked = np.isin(track, tracks)  # one pass over every hit; then the few of the proposed tracks
+            qi, track, frame = qi[asked], track[asked], frame[asked]
+            for i, (t, o) in enumerate(zip(tracks, offsets)):
+                mine = track == t
+                away = frame[mine] - anchor[qi[mine]] - o
+                keep = np.abs(away) <= elsewhere
+                if not keep.any():
+                    continue
+                # one hit per (hash, offset); then, at each offset, the hits within TOLERANCE frames of it
+                key = np.unique((hashes[qi[mine][keep]].astype(np.int64) << 32) | (away[keep] + elsewhere))
+                at = np.sort((key & 0xFFFFFFFF) - elsewhere)
+                counts = np.searchsorted(at, at + TOLERANCE, side="right") - np.searchsorted(at, at - TOLERANCE)
+                here = np.abs(at) <= window
+                best[i, 0] = max(best[i, 0], counts[here].max(initial=0))
+                best[i, 1] = max(best[i, 1], counts[np.abs(at) > 2 * window].max(initial=0))
+    return best
+
+
 def match_landmarks(
     hashes: np.ndarray,
     anchor: np.ndarray,

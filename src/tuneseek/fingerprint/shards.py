@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -37,6 +37,7 @@ import numpy as np
 
 from tuneseek.errors import LibraryError, UsageError
 from tuneseek.executors import RaySession
+from tuneseek.fingerprint import query
 from tuneseek.fingerprint.index import LandmarkIndex, Tracks, View
 from tuneseek.identifier import Candidate
 from tuneseek.store.landmarks import Segment
@@ -236,11 +237,20 @@ class ShardedLandmarks:
     # -- identification ----------------------------------------------------------------
     def candidates(self, clip: np.ndarray, k: int = 5, name: str = "<samples>") -> list[Candidate]:
         """:meth:`LandmarkIndex.candidates`, with postings read from the shards."""
+        return self._reading(lambda view, lookup: self.index.candidates_in(view, lookup, clip, k, name, LOOKUP_BATCH))
+
+    def lined_up(
+        self, clip: np.ndarray, placements: Sequence[tuple[int, float]], window: float, name: str = "<samples>"
+    ) -> list[tuple[int, int]]:
+        """:meth:`LandmarkIndex.lined_up`, with postings read from the shards."""
+        return self._reading(lambda view, lookup: self.index.lined_up_in(view, lookup, clip, placements, window, name))
+
+    def _reading(self, ask: Callable[[View, query.Lookup], list]) -> list:
+        """``ask(view, lookup)`` over the current shards, their postings read through ``lookup``."""
         self._sync()
         with self._gate.reading():
             state = self._state
-            lookup = partial(state.view.lookup_with, hits=partial(self._hits, state))
-            return self.index.candidates_in(state.view, lookup, clip, k, name, batch=LOOKUP_BATCH)
+            return ask(state.view, partial(state.view.lookup_with, hits=partial(self._hits, state)))
 
     def _hits(self, state: _State, distinct: np.ndarray, inverse: np.ndarray) -> tuple[np.ndarray, ...]:
         """:meth:`View.local_hits`, from the shards: the same postings in the same order."""
