@@ -648,7 +648,11 @@ def task_misses(p: dict) -> dict:
                             "stage": best.stage,
                             "confidence": best.confidence,
                             "confidence_no_size_penalty": query.confidence(
-                                best, best.stage, FP.frames_per_second, secs, query.CALIBRATION_LIBRARY_HOURS
+                                best,
+                                best.stage,
+                                FP.frames_per_second,
+                                secs,
+                                library_hours=query.CALIBRATION_LIBRARY_HOURS,
                             ),
                         }
                 rows.append(row)

@@ -110,7 +110,7 @@ def test_the_same_evidence_is_less_sure_in_a_larger_library_and_in_the_wide_sear
     from tuneseek.fingerprint.query import CALIBRATION_LIBRARY_HOURS, Pile, confidence
 
     pile = Pile(track=0, offset=0.0, score=16, time_scale=1.0, freq_scale=1.0, first=0.0, last=150.0, covered=5)
-    base = confidence(pile, 0, P.frames_per_second, 10.0, CALIBRATION_LIBRARY_HOURS)
-    assert confidence(pile, 0, P.frames_per_second, 10.0, 0.5) == base  # a small library earns no bonus
-    assert confidence(pile, 0, P.frames_per_second, 10.0, 10 * CALIBRATION_LIBRARY_HOURS) < base
-    assert confidence(pile, 1, P.frames_per_second, 10.0, CALIBRATION_LIBRARY_HOURS) < base
+    base = confidence(pile, 0, P.frames_per_second, 10.0, library_hours=CALIBRATION_LIBRARY_HOURS)
+    assert confidence(pile, 0, P.frames_per_second, 10.0, library_hours=0.5) == base  # a small library earns no bonus
+    assert confidence(pile, 0, P.frames_per_second, 10.0, library_hours=10 * CALIBRATION_LIBRARY_HOURS) < base
+    assert confidence(pile, 1, P.frames_per_second, 10.0, library_hours=CALIBRATION_LIBRARY_HOURS) < base

@@ -58,7 +58,7 @@ def _check_counts(path: str, n_peaks: int, loud_frames: int, seconds: float) -> 
         raise AudioError(path, f"too little to fingerprint: {n_peaks} spectral peaks in {seconds:.1f} s")
 
 
-def fingerprint_file(path: str, params: FingerprintParams = DEFAULT) -> FileFingerprint:
+def fingerprint_file(path: str, *, params: FingerprintParams = DEFAULT) -> FileFingerprint:
     """Decode ``path`` in chunks and return its landmarks. Raises :class:`AudioError`.
 
     Peaks are paired as they come (:class:`LandmarkStream`) and not kept, so a file takes

@@ -88,7 +88,7 @@ def pair_peaks(peaks: Peaks, fanout: int, dt_max: float, df_max: float, lookahea
     return Pairs(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("t1", "f1", "f2", "dt")))
 
 
-def quantise(pairs: Pairs, time_scale: float = 1.0, freq_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def quantise(pairs: Pairs, *, time_scale: float = 1.0, freq_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Hashes and anchor times of ``pairs`` seen through a speed hypothesis.
 
     A clip whose time runs ``time_scale`` times slower than the track's and whose
@@ -140,7 +140,7 @@ class LandmarkStream:
         return self._pairs(len(self._t))
 
 
-def landmarks(peaks: Peaks, params: FingerprintParams = DEFAULT) -> tuple[np.ndarray, np.ndarray]:
+def landmarks(peaks: Peaks, *, params: FingerprintParams = DEFAULT) -> tuple[np.ndarray, np.ndarray]:
     """The hashes a track is indexed under: ``(hash uint32, anchor frame int64)``.
 
     Paired and hashed :data:`PAIR_CHUNK` anchors at a time: only the hashes and frames are

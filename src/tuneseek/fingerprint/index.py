@@ -326,7 +326,7 @@ class LandmarkIndex:
         """:meth:`candidates` over ``view``, reading postings through ``lookup`` (this process's
         :meth:`View.lookup`, or one that asks the shards holding them: :mod:`tuneseek.fingerprint.shards`),
         ``batch`` hypotheses per call (see :func:`query.search`)."""
-        pairs, unshifted, peaks = query.clip_analyses(clip, self.params)
+        pairs, unshifted, peaks = query.clip_analyses(clip, params=self.params)
         seconds = len(clip) / self.params.sr
         check_peaks(name, peaks, seconds)
         piles = self._search(lookup, view.hours, clip, pairs, unshifted, k=k, exhaustive=False, batch=batch)
@@ -353,7 +353,7 @@ class LandmarkIndex:
         name: str = "<samples>",
     ) -> list[tuple[int, int]]:
         """:meth:`lined_up` over ``view``, reading postings through ``lookup`` (see :meth:`candidates_in`)."""
-        pairs, unshifted, peaks = query.clip_analyses(clip, self.params)
+        pairs, unshifted, peaks = query.clip_analyses(clip, params=self.params)
         check_peaks(name, peaks, len(clip) / self.params.sr)
         fps = self.params.frames_per_second
         index = {int(t): i for i, t in enumerate(view.ids)}  # live tracks are ordered by base frame, not id
@@ -374,7 +374,7 @@ class LandmarkIndex:
     def evidence(self, clip: np.ndarray) -> list[tuple[int, query.Pile]]:
         """Every pile verification judges for ``clip``, of every stage, with its track id: for calibration."""
         view = self.view()
-        pairs, unshifted, _ = query.clip_analyses(clip, self.params)
+        pairs, unshifted, _ = query.clip_analyses(clip, params=self.params)
         piles = self._search(view.lookup, view.hours, clip, pairs, unshifted, k=5, exhaustive=True)
         return [(int(view.ids[p.track]), p) for p in piles]
 
@@ -397,7 +397,7 @@ class LandmarkIndex:
             clip_seconds=len(clip) / self.params.sr,
             exhaustive=exhaustive,
             wide_pairs=unshifted,
-            audible=query.audible_frames(clip, self.params),
+            audible=query.audible_frames(clip, params=self.params),
             library_hours=hours,
             batch=batch,
         )
@@ -432,6 +432,6 @@ class LandmarkIndex:
         """Tracks that hold the same audio as a stretch of indexed landmarks (anchors from the stretch's start)."""
         view = self.view()
         piles = query.match_landmarks(
-            hashes, anchor, view.lookup, k, self.params.frames_per_second, seconds, view.hours
+            hashes, anchor, view.lookup, k, self.params.frames_per_second, seconds, library_hours=view.hours
         )
         return [view.located(p, self.params.frames_per_second, seconds) for p in piles]

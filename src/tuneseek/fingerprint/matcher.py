@@ -85,7 +85,7 @@ def _dense_regions(offsets: np.ndarray, regions: int, tolerance: int) -> tuple[n
 
 
 def best_offsets(
-    offsets: np.ndarray, tolerance: int, top: int = 10, hashes: np.ndarray | None = None
+    offsets: np.ndarray, tolerance: int, *, top: int = 10, hashes: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``top`` piles of offsets within ``+-tolerance`` frames of each other, best first.
 

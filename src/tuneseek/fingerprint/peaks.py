@@ -127,7 +127,7 @@ def _peaks_in_block(mag: np.ndarray, lo: int, own: slice, p: FingerprintParams) 
     )
 
 
-def find_peaks(audio: np.ndarray, params: FingerprintParams = DEFAULT) -> Peaks:
+def find_peaks(audio: np.ndarray, *, params: FingerprintParams = DEFAULT) -> Peaks:
     """Peaks of a whole signal at ``params.sr`` (used for query clips)."""
     mag = stft_magnitude(audio, params.n_fft, params.hop)
     return _peaks_in_block(mag, 0, slice(0, len(mag)), params)
@@ -140,7 +140,7 @@ class PeakStream:
     Frame numbers are global (counted from the first sample fed).
     """
 
-    def __init__(self, params: FingerprintParams = DEFAULT, block_frames: int = 1024):
+    def __init__(self, params: FingerprintParams = DEFAULT, *, block_frames: int = 1024):
         self.p = params
         self.block = block_frames
         self.ctx = _context(params)

@@ -173,14 +173,14 @@ SPAN_DENSITY = 0.2
 Lookup = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
-def clip_pairs(clip: np.ndarray, params: FingerprintParams = DEFAULT, shifts: int = SHIFTS) -> tuple[Pairs, Peaks]:
+def clip_pairs(clip: np.ndarray, *, params: FingerprintParams = DEFAULT, shifts: int = SHIFTS) -> tuple[Pairs, Peaks]:
     """Peak pairs of a clip, pooled over its shifted analyses (see :func:`clip_analyses`), and its peaks."""
-    pooled, _, peaks = clip_analyses(clip, params, shifts)
+    pooled, _, peaks = clip_analyses(clip, params=params, shifts=shifts)
     return pooled, peaks
 
 
 def clip_analyses(
-    clip: np.ndarray, params: FingerprintParams = DEFAULT, shifts: int = SHIFTS
+    clip: np.ndarray, *, params: FingerprintParams = DEFAULT, shifts: int = SHIFTS
 ) -> tuple[Pairs, Pairs, Peaks]:
     """Peak pairs of a clip (at ``params.sr``), with the zone widened to allow for rescaling.
 
@@ -197,7 +197,7 @@ def clip_analyses(
     parts, first = [], None
     for i in range(shifts):
         lag = (i * params.hop) // shifts
-        peaks = find_peaks(clip[lag:], params)
+        peaks = find_peaks(clip[lag:], params=params)
         first = first or peaks
         p = pair_peaks(peaks, QUERY_FANOUT, params.dt_max * widen, params.df_max * widen, 2 * params.lookahead)
         parts.append(Pairs(p.t1 + lag / params.hop, p.f1, p.f2, p.dt))
@@ -224,7 +224,7 @@ _OFFSET_BIAS = 1 << 31
 
 def _needles(pairs: Pairs, time_scale: float, freq_scale: float) -> tuple[np.ndarray, np.ndarray]:
     """The clip's landmarks ``(hashes, anchor frames)`` under one hypothesis, each (hash, frame) once."""
-    hashes, anchor = quantise(pairs, time_scale, freq_scale)
+    hashes, anchor = quantise(pairs, time_scale=time_scale, freq_scale=freq_scale)
     # the shifted analyses find many landmarks again at the same frame: once is all the
     # voting needs (a pile counts distinct hashes), at a fraction of the hits
     base = int(anchor.min(initial=0))
@@ -349,6 +349,7 @@ def match_landmarks(
     k: int,
     fps: float,
     seconds: float,
+    *,
     library_hours: float = CALIBRATION_LIBRARY_HOURS,
 ) -> list[Pile]:
     """Verified matches of landmarks already hashed (a stretch of an indexed track), as found, best first.
@@ -449,7 +450,7 @@ def _quiet_lead_in(
     return start
 
 
-def audible_frames(clip: np.ndarray, params: FingerprintParams = DEFAULT) -> np.ndarray:
+def audible_frames(clip: np.ndarray, *, params: FingerprintParams = DEFAULT) -> np.ndarray:
     """Per analysis frame of ``clip``, whether it holds any sound (peak above -80 dBFS): silence is not music."""
     n = len(clip) // params.hop
     return np.abs(clip[: n * params.hop]).reshape(n, params.hop).max(axis=1, initial=0.0) > SILENCE_LEVEL
@@ -479,6 +480,7 @@ def _matched_span(frames: np.ndarray, fps: float) -> tuple[float, float, int]:
 def search(
     pairs: Pairs,
     lookup: Lookup,
+    *,
     k: int = 5,
     fps: float = DEFAULT.frames_per_second,
     clip_seconds: float = 10.0,
@@ -535,7 +537,9 @@ def search(
 
 
 def _judged(pile: Pile, stage: int, fps: float, clip_seconds: float, library_hours: float) -> Pile:
-    return replace(pile, stage=stage, confidence=confidence(pile, stage, fps, clip_seconds, library_hours))
+    return replace(
+        pile, stage=stage, confidence=confidence(pile, stage, fps, clip_seconds, library_hours=library_hours)
+    )
 
 
 def _rescored(
@@ -594,7 +598,7 @@ def features(pile: Pile, fps: float, clip_seconds: float) -> np.ndarray:
 
 
 def confidence(
-    pile: Pile, stage: int, fps: float, clip_seconds: float, library_hours: float = CALIBRATION_LIBRARY_HOURS
+    pile: Pile, stage: int, fps: float, clip_seconds: float, *, library_hours: float = CALIBRATION_LIBRARY_HOURS
 ) -> float:
     """Estimated probability that ``pile`` is a true match: a logistic model of its :func:`features`.
 
