@@ -215,7 +215,7 @@ def step_calibrate(a, calibration: dict) -> dict:
         learned = lib.learned
         for kind, path, clip, right in calibration_clips(lib, calibration):
             try:
-                found = learned.evidence(clip, str(path))
+                found = learned.evidence(clip, name=str(path))
             except Exception as e:  # a clip with nothing audible: no evidence either way
                 log(f"  left out {path.name}: {e}")
                 continue
@@ -234,7 +234,7 @@ def step_calibrate(a, calibration: dict) -> dict:
     clips = len(calibration_negatives)
 
     def passing(c: Calibration) -> float:  # share of unknown clips with any hypothesis matching
-        return float(np.sum(c.confidence(neg[:, 0], neg[:, 1], neg[:, 2]) >= 0.5)) / max(clips, 1)
+        return float(np.sum(c.confidence(neg[:, 0], neg[:, 1], margin=neg[:, 2]) >= 0.5)) / max(clips, 1)
 
     shift = 0.0
     while passing(Calibration(fitted.bias - shift, fitted.weight, fitted.per_root_n, fitted.per_margin)) > FP_BUDGET:
@@ -322,8 +322,8 @@ def corroboration_rows(a, calibration: dict, learned_calibration) -> tuple[list[
         learned.calibration = learned_calibration
         for _, path, clip, right in calibration_clips(lib, calibration):
             try:
-                found = learned.candidates(clip, PROPOSALS, str(path), floor=0.0)
-                counts = landmarks.lined_up(clip, [(c.track_id, c.offset) for c in found], AGREE, str(path))
+                found = learned.candidates(clip, PROPOSALS, name=str(path), floor=0.0)
+                counts = landmarks.lined_up(clip, [(c.track_id, c.offset) for c in found], AGREE, name=str(path))
             except Exception as e:  # nothing audible, too little to fingerprint: no evidence either way
                 log(f"  left out {path.name}: {e}")
                 continue

@@ -243,13 +243,13 @@ class Stub:
     def remove(self, track_ids):
         self.removed.extend(track_ids)
 
-    def candidates(self, clip, k=5, name="<samples>", *, floor=0.5):
+    def candidates(self, clip, k=5, *, name="<samples>", floor=0.5):
         self.calls += 1
         if isinstance(self.answers, Exception):
             raise self.answers
         return [c for c in self.answers if c.confidence >= floor][:k]
 
-    def lined_up(self, clip, placements, window, name="<samples>"):
+    def lined_up(self, clip, placements, window, *, name="<samples>"):
         self.lined_calls += 1
         return [
             next((n for (t, o), n in self.lined.items() if t == track and abs(o - offset) <= window), (0, 0))
@@ -378,7 +378,7 @@ def test_a_calibration_fitted_with_margins_weighs_them_and_reads_back():
     truth = np.arange(len(scores)) < 200
     with_margin = calibrate(scores, n, truth, margin=margin)
     alone = calibrate(scores, n, truth)
-    right = lambda c, m: np.mean((c.confidence(scores, n, m) >= 0.5) == truth)  # noqa: E731
+    right = lambda c, m: np.mean((c.confidence(scores, n, margin=m) >= 0.5) == truth)  # noqa: E731
     assert with_margin.per_margin > 0 and alone.per_margin == 0.0
     assert right(with_margin, margin) > 0.98 > right(alone, 0.0)
     assert Calibration(**with_margin.to_dict()) == with_margin

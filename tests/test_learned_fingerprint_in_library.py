@@ -133,7 +133,7 @@ def test_the_landmarks_count_what_lines_up_where_another_engine_places_a_clip(le
     clip = audio.load(str(paths[2]), 8000)[5 * 8000 : 8 * 8000]
     landmarks = learned_library.identifier
     there, later, wrong, unknown = landmarks.lined_up(
-        clip, [(track, 5.1), (track, 12.0), (other, 5.0), (999, 5.0)], 0.5, "clip.wav"
+        clip, [(track, 5.1), (track, 12.0), (other, 5.0), (999, 5.0)], 0.5, name="clip.wav"
     )
     assert there[0] > 30 and there[0] > 5 * max(there[1], later[0], wrong[0], 1) and unknown == (0, 0)
     noisy = degrade(clip, 8000, parse_degradations("noise:-7db"))
@@ -141,4 +141,4 @@ def test_the_landmarks_count_what_lines_up_where_another_engine_places_a_clip(le
     [there, wrong] = landmarks.lined_up(noisy, [(track, 5.0), (other, 5.0)], 0.5)
     assert there[0] > wrong[0]
     with pytest.raises(AudioError, match="quiet.wav"):
-        landmarks.lined_up(np.zeros(8000 * 5, np.float32), [(track, 5.0)], 0.5, "quiet.wav")
+        landmarks.lined_up(np.zeros(8000 * 5, np.float32), [(track, 5.0)], 0.5, name="quiet.wav")

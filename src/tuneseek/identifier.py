@@ -64,7 +64,7 @@ class Identifier(Protocol):
         """Forget tracks just deleted from the catalogue."""
         ...
 
-    def candidates(self, clip: np.ndarray, k: int = 5, name: str = "<samples>") -> list[Candidate]:
+    def candidates(self, clip: np.ndarray, k: int = 5, *, name: str = "<samples>") -> list[Candidate]:
         """Up to ``k`` distinct tracks, best first; an empty list means "no match". ``name`` names the clip
         in errors (:class:`~tuneseek.errors.AudioError` for a clip with nothing to identify)."""
         ...

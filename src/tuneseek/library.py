@@ -168,7 +168,7 @@ class Library:
         if shards:
             try:
                 library._sharded = library._engines.landmarks = ShardedLandmarks(
-                    library._landmarks, shards, ray_address
+                    library._landmarks, shards, address=ray_address
                 )
             except BaseException:
                 library.close()
@@ -299,7 +299,7 @@ class Library:
         seconds = len(samples) / FP.sr
         if seconds < MIN_CLIP_SECONDS:
             raise AudioError(name, f"too short: {seconds:.2f} s (a clip needs at least {MIN_CLIP_SECONDS:g} s)")
-        return [_match(c, self._info(c.track_id)) for c in finder.candidates(samples, k, name)]
+        return [_match(c, self._info(c.track_id)) for c in finder.candidates(samples, k, name=name)]
 
     def recording_seconds(self, clip: str | Path | np.ndarray, *, sr: int | None = None) -> float:
         """Length of a clip file (from its header; 0 when the header does not say) or of samples at ``sr``."""
@@ -338,7 +338,7 @@ class Library:
             if len(samples) < MIN_CLIP_SECONDS * FP.sr:
                 return []
             try:
-                return finder.candidates(samples, monitoring.WINDOW_CANDIDATES, name)
+                return finder.candidates(samples, monitoring.WINDOW_CANDIDATES, name=name)
             except AudioError:  # a silent or empty window: nothing plays there
                 return []
 

@@ -56,7 +56,7 @@ class Aligner(Identifier, Protocol):
     ``(here, elsewhere)`` per ``(track id, offset)``, as :meth:`~tuneseek.fingerprint.index.LandmarkIndex.lined_up`."""
 
     def lined_up(
-        self, clip: np.ndarray, placements: Sequence[tuple[int, float]], window: float, name: str = "<samples>"
+        self, clip: np.ndarray, placements: Sequence[tuple[int, float]], window: float, *, name: str = "<samples>"
     ) -> list[tuple[int, int]]: ...
 
 
@@ -64,7 +64,7 @@ class Proposer(Identifier, Protocol):
     """An identifier that can list its hypotheses below its own threshold too (``floor`` 0: all it judged)."""
 
     def candidates(
-        self, clip: np.ndarray, k: int = 5, name: str = "<samples>", *, floor: float = MIN_CONFIDENCE
+        self, clip: np.ndarray, k: int = 5, *, name: str = "<samples>", floor: float = MIN_CONFIDENCE
     ) -> list[Candidate]: ...
 
 
@@ -155,7 +155,7 @@ class FusedIdentifier:
         self.first.remove(track_ids)
         self.second.remove(track_ids)
 
-    def candidates(self, clip: np.ndarray, k: int = 5, name: str = "<samples>") -> list[Candidate]:
+    def candidates(self, clip: np.ndarray, k: int = 5, *, name: str = "<samples>") -> list[Candidate]:
         """Up to ``k`` tracks, best fused confidence first; empty for "no match".
 
         A clip one engine refuses (the landmarks find too few peaks in it) is answered by the
@@ -163,13 +163,13 @@ class FusedIdentifier:
         """
         refused: AudioError | None = None
         try:
-            first = self.first.candidates(clip, k, name)
+            first = self.first.candidates(clip, k, name=name)
         except AudioError as e:
             first, refused = [], e
         if refused is None and self.certain is not None and first and first[0].confidence >= self.certain:
             return first
         try:
-            second = self.second.candidates(clip, max(k, PROPOSALS), name, floor=0.0)
+            second = self.second.candidates(clip, max(k, PROPOSALS), name=name, floor=0.0)
         except AudioError:
             if refused is not None:
                 raise refused from None
@@ -182,7 +182,7 @@ class FusedIdentifier:
         """The second engine's candidates, each track the first did not name (``named``) re-judged by
         :attr:`corroboration` (see the module's docstring) and left out below one half."""
         alone = [c for c in second if c.track_id not in named]
-        lined = self.first.lined_up(clip, [(c.track_id, c.offset) for c in alone], AGREE, name) if alone else []
+        lined = self.first.lined_up(clip, [(c.track_id, c.offset) for c in alone], AGREE, name=name) if alone else []
         judged = [replace(c, confidence=self.corroboration.confidence(c.confidence, *n)) for c, n in zip(alone, lined)]
         return [c for c in second if c.track_id in named] + [c for c in judged if c.confidence >= MIN_CONFIDENCE]
 

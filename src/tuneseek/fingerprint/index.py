@@ -199,7 +199,7 @@ class LandmarkIndex:
     name = "landmarks"
     version = FINGERPRINT_VERSION
 
-    def __init__(self, root: Path, catalog: Catalog, params: FingerprintParams = DEFAULT):
+    def __init__(self, root: Path, catalog: Catalog, *, params: FingerprintParams = DEFAULT):
         self.root = root
         self.catalog = catalog
         self.params = params
@@ -304,7 +304,7 @@ class LandmarkIndex:
         self.sweep()
 
     # -- identification ---------------------------------------------------------------
-    def candidates(self, clip: np.ndarray, k: int = 5, name: str = "<samples>") -> list[Candidate]:
+    def candidates(self, clip: np.ndarray, k: int = 5, *, name: str = "<samples>") -> list[Candidate]:
         """Up to ``k`` tracks ``clip`` (mono, at :attr:`sample_rate`) may come from, best first.
 
         Each names its track by catalogue id; an empty list means "no match". Raises
@@ -312,13 +312,14 @@ class LandmarkIndex:
         fingerprint.
         """
         view = self.view()
-        return self.candidates_in(view, view.lookup, clip, k, name)
+        return self.candidates_in(view, view.lookup, clip, k=k, name=name)
 
     def candidates_in(
         self,
         view: View,
         lookup: query.Lookup,
         clip: np.ndarray,
+        *,
         k: int = 5,
         name: str = "<samples>",
         batch: int = 1,
@@ -333,7 +334,7 @@ class LandmarkIndex:
         return [view.located(p, self.params.frames_per_second, seconds) for p in piles]
 
     def lined_up(
-        self, clip: np.ndarray, placements: Sequence[tuple[int, float]], window: float, name: str = "<samples>"
+        self, clip: np.ndarray, placements: Sequence[tuple[int, float]], window: float, *, name: str = "<samples>"
     ) -> list[tuple[int, int]]:
         """For each ``(track id, offset in seconds)`` another engine proposes for ``clip``: ``(here, elsewhere)``,
         the most landmarks lined up with that track within ``window`` seconds of that offset, and the most
@@ -341,7 +342,7 @@ class LandmarkIndex:
         tempo and pitch hypotheses (:func:`query.lined_up`); ``(0, 0)`` for a track not indexed. Raises
         as :meth:`candidates` does."""
         view = self.view()
-        return self.lined_up_in(view, view.lookup, clip, placements, window, name)
+        return self.lined_up_in(view, view.lookup, clip, placements, window, name=name)
 
     def lined_up_in(
         self,
@@ -350,6 +351,7 @@ class LandmarkIndex:
         clip: np.ndarray,
         placements: Sequence[tuple[int, float]],
         window: float,
+        *,
         name: str = "<samples>",
     ) -> list[tuple[int, int]]:
         """:meth:`lined_up` over ``view``, reading postings through ``lookup`` (see :meth:`candidates_in`)."""

@@ -110,7 +110,7 @@ class Calibration:
     per_root_n: float
     per_margin: float = 0.0
 
-    def confidence(self, score: np.ndarray, n: np.ndarray, margin: np.ndarray | float = 0.0) -> np.ndarray:
+    def confidence(self, score: np.ndarray, n: np.ndarray, *, margin: np.ndarray | float = 0.0) -> np.ndarray:
         z = self.bias + self.weight * score + self.per_root_n / np.sqrt(np.maximum(n, 1)) + self.per_margin * margin
         return 1.0 / (1.0 + np.exp(-z))
 
@@ -118,7 +118,7 @@ class Calibration:
         """What a model's folder records (``Calibration(**d)`` reads it back)."""
         return {"bias": self.bias, "weight": self.weight, "per_root_n": self.per_root_n, "per_margin": self.per_margin}
 
-    def threshold(self, n: np.ndarray | int, margin: np.ndarray | float = 0.0) -> np.ndarray:
+    def threshold(self, n: np.ndarray | int, *, margin: np.ndarray | float = 0.0) -> np.ndarray:
         """The sequence score above which a hypothesis over ``n`` aligned segments, ``margin`` above the
         best other track, is a match."""
         return -(self.bias + self.per_root_n / np.sqrt(np.maximum(n, 1)) + self.per_margin * margin) / self.weight
@@ -501,7 +501,7 @@ class LearnedIndex:
         self._view = None
 
     # -- identification ---------------------------------------------------------------
-    def evidence(self, clip: np.ndarray, name: str = "<samples>", hypotheses: int = HYPOTHESES) -> list[Hypothesis]:
+    def evidence(self, clip: np.ndarray, *, name: str = "<samples>", hypotheses: int = HYPOTHESES) -> list[Hypothesis]:
         """Every hypothesis a query judges for ``clip``, best first: for :func:`calibrate` and benchmarks."""
         view = self.view()
         step = HOP_SECONDS / self.phases
@@ -514,7 +514,7 @@ class LearnedIndex:
         return search(view, queries, audible, phases=self.phases, hypotheses=hypotheses)
 
     def candidates(
-        self, clip: np.ndarray, k: int = 5, name: str = "<samples>", *, floor: float = MIN_CONFIDENCE
+        self, clip: np.ndarray, k: int = 5, *, name: str = "<samples>", floor: float = MIN_CONFIDENCE
     ) -> list[Candidate]:
         """Up to ``k`` tracks ``clip`` (mono float32 at 8 kHz) may come from, best first; empty for "no match".
         ``floor``: the least confidence reported (below it is "no match"; 0 lists every judged hypothesis,
@@ -523,12 +523,12 @@ class LearnedIndex:
         Raises :class:`~tuneseek.errors.AudioError` naming ``name`` when the clip is shorter than
         a segment or nothing in it is audible.
         """
-        found = self.evidence(clip, name, max(HYPOTHESES, 2 * k))
+        found = self.evidence(clip, name=name, hypotheses=max(HYPOTHESES, 2 * k))
         if not found:
             return []
         score = np.array([h.score for h in found])
         n = np.array([h.n for h in found])
-        confidence = self.calibration.confidence(score, n, margins(score))
+        confidence = self.calibration.confidence(score, n, margin=margins(score))
         seconds = len(clip) / SAMPLE_RATE
         out = []
         for h, p in zip(found, confidence):

@@ -170,7 +170,7 @@ class ShardedLandmarks:
     docstring). :meth:`close` ends the actors, and Ray when it was started here.
     """
 
-    def __init__(self, index: LandmarkIndex, shards: int, address: str | None = None):
+    def __init__(self, index: LandmarkIndex, shards: int, *, address: str | None = None):
         if shards < 1:
             raise UsageError(f"shards must be at least 1, got {shards}")
         self.index = index
@@ -235,15 +235,19 @@ class ShardedLandmarks:
         self._ray.get(refs)
 
     # -- identification ----------------------------------------------------------------
-    def candidates(self, clip: np.ndarray, k: int = 5, name: str = "<samples>") -> list[Candidate]:
+    def candidates(self, clip: np.ndarray, k: int = 5, *, name: str = "<samples>") -> list[Candidate]:
         """:meth:`LandmarkIndex.candidates`, with postings read from the shards."""
-        return self._reading(lambda view, lookup: self.index.candidates_in(view, lookup, clip, k, name, LOOKUP_BATCH))
+        return self._reading(
+            lambda view, lookup: self.index.candidates_in(view, lookup, clip, k=k, name=name, batch=LOOKUP_BATCH)
+        )
 
     def lined_up(
-        self, clip: np.ndarray, placements: Sequence[tuple[int, float]], window: float, name: str = "<samples>"
+        self, clip: np.ndarray, placements: Sequence[tuple[int, float]], window: float, *, name: str = "<samples>"
     ) -> list[tuple[int, int]]:
         """:meth:`LandmarkIndex.lined_up`, with postings read from the shards."""
-        return self._reading(lambda view, lookup: self.index.lined_up_in(view, lookup, clip, placements, window, name))
+        return self._reading(
+            lambda view, lookup: self.index.lined_up_in(view, lookup, clip, placements, window, name=name)
+        )
 
     def _reading(self, ask: Callable[[View, query.Lookup], list]) -> list:
         """``ask(view, lookup)`` over the current shards, their postings read through ``lookup``."""
