@@ -127,7 +127,7 @@ class Split:
     """One split at 8 kHz: origins (whole tracks) by label, samples as (label, audio, start sample)."""
 
     def __init__(self, layout: Path, split: str, cache: Path):
-        qs = read_queryset(layout, split)
+        qs = read_queryset(layout, split=split)
         cache.mkdir(parents=True, exist_ok=True)
         self.origins: dict[str, np.ndarray] = {}
         for o in qs.origins:

@@ -247,7 +247,7 @@ def query_sets(work: Path, sources, negatives, per_track: int, neg_per_track: in
 def load_set(d: Path, negative: bool):
     from tuneseek.data.querysets import read_queryset
 
-    qs = read_queryset(d, "test")
+    qs = read_queryset(d, split="test")
     if negative:  # music not in the library: every sample must give "no match"
         qs = replace(qs, samples=[replace(s, in_library=False) for s in qs.samples])
     return qs

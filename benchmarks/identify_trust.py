@@ -237,7 +237,7 @@ def _degrade(x: np.ndarray, sr: int, spec: str, rng: np.random.Generator) -> np.
         y = np.asarray(y, np.float32).reshape(-1)
         peak = float(np.max(np.abs(y))) if len(y) else 0.0
         return y * np.float32(0.999 / peak) if peak > 1.0 else y
-    return degrade(x, sr, parse_degradations(spec), rng) if spec else x
+    return degrade(x, sr, parse_degradations(spec), rng=rng) if spec else x
 
 
 def make_clip(r: dict) -> np.ndarray:

@@ -190,7 +190,7 @@ def calibration_clips(lib, calibration: dict):
 
     track_of = {os.path.realpath(t.path): t.id for t in lib.tracks()}
     for (kind, _, _), d in sorted(calibration.items(), key=str):
-        qs = read_queryset(d, "test")
+        qs = read_queryset(d, split="test")
         origin = {o.label: track_of.get(os.path.realpath(o.path)) for o in qs.origins}
         for sample in qs.samples:
             right = origin.get(sample.label) if kind == "pos" else None

@@ -131,7 +131,7 @@ def test_a_clip_with_its_tempo_changed_by_up_to_ten_percent_gets_tempo_and_offse
 
     track = lib.tracks()[3]
     clip = degrade(
-        songs[track.id][4 * SR : 16 * SR], SR, parse_degradations(f"tempo:{tempo}"), np.random.default_rng(0)
+        songs[track.id][4 * SR : 16 * SR], SR, parse_degradations(f"tempo:{tempo}"), rng=np.random.default_rng(0)
     )[: 10 * SR]
     match = lib.identify(clip, sr=SR)
     assert match.track.id == track.id

@@ -127,7 +127,7 @@ def test_remove_forgets_a_track(library, songs):
         catalog.delete_track(ids[12])
         index.remove([ids[12]])
     assert ids[12] not in [c.track_id for c in index.candidates(clip)]
-    assert next(catalog.fingerprint_vectors(index.name, index.version, ids[12]), None) is None
+    assert next(catalog.fingerprint_vectors(index.name, index.version, track_id=ids[12]), None) is None
     assert catalog.fingerprint_size(index.name)[0] == len(SEEDS) - 1
 
 

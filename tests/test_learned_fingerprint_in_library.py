@@ -117,7 +117,7 @@ def test_the_shipped_fingerprint_ranks_a_noisy_clip_off_the_segment_grid_first(t
         lib.add([music_dir], workers=1, analyse=False)
         track = sorted(music_dir.rglob("*.flac"))[4]
         audio_, sr = sf.read(track, dtype="float32")
-        clip = degrade(audio_[int(7.13 * sr) : int(13.13 * sr)], sr, "noise:5db", np.random.default_rng(0))
+        clip = degrade(audio_[int(7.13 * sr) : int(13.13 * sr)], sr, "noise:5db", rng=np.random.default_rng(0))
         # its evidence, not its verdict: the shipped calibration is fitted for libraries of hours, and in two
         # minutes of music the ranked scores cannot reach it (see tuneseek.fingerprint.learned.Calibration)
         best, second = lib.learned.evidence(audio.from_samples(clip, sr, 8000))[:2]

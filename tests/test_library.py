@@ -234,7 +234,7 @@ def test_stretched_clips_report_their_speed_or_tempo_and_the_start_of_the_clip(l
 
     track = lib.tracks()[4]
     clip, sr = clip_of(track.path, 6.0, 8.0)
-    clip = degrade(clip, sr, parse_degradations(spec), np.random.default_rng(0))
+    clip = degrade(clip, sr, parse_degradations(spec), rng=np.random.default_rng(0))
     match = lib.identify(clip, sr=sr)
     assert match.track.id == track.id
     assert match.speed == pytest.approx(speed, abs=0.006) and match.tempo == pytest.approx(tempo, abs=0.006)

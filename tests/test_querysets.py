@@ -86,8 +86,8 @@ def test_read_handbuilt_layout(tmp_path):
 
     # a split directory given directly, and split=None with one split present
     assert read_queryset(ds / "test") == qs
-    assert read_queryset(ds / "test", None) == qs
-    assert read_queryset(ds, None) == qs
+    assert read_queryset(ds / "test", split=None) == qs
+    assert read_queryset(ds, split=None) == qs
 
 
 def test_parse_sample_name():
@@ -113,13 +113,13 @@ def test_read_errors(tmp_path):
 
     ds = _handbuilt(tmp_path)
     # split not present: the message lists those that are
-    msg = _err(read_queryset, ds, "train")
+    msg = _err(read_queryset, ds, split="train")
     assert "train" in msg and "test" in msg and str(ds) in msg
 
     # several splits and split=None
     _wav(ds / "valid" / "origin" / "a" / "a.wav")
     _wav(ds / "valid" / "sample" / "a" / "a_0_500.wav")
-    msg = _err(read_queryset, ds, None)
+    msg = _err(read_queryset, ds, split=None)
     assert "test" in msg and "valid" in msg
 
     # no origin/ or no sample/
@@ -227,7 +227,7 @@ def test_copies_and_formats(music, tmp_path):
     for o in qs.origins:
         assert not o.path.is_symlink() and o.path.is_file()
     assert {s.path.suffix for s in qs.samples} == {".flac"}
-    assert read_queryset(tmp_path / "qs", "valid") == qs
+    assert read_queryset(tmp_path / "qs", split="valid") == qs
 
 
 def test_holdout_makes_negatives(music, tmp_path):

@@ -211,6 +211,7 @@ def degrade(
     audio: np.ndarray,
     sr: int,
     steps: Sequence[Degradation],
+    *,
     rng: np.random.Generator | None = None,
 ) -> np.ndarray:
     """Apply ``steps`` in order to mono ``audio`` at ``sr`` Hz; returns float32 mono.

@@ -149,7 +149,7 @@ def cmd_evaluate_identify(args) -> int:
     from tuneseek.evaluate.identify import evaluate_identify
     from tuneseek.library import Library
 
-    qs = read_queryset(args.dataset, args.split)
+    qs = read_queryset(args.dataset, split=args.split)
     with tempfile.TemporaryDirectory(prefix="tuneseek-eval-") as tmp:
         where = args.library if args.library_given else Path(tmp) / "library"
         with Library.open(where, create=True) as lib:

@@ -70,7 +70,7 @@ def _read(root: Path, split: str | None) -> QuerySet:
     reads the same even if a path holds one (only ``where`` would then be cut short).
     """
     try:
-        return read_queryset(root, split)
+        return read_queryset(root, split=split)
     except UsageError as e:
         where, _, reason = str(e).partition(": ")
         raise DatasetError(where, reason) from e

@@ -196,7 +196,7 @@ def _resolve_split(root: Path, split: str | None) -> tuple[Path, str | None]:
     raise UsageError(f"{root}: not a query set: no origin/ and sample/ directories and no split in it")
 
 
-def read_queryset(root: str | Path, split: str | None = "test") -> QuerySet:
+def read_queryset(root: str | Path, *, split: str | None = "test") -> QuerySet:
     """Read one split of the origin/sample layout.
 
     ``root`` is the dataset directory (then ``root/split`` is read; with ``split=None``,
@@ -469,7 +469,7 @@ def make_queries(
                 f"{done_json}: not a query set description written by tuneseek; remove it or choose another output"
             )
         if old.get("version") == _FORMAT_VERSION and old.get("params") == params:
-            return read_queryset(out, split)
+            return read_queryset(out, split=split)
         raise UsageError(
             f"{split_dir}: already holds queries made with other parameters "
             f"({_param_diff(old.get('params') or {}, params)}); remove it or choose another output"
@@ -618,7 +618,7 @@ def make_queries(
     }
     atomic_write_bytes(done_json, _json_bytes(description))
     marker.unlink(missing_ok=True)
-    return read_queryset(out, split)
+    return read_queryset(out, split=split)
 
 
 def _fingerprint_problem(path: Path) -> str | None:
@@ -669,6 +669,6 @@ def _cut(t: _Track, length: float, length_ms: int, per_track: int, seed: int, st
             continue
         names.add(name)
         if steps:
-            x = degrade(x, t.sr, steps, rng)
+            x = degrade(x, t.sr, steps, rng=rng)
         clips.append((name, x))
     return clips

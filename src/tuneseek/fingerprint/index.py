@@ -179,7 +179,7 @@ class View:
         segments = list(self.segments.values())
         ranges = [seg.ranges(distinct) for seg in segments]
         keep = sum(end - start for start, end in ranges) <= self.stop
-        return [seg.hits(distinct, inverse, keep, r) for seg, r in zip(segments, ranges)]
+        return [seg.hits(distinct, inverse, keep, ranges=r) for seg, r in zip(segments, ranges)]
 
     def located(self, pile: query.Pile, fps: float, seconds: float) -> Candidate:
         """The public candidate of a pile: its track's catalogue id, times in seconds."""

@@ -391,7 +391,7 @@ class Catalog:
         )
 
     def fingerprint_vectors(
-        self, model: str, version: str, track_id: int | None = None
+        self, model: str, version: str, *, track_id: int | None = None
     ) -> Iterator[tuple[int, np.ndarray]]:
         """``(track id, float16 vectors (n, dim))`` of ``model`` at ``version``: of one track, or of every
         track in id order. Vectors another version computed are not comparable and are left out."""

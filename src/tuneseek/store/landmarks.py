@@ -94,7 +94,7 @@ class Segment:
         return qi, self.frames[pos].astype(np.int64)
 
     def hits(
-        self, distinct: np.ndarray, inverse: np.ndarray, keep: np.ndarray, ranges: tuple | None = None
+        self, distinct: np.ndarray, inverse: np.ndarray, keep: np.ndarray, *, ranges: tuple | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The postings of needles ``distinct[inverse]`` (sorted distinct hashes, and which one each needle
         is), leaving out the hashes ``keep`` is false for: ``(needle index, global frame)`` per posting,

@@ -34,7 +34,7 @@ class Augment:
             steps.append(Degradation("noise", float(rng.uniform(*self.snr_db))))
         if self.gain_db:
             steps.append(Degradation("gain", float(rng.uniform(-self.gain_db, self.gain_db))))
-        y = degrade(x, sr, steps, rng) if steps else x
+        y = degrade(x, sr, steps, rng=rng) if steps else x
         if self.eq_prob and rng.random() < self.eq_prob:
             y = self._eq(y, sr, rng)
         return np.asarray(y, np.float32)

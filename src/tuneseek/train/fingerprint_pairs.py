@@ -167,7 +167,7 @@ class PairAugment:
         y, factor = np.asarray(x, np.float32), 1.0
         if rng.random() < self.speed_prob:
             factor = float(rng.uniform(1 - self.max_speed, 1 + self.max_speed))
-            y = degrade(y, sr, [Degradation("speed", factor)], rng)
+            y = degrade(y, sr, [Degradation("speed", factor)], rng=rng)
         if rng.random() < self.pitch_prob:
             y = _pitch(y, sr, float(rng.uniform(-self.max_pitch, self.max_pitch)))
         if rng.random() < self.reverb_prob:
@@ -176,12 +176,12 @@ class PairAugment:
             noise = babble(len(y)) if rng.random() < self.babble_share else pink_noise(len(y), sr=sr, rng=rng)
             y = _mix(y, noise, float(rng.uniform(*self.snr_db)), sr)
         if rng.random() < self.phone_prob:
-            y = degrade(y, sr, [Degradation("phone")], rng)
+            y = degrade(y, sr, [Degradation("phone")], rng=rng)
         codec = rng.random()
         if codec < self.mp3_prob:
-            y = degrade(y, sr, [Degradation("mp3", float(rng.choice(self.mp3_kbps)))], rng)
+            y = degrade(y, sr, [Degradation("mp3", float(rng.choice(self.mp3_kbps)))], rng=rng)
         elif codec < self.mp3_prob + self.gsm_prob:
-            y = degrade(y, sr, [Degradation("gsm")], rng)
+            y = degrade(y, sr, [Degradation("gsm")], rng=rng)
         return np.asarray(y, np.float32), factor
 
 
