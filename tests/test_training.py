@@ -117,6 +117,15 @@ def test_an_interrupted_run_resumes_where_it_stopped(genres, tmp_path):
         train(settings(tmp_path, data=genres, out=str(tmp_path / "elsewhere"), resume=True), say=quiet)
 
 
+def test_the_resume_checkpoint_is_the_last_epoch_even_when_an_earlier_one_was_best(genres, tmp_path):
+    import torch
+
+    summary = train(settings(tmp_path, data=genres, epochs=3, lr=0.0), say=quiet)  # nothing learned: epoch 1 stays best
+    assert summary["epochs_run"] == 3 and summary["best_epoch"] == 1
+    saved = torch.load(tmp_path / "run" / "lightning" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert saved["epoch"] == 2  # the third epoch, counted from 0
+
+
 def test_items_shorter_than_the_window_are_repeated_to_fill_it_and_the_log_says_so(genres, tmp_path):
     said = []
     summary = train(settings(tmp_path, data=genres, window=5.0, epochs=1), say=said.append)

@@ -563,13 +563,11 @@ def make_trainer(
         except ModuleNotFoundError:
             say("TensorBoard is not installed (pip install tensorboard): CSV logs only")
     best = ModelCheckpoint(
-        dirpath=out / "lightning",
-        filename="best",
-        monitor=monitor,
-        mode="max",
-        save_last=True,
-        enable_version_counter=False,
+        dirpath=out / "lightning", filename="best", monitor=monitor, mode="max", enable_version_counter=False
     )
+    # last.ckpt after every epoch, for --resume: ModelCheckpoint's own save_last copies a checkpoint only
+    # when it saves one (with a monitor: when the run improves), so a resumed run would restart from its best
+    last = ModelCheckpoint(dirpath=out / "lightning", filename="last", save_top_k=1, enable_version_counter=False)
     try:
         trainer = L.Trainer(
             max_epochs=epochs,
@@ -578,6 +576,7 @@ def make_trainer(
             logger=loggers,
             callbacks=[
                 best,
+                last,
                 EarlyStopping(monitor=monitor, mode="max", patience=patience),
                 LearningRateMonitor(logging_interval="epoch"),
                 RankSeed(seed),
