@@ -160,7 +160,7 @@ def scores_of(task, windows: list[np.ndarray], texts: list[str]) -> np.ndarray:
     """``(texts, items)`` dot products in the trained space: every window of an item, averaged as in validation."""
     segments, mask, _ = collate([(torch.from_numpy(w), "") for w in windows])
     with torch.no_grad():
-        audio = task.model.embed_audio(segments, mask)
+        audio = task.model.embed_audio(segments, mask=mask)
         text = task.model.embed_text(task.sentence_vectors(texts))
     return (text @ audio.T).numpy()
 

@@ -152,7 +152,7 @@ def test_vectors_are_unit_padding_is_masked_and_the_temperature_is_clamped_as_cl
     padded = torch.zeros(2, 5, 12)
     padded[0, :3], padded[1] = a[0], b[0]
     mask = torch.tensor([[True] * 3 + [False] * 2, [True] * 5])
-    together = model.embed_audio(padded, mask)
+    together = model.embed_audio(padded, mask=mask)
     assert torch.allclose(together[0], model.embed_audio(a)[0], atol=1e-6)
     assert torch.allclose(together.norm(dim=1), torch.ones(2), atol=1e-6)
     assert torch.allclose(model.embed_text(torch.randn(4, 10)).norm(dim=1), torch.ones(4), atol=1e-6)

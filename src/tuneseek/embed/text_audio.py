@@ -76,7 +76,7 @@ class TextAudioRun:
         for i, a in enumerate(arrays):
             padded[i, : len(a)], mask[i, : len(a)] = a, True
         with torch.inference_mode():
-            return self.model.embed_audio(torch.from_numpy(padded), torch.from_numpy(mask)).numpy()
+            return self.model.embed_audio(torch.from_numpy(padded), mask=torch.from_numpy(mask)).numpy()
 
     def audio_vector(self, segments: np.ndarray) -> np.ndarray:
         """``(dim,)`` float32 unit vector of one track's ``(segments, 200)`` musicnn segment vectors."""

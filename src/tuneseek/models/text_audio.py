@@ -68,7 +68,7 @@ class TextAudioModel(nn.Module):
     def dim(self) -> int:
         return self._kwargs["dim"]
 
-    def embed_audio(self, segments: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def embed_audio(self, segments: torch.Tensor, *, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``(batch, dim)`` unit vectors of ``(batch, segments, audio_dim)`` segment vectors.
 
         ``mask`` ``(batch, segments)`` (True: a real segment) lets items of different lengths
@@ -103,7 +103,7 @@ class TextAudioModel(nn.Module):
 
     def forward(self, segments: torch.Tensor, mask: torch.Tensor | None, sentences: torch.Tensor) -> torch.Tensor:
         """Logits ``(batch, batch)``: row i compares text i with every audio of the batch."""
-        return self.logit_scale * self.embed_text(sentences) @ self.embed_audio(segments, mask).T
+        return self.logit_scale * self.embed_text(sentences) @ self.embed_audio(segments, mask=mask).T
 
     def config(self) -> dict[str, Any]:
         """What rebuilds this model (see :func:`tuneseek.models.registry.build`)."""

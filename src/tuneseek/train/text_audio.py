@@ -401,7 +401,7 @@ def _task_class():
 
         def validation_step(self, batch, _):
             segments, mask, sentences = batch
-            audio = self.model.embed_audio(segments, mask)
+            audio = self.model.embed_audio(segments, mask=mask)
             text = self.model.embed_text(self.sentence_vectors(sentences))
             self._val.append((audio.detach().float().cpu(), text.detach().float().cpu(), list(sentences)))
 
