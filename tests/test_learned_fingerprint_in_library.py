@@ -70,7 +70,10 @@ def test_unknown_engines_and_a_library_without_a_fingerprint_are_refused_in_one_
 
 
 def test_a_fingerprint_run_is_refused_in_any_other_role(tmp_path, fingerprint_run):
-    with Library.open(tmp_path / "lib") as lib, pytest.raises(UsageError, match="use it with --fingerprint"):
+    with (
+        Library.open(tmp_path / "lib") as lib,
+        pytest.raises(UsageError, match="use it with `tuneseek index --fingerprint`"),
+    ):
         lib.use_model(fingerprint_run, role="embedder")
 
 
@@ -142,3 +145,11 @@ def test_the_landmarks_count_what_lines_up_where_another_engine_places_a_clip(le
     assert there[0] > wrong[0]
     with pytest.raises(AudioError, match="quiet.wav"):
         landmarks.lined_up(np.zeros(8000 * 5, np.float32), [(track, 5.0)], 0.5, name="quiet.wav")
+
+
+def test_tag_and_embed_refuse_a_fingerprint_run_in_one_line(tmp_path, music_dir, fingerprint_run, capsys):
+    _, clip = _clip(music_dir, tmp_path, start=1.0)
+    for command in ("tag", "embed"):
+        assert main([command, "--model", str(fingerprint_run), str(clip)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "is a learned fingerprint" in err and "index --fingerprint" in err

@@ -361,7 +361,8 @@ def trained_extractors(folder: str | Path, role: str) -> dict[str, str]:
     m = trained_model(str(folder))
     if (role == "fingerprint") != (m.kind == "fingerprint"):
         raise UsageError(
-            f"{m.folder} is a learned fingerprint: use it with --fingerprint"
+            f"{m.folder} is a learned fingerprint, for identifying clips: use it with "
+            "`tuneseek index --fingerprint` and `identify --engine learned|fused`"
             if m.kind == "fingerprint"
             else f"{m.folder} is not a learned fingerprint (made by tuneseek train fingerprint)"
         )
