@@ -5,28 +5,34 @@ tempo, certain on clean clips) and, unless that one is already certain, the seco
 fingerprint: stronger in heavy noise and for pitch shifts). Their candidates are merged per track:
 
 * a track the first engine names (at or above one half) gets the noisy-OR of the two calibrated
-  probabilities, ``1 - (1 - p1)(1 - p2)``, and the first engine's offset, speed, tempo, clip
-  stretch and score (a landmark alignment is exact to a frame, a learned one to a query step);
+  probabilities, ``1 - (1 - p1)(1 - p2)`` (the second's counted whatever it is, below one half
+  too: it is a probability, and small ones add little), and the first engine's offset, speed,
+  tempo, clip stretch and score (a landmark alignment is exact to a frame, a learned one to a
+  query step);
 * a track only the second engine names must be *borne out by the first* at the place the second
-  puts it: the first engine counts the landmarks of the clip that line up with that track within
-  :data:`AGREE` seconds of the second's offset, and the most that line up at any other offset
+  puts it: the first engine counts the landmark hits of the clip that line up with that track
+  within :data:`AGREE` seconds of the second's offset, and the most that line up at any other offset
   nearby (:meth:`~tuneseek.fingerprint.index.LandmarkIndex.lined_up`); :class:`Corroboration`
   turns the second's confidence and the excess of the first count over the second into one
   probability, reported from one half.
 
 Why the second step. The shipped learned fingerprint puts segments of similar-sounding music
 close together: alone, it matched 8 of 120 10 s clips of rock not in the library to a rock song
-that is, at confidences up to 0.99. Two or three of their landmarks line up with that song at
-the learned offset, and four or five at other offsets nearby: the two share drum sounds and a
-tempo, so chance alignments recur at every beat. A short noisy clip of a library track that the
-landmarks cannot name holds 10-14 landmarks lined up at the learned offset and 3-8 elsewhere, even
-where the learned engine's own confidence is a few per cent. Where the place is given, an excess
-of a handful is evidence; a search over every track and offset meets as many by chance somewhere.
-The weights are fitted on clips the benchmark does not score (``benchmarks/learned_fingerprint.py
---steps calibrate``; benchmarks/RESULTS.md).
+that is, at confidences up to 0.99. Two or three landmark hits line up with that song at the
+learned offset, and four or five at other offsets nearby: the two share drum sounds and a tempo,
+so chance alignments recur at every beat. Most short noisy clips of a library track that the
+landmarks cannot name hold 6-14 hits at the learned offset and 3-8 elsewhere, even where the
+learned engine's own confidence is a few per cent. Where the place is given, an excess of a
+handful is evidence; a search over every track and offset meets as many by chance somewhere. The
+weights are fitted on clips the benchmark does not score (``benchmarks/learned_fingerprint.py
+--steps calibrate``; benchmarks/RESULTS.md). With them, an excess of one hit passes from a learned
+confidence of 2.5 %, two from 0.6 %: the landmarks carry the decision, which is why short clips of
+music sharing drum sounds with the library still pass now and then (3.3 % of 3 s rock clips on the
+benchmark).
 
 A clip the first engine refuses (too little to fingerprint) is answered by the second alone, at
-its own threshold. Writes go to both, inside the caller's catalogue transaction.
+its own threshold: unchecked, so a false-positive path for sparse or quiet clips. Writes go to
+both, inside the caller's catalogue transaction.
 """
 
 from __future__ import annotations

@@ -337,7 +337,7 @@ class LandmarkIndex:
         self, clip: np.ndarray, placements: Sequence[tuple[int, float]], window: float, *, name: str = "<samples>"
     ) -> list[tuple[int, int]]:
         """For each ``(track id, offset in seconds)`` another engine proposes for ``clip``: ``(here, elsewhere)``,
-        the most landmarks lined up with that track within ``window`` seconds of that offset, and the most
+        the most landmark hits lined up with that track within ``window`` seconds of that offset, and the most
         at any other offset within :data:`query.ELSEWHERE_SECONDS` of it, under any of the search's speed,
         tempo and pitch hypotheses (:func:`query.lined_up`); ``(0, 0)`` for a track not indexed. Raises
         as :meth:`candidates` does."""

@@ -305,11 +305,17 @@ def lined_up(
     elsewhere: int,
 ) -> np.ndarray:
     """For each placement (track index ``tracks[i]``, track frame ``offsets[i]`` at the clip's frame 0),
-    ``(here, elsewhere)``: the most landmarks of the clip lined up with that track at one offset
+    ``(here, elsewhere)``: the most hits of the clip's landmarks lined up with that track at one offset
     (within :data:`TOLERANCE` frames) no more than ``window`` frames from ``offsets[i]``, and the most
     at any other offset of the track from ``2 * window`` to ``elsewhere`` frames away; under any
     hypothesis of :data:`STAGES` (``pairs`` for the plain one, ``wide_pairs`` for the rest, as
     :func:`search` reads them). Returns ``(placements, 2)`` counts.
+
+    A hit is a distinct (hash, offset) pair: one hash found at two offsets within the tolerance (a
+    landmark the track repeats a frame apart, or one found by two shifted analyses) counts twice,
+    unlike :func:`~tuneseek.fingerprint.matcher.best_offsets`, which counts distinct hashes. The shipped
+    :class:`~tuneseek.fingerprint.fusion.Corroboration` was fitted on these counts; counting distinct
+    hashes instead (stricter against repeated drum sounds) would need it fitted again.
 
     This checks a placement another engine proposes: where the offset is given, a few landmarks
     lined up there are evidence, though far fewer than a search over every track and offset needs.
@@ -318,6 +324,8 @@ def lined_up(
     the track itself at one offset only.
     """
     best = np.zeros((len(tracks), 2), np.int64)
+    if len(tracks) == 0:
+        return best
     for g, stage in enumerate(STAGES):
         for time_scale, freq_scale in stage.hypotheses:
             hashes, anchor = _needles(pairs if g == 0 else wide_pairs, time_scale, freq_scale)
