@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -42,25 +43,17 @@ from tuneseek.evaluate import embeddings as ev
 from tuneseek.models import checkpoint, registry
 from tuneseek.train import metrics
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from embedding_layers import scores  # noqa: E402  (a sibling script: the layer comparison's ranking)
+
 OUT = Path("bench-work/item5")
 
 
 def other_track_scores(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> dict:
-    """P@1, P@5 and mAP of cosine ranking after centring on these items, neighbours from other groups only."""
-    x = x - x.mean(axis=0)
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    sim = x @ x.T
-    p1, p5, aps = [], [], []
-    for i in range(len(x)):
-        other = groups != groups[i]
-        order = np.argsort(-sim[i][other], kind="stable")
-        hits = (y[other][order] == y[i]).astype(float)
-        if not hits.any():
-            continue
-        p1.append(hits[0])
-        p5.append(hits[:5].mean())
-        aps.append(float((np.cumsum(hits) / np.arange(1, len(hits) + 1))[hits > 0].mean()))
-    return {"P@1": float(np.mean(p1)), "P@5": float(np.mean(p5)), "mAP": float(np.mean(aps)), "queries": len(aps)}
+    """P@1, P@5 and mAP of cosine ranking after centring on these items, neighbours from other groups only
+    (``embedding_layers.scores``, unstandardised: the same ranking as the layer comparison's)."""
+    return scores(x, y, groups, standardise=False)
 
 
 def space_vectors(space: str, labels: str, data_options: dict, cache: Path, crops: int):
