@@ -257,6 +257,18 @@ def evaluate_matcher(model, pairs, kinds, bs: int = 64):
     return m
 
 
+def curve_point(epoch: int, step: int, cpu: float, wall0: float, losses: list[float], scores: dict) -> dict:
+    """One point of a training curve: where the run is, its mean loss since the last point, and ``scores``."""
+    return {
+        "epoch": epoch,
+        "step": step,
+        "cpu_s": round(cpu, 1),
+        "wall_s": round(time.time() - wall0, 1),
+        "loss": float(np.mean(losses)),
+        **scores,
+    }
+
+
 def train_matcher(train: Split, pairs, kinds, budget: float, epoch_steps: int, seed: int, bs: int = 32):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed + 1)
@@ -288,16 +300,7 @@ def train_matcher(train: Split, pairs, kinds, budget: float, epoch_steps: int, s
         step += 1
         if step % epoch_steps == 0 or cpu >= budget:
             m = evaluate_matcher(model, pairs, kinds)
-            curve.append(
-                {
-                    "epoch": len(curve),
-                    "step": step,
-                    "cpu_s": round(cpu, 1),
-                    "wall_s": round(time.time() - wall0, 1),
-                    "loss": float(np.mean(losses)),
-                    **m,
-                }
-            )
+            curve.append(curve_point(len(curve), step, cpu, wall0, losses, m))
             losses = []
             print(
                 f"  matcher epoch {len(curve) - 1} (step {step}, cpu {cpu:.0f} s): loss {curve[-1]['loss']:.3f} "
@@ -391,16 +394,7 @@ def train_fingerprint(train: Split, pairs, kinds, budget: float, epoch_steps: in
         step += 1
         if step % epoch_steps == 0 or cpu >= budget:
             m = score()
-            curve.append(
-                {
-                    "epoch": len(curve),
-                    "step": step,
-                    "cpu_s": round(cpu, 1),
-                    "wall_s": round(time.time() - wall0, 1),
-                    "loss": float(np.mean(losses)),
-                    **m,
-                }
-            )
+            curve.append(curve_point(len(curve), step, cpu, wall0, losses, m))
             losses = []
             print(
                 f"  fingerprint epoch {len(curve) - 1} (step {step}, cpu {cpu:.0f} s): loss {curve[-1]['loss']:.3f} "
