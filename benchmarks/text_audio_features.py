@@ -57,7 +57,7 @@ from tuneseek.train.metrics import chance, queries, retrieval
 from tuneseek.train.parallel import quiet_lightning
 from tuneseek.train.probe import dataset_windows
 from tuneseek.train.run import best_path, fit, make_trainer
-from tuneseek.train.text_audio import MONITOR, Crops, TextAudioSettings, _task_class, collate, full_sentence
+from tuneseek.train.text_audio import MONITOR, TextAudioSettings, collate, full_sentence, loaders_and_task
 
 OUT = Path("bench-work/item5")
 SYNTH = OUT / "synthcap"
@@ -118,25 +118,10 @@ def split_pairs(dataset: str, seed: int, cache: str, captions: dict | None):
 def train_arm(data: dict, blocks: list[str], seed: int, encoder_name: str | None) -> tuple[object, dict]:
     """Train the text–audio model on ``blocks`` of the windows, as ``train text-audio`` does; the best epoch's
     model and what the run did."""
-    import lightning as L
-
-    from tuneseek.models.text_audio import TextAudioModel
-
-    s = TextAudioSettings(pairs="-", out="-", seed=seed)
+    s = TextAudioSettings(pairs="-", out="-", seed=seed, text_model=encoder_name)
     columns = np.concatenate([BLOCK_COLUMNS[b] for b in blocks])
     used = {split: (pairs, [w[:, columns] for w in windows]) for split, (pairs, windows) in data.items()}
-    L.seed_everything(seed, workers=True, verbose=False)
-    train_set = Crops(*used["train"], train=True, segments_per_crop=s.segments)
-    valid_set = Crops(*used["valid"], train=False, segments_per_crop=s.segments)
-    loader = dict(batch_size=s.batch_size, num_workers=0, collate_fn=collate)
-    train_loader = torch.utils.data.DataLoader(
-        train_set, shuffle=True, drop_last=len(train_set) > s.batch_size, **loader
-    )
-    valid_loader = torch.utils.data.DataLoader(valid_set, shuffle=False, **loader)
-    model = TextAudioModel(audio_dim=len(columns), text_dim=384)
-    Task = _task_class()
-    task = Task(model.config(), encoder_name, lr=s.lr, weight_decay=s.weight_decay, patience=s.patience)
-    task.model.set_audio_center(np.concatenate(used["train"][1]).mean(axis=0))
+    train_loader, valid_loader, task = loaders_and_task(used, s, text_dim=384)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         trainer, best = make_trainer(
@@ -150,7 +135,7 @@ def train_arm(data: dict, blocks: list[str], seed: int, encoder_name: str | None
             say=lambda _m: None,
         )
         fit(trainer, task, train_loader, valid_loader, ckpt_path=None)
-        trained = Task.load_from_checkpoint(best_path(out, best), map_location="cpu")
+        trained = type(task).load_from_checkpoint(best_path(out, best), map_location="cpu")
         run = {"epochs_run": int(trainer.current_epoch), "best_valid_selection": float(best.best_model_score)}
     trained.eval()
     return trained, {**run, "test_windows": used["test"][1]}

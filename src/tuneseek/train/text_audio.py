@@ -349,6 +349,27 @@ def info_nce(logits, sentences: Sequence[str]):
     return (text_to_audio + audio_to_text) / 2
 
 
+def loaders_and_task(used: dict, s: TextAudioSettings, *, text_dim: int):
+    """``(train loader, valid loader, task)`` of a text–audio run over ``used`` (``{"train"|"valid": (pairs,
+    each pair's segment windows)}``), seeded from ``s.seed`` first: crops of ``s.segments`` windows, batches
+    of ``s.batch_size``, a fresh model for windows of that width and sentences of ``text_dim``, its audio
+    centre the training windows' mean (a resumed run reloads the same)."""
+    import lightning as L  # when training only (see _task_class)
+
+    L.seed_everything(s.seed, workers=True, verbose=False)
+    train_set = Crops(*used["train"], train=True, segments_per_crop=s.segments)
+    valid_set = Crops(*used["valid"], train=False, segments_per_crop=s.segments)
+    loader = dict(batch_size=s.batch_size, num_workers=0, collate_fn=collate)
+    train_loader = torch.utils.data.DataLoader(
+        train_set, shuffle=True, drop_last=len(train_set) > s.batch_size, **loader
+    )
+    valid_loader = torch.utils.data.DataLoader(valid_set, shuffle=False, **loader)
+    model = TextAudioModel(audio_dim=int(used["train"][1][0].shape[1]), text_dim=text_dim)
+    task = _task_class()(model.config(), s.text_model, lr=s.lr, weight_decay=s.weight_decay, patience=s.patience)
+    task.model.set_audio_center(np.concatenate(used["train"][1]).mean(axis=0))
+    return train_loader, valid_loader, task
+
+
 def _task_class():
     """The Lightning module, defined on first use: Lightning (seconds to import) only when training, not when
     evaluation imports this module for :func:`pair_features`."""
@@ -467,8 +488,6 @@ def train_text_audio(
     :class:`~tuneseek.errors.ModelError` when musicnn or the text model cannot be had.
     """
     require_training_stack()
-    import lightning as L  # when training only (see _task_class)
-
     if s.devices != 1 or s.num_nodes != 1 or s.strategy != "auto":
         raise UsageError(
             "the text–audio model trains on one device, in one process: its contrastive loss takes every other item "
@@ -505,18 +524,7 @@ def train_text_audio(
         )
 
     # Seeded here, after the features: loading musicnn draws from torch's generator, or not when it is loaded already
-    L.seed_everything(s.seed, workers=True, verbose=False)
-    train_set = Crops(*used["train"], train=True, segments_per_crop=s.segments)
-    valid_set = Crops(*used["valid"], train=False, segments_per_crop=s.segments)
-    loader = dict(batch_size=s.batch_size, num_workers=0, collate_fn=collate)
-    train_loader = torch.utils.data.DataLoader(
-        train_set, shuffle=True, drop_last=len(train_set) > s.batch_size, **loader
-    )
-    valid_loader = torch.utils.data.DataLoader(valid_set, shuffle=False, **loader)
-    model = TextAudioModel(audio_dim=int(used["train"][1][0].shape[1]), text_dim=encoder.dim)
-    Task = _task_class()
-    task = Task(model.config(), s.text_model, lr=s.lr, weight_decay=s.weight_decay, patience=s.patience)
-    task.model.set_audio_center(np.concatenate(used["train"][1]).mean(axis=0))  # a resumed run reloads the same
+    train_loader, valid_loader, task = loaders_and_task(used, s, text_dim=encoder.dim)
 
     trainer, best = make_trainer(
         out,
@@ -531,7 +539,7 @@ def train_text_audio(
     )
     fit(trainer, task, train_loader, valid_loader, ckpt_path=str(out / "lightning" / "last.ckpt") if s.resume else None)
 
-    trained = Task.load_from_checkpoint(best_path(out, best), map_location="cpu")
+    trained = type(task).load_from_checkpoint(best_path(out, best), map_location="cpu")
     per_epoch = epoch_metrics(out)
     chosen = best_epoch(per_epoch.get(MONITOR, {}))
     best_r10 = per_epoch.get(R_AT_10, {}).get(chosen - 1) if chosen else None
