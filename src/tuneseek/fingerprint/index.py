@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +149,18 @@ class View:
     def track_of(self, frames: np.ndarray) -> np.ndarray:
         """Index (into the live tracks, by base frame) of the track holding each global frame, or -1."""
         return self.tracks.track_of(frames)
+
+    @cached_property
+    def _by_id(self) -> np.ndarray:
+        return np.argsort(self.ids, kind="stable")
+
+    def index_of(self, track_ids: Sequence[int]) -> np.ndarray:
+        """Index (into the live tracks, by base frame) of each track id, or -1 for one not live."""
+        ids = np.asarray(track_ids, np.int64)
+        if len(self.ids) == 0:
+            return np.full(len(ids), -1, np.int64)
+        found = self._by_id[np.minimum(np.searchsorted(self.ids, ids, sorter=self._by_id), len(self.ids) - 1)]
+        return np.where(self.ids[found] == ids, found, -1)
 
     def lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every live posting of ``hashes``, less the stop-listed hashes.
@@ -358,20 +371,20 @@ class LandmarkIndex:
         pairs, unshifted, peaks = query.clip_analyses(clip, params=self.params)
         check_peaks(name, peaks, len(clip) / self.params.sr)
         fps = self.params.frames_per_second
-        index = {int(t): i for i, t in enumerate(view.ids)}  # live tracks are ordered by base frame, not id
-        known = [(index[t], round(o * fps)) for t, o in placements if t in index]
-        counts = iter(
-            query.lined_up(
-                pairs,
-                unshifted,
-                lookup,
-                np.array([i for i, _ in known], np.int64),
-                np.array([f for _, f in known], np.int64),
-                round(window * fps),
-                round(query.ELSEWHERE_SECONDS * fps),
-            ).tolist()
+        index = view.index_of([t for t, _ in placements])
+        frames = np.round(np.array([o for _, o in placements], np.float64) * fps).astype(np.int64)
+        counts = np.zeros((len(placements), 2), np.int64)
+        live = index >= 0
+        counts[live] = query.lined_up(
+            pairs,
+            unshifted,
+            lookup,
+            index[live],
+            frames[live],
+            round(window * fps),
+            round(query.ELSEWHERE_SECONDS * fps),
         )
-        return [tuple(next(counts)) if t in index else (0, 0) for t, _ in placements]
+        return [(int(a), int(b)) for a, b in counts]
 
     def evidence(self, clip: np.ndarray) -> list[tuple[int, query.Pile]]:
         """Every pile verification judges for ``clip``, of every stage, with its track id: for calibration."""
