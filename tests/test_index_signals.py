@@ -12,13 +12,14 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 
 from conftest import SR
-from tuneseek import Library
+from tuneseek import Library, indexing
 from tuneseek.synth import synth_catalog
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="looks for processes in /proc")
@@ -225,3 +226,31 @@ def test_a_script_without_a_main_guard_is_told_why_its_workers_died(music, env, 
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("tuneseek.errors.WorkersLost:") and 'if __name__ == "__main__":' in last
+
+
+class _HeldBackExecutor(Executor):
+    """Runs every job at once except ``held``, whose future never finishes (a job still running on a
+    cluster, or one its worker lost), then interrupts this process as a terminal's Ctrl-C would."""
+
+    workers = 4
+
+    def __init__(self, jobs: int, held: int):
+        self.jobs, self.held, self.submitted = jobs, held, 0
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        if self.submitted != self.held:
+            future.set_result(fn(*args, **kwargs))
+        self.submitted += 1
+        if self.submitted == self.jobs:
+            signal.raise_signal(signal.SIGINT)
+        return future
+
+
+def test_an_interrupted_run_keeps_the_files_before_the_first_unfinished_one_and_none_after(music):
+    files = sorted(str(p) for p in music.iterdir())[:4]
+    kept = []
+    with pytest.raises(indexing.Interrupted) as stopped:
+        kept.extend(o.path for o in indexing.run_jobs(files, executor=_HeldBackExecutor(len(files), held=1)))
+    assert kept == files[:1]  # files[2] and [3] finished, but would take files[1]'s place in the order
+    assert stopped.value.not_indexed == 3

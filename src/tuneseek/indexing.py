@@ -144,7 +144,8 @@ def run_jobs(
     ``workers`` (default: the executor's, else all cores) bounds the jobs out at once.
 
     While it runs (between yields too), SIGINT and SIGTERM stop it: the files in flight get
-    :data:`GRACE_SECONDS` to finish and are yielded, the others are dropped, the workers of a
+    :data:`GRACE_SECONDS` to finish and are yielded in order up to the first that did not, the
+    others are dropped (never a file after one left out), the workers of a
     pool made here are ended, and :class:`Interrupted` is raised with the number of files not
     run (``committed`` is 0: the caller knows what it kept). A second signal raises
     :class:`KeyboardInterrupt` at once.
@@ -189,6 +190,13 @@ def _result(future: Future, job: Job) -> Outcome:
         return Outcome(job.path, error=f"its worker failed: {type(e).__name__}: {str(e).splitlines()[0]}")
 
 
+def _kept(future: Future) -> bool:
+    """Whether a job of an interrupted run is yielded: it finished on its own. One cancelled, unfinished, or
+    failed on the executor (a Ray worker the same Ctrl-C reached) was not run, nor is any job after it: a
+    file after one left out would take that file's place in the catalogue's order."""
+    return future.done() and not future.cancelled() and future.exception() is None
+
+
 def _run_pool(jobs: list[Job], workers: int, executor: Executor | None, stop: threading.Event) -> Iterator[Outcome]:
     """Run ``jobs`` on a pool (or ``executor``) and yield their outcomes in the jobs' order.
 
@@ -220,15 +228,15 @@ def _run_pool(jobs: list[Job], workers: int, executor: Executor | None, stop: th
             if not out:
                 break
             wait([out[0][0]], timeout=POLL_SECONDS)
-            while out and out[0][0].done():
+            while out and out[0][0].done() and not stop.is_set():
                 yield _result(*out.popleft())
-        if out:  # interrupted: what is not running is dropped, what is may finish in a moment
-            started = [(f, job) for f, job in out if not f.cancel()]
-            wait([f for f, _ in started], timeout=GRACE_SECONDS)
-            out = deque(item for item in started if not item[0].done())
-            for f, job in started:
-                if f.done():
-                    yield _result(f, job)
+        if out:  # interrupted: the files in flight may finish in a moment; the run keeps an unbroken prefix
+            if own:  # a local pool's queued jobs are dropped (an executor's futures may not say which started)
+                for f, _ in out:
+                    f.cancel()
+            wait([f for f, _ in out], timeout=GRACE_SECONDS)
+            while out and _kept(out[0][0]):
+                yield _result(*out.popleft())
     finally:
         for f, _ in out:
             f.cancel()
