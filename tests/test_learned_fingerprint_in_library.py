@@ -8,6 +8,7 @@ clip cut on the track's segment grid must be found at its offset, through the Li
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -17,7 +18,9 @@ import torch
 from tuneseek import Library, audio
 from tuneseek.cli import main
 from tuneseek.degrade import degrade, parse_degradations
-from tuneseek.errors import AudioError, UsageError
+from tuneseek.errors import AudioError, ModelError, UsageError
+from tuneseek.fingerprint.fusion import DEFAULT_CORROBORATION
+from tuneseek.fingerprint.learned import DEFAULT_CALIBRATION
 from tuneseek.models import checkpoint
 from tuneseek.models.fingerprint_net import FingerprintNet
 
@@ -52,7 +55,7 @@ def _clip(music_dir, tmp_path, start: float, seconds: float = 6.0):
 def test_a_library_given_a_fingerprint_answers_with_every_engine(learned_library, music_dir, tmp_path):
     track, clip = _clip(music_dir, tmp_path, start=5.0)
     assert learned_library.engines == ("landmarks", "learned", "fused")
-    assert learned_library.default_engine == "landmarks"  # fused made false positives on the benchmark
+    assert learned_library.default_engine == "landmarks"  # its run holds no fitted fusion
     for engine in ("landmarks", "learned", "fused"):
         match = learned_library.identify(clip, engine=engine)
         assert match is not None and match.track.path == str(track), engine
@@ -153,3 +156,27 @@ def test_tag_and_embed_refuse_a_fingerprint_run_in_one_line(tmp_path, music_dir,
         assert main([command, "--model", str(fingerprint_run), str(clip)]) == 1
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "is a learned fingerprint" in err and "index --fingerprint" in err
+
+
+@pytest.mark.parametrize(
+    ("calibration", "default"),
+    [
+        ({"calibration": DEFAULT_CALIBRATION.to_dict(), "fusion": DEFAULT_CORROBORATION.to_dict()}, "fused"),
+        ({"calibration": DEFAULT_CALIBRATION.to_dict()}, "landmarks"),
+        ("{not json", "landmarks"),
+    ],
+    ids=["fitted fusion", "no fusion", "unreadable"],
+)
+def test_fused_answers_by_default_only_for_a_fingerprint_whose_fusion_was_fitted(
+    tmp_path, fingerprint_run, calibration, default
+):
+    run = tmp_path / "fp"
+    shutil.copytree(fingerprint_run, run)
+    text = calibration if isinstance(calibration, str) else json.dumps(calibration)
+    (run / "calibration.json").write_text(text)
+    with Library.open(tmp_path / "lib") as lib:
+        lib.use_model(run, role="fingerprint")
+        assert lib.default_engine == default
+        if isinstance(calibration, str):  # asked for by name, the learned engines say what is wrong
+            with pytest.raises(ModelError, match="calibration.json is not a calibration"):
+                lib.candidates(np.zeros(8000 * 3, np.float32), sr=8000, engine="fused")

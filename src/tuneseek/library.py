@@ -259,7 +259,8 @@ class Library:
 
     @property
     def default_engine(self) -> str:
-        """The engine ``identify`` uses when none is named: "landmarks" (why: :mod:`tuneseek.fingerprint.engines`)."""
+        """The engine ``identify`` uses when none is named: "fused" with a learned fingerprint whose run holds a
+        fitted fusion (the shipped one does), else "landmarks" (why: :mod:`tuneseek.fingerprint.engines`)."""
         return self._engines.default()
 
     @property

@@ -70,7 +70,7 @@ def register(sub, common) -> None:
         "--engine",
         choices=("landmarks", "learned", "fused"),
         default=None,
-        help="which engine identifies the samples (default landmarks; learned and fused need --fingerprint)",
+        help="which engine identifies the samples (default as for identify; learned and fused need --fingerprint)",
     )
     e.set_defaults(func=cmd_evaluate_identify)
 

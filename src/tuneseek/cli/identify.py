@@ -31,8 +31,9 @@ def register(sub, common) -> None:
         "--engine",
         choices=ENGINES,
         default=None,
-        help="landmarks (the default), the learned fingerprint, or both fused; the last two need a library "
-        "indexed with one (`tuneseek index --fingerprint builtin`)",
+        help="landmarks, the learned fingerprint, or both fused; the last two need a library indexed with "
+        "one (`tuneseek index --fingerprint builtin`). Default: fused with a fingerprint whose fusion was "
+        "fitted (the shipped one), else landmarks",
     )
     s.set_defaults(func=cmd_identify)
 

@@ -8,12 +8,15 @@ hold a ``calibration.json`` (written by ``benchmarks/learned_fingerprint.py`` fr
 score): the learned engine's no-match threshold and confidence then come from it, else from the
 null-derived default of :mod:`tuneseek.fingerprint.learned`.
 
-``landmarks`` answers by default, with a learned fingerprint too. On the identification benchmark
-(benchmarks/RESULTS.md, issue 15) ``fused`` (:class:`~tuneseek.fingerprint.fusion.FusedIdentifier`)
-is at least as accurate as the landmarks in every cell and far better on short noisy or pitch-shifted
-clips (3 s at 0 dB SNR: 90.9 against 78.8 %), but it names a song for 3.3 % of 3 s clips of rock not
-in the library where the landmarks name one for 0.8 %, so "no match" is less trustworthy with it; it
-is asked for by name (``identify --engine fused``).
+``fused`` (:class:`~tuneseek.fingerprint.fusion.FusedIdentifier`) answers by default where the
+library's learned fingerprint comes with a fitted fusion (its run folder's ``calibration.json`` holds
+"fusion", as the shipped model's does), ``landmarks`` otherwise. On the identification benchmark
+(benchmarks/RESULTS.md, issue 15) fused with the shipped model is at least as accurate as the landmarks
+in every cell and far better on short noisy or pitch-shifted clips (3 s at 0 dB SNR: 90.2 against
+78.8 %), and names a song for no clip of music not in the library that the landmarks do not also name
+(0 / 0.8 / 0.8 % of 10 / 5 / 3 s clips of rock, 0 % of a second source). A run without a fitted fusion
+would be judged with weights fitted for another model's confidences: it is asked for by name
+(``identify --engine fused``).
 """
 
 from __future__ import annotations
@@ -62,8 +65,17 @@ class Engines:
         return None
 
     def default(self) -> str:
-        """The engine that answers when none is named (see the module docstring for why it is the landmarks)."""
-        return "landmarks"
+        """The engine that answers when none is named: "fused" where the learned fingerprint's run holds a
+        fitted fusion, else "landmarks" (see the module docstring for why). A calibration that cannot be read
+        leaves the landmarks as the default; asking for the learned engines then says what is wrong with it."""
+        model = self.fingerprint_model()
+        if model is None:
+            return "landmarks"
+        try:
+            fitted = json.loads((Path(model[1]) / CALIBRATION_FILE).read_text())
+        except (OSError, ValueError):
+            return "landmarks"
+        return "fused" if isinstance(fitted, dict) and "fusion" in fitted else "landmarks"
 
     def learned(self):
         """The library's :class:`~tuneseek.fingerprint.learned.LearnedIndex` (loaded once per run folder and

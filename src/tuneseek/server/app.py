@@ -328,7 +328,9 @@ def create_app(
         file: Annotated[UploadFile, File()],
         top: int = Query(1, ge=1, le=20),
         engine: Literal["landmarks", "learned", "fused"] | None = Query(
-            None, description="landmarks (the default), or with a learned fingerprint: learned, fused"
+            None,
+            description="landmarks, or with a learned fingerprint: learned, fused (the default where the "
+            "fingerprint's fusion was fitted, as the shipped one's is; else landmarks)",
         ),
     ) -> dict:
         with saved(file, limit) as path:
