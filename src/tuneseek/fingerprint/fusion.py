@@ -33,8 +33,9 @@ way (the first weights, fitted on 182 clips of one orchestral soundtrack, let 4 
 through).
 
 A clip the first engine refuses (too little to fingerprint) is answered by the second alone, at
-its own threshold: unchecked, so a false-positive path for sparse or quiet clips. Writes go to
-both, inside the caller's catalogue transaction.
+its own threshold: nothing checks it, so its false positives there are the second engine's own (the
+shipped model's threshold is calibrated to the same 0.5 % of unknown clips of each length). Writes go
+to both, inside the caller's catalogue transaction.
 """
 
 from __future__ import annotations
