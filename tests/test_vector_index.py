@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("faiss")
 
 from tuneseek.errors import UsageError  # noqa: E402
-from tuneseek.store.vectors import FaissStore  # noqa: E402
+from tuneseek.store.vectors import CompressedFaissStore, FaissStore  # noqa: E402
 
 
 def clustered(n, dim=200, clusters=50, seed=0):
@@ -51,3 +51,62 @@ def test_upserting_and_deleting_keep_one_vector_per_id():
     assert sorted(ids[ids >= 0]) == [2, 3] and ids[-1] == -1
     with pytest.raises(UsageError, match="dimensions"):
         store.search(np.ones(5), k=1)
+
+
+def unit(vectors):
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_the_compressed_store_finds_the_exact_nearest_neighbour_of_near_duplicates():
+    vectors = unit(clustered(10_000, dim=64, clusters=100, seed=3))
+    rng = np.random.default_rng(4)
+    picked = rng.choice(len(vectors), 200, replace=False)
+    queries = unit(vectors[picked] + 0.02 * rng.standard_normal((200, 64)).astype(np.float32))
+    exact, compressed = FaissStore(64), CompressedFaissStore(64)
+    for store in (exact, compressed):
+        store.upsert(np.arange(len(vectors)) + 7, vectors)
+    nearest = exact.search(queries, k=1)[1][:, 0]
+    found = compressed.search(queries, k=10)[1]
+    assert np.mean(nearest == picked + 7) > 0.95  # the duplicates are the nearest ...
+    assert np.mean(found[:, 0] == nearest) >= 0.95  # ... and the compressed store's first
+    assert np.mean([n in f for n, f in zip(nearest, found)]) >= 0.99  # ... or among its 10
+
+
+def test_the_compressed_store_keeps_codes_not_vectors_and_upserts_without_retraining():
+    import tracemalloc
+
+    vectors = unit(clustered(5_000, dim=64, clusters=100, seed=5))
+    store = CompressedFaissStore(64)
+    tracemalloc.start()
+    store.upsert(np.arange(5_000), vectors)
+    probe = store.search(vectors[:50], k=5)  # trained and filled here
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert held < 0.1 * vectors.nbytes  # numpy holds no copy of the vectors (the codes live in FAISS)
+    moved = unit(clustered(1, dim=64, clusters=1, seed=6))
+    store.upsert([3], moved)  # replaces id 3
+    store.upsert([20_000], vectors[4:5])  # a new id
+    store.delete([5, 99_999])
+    assert len(store) == 5_000
+    assert store.search(moved, k=1)[1][0, 0] == 3
+    assert 3 not in store.search(vectors[3], k=5)[1][0] and 5 not in store.search(vectors[5], k=5)[1][0]
+    assert set(store.search(vectors[4], k=2)[1][0]) == {4, 20_000}
+    # the vectors nowhere near those ids: the same codes under the same training, the same answers
+    untouched = [q for q in range(50) if not np.isin(probe[1][q], [3, 4, 5]).any()]
+    again = store.search(vectors[untouched], k=5)
+    assert len(untouched) > 40 and np.array_equal(again[1], probe[1][untouched])
+    assert np.allclose(again[0], probe[0][untouched], rtol=0, atol=1e-6)
+
+
+def test_a_copy_of_the_compressed_store_changes_apart_from_it():
+    vectors = unit(clustered(2_000, dim=32, clusters=20, seed=7))
+    store = CompressedFaissStore(32)
+    store.upsert(np.arange(2_000), vectors)
+    store.search(vectors[:1], k=1)
+    other = store.copy()
+    other.delete([0])
+    other.upsert([5_000], vectors[:1])
+    assert store.search(vectors[:1], k=1)[1][0, 0] == 0 and other.search(vectors[:1], k=1)[1][0, 0] == 5_000
+    assert len(store) == len(other) == 2_000
+    with pytest.raises(UsageError, match="sub-quantisers"):
+        CompressedFaissStore(20)

@@ -14,6 +14,12 @@ product is a cosine. Search is exact (``IndexFlatIP``) up to ``exact_limit`` vec
 is still fast, and uses an inverted-file index (``IndexIVFFlat``, about 4·√n lists,
 ``nprobe`` chosen so that recall@10 against exact search stays ≥ 0.95) above it.
 
+:class:`CompressedFaissStore` holds vectors compressed instead, for a learned fingerprint's segments in a
+large library: product-quantised codes of 16 bytes a vector and their ids, inside one FAISS index
+(a rotation, inverted lists, ``IVFPQ``), no float32 copy. Its scores are approximate: a caller
+that needs exact ones re-ranks a longer list of the ids it returns (as the learned fingerprint does with
+the rows it holds anyway, see :mod:`tuneseek.fingerprint.learned`).
+
 Which store holds a library's vectors is :class:`VectorsSpec` (``faiss``, the default, or
 ``milvus:URI``), recorded in its manifest.
 """
@@ -36,6 +42,18 @@ from tuneseek.store.manifest import MANIFEST_NAME
 EXACT_LIMIT = 1_000_000
 #: share of the inverted lists visited per query
 IVF_PROBE_SHARE = 0.08
+#: bytes of a compressed vector's code (one byte per sub-quantiser of 8 bits). On 2 M learned-fingerprint
+#: segments (``benchmarks/ivfpq.py``) a store held 35 bytes a segment (code, id, lists) and, its shortlist of
+#: 64 re-ranked exactly, kept 99.4 % of exact search's 8 nearest.
+PQ_BYTES = 16
+#: share of a compressed store's inverted lists (about √n of them) a query visits, and the fewest it visits.
+#: Measured on 2 M learned-fingerprint segments (1414 lists, a shortlist of 64 re-ranked exactly): recall@8
+#: against exact search 0.986 visiting 1 % of the lists, 0.993 at 2 %, 0.994 at 3 %, 0.995 at 6 %, for 5.6,
+#: 9.8, 12.8 and 23.5 ms of search a clip (``benchmarks/ivfpq.py``, one core).
+PQ_PROBE_SHARE = 0.03
+PQ_PROBE_MIN = 16
+#: FAISS's k-means wants this many training vectors per centroid (it warns below)
+_PER_CENTROID = 39
 
 
 def _faiss():
@@ -139,16 +157,138 @@ class FaissStore:
         if len(self) == 0:
             return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
         skip = np.zeros(0, np.int64) if exclude is None else np.asarray(exclude, np.int64)
-        want = min(len(self), k + len(skip))
-        scores, rows = self._built().search(q, want)
-        ids = np.where(rows >= 0, self.ids[np.maximum(rows, 0)], -1)
-        out_s = np.full((len(q), k), -np.inf, np.float32)
-        out_i = np.full((len(q), k), -1, np.int64)
-        for r in range(len(q)):
-            ok = (ids[r] >= 0) & ~np.isin(ids[r], skip)
-            s, i = scores[r][ok][:k], ids[r][ok][:k]
-            out_s[r, : len(s)], out_i[r, : len(i)] = s, i
-        return out_s, out_i
+        scores, rows = self._built().search(q, min(len(self), k + len(skip)))
+        return _best(scores, np.where(rows >= 0, self.ids[np.maximum(rows, 0)], -1), k, skip)
+
+
+def _best(scores: np.ndarray, ids: np.ndarray, k: int, skip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``k`` of each row's ``(scores, ids)`` that are neither missing (-1) nor in ``skip``,
+    padded with ``(-inf, -1)``: what :meth:`VectorStore.search` gives."""
+    out_s = np.full((len(ids), k), -np.inf, np.float32)
+    out_i = np.full((len(ids), k), -1, np.int64)
+    for r in range(len(ids)):
+        ok = (ids[r] >= 0) & ~np.isin(ids[r], skip)
+        s, i = scores[r][ok][:k], ids[r][ok][:k]
+        out_s[r, : len(s)], out_i[r, : len(i)] = s, i
+    return out_s, out_i
+
+
+class CompressedFaissStore:
+    """Ids (int64) and their centred unit vectors as product-quantised codes in one FAISS index,
+    searchable by approximate cosine similarity; no float32 copy is kept.
+
+    The index (a rotation, about √n inverted lists, and ``subquantisers`` codes of 8 bits a vector for its
+    residual from its list's centroid; a query visits a share ``probe`` of the lists) is trained once, on
+    the vectors it holds when it is first searched (a sample of at most ``max(64·lists, 65536)`` of them):
+    until then an upsert only collects them. After that an upsert removes the ids' old codes and adds new
+    ones, a delete removes codes: neither re-trains nor rebuilds, and nothing re-trains it later (a store
+    that grows far past the size it was trained at keeps its lists, which grow longer). :meth:`copy`
+    carries the codes and their training to another store.
+
+    The rotation turns the vectors onto their principal axes and deals those round the sub-quantisers, so
+    that each codes an equal share of the variance (a learned fingerprint's segments put nearly all of it
+    in a few axes, which plain product quantisation would leave to one or two sub-quantisers); see
+    ``benchmarks/ivfpq.py`` for how it compares with none and with FAISS's trained rotation (``OPQ``).
+
+    A store trained on fewer than ``39·256`` vectors (only a store forced onto a small collection) has
+    coarser codes: fewer bits, as FAISS's k-means wants 39 vectors per centroid.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        centre: np.ndarray | None = None,
+        subquantisers: int = PQ_BYTES,
+        probe: float = PQ_PROBE_SHARE,
+    ):
+        if dim % subquantisers:
+            raise UsageError(f"{dim} dimensions do not split into {subquantisers} sub-quantisers")
+        self.dim = dim
+        self.subquantisers = subquantisers
+        self.probe = probe  # share of the lists a query visits (at least PQ_PROBE_MIN), read at each search
+        self.centre = np.zeros(dim, np.float32) if centre is None else np.asarray(centre, np.float32)
+        self.trained_size = 0  # the vectors it was trained on; 0 until the first search
+        self._index = None  # the trained FAISS index
+        self._pending = FaissStore(dim)  # what was upserted before the index was trained
+
+    def __len__(self) -> int:
+        return len(self._pending) if self._index is None else int(self._index.ntotal)
+
+    def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add the vectors of ``ids``, replacing any they had."""
+        ids = np.asarray(ids, np.int64)
+        vectors = np.atleast_2d(np.asarray(vectors, np.float32))
+        if vectors.shape != (len(ids), self.dim):
+            raise UsageError(f"expected {len(ids)} vectors of {self.dim} dimensions, got {vectors.shape}")
+        vectors = vectors - self.centre
+        if self._index is None:
+            self._pending.upsert(ids, vectors)
+            return
+        self.delete(ids)
+        self._index.add_with_ids(normalise(vectors), ids)
+
+    def delete(self, ids: np.ndarray) -> None:
+        """Forget the vectors of ``ids``."""
+        ids = np.asarray(ids, np.int64)
+        if self._index is None:
+            self._pending.delete(ids)
+        elif len(ids):
+            self._index.remove_ids(_faiss().IDSelectorBatch(ids))
+
+    def copy(self) -> CompressedFaissStore:
+        """Another store holding the same codes under the same training (the index cloned: nothing is
+        re-trained or re-encoded), to change while this one still answers."""
+        other = CompressedFaissStore(self.dim, centre=self.centre, subquantisers=self.subquantisers, probe=self.probe)
+        if self._index is None:
+            other._pending.upsert(self._pending.ids, self._pending.vectors)
+        else:
+            other._index, other.trained_size = _faiss().clone_index(self._index), self.trained_size
+        return other
+
+    def _built(self):
+        if self._index is None:
+            faiss = _faiss()
+            pending = self._pending
+            n = len(pending)
+            lists = max(1, min(int(np.sqrt(n)), n // _PER_CENTROID))
+            bits = int(np.clip(np.log2(max(n, 2) / _PER_CENTROID), 1, 8))
+            ivf = faiss.IndexIVFPQ(
+                faiss.IndexFlatIP(self.dim), self.dim, lists, self.subquantisers, bits, faiss.METRIC_INNER_PRODUCT
+            )
+            sample = np.random.default_rng(0).choice(n, min(n, max(64 * lists, 1 << 16)), replace=False)
+            sample = pending.vectors[np.sort(sample)]
+            axes = np.linalg.eigh(sample.T.astype(np.float64) @ sample)[1][:, ::-1]  # by falling variance
+            dealt = axes[:, np.argsort(np.arange(self.dim) % self.subquantisers, kind="stable")]
+            rotation = faiss.LinearTransform(self.dim, self.dim, False)
+            faiss.copy_array_to_vector(np.ascontiguousarray(dealt.T, np.float32).ravel(), rotation.A)
+            rotation.is_trained = True
+            index = faiss.IndexPreTransform(rotation, ivf)
+            index.train(sample)
+            index.add_with_ids(pending.vectors, pending.ids)
+            self._index, self._pending, self.trained_size = index, FaissStore(self.dim), n
+        return self._index
+
+    def search(
+        self, queries: np.ndarray, k: int = 10, *, exclude: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most similar ids per query row by approximate cosine: ``(scores (n, k), ids (n, k))``,
+        best first by the approximate scores. ``exclude`` ids never appear; missing results are id -1."""
+        q = np.atleast_2d(np.asarray(queries, np.float32))
+        if q.shape[1] != self.dim:
+            raise UsageError(f"query vectors have {q.shape[1]} dimensions, the index {self.dim}")
+        if len(self) == 0:
+            return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+        skip = np.zeros(0, np.int64) if exclude is None else np.asarray(exclude, np.int64)
+        faiss, index = _faiss(), self._built()
+        lists = faiss.extract_index_ivf(index).nlist
+        visit = faiss.SearchParametersIVF(nprobe=min(lists, max(PQ_PROBE_MIN, int(np.ceil(self.probe * lists)))))
+        scores, ids = index.search(
+            normalise(q - self.centre),
+            min(len(self), k + len(skip)),
+            params=faiss.SearchParametersPreTransform(index_params=visit),
+        )
+        return _best(scores, ids, k, skip)
 
 
 #: The name of a Milvus Lite file that ``milvus`` alone puts in the library directory.
