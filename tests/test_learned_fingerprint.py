@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from tuneseek.errors import AudioError
+from tuneseek.fingerprint import learned
 from tuneseek.fingerprint.fusion import Corroboration, FusedIdentifier, fuse
 from tuneseek.fingerprint.learned import (
     DEFAULT_CALIBRATION,
@@ -31,7 +32,7 @@ from tuneseek.fingerprint.learned import (
 from tuneseek.identifier import Candidate
 from tuneseek.models.fingerprint_net import FingerprintNet
 from tuneseek.store.catalog import Catalog
-from tuneseek.store.vectors import FaissStore
+from tuneseek.store.vectors import CompressedFaissStore, FaissStore
 from tuneseek.synth import synth_track
 
 SR = 8000
@@ -129,6 +130,41 @@ def test_remove_forgets_a_track(library, songs):
     assert ids[12] not in [c.track_id for c in index.candidates(clip)]
     assert next(catalog.fingerprint_vectors(index.name, index.version, track_id=ids[12]), None) is None
     assert catalog.fingerprint_size(index.name)[0] == len(SEEDS) - 1
+
+
+def test_a_library_above_the_compression_limit_still_finds_clips_and_no_match(library, songs, monkeypatch):
+    """With the limit at 0 every view's segments are held compressed (coarse codes, this few of them), and
+    the exact re-ranking of the store's shortlist still finds the clips at their offsets."""
+    monkeypatch.setattr(learned, "COMPRESSED_ABOVE", 0)
+    _, index, ids = library
+    assert isinstance(index.view().store, CompressedFaissStore)
+    for seed, start in ((12, 3.25), (13, 9.5), (14, 0.0)):
+        found = index.candidates(_clip(songs[seed], start), k=3)
+        assert found[0].track_id == ids[seed] and found[0].offset == pytest.approx(start)
+        assert found[0].confidence > 0.9
+    assert index.candidates(synth_track(77, duration=10.0, sr=SR).astype(np.float32)) == []
+
+
+def test_a_compressed_store_is_carried_to_the_next_view_with_tracks_added_and_removed(
+    library, net, songs, vectors, monkeypatch
+):
+    monkeypatch.setattr(learned, "COMPRESSED_ABOVE", 0)
+    catalog, index, ids = library
+    before = index.view().store
+    song = synth_track(15, duration=20.0, sr=SR).astype(np.float32)
+    with catalog.transaction():
+        catalog.delete_track(ids[12])
+        index.remove([ids[12]])
+        new = _insert(catalog, 15)
+        index.add([(new, track_vectors(net, song))])
+    after = index.view().store
+    assert after is not before and after.trained_size == before.trained_size  # copied, not trained again
+    audible = {seed: int(np.any(v != 0, axis=1).sum()) for seed, v in vectors.items()}
+    assert len(after) == len(before) - audible[12] + int(np.any(track_vectors(net, song) != 0, axis=1).sum())
+    assert ids[12] not in [c.track_id for c in index.candidates(_clip(songs[12], 3.0))]
+    assert index.candidates(_clip(song, 4.0))[0].track_id == new
+    assert index.candidates(_clip(songs[11], 2.5))[0].track_id == ids[11]
+    assert len(before) == sum(audible.values())  # the old view's store is left as it was
 
 
 def test_vectors_survive_reopening_the_catalogue(library, net, songs, vectors):

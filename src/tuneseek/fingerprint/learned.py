@@ -6,9 +6,10 @@ contrastive learning", ICASSP 2021. A track is cut into 1 s segments every 0.5 s
 unit vector (:class:`~tuneseek.models.fingerprint_net.FingerprintNet`); an indexing worker
 computes them (:func:`track_vectors`, streamed, in bounded memory) and :meth:`LearnedIndex.add`
 stores them in the catalogue inside the transaction that inserts the track. The searchable index
-is a :class:`~tuneseek.store.vectors.VectorStore` (by default :class:`~tuneseek.store.vectors.FaissStore`
-with a zero centre: vectors are compared as they are, by inner product) built from the catalogue
-when a query first needs it and rebuilt whenever the catalogue's generation moves.
+is a :class:`~tuneseek.store.vectors.VectorStore` (by default an exact :class:`~tuneseek.store.vectors.FaissStore`,
+compressed in a large library, see "Storage" below; with a zero centre: vectors are compared as they
+are, by inner product) built from the catalogue when a query first needs it and rebuilt whenever the
+catalogue's generation moves.
 
 A query (:meth:`LearnedIndex.candidates`):
 
@@ -39,13 +40,21 @@ segments that ranked at the top, and unrelated music that shares instruments and
 library ranks high for a run of segments; the shipped threshold comes from such music
 (:data:`NULL_A`), and a trained model's own is fitted by :func:`calibrate`.
 
-Storage: 7200 segments per audio hour; in the catalogue, float16 vectors of 128 dimensions take
-1.84 MB per hour (256 bytes a segment). In memory, a :class:`~tuneseek.store.vectors.FaissStore`
-holds them as float32 (3.7 MB per hour, twice for its exact index) and the index keeps the float16
-rows for re-scoring (1.84 MB per hour). FaissStore searches exactly up to a million vectors
-(about 139 audio hours) and with an inverted file (``IndexIVFFlat``) above. No product
-quantisation yet: an IVF-PQ store (16 bytes a segment, 115 kB per hour) would be a ``store=``
-factory here, its recall measured first.
+Storage: 7200 segments per audio hour; in the catalogue, float16 vectors of 128 dimensions take 256 bytes
+a segment (261 with SQLite's own, measured: 1.88 MB per audio hour). In memory, a view keeps the float16
+rows for re-scoring (1.84 MB per hour) and a store of the audible segments, by :func:`segment_store`: up
+to :data:`COMPRESSED_ABOVE` segments (about 14 hours) an exact
+:class:`~tuneseek.store.vectors.FaissStore`, which holds them in float32 twice (its copy and its
+``IndexFlatIP``: 1039 bytes a segment, 7.5 MB per hour); above, a
+:class:`~tuneseek.store.vectors.CompressedFaissStore` of IVF-PQ codes (16 bytes and an id: 35 bytes a
+segment, 0.25 MB per hour) whose :data:`SHORTLIST` the rows re-rank, so a view holds 2.1 MB per hour, nine
+tenths of it the rows. Measured on the benchmark library padded to 2 M segments, 278 hours
+(``benchmarks/ivfpq.py``, one core): the compressed store kept 99.4 % of exact search's neighbours,
+identified as many clips (2 more of 780) with one more false positive in 360, and searched a clip's
+segments in 13 ms against 655 ms (median, clips of 3-10 s); FaissStore's own choice at that size
+(``IndexIVFFlat``) held 1154 bytes a segment and searched in 78 ms. A view's compressed store is trained
+when the view is first built (31 s at 2 M, against 13 s to fill an exact one) and carried to the next
+(:data:`RETRAIN_GROWTH`): 1.3 s after adding a track.
 """
 
 from __future__ import annotations
@@ -65,7 +74,7 @@ from tuneseek.errors import AudioError, UsageError
 from tuneseek.identifier import Candidate
 from tuneseek.models.fingerprint_net import HOP_SECONDS, SEGMENT_SECONDS, audible_segments
 from tuneseek.store.catalog import Catalog
-from tuneseek.store.vectors import FaissStore, VectorStore
+from tuneseek.store.vectors import CompressedFaissStore, FaissStore, VectorStore
 
 SAMPLE_RATE = 8000
 #: Bits of a stored id that number the segment within its track (145 audio hours at 0.5 s).
@@ -78,6 +87,25 @@ BATCH_SEGMENTS = 32
 QUERY_PHASES = 2
 #: Nearest stored segments fetched per query segment.
 NEIGHBOURS = 8
+#: Stored segments a compressed store (:class:`~tuneseek.store.vectors.CompressedFaissStore`, whose scores are
+#: approximate) is asked for per query segment; the view's rows re-rank them exactly and the best
+#: :data:`NEIGHBOURS` are kept. Measured on 2 M segments (``benchmarks/ivfpq.py``): the store's own first 8
+#: held 67 % of exact search's 8 nearest; the best 8 of 32 re-ranked 97.3 %, of 64 99.4 %, of 128 99.7 %.
+SHORTLIST = 64
+#: Above this many audible segments (about 14 audio hours), a view's store is compressed (:func:`segment_store`).
+#: Measured with ``benchmarks/ivfpq.py`` (one core; clips of 3-10 s, medians): exact search of a clip's
+#: segments grows with the library (35 ms at 100 000 segments, 655 ms at 2 M), while a whole query with the
+#: compressed store took 12-39 ms at 100 000: at this size exact search costs as much as all the rest of a
+#: query, above it more and more (and its memory, 1039 bytes a segment against 35). The compressed store
+#: searched in 2 ms and 13 ms there, and cost no accuracy that the benchmark resolves: of 780 clips, clean and
+#: at 0 dB, it found 2 more than exact search at 2 M segments and 3 fewer at 100 000 (no cell of 132 more than
+#: 3 apart), forced onto the library itself (17 000 segments) 0 and 2 fewer; and one more false positive in
+#: 1440 clips of music not in the library.
+COMPRESSED_ABOVE = 100_000
+#: A view's compressed store is carried to the next view (copied and brought up to date, not trained again)
+#: while the library holds between 1/RETRAIN_GROWTH and RETRAIN_GROWTH times the segments it was trained on;
+#: beyond, the next view trains its own, whose number of lists (√n) and codebooks fit the library again.
+RETRAIN_GROWTH = 2.0
 #: Tracks whose best hypothesis is re-scored, at least (twice the candidates asked for, if more).
 HYPOTHESES = 8
 #: Library segments each query segment's inner products are ranked against.
@@ -276,8 +304,22 @@ class View:
 
     @classmethod
     def of(
-        cls, generation: int, tracks: list[tuple[int, np.ndarray]], dim: int, store: Callable[[int], VectorStore]
+        cls,
+        generation: int,
+        tracks: list[tuple[int, np.ndarray]],
+        dim: int,
+        store: Callable[[int], VectorStore] | None = None,
+        *,
+        previous: View | None = None,
     ) -> View:
+        """The view of ``tracks`` (``(track id, float16 segments)`` in id order), its audible segments in a
+        store that ``store`` makes (by default the one :func:`segment_store` chooses for their number).
+
+        A compressed store is not made afresh when the ``previous`` view has one to carry (see
+        :data:`RETRAIN_GROWTH`): a copy of it, its tracks that are gone or changed deleted and those that
+        are new or changed upserted, so adding a track to a large library encodes that track's segments
+        only. An exact store is filled afresh (a copy of the vectors, as copying it would be).
+        """
         ids = np.array([t for t, _ in tracks], np.int64)
         counts = np.array([len(v) for _, v in tracks], np.int64)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
@@ -287,13 +329,41 @@ class View:
             return cls(generation, ids, starts, counts, rows, None, np.zeros((0, dim), np.float32))
         track = np.repeat(np.arange(len(ids)), counts)[audible]
         sids = (ids[track] << SEGMENT_BITS) + (audible - starts[track])
-        index = store(dim)
-        index.upsert(sids, rows[audible].astype(np.float32))
+        index = (store or segment_store(len(audible)))(dim)
+        carried = _carried(previous, index, ids, [v for _, v in tracks], len(audible))
+        if carried is None:
+            index.upsert(sids, rows[audible].astype(np.float32))
+        else:
+            index, changed = carried
+            index.upsert(sids[changed[track]], rows[audible[changed[track]]].astype(np.float32))
         index.search(
             rows[audible[:1]].astype(np.float32), 1
         )  # built here, under the view's lock, not by racing queries
         drawn = np.random.default_rng(0).choice(audible, min(COHORT, len(audible)), replace=False)
         return cls(generation, ids, starts, counts, rows, index, rows[np.sort(drawn)].astype(np.float32))
+
+
+def _carried(
+    previous: View | None, made: VectorStore, ids: np.ndarray, rows: list[np.ndarray], size: int
+) -> tuple[CompressedFaissStore, np.ndarray] | None:
+    """``(store, lacking)``: a copy of the ``previous`` view's compressed store less the segments of its
+    tracks that are gone or whose ``rows`` (each track's, in the order of ``ids``) changed, and which of
+    ``ids`` it lacks (new or changed); when ``made`` (the store the new view would have) is compressed too
+    and ``size`` segments are within :data:`RETRAIN_GROWTH` of those the previous store was trained on.
+    Otherwise None."""
+    old = None if previous is None else previous.store
+    if not (isinstance(made, CompressedFaissStore) and isinstance(old, CompressedFaissStore) and old.trained_size):
+        return None
+    if not 1 / RETRAIN_GROWTH <= size / old.trained_size <= RETRAIN_GROWTH:
+        return None
+    at = np.minimum(np.searchsorted(previous.ids, ids), len(previous.ids) - 1)
+    before = (previous.rows[previous.starts[j] : previous.starts[j] + previous.counts[j]] for j in at)
+    kept = np.array([previous.ids[j] == t and np.array_equal(r, b) for t, j, r, b in zip(ids, at, rows, before)], bool)
+    stale = ~np.isin(previous.ids, ids[kept])
+    gone = [(t << SEGMENT_BITS) + np.arange(n) for t, n in zip(previous.ids[stale], previous.counts[stale])]
+    store = old.copy()
+    store.delete(np.concatenate([np.zeros(0, np.int64), *gone]))
+    return store, ~kept
 
 
 @dataclass(frozen=True)
@@ -329,7 +399,7 @@ def search(view: View, queries: np.ndarray, audible: np.ndarray, *, phases: int,
     if view.store is None or not audible.any():
         return []
     j_audible = np.flatnonzero(audible)
-    sims, sids = view.store.search(queries[j_audible], NEIGHBOURS)
+    sids = neighbours(view, queries[j_audible])
     hit = sids >= 0
     j = np.broadcast_to(j_audible[:, None], sids.shape)[hit]
     sids = sids[hit]
@@ -354,6 +424,28 @@ def search(view: View, queries: np.ndarray, audible: np.ndarray, *, phases: int,
         )
     ]
     return sorted(found, key=lambda hyp: -hyp.score)
+
+
+def neighbours(view: View, queries: np.ndarray, *, shortlist: int = SHORTLIST) -> np.ndarray:
+    """The stored segment ids ``(n, NEIGHBOURS)`` nearest each of ``queries`` (unit rows) in the view's
+    store (-1: none), best first: what :func:`search` votes with. A compressed store, whose scores are
+    approximate, is asked for ``shortlist`` and those are re-ranked by exact inner products with the view's
+    rows; any other store is asked for :data:`NEIGHBOURS`."""
+    if not isinstance(view.store, CompressedFaissStore):
+        return view.store.search(queries, NEIGHBOURS)[1]
+    sids = view.store.search(queries, shortlist)[1]
+    known = sids >= 0
+    track = np.searchsorted(view.ids, np.where(known, sids, 0) >> SEGMENT_BITS)
+    rows = view.rows[view.starts[track] + (np.where(known, sids, 0) & ((1 << SEGMENT_BITS) - 1))]
+    sims = np.where(known, np.einsum("qkd,qd->qk", rows.astype(np.float32), queries), -np.inf)
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :NEIGHBOURS]
+    return np.take_along_axis(sids, order, axis=1)
+
+
+def segment_store(size: int) -> Callable[[int], VectorStore]:
+    """What makes the store of a view of ``size`` audible segments: :class:`~tuneseek.store.vectors.FaissStore`
+    (exact) up to :data:`COMPRESSED_ABOVE`, :class:`~tuneseek.store.vectors.CompressedFaissStore` above."""
+    return FaissStore if size <= COMPRESSED_ABOVE else CompressedFaissStore
 
 
 def _judged(
@@ -432,7 +524,8 @@ class LearnedIndex:
 
     ``net`` is the fingerprint network (its ``embed``: 1 s at 8 kHz -> unit vector), ``name`` what
     the catalogue calls its vectors (``fingerprint:RUN``), ``version`` the model version that made
-    them (vectors of another version are never compared with this one's queries). Safe for any
+    them (vectors of another version are never compared with this one's queries), ``store`` what makes the
+    store of the segments of each view (by default :func:`segment_store` chooses by their number). Safe for any
     number of reading threads: the searchable view is rebuilt by one of them when the catalogue's
     generation moves, and swapped in whole.
     """
@@ -448,7 +541,7 @@ class LearnedIndex:
         version: str,
         phases: int = QUERY_PHASES,
         calibration: Calibration = DEFAULT_CALIBRATION,
-        store: Callable[[int], VectorStore] = FaissStore,
+        store: Callable[[int], VectorStore] | None = None,
     ):
         self.catalog = catalog
         self.net = net.eval()
@@ -492,7 +585,7 @@ class LearnedIndex:
                 with self.catalog.snapshot():
                     generation = self.catalog.generation()
                     tracks = list(self.catalog.fingerprint_vectors(self.name, self.version))
-                view = View.of(generation, tracks, self.net.embedding_dim, self.store)
+                view = View.of(generation, tracks, self.net.embedding_dim, self.store, previous=view)
                 self._view = view
             return view
 
