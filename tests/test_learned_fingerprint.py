@@ -133,11 +133,16 @@ def test_remove_forgets_a_track(library, songs):
 
 
 def test_a_library_above_the_compression_limit_still_finds_clips_and_no_match(library, songs, monkeypatch):
-    """With the limit at 0 every view's segments are held compressed (coarse codes, this few of them), and
-    the exact re-ranking of the store's shortlist still finds the clips at their offsets."""
+    """With the limit at 0 every view's segments are held compressed (coarse codes, this few of them; trained
+    on their sample, then filled a small chunk at a time), and the exact re-ranking of the store's shortlist
+    still finds the clips at their offsets."""
     monkeypatch.setattr(learned, "COMPRESSED_ABOVE", 0)
+    monkeypatch.setattr(learned, "FILL_CHUNK", 16)
     _, index, ids = library
-    assert isinstance(index.view().store, CompressedFaissStore)
+    view = index.view()
+    audible = int(np.any(view.rows != 0, axis=1).sum())
+    assert isinstance(view.store, CompressedFaissStore) and view.store.trained_size == len(view.store) == audible
+    assert audible > 4 * learned.FILL_CHUNK
     for seed, start in ((12, 3.25), (13, 9.5), (14, 0.0)):
         found = index.candidates(_clip(songs[seed], start), k=3)
         assert found[0].track_id == ids[seed] and found[0].offset == pytest.approx(start)
@@ -149,6 +154,7 @@ def test_a_compressed_store_is_carried_to_the_next_view_with_tracks_added_and_re
     library, net, songs, vectors, monkeypatch
 ):
     monkeypatch.setattr(learned, "COMPRESSED_ABOVE", 0)
+    monkeypatch.setattr(learned, "FILL_CHUNK", 16)  # the new track's segments upserted in chunks too
     catalog, index, ids = library
     before = index.view().store
     song = synth_track(15, duration=20.0, sr=SR).astype(np.float32)

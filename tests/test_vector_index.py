@@ -98,6 +98,44 @@ def test_the_compressed_store_keeps_codes_not_vectors_and_upserts_without_retrai
     assert np.allclose(again[0], probe[0][untouched], rtol=0, atol=1e-6)
 
 
+def test_a_compressed_store_trained_on_its_sample_then_filled_in_chunks_answers_as_one_trained_lazily():
+    """train() on the sample() rows, then upserts a chunk at a time (no float32 copy of them all collected):
+    the same training, the same codes, the same answers as a store trained on its first search."""
+    vectors = clustered(12_000, dim=64, clusters=100, seed=8)
+    ids = np.arange(len(vectors)) * 3 + 1
+    rng = np.random.default_rng(9)
+    picked = rng.choice(len(vectors), 200, replace=False)
+    queries = vectors[picked] + 0.02 * rng.standard_normal((200, 64)).astype(np.float32)
+    centre = vectors.mean(axis=0)
+    lazy, chunked = CompressedFaissStore(64, centre=centre), CompressedFaissStore(64, centre=centre)
+    lazy.upsert(ids, vectors)
+    sample = CompressedFaissStore.sample(len(vectors))
+    assert len(sample) == len(vectors) and np.array_equal(sample, np.arange(len(vectors)))  # all, when this few
+    assert len(CompressedFaissStore.sample(2_000_000)) == 64 * 1414  # 64 a list, about √n lists
+    chunked.train(vectors[sample], size=len(vectors))
+    assert chunked.trained_size == len(vectors) and len(chunked) == 0
+    for at in range(0, len(vectors), 5_000):
+        chunked.upsert(ids[at : at + 5_000], vectors[at : at + 5_000])
+    found, expected = chunked.search(queries, k=10), lazy.search(queries, k=10)
+    assert lazy.trained_size == chunked.trained_size and len(chunked) == len(lazy)
+    assert np.array_equal(found[1], expected[1]) and np.allclose(found[0], expected[0], rtol=0, atol=1e-6)
+    assert np.mean(found[1][:, 0] == ids[picked]) > 0.95  # near-duplicates find their vectors
+    with pytest.raises(UsageError, match="already trained"):
+        chunked.train(vectors[sample])
+
+
+def test_a_compressed_store_trained_explicitly_encodes_what_it_had_collected():
+    vectors = unit(clustered(3_000, dim=32, clusters=20, seed=10))
+    store = CompressedFaissStore(32)
+    store.upsert(np.arange(1_000), vectors[:1_000])
+    store.train(vectors[CompressedFaissStore.sample(3_000)], size=3_000)
+    store.upsert(np.arange(1_000, 3_000), vectors[1_000:])
+    assert len(store) == 3_000 and store.trained_size == 3_000
+    assert store.search(vectors[[5, 2_500]], k=1)[1][:, 0].tolist() == [5, 2_500]
+    with pytest.raises(UsageError, match="32 dimensions"):
+        CompressedFaissStore(32).train(vectors[:, :16])
+
+
 def test_a_copy_of_the_compressed_store_changes_apart_from_it():
     vectors = unit(clustered(2_000, dim=32, clusters=20, seed=7))
     store = CompressedFaissStore(32)

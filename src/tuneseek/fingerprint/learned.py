@@ -54,7 +54,10 @@ identified as many clips (2 more of 780) with one more false positive in 360, an
 segments in 13 ms against 655 ms (median, clips of 3-10 s); FaissStore's own choice at that size
 (``IndexIVFFlat``) held 1154 bytes a segment and searched in 78 ms. A view's compressed store is trained
 when the view is first built (31 s at 2 M, against 13 s to fill an exact one) and carried to the next
-(:data:`RETRAIN_GROWTH`): 1.3 s after adding a track.
+(:data:`RETRAIN_GROWTH`): 1.3 s after adding a track. The build converts to float32 only the store's training
+sample and :data:`FILL_CHUNK` segments at a time: at 2 M it peaked at 699 bytes a segment over what the
+process held before (515 of them the rows, as read from the catalogue and as the view's), against 2132 when
+every segment was converted at once and collected until the store trained.
 """
 
 from __future__ import annotations
@@ -106,6 +109,10 @@ COMPRESSED_ABOVE = 100_000
 #: while the library holds between 1/RETRAIN_GROWTH and RETRAIN_GROWTH times the segments it was trained on;
 #: beyond, the next view trains its own, whose number of lists (√n) and codebooks fit the library again.
 RETRAIN_GROWTH = 2.0
+#: Segments a view's build converts at a time to fill a compressed store (trained first on its sample,
+#: :meth:`~tuneseek.store.vectors.CompressedFaissStore.train`) and to find the audible ones: with the sample,
+#: all the float32 copies of segments the build holds, whatever the library's size (see "Storage" above).
+FILL_CHUNK = 1 << 16
 #: Tracks whose best hypothesis is re-scored, at least (twice the candidates asked for, if more).
 HYPOTHESES = 8
 #: Library segments each query segment's inner products are ranked against.
@@ -318,29 +325,49 @@ class View:
         A compressed store is not made afresh when the ``previous`` view has one to carry (see
         :data:`RETRAIN_GROWTH`): a copy of it, its tracks that are gone or changed deleted and those that
         are new or changed upserted, so adding a track to a large library encodes that track's segments
-        only. An exact store is filled afresh (a copy of the vectors, as copying it would be).
+        only. A compressed store made afresh is trained on its sample of the audible segments first
+        (:meth:`~tuneseek.store.vectors.CompressedFaissStore.train`) and then filled :data:`FILL_CHUNK` of them
+        at a time, so that the build never holds them all in float32. An exact store is filled afresh (a copy
+        of the vectors, as copying it would be).
         """
         ids = np.array([t for t, _ in tracks], np.int64)
         counts = np.array([len(v) for _, v in tracks], np.int64)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         rows = np.concatenate([v for _, v in tracks]) if tracks else np.zeros((0, dim), np.float16)
-        audible = np.flatnonzero(np.any(rows != 0, axis=1))
+        audible = np.flatnonzero(
+            np.concatenate([np.zeros(0, bool), *(np.any(c != 0, axis=1) for c in _chunks(rows, FILL_CHUNK))])
+        )
         if len(audible) == 0:
             return cls(generation, ids, starts, counts, rows, None, np.zeros((0, dim), np.float32))
         track = np.repeat(np.arange(len(ids)), counts)[audible]
         sids = (ids[track] << SEGMENT_BITS) + (audible - starts[track])
         index = (store or segment_store(len(audible)))(dim)
         carried = _carried(previous, index, ids, [v for _, v in tracks], len(audible))
-        if carried is None:
-            index.upsert(sids, rows[audible].astype(np.float32))
-        else:
+        if carried is not None:
             index, changed = carried
-            index.upsert(sids[changed[track]], rows[audible[changed[track]]].astype(np.float32))
+            _fill(index, sids[changed[track]], rows, audible[changed[track]])
+        elif isinstance(index, CompressedFaissStore):
+            index.train(rows[audible[index.sample(len(audible))]].astype(np.float32), size=len(audible))
+            _fill(index, sids, rows, audible)
+        else:
+            index.upsert(sids, rows[audible].astype(np.float32))
         index.search(
             rows[audible[:1]].astype(np.float32), 1
         )  # built here, under the view's lock, not by racing queries
         drawn = np.random.default_rng(0).choice(audible, min(COHORT, len(audible)), replace=False)
         return cls(generation, ids, starts, counts, rows, index, rows[np.sort(drawn)].astype(np.float32))
+
+
+def _chunks(array: np.ndarray, size: int) -> Iterable[np.ndarray]:
+    """``array`` in consecutive slices of ``size`` rows (views, not copies)."""
+    return (array[i : i + size] for i in range(0, len(array), size))
+
+
+def _fill(store: VectorStore, ids: np.ndarray, rows: np.ndarray, at: np.ndarray) -> None:
+    """Upsert the float16 ``rows`` at positions ``at`` into ``store`` under ``ids``, converted to float32
+    :data:`FILL_CHUNK` at a time (a trained compressed store encodes each chunk and keeps none of it)."""
+    for some_ids, some_at in zip(_chunks(ids, FILL_CHUNK), _chunks(at, FILL_CHUNK)):
+        store.upsert(some_ids, rows[some_at].astype(np.float32))
 
 
 def _carried(

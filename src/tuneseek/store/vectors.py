@@ -173,17 +173,25 @@ def _best(scores: np.ndarray, ids: np.ndarray, k: int, skip: np.ndarray) -> tupl
     return out_s, out_i
 
 
+def _lists(size: int) -> int:
+    """The inverted lists of a compressed store sized for ``size`` vectors: about √size, and no more than
+    FAISS's k-means has vectors for."""
+    return max(1, min(int(np.sqrt(size)), size // _PER_CENTROID))
+
+
 class CompressedFaissStore:
     """Ids (int64) and their centred unit vectors as product-quantised codes in one FAISS index,
     searchable by approximate cosine similarity; no float32 copy is kept.
 
     The index (a rotation, about √n inverted lists, and ``subquantisers`` codes of 8 bits a vector for its
     residual from its list's centroid; a query visits a share ``probe`` of the lists) is trained once, on
-    the vectors it holds when it is first searched (a sample of at most ``max(64·lists, 65536)`` of them):
-    until then an upsert only collects them. After that an upsert removes the ids' old codes and adds new
-    ones, a delete removes codes: neither re-trains nor rebuilds, and nothing re-trains it later (a store
-    that grows far past the size it was trained at keeps its lists, which grow longer). :meth:`copy`
-    carries the codes and their training to another store.
+    a sample of at most ``max(64·lists, 65536)`` of the n vectors it is sized for (:meth:`sample`): by
+    :meth:`train`, which a caller holding many vectors calls first with the sample alone, so that no more
+    than it and the vectors of one upsert are ever held in float32; or else on the vectors it holds when
+    it is first searched, which until then an upsert only collects (as float32). Once trained, an upsert
+    removes the ids' old codes and adds new ones, a delete removes codes: neither re-trains nor rebuilds,
+    and nothing re-trains it later (a store that grows far past the size it was trained at keeps its lists,
+    which grow longer). :meth:`copy` carries the codes and their training to another store.
 
     The rotation turns the vectors onto their principal axes and deals those round the sub-quantisers, so
     that each codes an equal share of the variance (a learned fingerprint's segments put nearly all of it
@@ -208,7 +216,7 @@ class CompressedFaissStore:
         self.subquantisers = subquantisers
         self.probe = probe  # share of the lists a query visits (at least PQ_PROBE_MIN), read at each search
         self.centre = np.zeros(dim, np.float32) if centre is None else np.asarray(centre, np.float32)
-        self.trained_size = 0  # the vectors it was trained on; 0 until the first search
+        self.trained_size = 0  # the vectors it was trained for; 0 until trained
         self._index = None  # the trained FAISS index
         self._pending = FaissStore(dim)  # what was upserted before the index was trained
 
@@ -246,27 +254,49 @@ class CompressedFaissStore:
             other._index, other.trained_size = _faiss().clone_index(self._index), self.trained_size
         return other
 
+    @staticmethod
+    def sample(size: int) -> np.ndarray:
+        """Which of ``size`` vectors (positions, ascending) a store sized for them trains on: at most
+        ``max(64·lists, 65536)`` drawn at random (seeded, so the same ``size`` draws the same ones)."""
+        lists = _lists(size)
+        return np.sort(np.random.default_rng(0).choice(size, min(size, max(64 * lists, 1 << 16)), replace=False))
+
+    def train(self, sample: np.ndarray, *, size: int | None = None) -> None:
+        """Train the index on ``sample`` (vectors as :meth:`upsert` takes them: the :meth:`sample` positions of
+        the ``size`` vectors it is sized for, ``len(sample)`` by default), before the bulk of them is upserted,
+        so that they need not be collected first; any already collected are encoded now. A store is trained
+        once: training it again is a :class:`UsageError`."""
+        if self._index is not None:
+            raise UsageError("this compressed store is already trained")
+        sample = np.atleast_2d(np.asarray(sample, np.float32))
+        if sample.shape[1:] != (self.dim,) or not len(sample):
+            raise UsageError(f"expected training vectors of {self.dim} dimensions, got {sample.shape}")
+        self._train(normalise(sample - self.centre), len(sample) if size is None else size)
+
+    def _train(self, sample: np.ndarray, size: int) -> None:
+        """Train on ``sample`` (centred unit vectors) for ``size`` vectors, then encode those collected."""
+        faiss = _faiss()
+        lists = _lists(size)
+        bits = int(np.clip(np.log2(max(size, 2) / _PER_CENTROID), 1, 8))
+        ivf = faiss.IndexIVFPQ(
+            faiss.IndexFlatIP(self.dim), self.dim, lists, self.subquantisers, bits, faiss.METRIC_INNER_PRODUCT
+        )
+        axes = np.linalg.eigh(sample.T.astype(np.float64) @ sample)[1][:, ::-1]  # by falling variance
+        dealt = axes[:, np.argsort(np.arange(self.dim) % self.subquantisers, kind="stable")]
+        rotation = faiss.LinearTransform(self.dim, self.dim, False)
+        faiss.copy_array_to_vector(np.ascontiguousarray(dealt.T, np.float32).ravel(), rotation.A)
+        rotation.is_trained = True
+        index = faiss.IndexPreTransform(rotation, ivf)
+        index.train(sample)
+        pending = self._pending
+        if len(pending):
+            index.add_with_ids(pending.vectors, pending.ids)
+        self._index, self._pending, self.trained_size = index, FaissStore(self.dim), size
+
     def _built(self):
         if self._index is None:
-            faiss = _faiss()
             pending = self._pending
-            n = len(pending)
-            lists = max(1, min(int(np.sqrt(n)), n // _PER_CENTROID))
-            bits = int(np.clip(np.log2(max(n, 2) / _PER_CENTROID), 1, 8))
-            ivf = faiss.IndexIVFPQ(
-                faiss.IndexFlatIP(self.dim), self.dim, lists, self.subquantisers, bits, faiss.METRIC_INNER_PRODUCT
-            )
-            sample = np.random.default_rng(0).choice(n, min(n, max(64 * lists, 1 << 16)), replace=False)
-            sample = pending.vectors[np.sort(sample)]
-            axes = np.linalg.eigh(sample.T.astype(np.float64) @ sample)[1][:, ::-1]  # by falling variance
-            dealt = axes[:, np.argsort(np.arange(self.dim) % self.subquantisers, kind="stable")]
-            rotation = faiss.LinearTransform(self.dim, self.dim, False)
-            faiss.copy_array_to_vector(np.ascontiguousarray(dealt.T, np.float32).ravel(), rotation.A)
-            rotation.is_trained = True
-            index = faiss.IndexPreTransform(rotation, ivf)
-            index.train(sample)
-            index.add_with_ids(pending.vectors, pending.ids)
-            self._index, self._pending, self.trained_size = index, FaissStore(self.dim), n
+            self._train(pending.vectors[self.sample(len(pending))], len(pending))
         return self._index
 
     def search(
