@@ -180,3 +180,23 @@ def test_fused_answers_by_default_only_for_a_fingerprint_whose_fusion_was_fitted
         if isinstance(calibration, str):  # asked for by name, the learned engines say what is wrong
             with pytest.raises(ModelError, match="calibration.json is not a calibration"):
                 lib.candidates(np.zeros(8000 * 3, np.float32), sr=8000, engine="fused")
+
+
+def test_the_landmarks_answer_a_clip_changed_in_place_afresh(learned_library, music_dir):
+    """The landmarks keep the last clip's analysis for the fused engine's second question about it; a clip
+    whose samples changed since is analysed again."""
+    paths = sorted(music_dir.rglob("*.flac"))
+    ids = {t.path: t.id for t in learned_library.tracks()}
+    landmarks = learned_library.identifier
+    clip = audio.load(str(paths[2]), 8000)[5 * 8000 : 8 * 8000]
+    [first] = landmarks.candidates(clip, 1)
+    assert first.track_id == ids[str(paths[2])]
+    assert landmarks.lined_up(clip, [(first.track_id, first.offset)], 0.5) == landmarks.lined_up(
+        clip.copy(), [(first.track_id, first.offset)], 0.5
+    )
+    clip[:] = audio.load(str(paths[0]), 8000)[5 * 8000 : 8 * 8000]  # the same array, another song
+    [now] = landmarks.candidates(clip, 1)
+    assert now.track_id == ids[str(paths[0])]
+    clip[:] = 0.0
+    with pytest.raises(AudioError):
+        landmarks.candidates(clip, 1)
