@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -200,3 +202,25 @@ def test_the_landmarks_answer_a_clip_changed_in_place_afresh(learned_library, mu
     clip[:] = 0.0
     with pytest.raises(AudioError):
         landmarks.candidates(clip, 1)
+
+
+def test_fused_by_default_loads_the_learned_network_only_for_a_clip_the_landmarks_are_unsure_of(
+    tmp_path, music_dir, fingerprint_run
+):
+    run = tmp_path / "fp"
+    shutil.copytree(fingerprint_run, run)
+    fitted = {"calibration": DEFAULT_CALIBRATION.to_dict(), "fusion": DEFAULT_CORROBORATION.to_dict()}
+    (run / "calibration.json").write_text(json.dumps(fitted))
+    with Library.open(tmp_path / "lib") as lib:
+        lib.use_model(run, role="fingerprint")
+        lib.add([music_dir], workers=1, analyse=False)
+        assert lib.default_engine == "fused"
+    track, clip = _clip(music_dir, tmp_path, start=5.0)
+    asked = (
+        "import sys\nfrom tuneseek import Library\n"
+        f"with Library.open({str(tmp_path / 'lib')!r}) as lib:\n"
+        f"    match = lib.identify({str(clip)!r})\n"
+        "    print(match.track.path, 'tuneseek.fingerprint.learned' in sys.modules)\n"
+    )
+    said = subprocess.run([sys.executable, "-c", asked], capture_output=True, text=True, check=True).stdout
+    assert said.split() == [str(track), "False"]  # a clean clip: the landmarks are certain, no network loaded

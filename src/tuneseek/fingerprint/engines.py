@@ -23,11 +23,16 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from tuneseek.errors import ModelError, UsageError
-from tuneseek.fingerprint.fusion import DEFAULT_CORROBORATION, Corroboration, FusedIdentifier
-from tuneseek.identifier import Identifier
+from tuneseek.fingerprint.fusion import DEFAULT_CORROBORATION, MIN_CONFIDENCE, Corroboration, FusedIdentifier
+from tuneseek.identifier import Candidate, Identifier
 from tuneseek.store.catalog import Catalog
 
 __all__ = ["ENGINES", "FINGERPRINT_ROLE", "BUILTIN_FINGERPRINT", "Engines", "fingerprint_folder"]
@@ -45,6 +50,39 @@ def fingerprint_folder(name: str | Path) -> Path:
     return BUILTIN_FINGERPRINT if str(name) == "builtin" else Path(name).expanduser()
 
 
+def _fitted(folder: str) -> dict:
+    """The run's ``calibration.json`` (empty where it has none), read once while the file is unchanged: every
+    query without a named engine asks whether it holds a fusion. :class:`ModelError` where it is not one."""
+    path = Path(folder) / CALIBRATION_FILE
+    try:
+        stamp = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise ModelError(f"{CALIBRATION_FILE} is not a calibration ({e})", folder) from None
+    return _read_fitted(folder, stamp)
+
+
+@lru_cache(maxsize=8)
+def _read_fitted(folder: str, stamp: int) -> dict:
+    try:
+        fitted = json.loads((Path(folder) / CALIBRATION_FILE).read_text())
+    except (OSError, ValueError) as e:
+        raise ModelError(f"{CALIBRATION_FILE} is not a calibration ({e})", folder) from None
+    if not isinstance(fitted, dict):
+        raise ModelError(f"{CALIBRATION_FILE} is not a calibration (not a JSON object)", folder)
+    return fitted
+
+
+def _corroboration(folder: str) -> Corroboration:
+    """The fused engine's weights for the run in ``folder``: its fitted fusion, else :data:`DEFAULT_CORROBORATION`."""
+    fitted = _fitted(folder)
+    try:
+        return Corroboration(**fitted["fusion"]) if "fusion" in fitted else DEFAULT_CORROBORATION
+    except TypeError as e:
+        raise ModelError(f"{CALIBRATION_FILE} is not a calibration ({e})", folder) from None
+
+
 class Engines:
     """The identifiers of one library by engine name; ``landmarks`` is the library's landmark finder
     (an unsharded index, or its shards)."""
@@ -54,7 +92,6 @@ class Engines:
         self.landmarks = landmarks
         self._learned = None
         self._learned_key: tuple | None = None
-        self._corroboration = DEFAULT_CORROBORATION
         self._lock = threading.Lock()
 
     def fingerprint_model(self) -> tuple[str, str] | None:
@@ -72,10 +109,9 @@ class Engines:
         if model is None:
             return "landmarks"
         try:
-            fitted = json.loads((Path(model[1]) / CALIBRATION_FILE).read_text())
-        except (OSError, ValueError):
+            return "fused" if "fusion" in _fitted(model[1]) else "landmarks"
+        except ModelError:
             return "landmarks"
-        return "fused" if isinstance(fitted, dict) and "fusion" in fitted else "landmarks"
 
     def learned(self):
         """The library's :class:`~tuneseek.fingerprint.learned.LearnedIndex` (loaded once per run folder and
@@ -95,15 +131,12 @@ class Engines:
         key = (model[1], trained.version)
         with self._lock:
             if self._learned_key != key:
-                calibration, self._corroboration = DEFAULT_CALIBRATION, DEFAULT_CORROBORATION
-                path = Path(model[1]) / CALIBRATION_FILE
-                if path.exists():
+                fitted, calibration = _fitted(model[1]), DEFAULT_CALIBRATION
+                _corroboration(model[1])  # a calibration the fused engine cannot read is refused here too
+                if fitted:
                     try:
-                        fitted = json.loads(path.read_text())
                         calibration = Calibration(**fitted["calibration"])
-                        if "fusion" in fitted:
-                            self._corroboration = Corroboration(**fitted["fusion"])
-                    except (ValueError, KeyError, TypeError) as e:
+                    except (KeyError, TypeError) as e:
                         raise ModelError(f"{CALIBRATION_FILE} is not a calibration ({e})", model[1]) from None
                 self._learned = LearnedIndex.of(self.catalog, trained, calibration=calibration)
                 self._learned_key = key
@@ -117,16 +150,54 @@ class Engines:
             raise UsageError(f"unknown identification engine {engine!r} ({', '.join(ENGINES)})")
         if engine == "landmarks":
             return self.landmarks
-        learned = self.learned()
-        if learned is None:
+        model = self.fingerprint_model()
+        if model is None:
             raise UsageError(
                 f"engine {engine!r} needs a learned fingerprint, and this library has none: "
                 "tuneseek index DIR --fingerprint builtin (or a run made by tuneseek train fingerprint)"
             )
         if engine == "learned":
-            return learned
-        return FusedIdentifier(self.landmarks, learned, corroboration=self._corroboration)
+            return self.learned()
+        return FusedIdentifier(
+            self.landmarks, _LearnedWhenAsked(self, name=model[0]), corroboration=_corroboration(model[1])
+        )
 
     def close(self) -> None:
         if self._learned is not None:
             self._learned.close()
+
+
+class _LearnedWhenAsked:
+    """The library's learned engine as the fused engine's second, loaded (PyTorch and the network) the first
+    time it is asked: a clip the landmarks are certain of is answered without either, so ``tuneseek identify``
+    of such a clip starts as fast as with the landmarks alone. Its rate is the landmarks' (the fused engine
+    needs one); the learned engine's own is checked against it when it is loaded."""
+
+    def __init__(self, engines: Engines, *, name: str):
+        self._engines = engines
+        self.name = name
+        self.sample_rate = engines.landmarks.sample_rate
+
+    def _loaded(self):
+        learned = self._engines.learned()
+        if learned.sample_rate != self.sample_rate:
+            raise UsageError(
+                f"cannot fuse {self._engines.landmarks.name} ({self.sample_rate} Hz) "
+                f"with {learned.name} ({learned.sample_rate} Hz)"
+            )
+        return learned
+
+    @property
+    def version(self) -> str:
+        return self._loaded().version
+
+    def add(self, tracks: Sequence[tuple[int, Any]]) -> None:
+        self._loaded().add(tracks)
+
+    def remove(self, track_ids: Sequence[int]) -> None:
+        self._loaded().remove(track_ids)
+
+    def candidates(
+        self, clip: np.ndarray, k: int = 5, *, name: str = "<samples>", floor: float = MIN_CONFIDENCE
+    ) -> list[Candidate]:
+        return self._loaded().candidates(clip, k, name=name, floor=floor)

@@ -152,8 +152,12 @@ class FusedIdentifier:
         self.certain = certain
         self.corroboration = corroboration
         self.name = f"{first.name}+{second.name}"
-        self.version = f"{first.version}+{second.version}"
         self.sample_rate = first.sample_rate
+
+    @property
+    def version(self) -> str:
+        """Both engines' versions (asked when needed: a second engine may be loaded only when first asked)."""
+        return f"{self.first.version}+{self.second.version}"
 
     def add(self, tracks: Sequence[tuple[int, tuple[Any, Any]]]) -> None:
         """Index tracks just inserted in the caller's transaction in both engines."""
