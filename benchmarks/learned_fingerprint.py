@@ -258,10 +258,11 @@ def step_calibrate(a, calibration: dict) -> dict:
         hit = c.confidence(neg[:, 0], neg[:, 1], margin=neg[:, 2]) >= 0.5
         return max(len(np.unique(neg[hit & (neg[:, 3] == L), 4])) / n for L, n in negatives_per_length.items())
 
-    shift = 0.0
-    while passing(Calibration(fitted.bias - shift, fitted.weight, fitted.per_root_n, fitted.per_margin)) > FP_BUDGET:
-        shift += 0.1
-    final = Calibration(fitted.bias - shift, fitted.weight, fitted.per_root_n, fitted.per_margin)
+    def moved(shift: float) -> Calibration:
+        return Calibration(fitted.bias - shift, fitted.weight, fitted.per_root_n, fitted.per_margin)
+
+    shift = bias_shift(lambda shift: passing(moved(shift)))
+    final = moved(shift)
     fusion = fit_corroboration(a, calibration, final)
     record = {
         "calibration": final.to_dict(),
@@ -282,6 +283,15 @@ def step_calibrate(a, calibration: dict) -> dict:
     return record
 
 
+def bias_shift(passing) -> float:
+    """The least shift of a fit's bias, in steps of 0.1, at which ``passing(shift)`` (the share of clips a
+    calibration moved that far still lets through) is within :data:`FP_BUDGET`."""
+    shift = 0.0
+    while passing(shift) > FP_BUDGET:
+        shift += 0.1
+    return shift
+
+
 def fit_corroboration(a, calibration: dict, learned_calibration) -> dict:
     """Fit the fused engine's :class:`~tuneseek.fingerprint.fusion.Corroboration` on the calibration clips.
 
@@ -292,7 +302,7 @@ def fit_corroboration(a, calibration: dict, learned_calibration) -> dict:
     its bias is then moved so that at most ``FP_BUDGET`` of the clips of unknown music of each length,
     and at most ``FP_BUDGET`` of the clips of library music, have a wrong track passing. The wrong tracks
     of library clips are judged with the clip's own track in the library, which lowers their learned
-    confidence (its margin below the true track's): the unknown clips, two soundtracks of which one is in
+    confidence (its margin below the true track's): the unknown clips, three soundtracks of which one is in
     the library's rock style, are the check that matters.
     """
     import numpy as np
@@ -300,7 +310,7 @@ def fit_corroboration(a, calibration: dict, learned_calibration) -> dict:
 
     from tuneseek.fingerprint.fusion import Corroboration
 
-    rows, clips = corroboration_rows(a, calibration, learned_calibration)
+    rows = corroboration_rows(a, calibration, learned_calibration)
     p, here, elsewhere = (np.array([r[k] for r in rows]) for k in ("p", "here", "elsewhere"))
     y, clip_of = np.array([r["true"] for r in rows], bool), np.array([r["clip"] for r in rows])
     group = np.array([f"{r['kind']} {r['length']} s" if r["kind"] == "neg" else "library clips" for r in rows])
@@ -317,9 +327,7 @@ def fit_corroboration(a, calibration: dict, learned_calibration) -> dict:
     def worst(shift: float) -> float:
         return max(passing(shift, g) for g in clips_in)
 
-    shift = 0.0
-    while worst(shift) > FP_BUDGET:
-        shift += 0.1
+    shift = bias_shift(worst)
     fusion = Corroboration(float(fit.intercept_[0]) - shift, per_logit, per_excess, gate)
     log(f"  corroboration {fusion.to_dict()} from {int(kept.sum())} of {len(y)} hypotheses; shift {shift:.1f}")
     return {
@@ -334,8 +342,8 @@ def fit_corroboration(a, calibration: dict, learned_calibration) -> dict:
     }
 
 
-def corroboration_rows(a, calibration: dict, learned_calibration) -> tuple[list[dict], int]:
-    """The rows :func:`fit_corroboration` fits, and the number of clips they come from; computed once per
+def corroboration_rows(a, calibration: dict, learned_calibration) -> list[dict]:
+    """The rows :func:`fit_corroboration` fits (each names its clip, a number); computed once per
     learned calibration and kept beside the grid."""
     from tuneseek.fingerprint.fusion import AGREE, PROPOSALS
     from tuneseek.fingerprint.query import ELSEWHERE_SECONDS
@@ -349,9 +357,9 @@ def corroboration_rows(a, calibration: dict, learned_calibration) -> tuple[list[
         "elsewhere": ELSEWHERE_SECONDS,
         "sets": sorted(str(d) for d in calibration.values()),
     }
-    if cache.exists() and json.loads(cache.read_text())["calibration"] == key:
-        kept = json.loads(cache.read_text())
-        return kept["rows"], kept["clips"]
+    kept = json.loads(cache.read_text()) if cache.exists() else {}
+    if kept.get("calibration") == key:
+        return kept["rows"]
     rows, clips = [], 0
     with Library.open(a.library, create=False) as lib:
         learned, landmarks = lib.learned, lib.identifier
@@ -376,8 +384,8 @@ def corroboration_rows(a, calibration: dict, learned_calibration) -> tuple[list[
                 for c, n in zip(found, counts)
             ]
             clips += 1
-    cache.write_text(json.dumps({"calibration": key, "clips": clips, "rows": rows}))
-    return rows, clips
+    cache.write_text(json.dumps({"calibration": key, "rows": rows}))
+    return rows
 
 
 def step_grid(a, sets: dict, pitch: dict, fresh: dict) -> dict:
