@@ -122,8 +122,9 @@ FAMILIES: dict[str, Family] = {
                  "long", "sustain", (2, 4, 6, 8)),
 }
 # fmt: on
-#: drawn per song whatever the family, like the instruments: a family is told by how it is played
+# Drawn per song whatever the family: a family is told by how it is played, not by what plays or in which key.
 SCALES = (_MAJOR, _MINOR, _DORIAN, _MIXOLYDIAN)
+#: chord progressions, scale degrees bar by bar
 PROGRESSIONS = (
     (0, 5, 3, 4),
     (0, 3, 5, 4),
@@ -146,9 +147,8 @@ PROGRESSIONS = (
     (0, 0, 0, 0, 3, 3, 0, 0, 4, 3, 0, 4),
     (0, 5, 3, 6),
     (0, 0, 5, 6),
-)  # chords (scale degrees) bar by bar
+)
 BASS_TIMBRES = ("pluck", "organ", "square")
-#: the chords' instrument, drawn per song whatever the family: a family is told by how it is played
 COMP_TIMBRES = ("pluck", "organ", "pad", "strings", "power")
 PERCUSSION = ("none", "shaker", "rim", "clap", "cowbell", "toms")
 
@@ -201,14 +201,15 @@ def note(instrument: str, f0: float, n: int, rng: np.random.Generator) -> np.nda
             if r * f0 < 0.45 * SR
         )
         return out * _env(n, 0.002, 0.03)
-    if instrument in ("pluck", "power"):
+    if instrument == "power":  # a distorted guitar: sustained, clipped
+        out = np.tanh(4 * sum((1 / j) * np.sin(2 * np.pi * f0 * j * t) for j in range(1, 8) if j * f0 < 0.45 * SR))
+        return out * _env(n, 0.003, 0.03)
+    if instrument == "pluck":  # higher partials die first
         out = sum(
             (1 / j**1.1) * np.exp(-t * j**0.8 / 0.35) * np.sin(2 * np.pi * f0 * j * t)
             for j in range(1, 11)
             if j * f0 < 0.45 * SR
         )
-        if instrument == "power":  # a distorted guitar: sustained, clipped
-            out = np.tanh(4 * sum((1 / j) * np.sin(2 * np.pi * f0 * j * t) for j in range(1, 8) if j * f0 < 0.45 * SR))
         return out * _env(n, 0.003, 0.03)
     if instrument == "flute":
         body = _partials(_phase(f0, n, 5.0, 15, rng), [1, 0.25, 0.08, 0.03], f0)
