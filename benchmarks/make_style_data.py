@@ -48,9 +48,10 @@ file's real path: the three share it):
   issue's "test split");
 - ``family-grooves/<family>/<family>-groove<k>/<song>.flac``: a groove's songs are one group, so
   valid and test hold out whole grooves;
-- ``lead/<lead>/<song>.flac``.
+- ``lead/<lead>/<song>.flac``;
 
-and ``manifest.json`` (each song's family, groove, lead, tempo, key). Deterministic for ``--seed``.
+the same as one table, ``labels.csv`` (``path,family,lead,group``, a groove's songs one group: ``--data
+csv:bench-work/styles/labels.csv --data-option label=lead``), and ``manifest.json`` (each song's family, groove, lead, tempo, key). Deterministic for ``--seed``.
 Synthetic audio: read its figures as a check that the features carry metre, groove and timbre, not
 as accuracy on recorded music.
 """
@@ -58,6 +59,7 @@ as accuracy on recorded music.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import time
@@ -507,6 +509,11 @@ def main() -> None:
                 link.unlink()
             link.symlink_to(os.path.relpath(source, link.parent))
     (a.out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    with open(a.out / "labels.csv", "w", newline="") as f:  # the same labels as a `csv:` table, grooves as groups
+        table = csv.writer(f)
+        table.writerow(["path", "family", "lead", "group"])
+        for e in manifest:
+            table.writerow([f"audio/{e['song']}.flac", e["family"], e["lead"], f"{e['family']}-groove{e['groove']}"])
     print(f"{len(manifest)} songs in {a.out} ({time.time() - started:.0f} s)")
 
 

@@ -150,6 +150,23 @@ def test_evaluate_embeddings_writes_metrics_and_both_maps(genres, t2v, tmp_path)
     assert f"written: {folder}" in table
 
 
+def test_an_embedding_is_scored_against_a_chosen_column_of_a_table_and_its_own_split(genres, t2v, tmp_path):
+    rows = ["path,style,split"]
+    for label in ("bright", "dark", "plain"):
+        rows += [
+            f"{label}/{label}{i}.wav,{label},{'test' if i < 4 else 'valid' if i < 5 else 'train'}" for i in range(15)
+        ]
+    (genres / "labels.csv").write_text("\n".join(rows) + "\n")
+    try:
+        result = evaluate_embeddings(
+            t2v, f"csv:{genres / 'labels.csv'}", labels_options={"label": "style"}, crops=1, map_method="pca", say=quiet
+        )
+    finally:
+        (genres / "labels.csv").unlink()
+    assert result["classes"] == ["bright", "dark", "plain"]
+    assert result["splits"]["train"]["items"] == 30 and result["splits"]["test"]["items"] == 12
+
+
 def test_a_tagger_run_is_scored_by_its_penultimate_layer(genres, tmp_path):
     tagger = save_run(
         tmp_path / "fcn", "fcn", "multi-label", ("x", "y", "z"), window_seconds=1.0, n_outputs=3, width=0.02

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from tuneseek.errors import TuneseekError
+from tuneseek.errors import TuneseekError, UsageError
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -104,3 +104,17 @@ def progress_bar(label: str):
         TextColumn("{task.fields[file]}"),
         transient=True,
     )
+
+
+def key_values(pairs: list[str], what: str) -> dict:
+    """``KEY=VALUE`` options, each VALUE read as JSON when it parses (numbers, lists, true/false), else as text."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what} must look like KEY=VALUE, got {pair!r}")
+        try:
+            out[key.replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.replace("-", "_")] = value
+    return out

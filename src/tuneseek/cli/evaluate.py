@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tuneseek.cli.common import print_error, print_json
+from tuneseek.cli.common import key_values, print_error, print_json
 
 #: What follows ``evaluate``: a run folder alone means ``evaluate model RUN``.
 TARGETS = ("identify", "model")
@@ -89,6 +89,12 @@ def register(sub, common) -> None:
         metavar="KIND:PATH",
         help="taggers and classifiers: score on this dataset (its --split) instead of the one trained on; "
         "its labels must be among the model's",
+    )
+    e.add_argument(
+        "--data-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="the reader's options for --data or --labels, e.g. label=family (a csv: table's column), seed=1",
     )
     e.add_argument("--split", default="test")
     e.add_argument("--crops", type=int, default=8, help="windows per item, averaged (default 8)")
@@ -209,6 +215,7 @@ def cmd_evaluate_model(args) -> int:
         split=args.split,
         data=args.data,
         labels=args.labels,
+        data_options=key_values(args.data_option, "--data-option"),
         crops=args.crops,
         map_method=args.map,
         cache=args.cache,

@@ -9,9 +9,8 @@ module turns the options into their settings and prints the run's summary.
 from __future__ import annotations
 
 import argparse
-import json
 
-from tuneseek.cli.common import print_json
+from tuneseek.cli.common import key_values, print_json
 from tuneseek.errors import UsageError
 from tuneseek.train import require_training_stack
 
@@ -82,9 +81,9 @@ def register(sub, common) -> None:
     s.add_argument(
         "--data",
         metavar="KIND:PATH",
-        help="folder:DIR (one folder per label, or unlabelled), mtat:DIR, jamendo:DIR, queries:DIR "
-        "(origin/sample layout); text-audio also library:DIR (a library's tracks, titles, folders "
-        "and tags)",
+        help="folder:DIR (one folder per label, or unlabelled), csv:FILE (path and label columns, optional "
+        "split and group; --data-option label=COLUMN), mtat:DIR, jamendo:DIR, queries:DIR (origin/sample "
+        "layout); text-audio also library:DIR (a library's tracks, titles, folders and tags)",
     )
     s.add_argument("--out", required=True, metavar="DIR", help="run folder: the model, its summary, logs and curves")
     s.add_argument(
@@ -253,26 +252,12 @@ def _parse_list(text: str | None, default: str | None) -> tuple[str, ...] | None
 
 
 def _data_options(args) -> dict:
-    options = _key_values(args.data_option, "--data-option")
+    options = key_values(args.data_option, "--data-option")
     if args.tags:
         options["category"] = args.tags
     if args.single_label:
         options["single_label"] = True
     return options
-
-
-def _key_values(pairs: list[str], what: str) -> dict:
-    """``KEY=VALUE`` options, each VALUE read as JSON when it parses (numbers, lists, true/false), else as text."""
-    out = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"{what} must look like KEY=VALUE, got {pair!r}")
-        try:
-            out[key.replace("-", "_")] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.replace("-", "_")] = value
-    return out
 
 
 def _train_model(args, say) -> dict:
@@ -284,7 +269,7 @@ def _train_model(args, say) -> dict:
     from tuneseek.train.run import TrainSettings, train
 
     data_options = _data_options(args)
-    model_options = _key_values(args.model_option, "--model-option")
+    model_options = key_values(args.model_option, "--model-option")
     if args.width is not None:
         model_options["width"] = _fingerprint_width(args.width) if args.kind == "fingerprint" else args.width
     chosen = {  # None: chosen for the data's size
@@ -301,7 +286,7 @@ def _train_model(args, say) -> dict:
             raise UsageError("--temperature is for `train fingerprint` (its contrastive loss)")
         chosen["temperature"] = args.temperature
     if args.augment_option:
-        chosen["augment_options"] = _key_values(args.augment_option, "--augment-option")
+        chosen["augment_options"] = key_values(args.augment_option, "--augment-option")
     settings = TrainSettings(
         kind=args.kind,
         data=args.data,

@@ -7,6 +7,9 @@ A dataset is named by a spec ``"KIND:PATH"``:
 - ``mtat:PATH`` — MagnaTagATune with its top-50 tags (:mod:`tuneseek.data.mtat`);
 - ``jamendo:PATH`` — MTG-Jamendo auto-tagging metadata, audio or precomputed
   mel-spectrograms (:mod:`tuneseek.data.jamendo`);
+- ``csv:FILE`` — a table of audio files and their labels (several label columns may be
+  present: ``label=COLUMN`` picks one), with the set's own split when it has a ``split``
+  column (:mod:`tuneseek.data.table`);
 - ``queries:PATH`` — the origin/sample layout of identification benchmarks, as written by
   ``tuneseek make-queries``: the origin tracks, unlabelled, with the query excerpts kept for
   validation (:mod:`tuneseek.data.queries`).
@@ -67,7 +70,10 @@ _READERS = {
     "mtat": "tuneseek.data.mtat:read_mtat",
     "jamendo": "tuneseek.data.jamendo:read_jamendo",
     "queries": "tuneseek.data.queries:read_queries",
+    "csv": "tuneseek.data.table:read_table",
 }
+# the kinds whose PATH is a file (the table), not a folder
+_FILE_KINDS = frozenset({"csv"})
 
 
 # ----------------------------------------------------------------------------- types
@@ -254,17 +260,20 @@ class Dataset:
 
 
 def open_dataset(spec: str, **options) -> Dataset:
-    """Read the dataset named by ``spec``, ``"KIND:PATH"`` with KIND in folder, mtat, jamendo, queries.
+    """Read the dataset named by ``spec``, ``"KIND:PATH"`` with KIND in folder, mtat, jamendo, queries, csv.
 
     PATH may start with ``~``.  ``options`` go to the reader (see each reader's docstring;
-    all take ``seed``).  An unknown kind or option and a missing folder are a
+    all take ``seed``).  An unknown kind or option and a missing folder (or table, for csv) are a
     :class:`~tuneseek.errors.DatasetError`, as is anything malformed in the data.
     """
     kind, sep, raw_path = spec.partition(":")
     if not sep or kind not in _READERS or not raw_path:
         raise DatasetError(spec, f"expected KIND:PATH with KIND one of {', '.join(_READERS)}")
     root = Path(os.path.abspath(Path(raw_path).expanduser()))
-    if not root.is_dir():
+    if kind in _FILE_KINDS:
+        if not root.is_file():
+            raise DatasetError(root, "a folder, not a table file" if root.is_dir() else "no such file")
+    elif not root.is_dir():
         raise DatasetError(root, "not a folder" if root.exists() else "no such folder")
     reader = _reader(kind)
     accepted = [name for name in inspect.signature(reader).parameters if name != "root"]
@@ -366,6 +375,13 @@ def split_by_group(groups: Sequence[str], *, seed: int, strata: Sequence[str] | 
             split = "valid" if k < n_held else "test" if k < 2 * n_held else "train"
             out[split].extend(members[group])
     return {split: sorted(indices) for split, indices in out.items()}
+
+
+def short_of_groups(labels: Sequence[str], groups: Sequence[str]) -> str:
+    """The labels (one per item) whose items fall in fewer than the 3 groups an 80/10/10 split needs, each with its
+    count of groups, as a reader names them (``"'jazz' (2), 'pop' (1)"``); empty when every label has enough."""
+    counts = Counter(label for label, _ in set(zip(labels, groups)))
+    return ", ".join(f"{label!r} ({counts[label]})" for label in sorted(counts) if counts[label] < 3)
 
 
 def too_few_groups(groups: Iterable[str]) -> bool:

@@ -23,11 +23,10 @@ own group, wherever they lie.
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 from tuneseek.audio import SUPPORTED_EXTENSIONS, find_audio_files
-from tuneseek.data.datasets import Dataset, Item, own_split_source, split_by_group, too_few_groups
+from tuneseek.data.datasets import Dataset, Item, own_split_source, short_of_groups, split_by_group, too_few_groups
 from tuneseek.errors import DatasetError
 
 __all__ = ["read_folder"]
@@ -62,10 +61,8 @@ def _labelled(root: Path, keys: list[str], seed: int) -> Dataset:
     """One label per top-level sub-folder; a split by group, stratified by label."""
     labels = [key.split("/", 1)[0] for key in keys]
     groups = [_group(key) for key in keys]
-    counts = Counter(label for label, _ in set(zip(labels, groups)))
-    scarce = sorted(label for label, n in counts.items() if n < 3)
-    if scarce:
-        named = ", ".join(f"{label!r} ({counts[label]})" for label in scarce)
+    named = short_of_groups(labels, groups)
+    if named:
         raise DatasetError(
             root,
             f"label(s) with fewer than 3 audio files (a sub-folder's files count as one), one per split needed: {named}",
@@ -77,7 +74,7 @@ def _labelled(root: Path, keys: list[str], seed: int) -> Dataset:
         name="folder",
         root=root,
         task="single-label",
-        labels=tuple(sorted(counts)),
+        labels=tuple(sorted(set(labels))),
         splits=_split(items, seed, strata=labels),
         split_source=own_split_source(seed),
     )

@@ -71,13 +71,15 @@ def evaluate_embeddings(
     run: str | Path,
     labels_spec: str,
     *,
+    labels_options: dict | None = None,
     crops: int = 8,
     cache: str | None = None,
     say: Callable[[str], None] = print,
     map_method: str = "tsne",
 ) -> dict:
     """Linear probe, k-means and kNN metrics and an embedding map of the embedding model in ``run``,
-    against the classes of the labelled dataset ``labels_spec`` (see the module docstring).
+    against the classes of the labelled dataset ``labels_spec``, read with the reader's ``labels_options`` (see
+    the module docstring).
 
     ``crops`` windows per item are embedded; ``cache`` is the decoded-audio cache (default
     :func:`~tuneseek.train.run.default_cache`); ``say`` gets progress lines; ``map_method`` is
@@ -112,7 +114,7 @@ def evaluate_embeddings(
     else:
         model, task = None, "pretrained"
         folder, window_seconds = Path("eval") / f"musicnn-{layer}", MUSICNN_WINDOW
-    ds = open_dataset(labels_spec)
+    ds = open_dataset(labels_spec, **(labels_options or {}))
     if ds.task != "single-label":
         kind = "has no labels" if ds.task == "unlabelled" else "gives several labels per item"
         raise UsageError(

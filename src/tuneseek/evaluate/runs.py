@@ -38,6 +38,7 @@ def evaluate_model(
     split: str = "test",
     data: str | None = None,
     labels: str | None = None,
+    data_options: dict | None = None,
     crops: int = 8,
     map_method: str = "tsne",
     cache: str | None = None,
@@ -48,7 +49,8 @@ def evaluate_model(
     ``split`` is the split scored (taggers, classifiers, text–audio runs), of the dataset the run was
     trained on or of ``data`` (``KIND:PATH``, taggers and classifiers); ``labels`` a labelled
     dataset (``KIND:PATH``): an embedding run is scored against it, a text–audio run also
-    classifies it zero-shot by prompts. ``crops`` windows per item are averaged (not for
+    classifies it zero-shot by prompts; ``data_options`` are the reader's options for ``data`` or ``labels``
+    (``{"label": "family"}`` for a ``csv:`` table's column; ``seed``). ``crops`` windows per item are averaged (not for
     text–audio runs); ``map_method`` draws the map of an embedding run (``"tsne"`` or ``"pca"``);
     ``cache`` is the decoded-audio cache; ``say`` gets progress lines.
 
@@ -79,9 +81,11 @@ def evaluate_model(
     if labels:
         return {
             "kind": "embedding",
-            **evaluate_embeddings(run, labels, crops=crops, cache=cache, say=say, map_method=map_method),
+            **evaluate_embeddings(
+                run, labels, labels_options=data_options, crops=crops, cache=cache, say=say, map_method=map_method
+            ),
         }
-    result = evaluate_run(run, split=split, data=data, crops=crops, cache=cache, say=say)
+    result = evaluate_run(run, split=split, data=data, data_options=data_options, crops=crops, cache=cache, say=say)
     return {"kind": "tagger" if result["task"] == "multi-label" else "classifier", **result}
 
 

@@ -37,13 +37,14 @@ def evaluate_run(
     *,
     split: str = "test",
     data: str | None = None,
+    data_options: dict | None = None,
     crops: int = 8,
     cache: str | None = None,
     workers: int = 1,
     say: Callable[[str], None] = print,
 ) -> dict:
     """Metrics of the model in ``run`` on ``split`` of the dataset it was trained on (or of ``data``,
-    ``KIND:PATH``), written to the run's ``eval/`` folder and returned; ``crops`` windows per item,
+    ``KIND:PATH``, read with the reader's ``data_options``), written to the run's ``eval/`` folder and returned; ``crops`` windows per item,
     ``cache`` the decoded-audio cache (default :func:`~tuneseek.train.run.default_cache`), ``workers``
     processes describing audio for a probe, ``say`` gets progress lines.
 
@@ -69,7 +70,7 @@ def evaluate_run(
                 f"the dataset's labels no longer match the model's ({trained_on['spec']} changed since training)"
             )
     else:
-        ds = open_dataset(data)
+        ds = open_dataset(data, **(data_options or {}))
         unknown = sorted(set(ds.labels) - set(labels))
         if unknown or ds.task != task:
             raise UsageError(
