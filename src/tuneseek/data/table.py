@@ -87,7 +87,7 @@ def read_table(root: Path, *, label: str = "label", seed: int = 0) -> Dataset:
     duplicated = [key for key, n in Counter(item.key for item in items).items() if n > 1]
     if duplicated:
         raise DatasetError(table, f"{len(duplicated)} file(s) listed twice, e.g. {duplicated[0]}")
-    labels = tuple(sorted({item.labels[0] for item in items}))
+    values, groups = [item.labels[0] for item in items], [item.group for item in items]
     if own_split:
         chosen = {name: [item for item, split in zip(items, splits) if split == name] for name in SPLITS}
         source = f"the table's own split column ({table.name})"
@@ -95,15 +95,16 @@ def read_table(root: Path, *, label: str = "label", seed: int = 0) -> Dataset:
         if empty:
             raise DatasetError(table, f"the split column names no {' and no '.join(empty)} row: each split needs one")
     else:
-        named = short_of_groups([item.labels[0] for item in items], [item.group for item in items])
+        named = short_of_groups(values, groups)
         if named:
             raise DatasetError(
                 table,
                 f"label(s) with fewer than 3 groups, one per split needed (or give the table a split column): {named}",
             )
-        by_index = split_by_group([item.group for item in items], seed=seed, strata=[item.labels[0] for item in items])
+        by_index = split_by_group(groups, seed=seed, strata=values)
         chosen = {name: [items[i] for i in indices] for name, indices in by_index.items()}
         source = own_split_source(seed)
+    labels = tuple(sorted(set(values)))
     return Dataset(name="csv", root=table, task="single-label", labels=labels, splits=chosen, split_source=source)
 
 

@@ -44,9 +44,10 @@ def evaluate_run(
     say: Callable[[str], None] = print,
 ) -> dict:
     """Metrics of the model in ``run`` on ``split`` of the dataset it was trained on (or of ``data``,
-    ``KIND:PATH``, read with the reader's ``data_options``), written to the run's ``eval/`` folder and returned; ``crops`` windows per item,
-    ``cache`` the decoded-audio cache (default :func:`~tuneseek.train.run.default_cache`), ``workers``
-    processes describing audio for a probe, ``say`` gets progress lines.
+    ``KIND:PATH``, read with the reader's ``data_options``), written to the run's ``eval/`` folder and
+    returned; ``crops`` windows per item, ``cache`` the decoded-audio cache (default
+    :func:`~tuneseek.train.run.default_cache`), ``workers`` processes describing audio for a probe, ``say``
+    gets progress lines.
 
     Raises :class:`UsageError` for a run that has no labels of its own (an embedding or text–audio
     run), a dataset whose labels changed since training or that the model does not know, or an
